@@ -1,0 +1,69 @@
+// One table of hyperparameters and options.
+//
+// Every tunable is declared exactly once as a ParamSpec (name, type, default, bounds or
+// choices, help). The CLI builds its flags from the specs, config files and model files
+// are read through the same specs, so a value is checked the same way wherever it comes
+// from. A Config holds validated values as strings and converts them on access.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace seqrec {
+
+enum class ParamType { Int, Float, Bool, String, IntList };
+
+/// Declaration of one hyperparameter or option.
+struct ParamSpec {
+  std::string name;           ///< snake_case, unique within its table; CLI flag is --name
+  ParamType type = ParamType::String;
+  std::string default_value;  ///< as text, e.g. "20", "0.5", "true", "100,100"
+  std::string help;
+  double min = -1e300;        ///< inclusive bounds for Int/Float (and each IntList element)
+  double max = 1e300;
+  std::vector<std::string> choices;  ///< allowed values for String (empty = any)
+};
+
+/// A set of values checked against a list of specs.
+class Config {
+ public:
+  Config() = default;
+  /// Starts from every spec's default.
+  explicit Config(std::vector<ParamSpec> specs);
+
+  const std::vector<ParamSpec>& specs() const { return specs_; }
+  bool has(const std::string& name) const;
+  /// Sets a value from text; throws InputError naming `origin` (e.g. "--lr", "cfg.txt:3")
+  /// and the parameter when the name is unknown or the value does not fit the spec.
+  void set(const std::string& name, const std::string& value, const std::string& origin = "");
+
+  int64_t get_int(const std::string& name) const;
+  double get_float(const std::string& name) const;
+  bool get_bool(const std::string& name) const;
+  const std::string& get_string(const std::string& name) const;
+  std::vector<int64_t> get_int_list(const std::string& name) const;
+  const std::string& raw(const std::string& name) const;
+
+  /// Reads `key = value` lines ('#' starts a comment) or, for *.json, one JSON object.
+  void load_file(const std::string& path);
+  /// {"name": value, ...} with typed JSON values.
+  nlohmann::json to_json() const;
+  /// Sets every key of a JSON object (unknown keys are an error naming `origin`).
+  void from_json(const nlohmann::json& j, const std::string& origin);
+
+ private:
+  const ParamSpec& spec(const std::string& name) const;
+  std::vector<ParamSpec> specs_;
+  std::map<std::string, std::string> values_;
+};
+
+/// Checks `value` against `spec`; returns the canonical text or throws InputError.
+std::string canonical_value(const ParamSpec& spec, const std::string& value,
+                            const std::string& origin);
+
+}  // namespace seqrec

@@ -1,0 +1,83 @@
+// Evaluation protocols and ranking metrics.
+//
+// Session-based: every next event of every test session is predicted from its prefix,
+// the whole catalogue is ranked. Sequential: the last item of each sequence is predicted
+// from the rest; full ranking with the user's seen items excluded by default, or the
+// papers' sampled variant (always labelled "sampled").
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "seqrec/dataset.hpp"
+#include "seqrec/model.hpp"
+
+namespace seqrec {
+
+enum class Protocol { Session, Sequential };
+/// How an item scored equal to the target counts. Conservative: rank = #{score >= target}
+/// (the target below all ties); standard: 1 + #{score > target}; median: the middle.
+enum class TieMode { Conservative, Standard, Median };
+
+Protocol parse_protocol(const std::string& s);
+TieMode parse_ties(const std::string& s);
+const char* protocol_name(Protocol p);
+const char* ties_name(TieMode t);
+
+struct EvalOptions {
+  Protocol protocol = Protocol::Session;
+  std::vector<int> cutoffs{1, 5, 10, 20};
+  TieMode ties = TieMode::Conservative;
+  int exclude_seen = -1;       ///< -1 = protocol default (session: no, sequential: yes)
+  int sampled_negatives = 0;   ///< > 0: rank among this many sampled negatives (sequential)
+  uint64_t seed = 42;
+  int threads = 0;             ///< 0 = all cores
+  int batch_size = 256;        ///< predictions scored per model call
+  bool progress = true;
+};
+
+/// Rank of the target among `scores` (size n) under `ties`; entries with mask[i] != 0
+/// are ignored (the target itself is never ignored). Returned rank is >= 1; fractional
+/// only for the median mode.
+double target_rank(std::span<const float> scores, int32_t target, TieMode ties,
+                   std::span<const uint8_t> mask = {});
+
+/// Metric sums accumulated over predictions.
+struct MetricAccumulator {
+  explicit MetricAccumulator(std::vector<int> cutoffs = {});
+  void add_rank(double rank);
+  void merge(const MetricAccumulator& o);
+  std::vector<int> cutoffs;
+  int64_t n = 0;
+  std::vector<double> hits, rr, ndcg;
+};
+
+struct EvalResult {
+  std::string protocol;        ///< "session", "sequential" or "sequential-sampled-100"
+  std::string ties;
+  bool exclude_seen = false;
+  int sampled_negatives = 0;
+  int64_t n_sequences = 0;
+  int64_t n_predictions = 0;
+  int64_t n_skipped_unknown = 0;  ///< test events dropped because their item is not known
+  double seconds = 0;
+  std::map<std::string, double> metrics;  ///< "recall@20", "mrr@20", "ndcg@10", "hr@10",
+                                          ///< "coverage@20", "avg_pop@20", ...
+  nlohmann::json to_json() const;
+};
+
+/// Evaluates `model` on `test` (items already mapped to the model's indices).
+/// `train_counts` (item -> training events) feeds the average-popularity metric.
+EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptions& opt,
+                    std::span<const int64_t> train_counts);
+
+/// A readable table of several named results, one row per model.
+std::string format_results_table(const std::vector<std::pair<std::string, EvalResult>>& rows,
+                                 const std::vector<int>& cutoffs);
+
+}  // namespace seqrec

@@ -1,0 +1,102 @@
+// The model interface every recommender implements (baselines, GRU4Rec, SASRec), the
+// registry of model types, and the trained-model bundle that a model file holds.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "seqrec/config.hpp"
+#include "seqrec/dataset.hpp"
+#include "seqrec/tensor_io.hpp"
+
+namespace seqrec {
+
+/// "Score the next item after the first `len` events of sequence `seq`".
+struct PrefixQuery {
+  int32_t seq = 0;  ///< index into the span of sequences passed to Model::score
+  int32_t len = 0;  ///< prefix length, >= 1
+};
+
+/// What training may use besides the data.
+struct FitContext {
+  int threads = 0;      ///< 0 = all cores
+  uint64_t seed = 42;
+  bool progress = true; ///< show progress on stderr
+  const SequenceSet* valid = nullptr;  ///< optional validation sequences (same vocabulary)
+  /// Called by iterative models after every epoch (when set) with the model in its current
+  /// state; returns the validation score to maximise (e.g. recall@20), or NaN for none.
+  /// The caller (the app layer) owns the protocol, so models stay free of evaluation code.
+  std::function<double(const class Model&, int epoch)> validate;
+  int patience = 0;  ///< stop after this many epochs without improvement (0 = never)
+};
+
+/// A next-item recommender over a catalogue of n_items dense item indices.
+class Model {
+ public:
+  virtual ~Model() = default;
+  /// Registry name, e.g. "pop", "sr", "vsknn".
+  virtual std::string type() const = 0;
+  /// The configuration the model was created with (its ParamSpec table filled in).
+  virtual const Config& config() const = 0;
+  virtual int32_t n_items() const = 0;
+  /// Learns from training sequences whose items lie in [0, n_items).
+  virtual void fit(const SequenceSet& train, int32_t n_items, const FitContext& ctx) = 0;
+  /// Scores every item for every query: `out` is queries.size() x n_items(), row-major.
+  /// Higher is better. Must be thread-safe: the evaluator calls it from several threads.
+  virtual void score(std::span<const std::span<const int32_t>> seqs,
+                     std::span<const PrefixQuery> queries, float* out) const = 0;
+  /// Writes the learned state as named tensors (the config travels separately).
+  virtual void save(TensorWriter& w) const = 0;
+  /// Restores the state written by save(); throws Error on missing/mis-shaped tensors.
+  virtual void load(const TensorReader& r) = 0;
+};
+
+/// A named set of parameter values (e.g. the official best settings for a data set).
+struct Preset {
+  std::string name;
+  std::string description;
+  std::vector<std::pair<std::string, std::string>> values;  ///< (parameter, value)
+};
+
+/// A model type known to seqrec.
+struct ModelInfo {
+  std::string type;         ///< name used on the command line and in model files
+  std::string description;  ///< one line for --help
+  std::vector<ParamSpec> params;
+  std::function<std::unique_ptr<Model>(const Config&)> create;
+  std::vector<Preset> presets = {};  ///< applied with `seqrec train --preset NAME`
+};
+
+/// Every registered model type, in display order.
+const std::vector<ModelInfo>& model_registry();
+/// Throws InputError listing the known types when `type` is unknown.
+const ModelInfo& find_model(std::string_view type);
+/// A Config over the type's ParamSpecs with defaults.
+Config default_config(std::string_view type);
+std::unique_ptr<Model> create_model(std::string_view type, const Config& config);
+
+/// A trained model with everything needed to use it on original ids.
+struct ModelBundle {
+  std::unique_ptr<Model> model;
+  Vocab items;          ///< dense index -> the user's item id
+  nlohmann::json meta;  ///< training data statistics, timings, seqrec version, ...
+  std::vector<int64_t> item_counts;  ///< training events per item (popularity metrics)
+  /// The loaded file's bytes when the bundle came from load_model(): TensorEntry data
+  /// pointers point into them (models copy what they need in load(), so this only matters
+  /// to code that keeps a TensorReader, and later to memory-mapped loading).
+  std::shared_ptr<const void> storage;
+};
+
+/// Writes `bundle` to `path` atomically (temporary file + rename).
+void save_model(const std::string& path, const ModelBundle& bundle);
+/// Reads and validates a model file; throws Error naming the file and the problem.
+ModelBundle load_model(const std::string& path);
+
+}  // namespace seqrec

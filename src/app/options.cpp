@@ -1,0 +1,207 @@
+#include "app/options.hpp"
+
+#include <cstdlib>
+#include <set>
+
+#include "seqrec/error.hpp"
+
+namespace seqrec {
+
+namespace {
+constexpr double kInf = 1e300;
+ParamSpec spec(std::string name, ParamType t, std::string def, std::string help,
+               double lo = -kInf, double hi = kInf, std::vector<std::string> choices = {}) {
+  return ParamSpec{std::move(name), t, std::move(def), std::move(help), lo, hi, std::move(choices)};
+}
+}  // namespace
+
+std::vector<ParamSpec> read_option_specs() {
+  return {
+      spec("format", ParamType::String, "auto",
+           "input format: auto, tsv (delimited columns), inter (RecBole), sequences (one per "
+           "line), pairs (user item, in time order)",
+           -kInf, kInf, {"auto", "tsv", "inter", "sequences", "pairs"}),
+      spec("delimiter", ParamType::String, "auto",
+           "column delimiter of delimited files: auto, tab, comma, semicolon, space, or the "
+           "character itself"),
+      spec("header", ParamType::String, "auto", "whether the first line is a header",
+           -kInf, kInf, {"auto", "true", "false"}),
+      spec("session_col", ParamType::String, "",
+           "session/user column: a name or a 0-based index (default: detected)"),
+      spec("item_col", ParamType::String, "",
+           "item column: a name or a 0-based index (default: detected)"),
+      spec("time_col", ParamType::String, "",
+           "time column: a name, a 0-based index, or 'none' (default: detected)"),
+      spec("time_unit", ParamType::String, "s", "unit of the time column", -kInf, kInf,
+           {"s", "ms", "us", "ns", "days"}),
+      spec("sequence_ids", ParamType::String, "auto",
+           "one-sequence-per-line files: whether the first token of a line is its id",
+           -kInf, kInf, {"auto", "true", "false"}),
+      spec("cache_dir", ParamType::String, "",
+           "folder for the binary cache of parsed logs (default: $XDG_CACHE_HOME/seqrec or "
+           "~/.cache/seqrec; 'none' disables it)"),
+  };
+}
+
+std::vector<ParamSpec> generate_option_specs() {
+  return {
+      spec("events", ParamType::Int, "200000", "number of events to generate", 1, 2e9),
+      spec("items", ParamType::Int, "5000", "catalogue size", 2, 2e9),
+      spec("zipf", ParamType::Float, "1.0", "popularity exponent: p(item of rank r) ~ 1/r^zipf",
+           0, 5),
+      spec("mean_length", ParamType::Float, "4.0", "mean session length", 1, 1e6),
+      spec("follow_prob", ParamType::Float, "0.6",
+           "probability that the next item follows the current item's transitions", 0, 1),
+      spec("successors", ParamType::Int, "8", "likely next items per item", 1, 1000),
+      spec("days", ParamType::Float, "30", "time span of the log in days", 0.001, 36500),
+      spec("seed", ParamType::Int, "42", "random seed", 0, 9.2e18),
+      spec("out_format", ParamType::String, "tsv", "output format", -kInf, kInf,
+           {"tsv", "inter", "sequences", "pairs"}),
+  };
+}
+
+std::vector<ParamSpec> prepare_option_specs() {
+  return {
+      spec("protocol", ParamType::String, "session",
+           "session: GRU4Rec time split; sequential: leave-one-out per user", -kInf, kInf,
+           {"session", "sequential"}),
+      spec("min_session_length", ParamType::Int, "2",
+           "session protocol: drop sessions shorter than this (before and after the item "
+           "filter)",
+           1, 1e9),
+      spec("min_item_support", ParamType::Int, "5",
+           "session protocol: drop items with fewer events", 1, 1e12),
+      spec("test_days", ParamType::Float, "1",
+           "session protocol: test = sessions ending in the last N days", 1e-9, 1e6),
+      spec("valid_days", ParamType::Float, "1",
+           "session protocol: validation = the same split applied inside train", 1e-9, 1e6),
+      spec("user_core", ParamType::Int, "5",
+           "sequential protocol: k-core, users need at least this many events", 0, 1e9),
+      spec("item_core", ParamType::Int, "5",
+           "sequential protocol: k-core, items need at least this many events", 0, 1e9),
+      spec("remove_repeats", ParamType::Bool, "false",
+           "collapse consecutive repeats of the same item in a sequence"),
+  };
+}
+
+std::vector<ParamSpec> eval_option_specs() {
+  return {
+      spec("protocol", ParamType::String, "auto",
+           "session (every next event), sequential (last item of each sequence), or auto "
+           "(the split's protocol; session for a plain file)",
+           -kInf, kInf, {"auto", "session", "sequential"}),
+      spec("cutoffs", ParamType::IntList, "1,5,10,20", "list lengths K for the metrics", 1,
+           1e6),
+      spec("ties", ParamType::String, "conservative",
+           "ranking of items scored equal to the target: conservative (target below them), "
+           "standard (above), median",
+           -kInf, kInf, {"conservative", "standard", "median"}),
+      spec("exclude_seen", ParamType::String, "auto",
+           "remove the sequence's earlier items from the ranking (auto: yes for sequential, no "
+           "for session)",
+           -kInf, kInf, {"auto", "true", "false"}),
+      spec("sampled", ParamType::Int, "0",
+           "rank the target among this many sampled negatives instead of the full catalogue "
+           "(sequential protocol; reported as sampled)",
+           0, 1e6),
+      spec("eval_batch", ParamType::Int, "256", "predictions scored per model call", 1, 1e6),
+      spec("eval_seed", ParamType::Int, "42", "seed of the sampled negatives", 0, 9.2e18),
+  };
+}
+
+std::vector<ParamSpec> concat_specs(std::vector<ParamSpec> a, const std::vector<ParamSpec>& b) {
+  std::set<std::string> names;
+  for (const auto& s : a) names.insert(s.name);
+  for (const auto& s : b) {
+    if (!names.insert(s.name).second)
+      throw Error("internal: option '" + s.name + "' declared twice");
+    a.push_back(s);
+  }
+  return a;
+}
+
+ReadOptions to_read_options(const Config& c) {
+  ReadOptions o;
+  const std::string f = c.get_string("format");
+  o.format = f == "auto" ? Format::Auto : parse_format(f);
+  std::string d = c.get_string("delimiter");
+  if (d == "auto") d = "";
+  else if (d == "tab" || d == "\\t") d = "\t";
+  else if (d == "comma") d = ",";
+  else if (d == "semicolon") d = ";";
+  else if (d == "space") d = " ";
+  else if (d.size() != 1)
+    throw InputError("--delimiter: expected one character or tab/comma/semicolon/space, got '" +
+                     d + "'");
+  o.delimiter = d;
+  const std::string h = c.get_string("header");
+  o.header = h == "auto" ? -1 : (h == "true" ? 1 : 0);
+  o.session_col = c.get_string("session_col");
+  o.item_col = c.get_string("item_col");
+  o.time_col = c.get_string("time_col");
+  const std::string u = c.get_string("time_unit");
+  o.time_scale = u == "ms" ? 1e-3 : u == "us" ? 1e-6 : u == "ns" ? 1e-9 : u == "days" ? 86400 : 1;
+  const std::string s = c.get_string("sequence_ids");
+  o.sequence_ids = s == "auto" ? -1 : (s == "true" ? 1 : 0);
+  std::string cache = c.get_string("cache_dir");
+  if (cache.empty()) {
+    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+      cache = std::string(x) + "/seqrec";
+    else if (const char* home = std::getenv("HOME"); home && *home)
+      cache = std::string(home) + "/.cache/seqrec";
+  }
+  if (cache == "none") cache.clear();
+  o.cache_dir = cache;
+  return o;
+}
+
+GenerateOptions to_generate_options(const Config& c) {
+  GenerateOptions g;
+  g.n_events = c.get_int("events");
+  g.n_items = static_cast<int32_t>(c.get_int("items"));
+  g.zipf_exponent = c.get_float("zipf");
+  g.mean_length = c.get_float("mean_length");
+  g.follow_prob = c.get_float("follow_prob");
+  g.n_successors = static_cast<int32_t>(c.get_int("successors"));
+  g.days = c.get_float("days");
+  g.seed = static_cast<uint64_t>(c.get_int("seed"));
+  return g;
+}
+
+SessionSplitOptions to_session_split_options(const Config& c) {
+  SessionSplitOptions s;
+  s.min_session_length = static_cast<int>(c.get_int("min_session_length"));
+  s.min_item_support = static_cast<int>(c.get_int("min_item_support"));
+  s.test_seconds = c.get_float("test_days") * 86400.0;
+  s.valid_seconds = c.get_float("valid_days") * 86400.0;
+  s.remove_repeats = c.get_bool("remove_repeats");
+  return s;
+}
+
+SequentialSplitOptions to_sequential_split_options(const Config& c) {
+  SequentialSplitOptions s;
+  s.user_core = static_cast<int>(c.get_int("user_core"));
+  s.item_core = static_cast<int>(c.get_int("item_core"));
+  s.remove_repeats = c.get_bool("remove_repeats");
+  return s;
+}
+
+EvalOptions to_eval_options(const Config& c, const std::string& split_protocol) {
+  EvalOptions e;
+  std::string p = c.get_string("protocol");
+  if (p == "auto") p = split_protocol.empty() ? "session" : split_protocol;
+  e.protocol = parse_protocol(p);
+  e.cutoffs.clear();
+  for (int64_t k : c.get_int_list("cutoffs")) e.cutoffs.push_back(static_cast<int>(k));
+  e.ties = parse_ties(c.get_string("ties"));
+  const std::string x = c.get_string("exclude_seen");
+  e.exclude_seen = x == "auto" ? -1 : (x == "true" ? 1 : 0);
+  e.sampled_negatives = static_cast<int>(c.get_int("sampled"));
+  if (e.sampled_negatives > 0 && e.protocol != Protocol::Sequential)
+    throw InputError("--sampled applies to the sequential protocol only");
+  e.batch_size = static_cast<int>(c.get_int("eval_batch"));
+  e.seed = static_cast<uint64_t>(c.get_int("eval_seed"));
+  return e;
+}
+
+}  // namespace seqrec

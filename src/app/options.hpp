@@ -1,0 +1,28 @@
+// The option tables of the CLI's subcommands. Each option is declared once here (name,
+// default, check, help); flags, config files and split.json are read through them.
+#pragma once
+
+#include <vector>
+
+#include "seqrec/config.hpp"
+#include "seqrec/data.hpp"
+#include "seqrec/eval.hpp"
+
+namespace seqrec {
+
+std::vector<ParamSpec> read_option_specs();      ///< how to read a log file
+std::vector<ParamSpec> generate_option_specs();  ///< the synthetic data generator
+std::vector<ParamSpec> prepare_option_specs();   ///< preprocessing and splitting
+std::vector<ParamSpec> eval_option_specs();      ///< evaluation protocol and metrics
+
+ReadOptions to_read_options(const Config& c);
+GenerateOptions to_generate_options(const Config& c);
+SessionSplitOptions to_session_split_options(const Config& c);
+SequentialSplitOptions to_sequential_split_options(const Config& c);
+/// `split_protocol` ("session"/"sequential"/"") is used when the option says "auto".
+EvalOptions to_eval_options(const Config& c, const std::string& split_protocol);
+
+/// Appends the specs of `b` to `a` (names must not clash).
+std::vector<ParamSpec> concat_specs(std::vector<ParamSpec> a, const std::vector<ParamSpec>& b);
+
+}  // namespace seqrec

@@ -1,0 +1,470 @@
+// The two preprocessing pipelines (session-based GRU4Rec split, sequential leave-one-out),
+// sequence statistics and write_split.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "data/text_util.hpp"
+#include "seqrec/data.hpp"
+#include "seqrec/error.hpp"
+
+namespace seqrec {
+
+using namespace data_detail;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Keeps sequence s when keep_seq(s) and, inside it, event e when keep_event(e); sequences
+// left empty are dropped.
+template <class KeepSeq, class KeepEvent>
+SequenceSet filter(const SequenceSet& in, KeepSeq keep_seq, KeepEvent keep_event) {
+  SequenceSet out;
+  const bool with_times = in.has_times();
+  out.items.reserve(in.items.size());
+  if (with_times) out.times.reserve(in.times.size());
+  for (size_t s = 0; s < in.size(); ++s) {
+    if (!keep_seq(s)) continue;
+    const size_t before = out.items.size();
+    for (int64_t e = in.offsets[s]; e < in.offsets[s + 1]; ++e) {
+      const auto ue = static_cast<size_t>(e);
+      if (!keep_event(ue)) continue;
+      out.items.push_back(in.items[ue]);
+      if (with_times) out.times.push_back(in.times[ue]);
+    }
+    if (out.items.size() > before) {
+      out.ids.push_back(in.ids[s]);
+      out.offsets.push_back(static_cast<int64_t>(out.items.size()));
+    }
+  }
+  return out;
+}
+
+SequenceSet collapse_repeats(const SequenceSet& in) {
+  return filter(
+      in, [](size_t) { return true; },
+      [&](size_t e) {
+        // An event repeats its predecessor when both are in the same sequence.
+        if (e == 0 || in.items[e] != in.items[e - 1]) return true;
+        const auto it = std::upper_bound(in.offsets.begin(), in.offsets.end(), static_cast<int64_t>(e));
+        return *(it - 1) == static_cast<int64_t>(e);  // first event of its sequence
+      });
+}
+
+SequenceSet drop_short(const SequenceSet& in, int64_t min_len) {
+  return filter(
+      in, [&](size_t s) { return in.length(s) >= min_len; }, [](size_t) { return true; });
+}
+
+json step_json(const char* name, const SequenceSet& before, const SequenceSet& after) {
+  return {{"step", name},
+          {"sequences_removed", static_cast<int64_t>(before.size() - after.size())},
+          {"events_removed", before.n_events() - after.n_events()}};
+}
+
+int32_t max_item(const SequenceSet& s) {
+  int32_t m = -1;
+  for (int32_t it : s.items) m = std::max(m, it);
+  return m;
+}
+
+double seq_max_time(const SequenceSet& s, size_t i) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (double t : s.seq_times(i)) m = std::max(m, t);
+  return m;
+}
+
+// Splits `in` by time: sessions whose last event is at or after tmax - seconds go to
+// *late, the others to *early.
+void time_split(const SequenceSet& in, double seconds, SequenceSet* early, SequenceSet* late,
+                double* tmax_out) {
+  double tmax = -std::numeric_limits<double>::infinity();
+  std::vector<double> last(in.size());
+  for (size_t s = 0; s < in.size(); ++s) {
+    last[s] = seq_max_time(in, s);
+    tmax = std::max(tmax, last[s]);
+  }
+  const double cut = tmax - seconds;
+  *early = filter(in, [&](size_t s) { return last[s] < cut; }, [](size_t) { return true; });
+  *late = filter(in, [&](size_t s) { return last[s] >= cut; }, [](size_t) { return true; });
+  *tmax_out = tmax;
+}
+
+// Restricts `in` to items with keep[item] and drops sequences shorter than 2.
+SequenceSet restrict_items(const SequenceSet& in, const std::vector<char>& keep, int64_t* events_removed) {
+  SequenceSet f = filter(
+      in, [](size_t) { return true; },
+      [&](size_t e) { return keep[static_cast<size_t>(in.items[e])] != 0; });
+  *events_removed = in.n_events() - f.n_events();
+  return drop_short(f, 2);
+}
+
+std::vector<char> present(const SequenceSet& s, int32_t n_items) {
+  std::vector<char> p(static_cast<size_t>(n_items), 0);
+  for (int32_t it : s.items) p[static_cast<size_t>(it)] = 1;
+  return p;
+}
+
+// Renumbers items to a new vocabulary (first appearance in `order`), returns old -> new.
+std::vector<int32_t> build_catalogue(const SequenceSet& order, const Vocab& old, Vocab* items) {
+  std::vector<int32_t> map(static_cast<size_t>(old.size()), -1);
+  for (int32_t it : order.items) {
+    auto& m = map[static_cast<size_t>(it)];
+    if (m < 0) m = items->add(old.token(it));
+  }
+  return map;
+}
+
+void apply_map(SequenceSet* s, const std::vector<int32_t>& map) {
+  for (auto& it : s->items) it = map[static_cast<size_t>(it)];
+}
+
+std::string seconds_text(double s) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%g s (%.3g days)", s, s / 86400.0);
+  return buf;
+}
+
+}  // namespace
+
+nlohmann::json sequence_stats(const SequenceSet& s) {
+  json j;
+  j["sequences"] = static_cast<int64_t>(s.size());
+  j["events"] = s.n_events();
+  const int32_t mi = max_item(s);
+  int64_t distinct = 0;
+  if (mi >= 0) {
+    std::vector<char> seen(static_cast<size_t>(mi) + 1, 0);
+    for (int32_t it : s.items) {
+      if (it >= 0 && !seen[static_cast<size_t>(it)]) seen[static_cast<size_t>(it)] = 1, ++distinct;
+    }
+  }
+  j["items"] = distinct;
+  std::vector<int64_t> len(s.size());
+  for (size_t i = 0; i < s.size(); ++i) len[i] = s.length(i);
+  static const char* kBuckets[] = {"1", "2", "3", "4", "5-9", "10-19", "20-49", "50-99", "100+"};
+  std::vector<int64_t> hist(9, 0);
+  for (int64_t l : len) {
+    int b = l <= 4 ? static_cast<int>(l) - 1 : l < 10 ? 4 : l < 20 ? 5 : l < 50 ? 6 : l < 100 ? 7 : 8;
+    if (b >= 0) ++hist[static_cast<size_t>(b)];
+  }
+  json h = json::object();
+  for (size_t b = 0; b < 9; ++b) h[kBuckets[b]] = hist[b];
+  json L;
+  if (len.empty()) {
+    L = {{"min", 0}, {"max", 0}, {"mean", 0.0}, {"median", 0.0}};
+  } else {
+    std::sort(len.begin(), len.end());
+    const size_t n = len.size();
+    const double median = n % 2 ? static_cast<double>(len[n / 2])
+                                : 0.5 * static_cast<double>(len[n / 2 - 1] + len[n / 2]);
+    L = {{"min", len.front()},
+         {"max", len.back()},
+         {"mean", static_cast<double>(s.n_events()) / static_cast<double>(n)},
+         {"median", median}};
+  }
+  j["length"] = L;
+  j["length_histogram"] = h;
+  if (s.has_times() && !s.times.empty()) {
+    const auto [lo, hi] = std::minmax_element(s.times.begin(), s.times.end());
+    j["time_min"] = *lo;
+    j["time_max"] = *hi;
+  }
+  return j;
+}
+
+PreparedSplit prepare_session(const EventLog& log, const SessionSplitOptions& opt) {
+  const std::string& src = log.source;
+  if (!log.seqs.has_times()) {
+    throw InputError(src, 0,
+                     "the session protocol needs timestamps, and this data has none; give a file "
+                     "with a time column or use the sequential protocol");
+  }
+  if (!(opt.test_seconds > 0)) throw InputError("test_seconds must be > 0");
+  if (opt.min_session_length < 1 || opt.min_item_support < 0) {
+    throw InputError("min_session_length must be >= 1 and min_item_support >= 0");
+  }
+  PreparedSplit out;
+  out.protocol = "session";
+  json steps = json::array();
+  const int32_t n_items = log.items.size();
+  SequenceSet cur = log.seqs;
+  if (opt.remove_repeats) {
+    SequenceSet next = collapse_repeats(cur);
+    steps.push_back(step_json("remove_consecutive_repeats", cur, next));
+    cur = std::move(next);
+  }
+  const int64_t n_input = static_cast<int64_t>(cur.size());
+  int64_t n_short = 0;
+  for (size_t s = 0; s < cur.size(); ++s) n_short += cur.length(s) < opt.min_session_length;
+  {
+    SequenceSet next = drop_short(cur, opt.min_session_length);
+    json j = step_json("min_session_length", cur, next);
+    j["min_session_length"] = opt.min_session_length;
+    steps.push_back(j);
+    cur = std::move(next);
+  }
+  if (cur.size() == 0) {
+    throw InputError(src, 0,
+                     "no session has at least " + std::to_string(opt.min_session_length) +
+                         " events (all " + std::to_string(n_input) + " sessions are shorter" +
+                         (opt.min_session_length == 2 ? ": only sessions of length 1" : "") + ")");
+  }
+  {
+    const auto counts = item_counts(cur, n_items);
+    int64_t items_removed = 0;
+    for (size_t i = 0; i < counts.size(); ++i) items_removed += counts[i] > 0 && counts[i] < opt.min_item_support;
+    SequenceSet next = filter(
+        cur, [](size_t) { return true; },
+        [&](size_t e) { return counts[static_cast<size_t>(cur.items[e])] >= opt.min_item_support; });
+    json j = step_json("min_item_support", cur, next);
+    j["min_item_support"] = opt.min_item_support;
+    j["items_removed"] = items_removed;
+    steps.push_back(j);
+    cur = std::move(next);
+  }
+  if (cur.size() == 0) {
+    throw InputError(src, 0,
+                     "no item has at least " + std::to_string(opt.min_item_support) +
+                         " events (min_item_support): nothing is left; lower the item support");
+  }
+  {
+    SequenceSet next = drop_short(cur, opt.min_session_length);
+    json j = step_json("min_session_length_again", cur, next);
+    steps.push_back(j);
+    cur = std::move(next);
+  }
+  if (cur.size() == 0) {
+    throw InputError(src, 0,
+                     "after removing items with fewer than " + std::to_string(opt.min_item_support) +
+                         " events no session has " + std::to_string(opt.min_session_length) +
+                         " events left");
+  }
+
+  SequenceSet train, test;
+  double tmax;
+  time_split(cur, opt.test_seconds, &train, &test, &tmax);
+  if (train.size() == 0) {
+    throw InputError(src, 0,
+                     "all " + std::to_string(cur.size()) + " sessions end within the last " +
+                         seconds_text(opt.test_seconds) +
+                         " of the log, so nothing is left for training; lower test_seconds");
+  }
+  if (test.size() == 0) {
+    throw InputError(src, 0, "no session ends within the last " + seconds_text(opt.test_seconds) +
+                                 " of the log: the test set is empty");
+  }
+  steps.push_back({{"step", "time_split_test"},
+                   {"tmax", tmax},
+                   {"test_seconds", opt.test_seconds},
+                   {"train_sessions", static_cast<int64_t>(train.size())},
+                   {"test_sessions", static_cast<int64_t>(test.size())}});
+
+  const auto map = build_catalogue(train, log.items, &out.items);
+  apply_map(&train, map);
+  {
+    // Items unseen in training become -1; drop them, then test sessions shorter than 2.
+    SequenceSet t = filter(
+        test, [](size_t) { return true; }, [&](size_t e) { return map[static_cast<size_t>(test.items[e])] >= 0; });
+    const int64_t unseen = test.n_events() - t.n_events();
+    apply_map(&t, map);
+    SequenceSet t2 = drop_short(t, 2);
+    steps.push_back({{"step", "test_unseen_items"},
+                     {"events_removed", unseen},
+                     {"sequences_removed", static_cast<int64_t>(test.size() - t2.size())}});
+    test = std::move(t2);
+  }
+  if (test.size() == 0) {
+    throw InputError(src, 0,
+                     "the test set is empty after removing items unseen in training and test "
+                     "sessions shorter than 2");
+  }
+
+  // Validation: the same split inside train_full.
+  SequenceSet train_tr, valid;
+  if (opt.valid_seconds > 0) {
+    double tmax_tr;
+    time_split(train, opt.valid_seconds, &train_tr, &valid, &tmax_tr);
+    const auto keep = present(train_tr, out.items.size());
+    int64_t removed = 0;
+    const size_t n_valid = valid.size();
+    valid = restrict_items(valid, keep, &removed);
+    steps.push_back({{"step", "time_split_valid"},
+                     {"tmax", tmax_tr},
+                     {"valid_seconds", opt.valid_seconds},
+                     {"train_tr_sessions", static_cast<int64_t>(train_tr.size())},
+                     {"valid_unseen_events_removed", removed},
+                     {"valid_sessions_removed", static_cast<int64_t>(n_valid - valid.size())}});
+  } else {
+    train_tr = train;
+  }
+
+  out.train_full = std::move(train);
+  out.test = std::move(test);
+  out.train_tr = std::move(train_tr);
+  out.valid = std::move(valid);
+  json warnings = json::array();
+  if (out.valid.size() == 0) warnings.push_back("the validation set is empty");
+  if (out.train_tr.size() == 0) warnings.push_back("train_tr is empty");
+  out.stats = {{"protocol", "session"},
+               {"source", src},
+               {"options",
+                {{"min_session_length", opt.min_session_length},
+                 {"min_item_support", opt.min_item_support},
+                 {"test_seconds", opt.test_seconds},
+                 {"valid_seconds", opt.valid_seconds},
+                 {"remove_repeats", opt.remove_repeats}}},
+               {"input", sequence_stats(log.seqs)},
+               {"steps", steps},
+               {"n_items", out.items.size()},
+               {"parts",
+                {{"train_full", sequence_stats(out.train_full)},
+                 {"test", sequence_stats(out.test)},
+                 {"train_tr", sequence_stats(out.train_tr)},
+                 {"valid", sequence_stats(out.valid)}}},
+               {"warnings", warnings}};
+  return out;
+}
+
+PreparedSplit prepare_sequential(const EventLog& log, const SequentialSplitOptions& opt) {
+  const std::string& src = log.source;
+  if (opt.user_core < 0 || opt.item_core < 0) throw InputError("user_core and item_core must be >= 0");
+  PreparedSplit out;
+  out.protocol = "sequential";
+  json steps = json::array();
+  const int32_t n_items = log.items.size();
+  SequenceSet cur = log.seqs;
+  if (opt.remove_repeats) {
+    SequenceSet next = collapse_repeats(cur);
+    steps.push_back(step_json("remove_consecutive_repeats", cur, next));
+    cur = std::move(next);
+  }
+  // Iterative k-core: drop items with fewer than item_core events and users with fewer than
+  // user_core events until neither removes anything.
+  {
+    const SequenceSet before = cur;
+    int iterations = 0;
+    while (true) {
+      ++iterations;
+      const auto counts = item_counts(cur, n_items);
+      bool change = false;
+      for (int64_t c : counts) change = change || (c > 0 && c < opt.item_core);
+      for (size_t s = 0; s < cur.size() && !change; ++s) change = cur.length(s) < opt.user_core;
+      if (!change) break;
+      SequenceSet next = filter(
+          cur, [&](size_t s) { return cur.length(s) >= opt.user_core; },
+          [&](size_t e) { return counts[static_cast<size_t>(cur.items[e])] >= opt.item_core; });
+      cur = std::move(next);
+    }
+    const auto c0 = present(before, n_items), c1 = present(cur, n_items);
+    int64_t items_removed = 0;
+    for (size_t i = 0; i < c0.size(); ++i) items_removed += c0[i] && !c1[i];
+    json j = step_json("k_core", before, cur);
+    j["user_core"] = opt.user_core;
+    j["item_core"] = opt.item_core;
+    j["iterations"] = iterations;
+    j["items_removed"] = items_removed;
+    steps.push_back(j);
+  }
+  if (cur.size() == 0) {
+    throw InputError(src, 0,
+                     "nothing is left after the k-core filter (users need " +
+                         std::to_string(opt.user_core) + " events, items " +
+                         std::to_string(opt.item_core) + "); lower user_core/item_core");
+  }
+  const auto map = build_catalogue(cur, log.items, &out.items);
+  apply_map(&cur, map);
+  int64_t short_users = 0;
+  for (size_t s = 0; s < cur.size(); ++s) {
+    const auto seq = cur.seq(s);
+    const auto t = cur.seq_times(s);
+    const size_t n = seq.size();
+    auto head = [&](size_t k) { return std::span<const int32_t>(seq.data(), k); };
+    auto thead = [&](size_t k) { return t.empty() ? std::span<const double>() : std::span<const double>(t.data(), k); };
+    if (n < 3) {  // too short to hold out anything: training only
+      ++short_users;
+      out.train_full.push(cur.ids[s], head(n), thead(n));
+      out.train_tr.push(cur.ids[s], head(n), thead(n));
+      continue;
+    }
+    out.test.push(cur.ids[s], head(n), thead(n));
+    out.train_full.push(cur.ids[s], head(n - 1), thead(n - 1));
+    out.valid.push(cur.ids[s], head(n - 1), thead(n - 1));
+    out.train_tr.push(cur.ids[s], head(n - 2), thead(n - 2));
+  }
+  steps.push_back({{"step", "leave_one_out"},
+                   {"users_with_fewer_than_3_events_train_only", short_users},
+                   {"test_users", static_cast<int64_t>(out.test.size())}});
+  if (out.test.size() == 0) {
+    throw InputError(src, 0, "no user has 3 or more events: nothing to hold out for testing");
+  }
+  out.stats = {{"protocol", "sequential"},
+               {"source", src},
+               {"options",
+                {{"user_core", opt.user_core},
+                 {"item_core", opt.item_core},
+                 {"remove_repeats", opt.remove_repeats}}},
+               {"input", sequence_stats(log.seqs)},
+               {"steps", steps},
+               {"n_items", out.items.size()},
+               {"parts",
+                {{"train_full", sequence_stats(out.train_full)},
+                 {"test", sequence_stats(out.test)},
+                 {"train_tr", sequence_stats(out.train_tr)},
+                 {"valid", sequence_stats(out.valid)}}},
+               {"warnings", json::array()}};
+  return out;
+}
+
+void write_split(const std::string& dir, const PreparedSplit& split, const std::string& input_path) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw IoError("cannot create folder '" + dir + "': " + ec.message());
+  const char* names[] = {"items.tsv", "train_full.tsv", "test.tsv", "train_tr.tsv", "valid.tsv", "split.json"};
+  if (!input_path.empty()) {
+    const fs::path in = fs::weakly_canonical(input_path, ec);
+    for (const char* n : names) {
+      const fs::path p = fs::path(dir) / n;
+      std::error_code e1, e2;
+      const bool same = (!ec && fs::weakly_canonical(p, e1) == in && !e1) ||
+                        (fs::exists(p, e2) && fs::exists(input_path, e2) && fs::equivalent(p, input_path, e2) && !e2);
+      if (same) {
+        throw InputError("refusing to write '" + p.string() + "': it is the input file '" + input_path +
+                         "'; choose another output folder");
+      }
+    }
+  }
+  {
+    AtomicWriter w((fs::path(dir) / "items.tsv").string());
+    w.write("ItemId\n");
+    for (const auto& t : split.items.tokens()) {
+      w.write(t);
+      w.put('\n');
+    }
+    w.commit();
+  }
+  write_events((fs::path(dir) / "train_full.tsv").string(), split.train_full, split.items);
+  write_events((fs::path(dir) / "test.tsv").string(), split.test, split.items);
+  write_events((fs::path(dir) / "train_tr.tsv").string(), split.train_tr, split.items);
+  write_events((fs::path(dir) / "valid.tsv").string(), split.valid, split.items);
+  json j = {{"protocol", split.protocol},
+            {"input", input_path},
+            {"n_items", split.items.size()},
+            {"files",
+             {{"items", "items.tsv"},
+              {"train_full", "train_full.tsv"},
+              {"test", "test.tsv"},
+              {"train_tr", "train_tr.tsv"},
+              {"valid", "valid.tsv"}}},
+            {"stats", split.stats}};
+  AtomicWriter w((fs::path(dir) / "split.json").string());
+  w.write(j.dump(2));
+  w.put('\n');
+  w.commit();
+}
+
+}  // namespace seqrec

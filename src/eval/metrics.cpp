@@ -1,0 +1,106 @@
+// Names of protocols and tie modes, the rank of a target, and metric sums.
+#include <cmath>
+#include <string>
+
+#include "eval/ranking.hpp"
+#include "seqrec/error.hpp"
+#include "seqrec/eval.hpp"
+
+namespace seqrec {
+
+Protocol parse_protocol(const std::string& s) {
+  if (s == "session") return Protocol::Session;
+  if (s == "sequential") return Protocol::Sequential;
+  throw InputError("unknown evaluation protocol '" + s + "' (valid: session, sequential)");
+}
+
+TieMode parse_ties(const std::string& s) {
+  if (s == "conservative") return TieMode::Conservative;
+  if (s == "standard") return TieMode::Standard;
+  if (s == "median") return TieMode::Median;
+  throw InputError("unknown tie mode '" + s + "' (valid: conservative, standard, median)");
+}
+
+const char* protocol_name(Protocol p) {
+  switch (p) {
+    case Protocol::Session:
+      return "session";
+    case Protocol::Sequential:
+      return "sequential";
+  }
+  return "?";
+}
+
+const char* ties_name(TieMode t) {
+  switch (t) {
+    case TieMode::Conservative:
+      return "conservative";
+    case TieMode::Standard:
+      return "standard";
+    case TieMode::Median:
+      return "median";
+  }
+  return "?";
+}
+
+double target_rank(std::span<const float> scores, int32_t target, TieMode ties,
+                   std::span<const uint8_t> mask) {
+  const int64_t n = static_cast<int64_t>(scores.size());
+  if (target < 0 || target >= n)
+    throw Error("target item " + std::to_string(target) + " is outside the score row [0, " +
+                std::to_string(n) + ")");
+  if (!mask.empty() && mask.size() != scores.size())
+    throw Error("mask has " + std::to_string(mask.size()) + " entries, scores have " +
+                std::to_string(n));
+  const float t = scores[static_cast<size_t>(target)];
+  if (std::isnan(t)) throw Error("model produced NaN scores");
+  int64_t gt = 0, eq = 0, nan = 0;
+  if (mask.empty()) {
+    const auto c = eval_detail::count_row(scores.data(), n, t);
+    gt = c.gt;
+    eq = c.eq;
+    nan = c.nan;
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = scores[static_cast<size_t>(i)];
+      nan += std::isnan(v);
+      if (mask[static_cast<size_t>(i)] != 0 && i != target) continue;
+      gt += v > t;
+      eq += v == t;
+    }
+  }
+  if (nan > 0) throw Error("model produced NaN scores");
+  return eval_detail::rank_from_counts(gt, eq, ties);
+}
+
+MetricAccumulator::MetricAccumulator(std::vector<int> cutoffs_in)
+    : cutoffs(std::move(cutoffs_in)),
+      hits(cutoffs.size(), 0.0),
+      rr(cutoffs.size(), 0.0),
+      ndcg(cutoffs.size(), 0.0) {}
+
+void MetricAccumulator::add_rank(double rank) {
+  ++n;
+  // One relevant item: ideal DCG = 1, so NDCG = 1 / log2(rank + 1).
+  const double inv = 1.0 / rank;
+  const double gain = 1.0 / std::log2(rank + 1.0);
+  for (size_t k = 0; k < cutoffs.size(); ++k) {
+    if (rank <= cutoffs[k]) {
+      hits[k] += 1.0;
+      rr[k] += inv;
+      ndcg[k] += gain;
+    }
+  }
+}
+
+void MetricAccumulator::merge(const MetricAccumulator& o) {
+  if (o.cutoffs != cutoffs) throw Error("MetricAccumulator::merge: different cutoffs");
+  n += o.n;
+  for (size_t k = 0; k < cutoffs.size(); ++k) {
+    hits[k] += o.hits[k];
+    rr[k] += o.rr[k];
+    ndcg[k] += o.ndcg[k];
+  }
+}
+
+}  // namespace seqrec

@@ -1,0 +1,428 @@
+// The model file: magic, version, JSON header, 64-byte aligned tensors, checksum, end
+// marker (see docs/file-formats.md and io/model_file.hpp).
+#include "io/model_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <limits>
+#include <new>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "seqrec/error.hpp"
+#include "seqrec/model.hpp"
+
+#ifndef SEQREC_VERSION
+#define SEQREC_VERSION "unknown"
+#endif
+
+namespace seqrec {
+
+namespace mf = model_file;
+
+static_assert(std::endian::native == std::endian::little,
+              "the model file format is little-endian; big-endian hosts need byte swapping");
+
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+std::string utc_now_iso8601() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string hex64(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+template <class T>
+void put_le(unsigned char* p, T v) {
+  std::memcpy(p, &v, sizeof v);  // little-endian host (static_assert above)
+}
+
+template <class T>
+T get_le(const unsigned char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Writes a file through one descriptor while hashing every byte written.
+class HashingWriter {
+ public:
+  HashingWriter(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  void write(const void* data, size_t n) {
+    hash_ = mf::fnv1a64(data, n, hash_);
+    write_raw(data, n);
+  }
+  void zeros(size_t n) {
+    static const unsigned char z[mf::kAlign] = {};
+    while (n > 0) {
+      const size_t k = std::min(n, sizeof z);
+      write(z, k);
+      n -= k;
+    }
+  }
+  void write_raw(const void* data, size_t n) {
+    const auto* p = static_cast<const char*>(data);
+    while (n > 0) {
+      const ssize_t k = ::write(fd_, p, n);
+      if (k < 0) {
+        if (errno == EINTR) continue;
+        throw IoError("cannot write model file '" + path_ + "': " + errno_text());
+      }
+      p += k;
+      n -= static_cast<size_t>(k);
+      written_ += static_cast<size_t>(k);
+    }
+  }
+  uint64_t hash() const { return hash_; }
+  size_t written() const { return written_; }
+
+ private:
+  int fd_;
+  std::string path_;
+  uint64_t hash_ = mf::kFnvOffset;
+  size_t written_ = 0;
+};
+
+[[noreturn]] void bad_file(const std::string& path, const std::string& what) {
+  throw InputError(path, 0, what);
+}
+
+DType parse_dtype(const std::string& path, const std::string& tensor, const std::string& s) {
+  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64}) {
+    if (s == dtype_name(t)) return t;
+  }
+  bad_file(path, "tensor '" + tensor + "': unknown dtype '" + s + "'");
+}
+
+const nlohmann::json& field(const std::string& path, const nlohmann::json& j,
+                            const std::string& key, nlohmann::json::value_t type,
+                            const char* type_name) {
+  auto it = j.find(key);
+  const bool ok = it != j.end() &&
+                  (it->type() == type || (type == nlohmann::json::value_t::number_unsigned &&
+                                          it->is_number_integer() && *it >= 0));
+  if (!ok) bad_file(path, std::string("header field '") + key + "' missing or not " + type_name);
+  return *it;
+}
+
+uint64_t field_u64(const std::string& path, const nlohmann::json& j, const std::string& key) {
+  return field(path, j, key, nlohmann::json::value_t::number_unsigned, "a non-negative integer")
+      .get<uint64_t>();
+}
+
+struct AlignedBuffer {
+  static std::shared_ptr<unsigned char> make(size_t n) {
+    void* p = ::operator new(std::max<size_t>(n, 1), std::align_val_t(mf::kAlign));
+    return std::shared_ptr<unsigned char>(static_cast<unsigned char*>(p), [](unsigned char* q) {
+      ::operator delete(q, std::align_val_t(mf::kAlign));
+    });
+  }
+};
+
+}  // namespace
+
+void save_model(const std::string& path, const ModelBundle& bundle) {
+  if (!bundle.model) throw Error("save_model('" + path + "'): the bundle holds no model");
+  const Model& model = *bundle.model;
+  if (bundle.items.size() != model.n_items()) {
+    throw Error("save_model('" + path + "'): the bundle has " +
+                std::to_string(bundle.items.size()) + " item ids but the model " +
+                std::to_string(model.n_items()) + " items");
+  }
+  TensorWriter w;
+  model.save(w);
+  for (const TensorEntry& e : w.entries()) {
+    if (e.name.rfind(mf::kBundlePrefix, 0) == 0) {
+      throw Error("save_model: model tensor '" + e.name + "' uses the reserved prefix '" +
+                  mf::kBundlePrefix + "'");
+    }
+  }
+  if (!bundle.item_counts.empty()) {
+    w.add<int64_t>(std::string(mf::kBundlePrefix) + "item_counts",
+                   std::span<const int64_t>(bundle.item_counts));
+  }
+
+  nlohmann::json tensors = nlohmann::json::array();
+  size_t offset = 0;
+  for (const TensorEntry& e : w.entries()) {
+    offset = mf::align_up(offset);
+    tensors.push_back({{"name", e.name},
+                       {"dtype", dtype_name(e.dtype)},
+                       {"shape", e.shape},
+                       {"offset", offset},
+                       {"nbytes", e.nbytes}});
+    offset += e.nbytes;
+  }
+  const size_t data_bytes = mf::align_up(offset);
+
+  nlohmann::json header = {
+      {"format_version", mf::kFormatVersion},
+      {"seqrec_version", SEQREC_VERSION},
+      {"created", utc_now_iso8601()},
+      {"model_type", model.type()},
+      {"config", model.config().to_json()},
+      {"meta", bundle.meta.is_null() ? nlohmann::json::object() : bundle.meta},
+      {"n_items", model.n_items()},
+      {"items", bundle.items.tokens()},
+      {"alignment", mf::kAlign},
+      {"checksum", "fnv1a64"},
+      {"data_bytes", data_bytes},
+      {"tensors", tensors},
+  };
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const nlohmann::json::exception& ex) {
+    // Item ids or metadata that are not valid UTF-8 cannot go into the JSON header.
+    throw InputError("cannot write model file '" + path + "': " + ex.what());
+  }
+
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw IoError("cannot write model file '" + path + "': cannot create '" + tmp +
+                  "': " + errno_text());
+  }
+  bool fd_open = true;
+  try {
+    HashingWriter out(fd, path);
+    unsigned char prefix[mf::kPrefixSize];
+    std::memcpy(prefix, mf::kMagic, 8);
+    put_le<uint32_t>(prefix + 8, mf::kFormatVersion);
+    put_le<uint32_t>(prefix + 12, 0);
+    put_le<uint64_t>(prefix + 16, text.size());
+    out.write(prefix, sizeof prefix);
+    out.write(text.data(), text.size());
+    out.zeros(mf::align_up(out.written()) - out.written());
+    const size_t data_start = out.written();
+    for (size_t i = 0; i < w.entries().size(); ++i) {
+      const TensorEntry& e = w.entries()[i];
+      const size_t at = data_start + tensors[i]["offset"].get<size_t>();
+      out.zeros(at - out.written());
+      out.write(e.data, e.nbytes);
+    }
+    out.zeros(data_start + data_bytes - out.written());
+    unsigned char trailer[mf::kTrailerSize];
+    put_le<uint64_t>(trailer, out.hash());
+    std::memcpy(trailer + 8, mf::kEndMagic, 8);
+    out.write_raw(trailer, sizeof trailer);
+    if (::fsync(fd) != 0) {
+      throw IoError("cannot write model file '" + path + "': fsync: " + errno_text());
+    }
+    fd_open = false;  // the descriptor is released even when close() reports an error
+    if (::close(fd) != 0) {
+      throw IoError("cannot write model file '" + path + "': close: " + errno_text());
+    }
+  } catch (...) {
+    if (fd_open) ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = errno_text();
+    ::unlink(tmp.c_str());
+    throw IoError("cannot write model file '" + path + "': rename: " + why);
+  }
+  // Make the rename itself durable (best effort: some file systems refuse).
+  const auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+ModelBundle load_model(const std::string& path) {
+  // Read the whole file into a 64-byte aligned buffer.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw IoError("cannot open model file '" + path + "': " + errno_text());
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    const std::string why = S_ISDIR(st.st_mode) ? "is a directory" : errno_text();
+    ::close(fd);
+    throw IoError("cannot read model file '" + path + "': " + why);
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  std::shared_ptr<unsigned char> buf = AlignedBuffer::make(size);
+  size_t got = 0;
+  while (got < size) {
+    const ssize_t k = ::read(fd, buf.get() + got, size - got);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) {
+      const std::string why = k < 0 ? errno_text() : "file shrank while reading";
+      ::close(fd);
+      throw IoError("cannot read model file '" + path + "': " + why);
+    }
+    got += static_cast<size_t>(k);
+  }
+  ::close(fd);
+  const unsigned char* b = buf.get();
+
+  // Fixed-size parts first, then the checksum over everything, then the JSON header.
+  if (size < 8 || std::memcmp(b, mf::kMagic, 8) != 0) {
+    bad_file(path, size < 8 ? "not a seqrec model file (only " + std::to_string(size) + " bytes)"
+                            : "not a seqrec model file (wrong magic bytes)");
+  }
+  if (size < mf::kPrefixSize + mf::kTrailerSize) {
+    bad_file(path, "corrupt or truncated (only " + std::to_string(size) + " bytes)");
+  }
+  const uint32_t version = get_le<uint32_t>(b + 8);
+  if (version > mf::kFormatVersion) {
+    bad_file(path, "written by a newer seqrec (format " + std::to_string(version) +
+                       "); this build reads up to " + std::to_string(mf::kFormatVersion));
+  }
+  if (version == 0) bad_file(path, "unsupported model file format 0");
+  if (std::memcmp(b + size - 8, mf::kEndMagic, 8) != 0) {
+    bad_file(path, "corrupt or truncated (end marker missing)");
+  }
+  const uint64_t header_len = get_le<uint64_t>(b + 16);
+  if (header_len > size - mf::kPrefixSize - mf::kTrailerSize) {
+    bad_file(path, "corrupt or truncated (header length " + std::to_string(header_len) +
+                       " beyond file size " + std::to_string(size) + ")");
+  }
+  const uint64_t stored = get_le<uint64_t>(b + size - mf::kTrailerSize);
+  const uint64_t computed = mf::fnv1a64(b, size - mf::kTrailerSize);
+  if (stored != computed) {
+    bad_file(path, "corrupt or truncated (checksum mismatch: stored " + hex64(stored) +
+                       ", computed " + hex64(computed) + ")");
+  }
+
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(b + mf::kPrefixSize, b + mf::kPrefixSize + header_len);
+  } catch (const nlohmann::json::exception& ex) {
+    bad_file(path, std::string("bad JSON header: ") + ex.what());
+  }
+  if (!header.is_object()) bad_file(path, "bad JSON header: not an object");
+  using VT = nlohmann::json::value_t;
+  const uint64_t json_version = field_u64(path, header, "format_version");
+  if (json_version != version) {
+    bad_file(path, "header format_version " + std::to_string(json_version) +
+                       " differs from the file's format " + std::to_string(version));
+  }
+  const std::string type =
+      field(path, header, "model_type", VT::string, "a string").get<std::string>();
+  const uint64_t n_items = field_u64(path, header, "n_items");
+  const nlohmann::json& items = field(path, header, "items", VT::array, "an array");
+  const nlohmann::json& config_json = field(path, header, "config", VT::object, "an object");
+  const nlohmann::json& tensors = field(path, header, "tensors", VT::array, "an array");
+  const uint64_t data_bytes = field_u64(path, header, "data_bytes");
+
+  const size_t data_start = mf::align_up(mf::kPrefixSize + header_len);
+  if (data_start > size - mf::kTrailerSize ||
+      data_bytes != size - mf::kTrailerSize - data_start) {
+    bad_file(path, "corrupt or truncated (the data section should hold " +
+                       std::to_string(data_bytes) + " bytes, the file has room for " +
+                       std::to_string(size - mf::kTrailerSize -
+                                      std::min(data_start, size - mf::kTrailerSize)) +
+                       ")");
+  }
+
+  // Tensors: bounds, alignment, shape x dtype == nbytes, unique names.
+  std::vector<TensorEntry> model_entries;
+  ModelBundle bundle;
+  for (const nlohmann::json& t : tensors) {
+    if (!t.is_object()) bad_file(path, "header field 'tensors' holds a non-object");
+    const std::string name = field(path, t, "name", VT::string, "a string").get<std::string>();
+    TensorEntry e;
+    e.name = name;
+    e.dtype = parse_dtype(path, name,
+                          field(path, t, "dtype", VT::string, "a string").get<std::string>());
+    const nlohmann::json& shape = field(path, t, "shape", VT::array, "an array");
+    uint64_t count = 1;
+    bool overflow = false;
+    for (const nlohmann::json& d : shape) {
+      if (!d.is_number_integer() || d < 0) {
+        bad_file(path, "tensor '" + name + "': shape holds a non-integer or negative entry");
+      }
+      const uint64_t dim = d.get<uint64_t>();
+      if (dim != 0 && count > std::numeric_limits<uint64_t>::max() / 8 / dim) overflow = true;
+      count *= dim;
+      e.shape.push_back(static_cast<int64_t>(dim));
+    }
+    const uint64_t offset = field_u64(path, t, "offset");
+    const uint64_t nbytes = field_u64(path, t, "nbytes");
+    if (overflow || count * dtype_size(e.dtype) != nbytes) {
+      bad_file(path, "tensor '" + name + "': its shape and dtype do not match nbytes " +
+                         std::to_string(nbytes));
+    }
+    if (offset % mf::kAlign != 0) {
+      bad_file(path, "tensor '" + name + "': offset " + std::to_string(offset) +
+                         " is not 64-byte aligned");
+    }
+    if (offset > data_bytes || nbytes > data_bytes - offset) {
+      bad_file(path, "tensor '" + name + "' (offset " + std::to_string(offset) + ", " +
+                         std::to_string(nbytes) + " bytes) lies outside the data section (" +
+                         std::to_string(data_bytes) + " bytes)");
+    }
+    for (const TensorEntry& o : model_entries) {
+      if (o.name == name) bad_file(path, "tensor '" + name + "' listed twice");
+    }
+    e.data = b + data_start + offset;
+    e.nbytes = static_cast<size_t>(nbytes);
+    if (name.rfind(mf::kBundlePrefix, 0) == 0) {
+      if (name == std::string(mf::kBundlePrefix) + "item_counts") {
+        if (e.dtype != DType::I64 || e.shape != std::vector<int64_t>{int64_t(n_items)}) {
+          bad_file(path, "tensor '" + name + "' should be i64 [" + std::to_string(n_items) + "]");
+        }
+        const auto* p = static_cast<const int64_t*>(e.data);
+        bundle.item_counts.assign(p, p + n_items);
+      }
+      continue;  // unknown bundle tensors from later minor versions are ignored
+    }
+    model_entries.push_back(std::move(e));
+  }
+
+  // Item ids.
+  if (items.size() != n_items) {
+    bad_file(path, "the header lists " + std::to_string(items.size()) +
+                       " item ids but n_items is " + std::to_string(n_items));
+  }
+  bundle.items.reserve(items.size());
+  for (const nlohmann::json& id : items) {
+    if (!id.is_string()) bad_file(path, "header field 'items' holds a non-string");
+    const std::string& s = id.get_ref<const std::string&>();
+    const int32_t before = bundle.items.size();
+    if (bundle.items.add(s) != before) bad_file(path, "duplicate item id '" + s + "'");
+  }
+
+  // The model itself.
+  if (header.contains("meta")) bundle.meta = header["meta"];
+  try {
+    find_model(type);
+  } catch (const InputError& ex) {
+    bad_file(path, ex.what());
+  }
+  Config config = default_config(type);
+  config.from_json(config_json, path);
+  bundle.model = create_model(type, config);
+  bundle.model->load(TensorReader(std::move(model_entries), path));
+  if (static_cast<uint64_t>(bundle.model->n_items()) != n_items) {
+    bad_file(path, "the model holds " + std::to_string(bundle.model->n_items()) +
+                       " items but the header lists " + std::to_string(n_items));
+  }
+  bundle.storage = std::shared_ptr<const void>(buf, buf.get());
+  return bundle;
+}
+
+}  // namespace seqrec

@@ -1,0 +1,53 @@
+// The registry of model types. Each type's file defines `ModelInfo NAME_model_info()`;
+// registering a new type is one line in SEQREC_MODEL_TYPES below.
+#include <string>
+
+#include "seqrec/error.hpp"
+#include "seqrec/model.hpp"
+
+// clang-format off
+#define SEQREC_MODEL_TYPES(X) \
+  X(pop)                      \
+  X(sr)                       \
+  X(vsknn)
+// clang-format on
+
+namespace seqrec {
+
+#define SEQREC_DECLARE_MODEL(name) ModelInfo name##_model_info();
+SEQREC_MODEL_TYPES(SEQREC_DECLARE_MODEL)
+#undef SEQREC_DECLARE_MODEL
+
+const std::vector<ModelInfo>& model_registry() {
+#define SEQREC_LIST_MODEL(name) name##_model_info(),
+  static const std::vector<ModelInfo> registry = {SEQREC_MODEL_TYPES(SEQREC_LIST_MODEL)};
+#undef SEQREC_LIST_MODEL
+  return registry;
+}
+
+const ModelInfo& find_model(std::string_view type) {
+  const auto& reg = model_registry();
+  for (const ModelInfo& m : reg) {
+    if (m.type == type) return m;
+  }
+  std::string known;
+  for (const ModelInfo& m : reg) known += (known.empty() ? "" : ", ") + m.type;
+  throw InputError("unknown model type '" + std::string(type) + "' (known: " + known + ")");
+}
+
+Config default_config(std::string_view type) { return Config(find_model(type).params); }
+
+std::unique_ptr<Model> create_model(std::string_view type, const Config& config) {
+  const ModelInfo& info = find_model(type);
+  // Every parameter of the type must be present: a Config built over another table
+  // would otherwise fail later, far from its cause.
+  for (const ParamSpec& p : info.params) {
+    if (!config.has(p.name)) {
+      throw InputError("model '" + info.type + "': the configuration has no parameter '" +
+                       p.name + "'");
+    }
+  }
+  return info.create(config);
+}
+
+}  // namespace seqrec

@@ -1,0 +1,574 @@
+// seqrec: the command-line program. Subcommands only parse options and call the library;
+// errors thrown inside become a message on stderr and a non-zero exit code.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "app/options.hpp"
+#include "app/workflow.hpp"
+#include "core/parallel.hpp"
+#include "core/progress.hpp"
+#include "seqrec/data.hpp"
+#include "seqrec/error.hpp"
+#include "seqrec/eval.hpp"
+#include "seqrec/model.hpp"
+
+using namespace seqrec;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string dashed(std::string s) {
+  std::replace(s.begin(), s.end(), '_', '-');
+  return s;
+}
+
+std::string type_word(ParamType t) {
+  switch (t) {
+    case ParamType::Int: return "INT";
+    case ParamType::Float: return "FLOAT";
+    case ParamType::Bool: return "BOOL";
+    case ParamType::String: return "TEXT";
+    case ParamType::IntList: return "INTS";
+  }
+  return "TEXT";
+}
+
+/// Flags generated from a ParamSpec table: every spec becomes --name-with-dashes.
+class ParamFlags {
+ public:
+  void add(CLI::App* app, const std::vector<ParamSpec>& specs, const std::string& group,
+           const std::string& prefix_help = "") {
+    for (const auto& s : specs) {
+      if (values_.count(s.name)) {  // shared by several models: note it once
+        continue;
+      }
+      std::string help = prefix_help + s.help;
+      if (!s.default_value.empty()) help += " [default: " + s.default_value + "]";
+      auto* o = app->add_option("--" + dashed(s.name), values_[s.name], help);
+      o->type_name(type_word(s.type));
+      o->group(group);
+      options_[s.name] = o;
+    }
+  }
+  /// Flags the user gave, as (name, value).
+  std::vector<std::pair<std::string, std::string>> given() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [name, opt] : options_)
+      if (opt->count() > 0) out.emplace_back(name, values_.at(name));
+    return out;
+  }
+  /// Applies given flags that `config` knows; returns the names it did not know.
+  std::vector<std::string> apply(Config& config) const {
+    std::vector<std::string> unknown;
+    for (const auto& [name, value] : given()) {
+      if (config.has(name))
+        config.set(name, value, "--" + dashed(name));
+      else
+        unknown.push_back(name);
+    }
+    return unknown;
+  }
+
+ private:
+  std::map<std::string, std::string> values_;
+  std::map<std::string, CLI::Option*> options_;
+};
+
+/// Config from defaults, then an optional config file, then flags (flags win).
+Config build_config(const std::vector<ParamSpec>& specs, const std::string& config_file,
+                    const ParamFlags& flags, bool allow_foreign_keys = false) {
+  Config c(specs);
+  if (!config_file.empty()) c.load_file(config_file);
+  auto unknown = flags.apply(c);
+  if (!unknown.empty() && !allow_foreign_keys)
+    throw InputError("--" + dashed(unknown.front()) + " does not apply here");
+  return c;
+}
+
+void print_json_file(const std::string& path, const nlohmann::json& j) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    if (!f) throw IoError("cannot write '" + path + "'");
+    f << j.dump(2) << "\n";
+    if (!f) throw IoError("cannot write '" + path + "'");
+  }
+  fs::rename(tmp, path);
+}
+
+std::string fmt_bytes(int64_t b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", b / 1048576.0);
+  return buf;
+}
+
+// ---------------------------------------------------------------------------------------
+struct GlobalOptions {
+  int threads = 0;
+  bool quiet = false;
+};
+
+int run_generate(const Config& c, const std::string& out, const GlobalOptions& g) {
+  Progress p("generate", 0, "events", false);
+  EventLog log = generate_sessions(to_generate_options(c));
+  std::string f = c.get_string("out_format");
+  write_events(out, log.seqs, log.items, parse_format(f));
+  std::fprintf(stderr, "wrote %s: %lld events, %zu sessions, %d items (%s format) in %.1f s\n",
+               out.c_str(), static_cast<long long>(log.seqs.n_events()), log.seqs.size(),
+               log.items.size(), f.c_str(), p.elapsed_seconds());
+  return 0;
+}
+
+void print_stats_line(const char* name, const nlohmann::json& s) {
+  std::printf("  %-11s %10lld sequences %12lld events %9lld items   length mean %.2f, median "
+              "%.0f, max %lld\n",
+              name, s.value("sequences", 0LL), s.value("events", 0LL), s.value("items", 0LL),
+              s.value("length_mean", 0.0), s.value("length_median", 0.0),
+              s.value("length_max", 0LL));
+}
+
+int run_prepare(const std::string& input, const std::string& out_dir, const Config& read_cfg,
+                const Config& prep_cfg, const GlobalOptions& g) {
+  Progress p("prepare", 0, "", false);
+  EventLog log = read_events(input, to_read_options(read_cfg));
+  std::printf("read %s: %lld events, %zu sequences, %d items (%.1f s)\n", input.c_str(),
+              static_cast<long long>(log.seqs.n_events()), log.seqs.size(), log.items.size(),
+              p.elapsed_seconds());
+  PreparedSplit split = prep_cfg.get_string("protocol") == "session"
+                            ? prepare_session(log, to_session_split_options(prep_cfg))
+                            : prepare_sequential(log, to_sequential_split_options(prep_cfg));
+  split.stats["options"] = prep_cfg.to_json();
+  split.stats["input"] = fs::absolute(input).string();
+  write_split(out_dir, split, input);
+  std::printf("%s split written to %s/ (%.1f s):\n", split.protocol.c_str(), out_dir.c_str(),
+              p.elapsed_seconds());
+  std::printf("  catalogue   %d items\n", split.items.size());
+  print_stats_line("train_full", sequence_stats(split.train_full));
+  print_stats_line("test", sequence_stats(split.test));
+  print_stats_line("train_tr", sequence_stats(split.train_tr));
+  print_stats_line("valid", sequence_stats(split.valid));
+  return 0;
+}
+
+/// Defaults, then the preset, then the config file, then flags (later wins).
+Config model_config(const ModelInfo& info, const std::string& preset,
+                    const std::string& config_file) {
+  Config cfg(info.params);
+  if (!preset.empty()) {
+    const Preset* found = nullptr;
+    for (const auto& p : info.presets)
+      if (p.name == preset) found = &p;
+    if (!found) {
+      std::string known;
+      for (const auto& p : info.presets) known += (known.empty() ? "" : ", ") + p.name;
+      throw InputError("--preset: model '" + info.type + "' has no preset '" + preset + "'" +
+                       (known.empty() ? std::string(" (it has none)") : " (known: " + known + ")"));
+    }
+    for (const auto& [name, value] : found->values) cfg.set(name, value, "preset " + preset);
+  }
+  if (!config_file.empty()) cfg.load_file(config_file);
+  return cfg;
+}
+
+int run_train(const std::string& data, const std::string& type, const std::string& out,
+              const std::string& preset, const std::string& config_file,
+              const ParamFlags& model_flags, bool validation, const Config& read_cfg,
+              uint64_t seed, const GlobalOptions& g) {
+  const ModelInfo& info = find_model(type);
+  Config cfg = model_config(info, preset, config_file);
+  for (const auto& name : model_flags.apply(cfg))
+    throw InputError("--" + dashed(name) + " is not a parameter of model '" + type +
+                     "' (see `seqrec models`)");
+  if (fs::exists(out) && fs::is_directory(out))
+    throw InputError("--out '" + out + "' is a folder; give a model file name");
+  TrainData td = load_train_data(data, validation ? SplitPart::Valid : SplitPart::Test,
+                                 to_read_options(read_cfg));
+  std::fprintf(stderr, "training %s on %s: %zu sequences, %lld events, %d items\n",
+               type.c_str(), td.source.c_str(), td.train.size(),
+               static_cast<long long>(td.train.n_events()), td.items.size());
+  FitContext ctx;
+  ctx.threads = g.threads;
+  ctx.seed = seed;
+  ctx.progress = !g.quiet;
+  ModelBundle b = train_model(type, cfg, td, ctx);
+  save_model(out, b);
+  std::printf("trained %s in %.2f s (peak RSS %s); model written to %s\n", type.c_str(),
+              b.meta.value("train_seconds", 0.0),
+              fmt_bytes(b.meta.value("train_peak_rss_bytes", 0LL)).c_str(), out.c_str());
+  return 0;
+}
+
+int run_eval(const std::string& model_path, const std::string& data, const Config& ecfg,
+             const Config& read_cfg, bool validation, const std::string& json_out,
+             const GlobalOptions& g) {
+  ModelBundle b = load_model(model_path);
+  TestData td = load_test_data(data, validation ? SplitPart::Valid : SplitPart::Test, b.items,
+                               to_read_options(read_cfg));
+  if (td.dropped_events > 0)
+    std::fprintf(stderr, "note: %lld test events have items the model does not know; skipped\n",
+                 static_cast<long long>(td.dropped_events));
+  EvalOptions eo = to_eval_options(ecfg, td.protocol);
+  eo.threads = g.threads;
+  eo.progress = !g.quiet;
+  EvalResult r = evaluate_bundle(b, td, eo);
+  std::printf("%s", format_results_table({{b.model->type(), r}}, eo.cutoffs).c_str());
+  if (!json_out.empty()) {
+    nlohmann::json j = r.to_json();
+    j["model"] = {{"file", model_path},
+                  {"type", b.model->type()},
+                  {"config", b.model->config().to_json()},
+                  {"n_items", b.items.size()}};
+    j["test"] = {{"source", td.source}, {"stats", sequence_stats(td.test)}};
+    j["train"] = b.meta;
+    print_json_file(json_out, j);
+    std::fprintf(stderr, "metrics written to %s\n", json_out.c_str());
+  }
+  return 0;
+}
+
+std::vector<std::string> split_ws(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  std::string t;
+  while (in >> t) out.push_back(t);
+  return out;
+}
+
+/// Top-K for one session given as original item ids.
+nlohmann::json recommend_one(const ModelBundle& b, const std::vector<std::string>& tokens,
+                             int k, bool exclude_seen, std::vector<float>& scores) {
+  nlohmann::json res;
+  std::vector<int32_t> seq;
+  std::vector<std::string> unknown;
+  for (const auto& t : tokens) {
+    int32_t i = b.items.find(t);
+    if (i < 0)
+      unknown.push_back(t);
+    else
+      seq.push_back(i);
+  }
+  res["unknown_items"] = unknown;
+  if (seq.empty()) {
+    res["error"] = "no known items in the session";
+    return res;
+  }
+  const int32_t n = b.model->n_items();
+  scores.resize(static_cast<size_t>(n));
+  std::span<const int32_t> sp(seq);
+  std::vector<std::span<const int32_t>> seqs{sp};
+  PrefixQuery q{0, static_cast<int32_t>(seq.size())};
+  b.model->score(seqs, std::span<const PrefixQuery>(&q, 1), scores.data());
+  if (exclude_seen)
+    for (int32_t i : seq) scores[static_cast<size_t>(i)] = -std::numeric_limits<float>::infinity();
+  std::vector<int32_t> idx(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
+  const int kk = std::min<int>(k, n);
+  auto better = [&](int32_t a, int32_t c) {
+    return scores[a] > scores[c] || (scores[a] == scores[c] && a < c);
+  };
+  std::partial_sort(idx.begin(), idx.begin() + kk, idx.end(), better);
+  nlohmann::json items = nlohmann::json::array();
+  for (int r = 0; r < kk; ++r) {
+    const int32_t i = idx[static_cast<size_t>(r)];
+    if (exclude_seen && std::isinf(scores[i]) && scores[i] < 0) break;
+    items.push_back({{"item", b.items.token(i)}, {"score", scores[i]}});
+  }
+  res["items"] = items;
+  return res;
+}
+
+int run_recommend(const std::string& model_path, const std::string& session,
+                  const std::string& input, int k, const std::string& exclude, bool json,
+                  const GlobalOptions& g) {
+  if (k <= 0) throw InputError("-k must be at least 1, got " + std::to_string(k));
+  ModelBundle b = load_model(model_path);
+  bool excl = exclude == "auto" ? b.meta.value("protocol", "") == "sequential" : exclude == "true";
+  std::vector<float> scores;
+  auto emit = [&](const std::string& label, const nlohmann::json& r) {
+    for (const auto& u : r["unknown_items"])
+      std::fprintf(stderr, "%sunknown item '%s' skipped\n", label.c_str(),
+                   u.get<std::string>().c_str());
+    if (json) {
+      std::printf("%s\n", r.dump().c_str());
+      return;
+    }
+    if (r.contains("error")) {
+      std::fprintf(stderr, "%s%s\n", label.c_str(), r["error"].get<std::string>().c_str());
+      return;
+    }
+    int rank = 0;
+    for (const auto& it : r["items"])
+      std::printf("%s%d\t%s\t%.6g\n", label.c_str(), ++rank,
+                  it["item"].get<std::string>().c_str(), it["score"].get<double>());
+  };
+  if (!session.empty()) {
+    if (!json) std::printf("rank\titem\tscore\n");
+    nlohmann::json r = recommend_one(b, split_ws(session), k, excl, scores);
+    emit("", r);
+    return r.contains("error") ? 1 : 0;
+  }
+  std::istream* in = &std::cin;
+  std::ifstream f;
+  if (input != "-") {
+    f.open(input);
+    if (!f) throw IoError("cannot open '" + input + "'");
+    in = &f;
+  }
+  if (!json) std::printf("line\trank\titem\tscore\n");
+  std::string line;
+  int64_t lineno = 0;
+  while (std::getline(*in, line)) {
+    ++lineno;
+    auto toks = split_ws(line);
+    if (toks.empty()) continue;
+    nlohmann::json r = recommend_one(b, toks, k, excl, scores);
+    if (json) r["line"] = lineno;
+    emit(json ? "" : std::to_string(lineno) + "\t", r);
+  }
+  return 0;
+}
+
+int run_info(const std::string& model_path, bool json) {
+  ModelBundle b = load_model(model_path);
+  nlohmann::json j = {{"type", b.model->type()},
+                      {"n_items", b.items.size()},
+                      {"config", b.model->config().to_json()},
+                      {"meta", b.meta}};
+  if (json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("model      %s\nfile       %s (%s)\nitems      %d\n", b.model->type().c_str(),
+              model_path.c_str(), fmt_bytes(static_cast<int64_t>(fs::file_size(model_path))).c_str(),
+              b.items.size());
+  std::printf("config\n");
+  for (auto it = j["config"].begin(); it != j["config"].end(); ++it)
+    std::printf("  %-20s %s\n", it.key().c_str(), it.value().dump().c_str());
+  std::printf("meta\n");
+  for (auto it = b.meta.begin(); it != b.meta.end(); ++it) {
+    if (it.value().is_object()) continue;
+    std::printf("  %-20s %s\n", it.key().c_str(), it.value().dump().c_str());
+  }
+  return 0;
+}
+
+int run_models() {
+  for (const auto& m : model_registry()) {
+    std::printf("%s — %s\n", m.type.c_str(), m.description.c_str());
+    for (const auto& p : m.params)
+      std::printf("  --%-22s %s [default: %s]\n", dashed(p.name).c_str(), p.help.c_str(),
+                  p.default_value.c_str());
+    for (const auto& p : m.presets) {
+      std::string vals;
+      for (const auto& [k, v] : p.values) vals += " " + k + "=" + v;
+      std::printf("  preset %-15s %s:%s\n", p.name.c_str(), p.description.c_str(), vals.c_str());
+    }
+  }
+  return 0;
+}
+
+/// The main job: synthetic data -> session split -> every model -> one table.
+int run_demo(const Config& gen_cfg, const std::string& out_dir, const std::string& models,
+             const GlobalOptions& g) {
+  Progress total("demo", 0, "", false);
+  fs::create_directories(out_dir);
+  GenerateOptions go = to_generate_options(gen_cfg);
+  std::printf("seqrec demo: generating %lld synthetic events over %d items (seed %llu)\n",
+              static_cast<long long>(go.n_events), go.n_items,
+              static_cast<unsigned long long>(go.seed));
+  EventLog log = generate_sessions(go);
+  const std::string log_path = (fs::path(out_dir) / "events.tsv").string();
+  write_events(log_path, log.seqs, log.items, Format::Delimited);
+  PreparedSplit split = prepare_session(log, SessionSplitOptions{});
+  const std::string split_dir = (fs::path(out_dir) / "split").string();
+  write_split(split_dir, split, log_path);
+  std::printf("session split in %s/: train %zu sessions / %lld events, test %zu sessions / "
+              "%lld events, %d items\n\n",
+              split_dir.c_str(), split.train_full.size(),
+              static_cast<long long>(split.train_full.n_events()), split.test.size(),
+              static_cast<long long>(split.test.n_events()), split.items.size());
+
+  std::vector<std::string> types;
+  if (models.empty() || models == "all") {
+    for (const auto& m : model_registry()) types.push_back(m.type);
+  } else {
+    std::stringstream ss(models);
+    std::string t;
+    while (std::getline(ss, t, ',')) types.push_back(find_model(t).type);
+  }
+  ReadOptions ro;
+  TrainData td = load_train_data(split_dir, SplitPart::Test, ro);
+  std::vector<std::pair<std::string, EvalResult>> rows;
+  EvalOptions eo;
+  eo.cutoffs = {5, 10, 20};
+  eo.threads = g.threads;
+  eo.progress = !g.quiet;
+  std::vector<double> train_secs;
+  for (const auto& type : types) {
+    FitContext ctx;
+    ctx.threads = g.threads;
+    ctx.progress = !g.quiet;
+    ModelBundle b = train_model(type, default_config(type), td, ctx);
+    const std::string model_path = (fs::path(out_dir) / (type + ".seqrec")).string();
+    save_model(model_path, b);
+    TestData test = load_test_data(split_dir, SplitPart::Test, b.items, ro);
+    EvalResult r = evaluate_bundle(b, test, eo);
+    std::fprintf(stderr, "%s: trained in %.2f s, evaluated in %.2f s\n", type.c_str(),
+                 b.meta.value("train_seconds", 0.0), r.seconds);
+    rows.emplace_back(type, r);
+  }
+  std::printf("%s", format_results_table(rows, eo.cutoffs).c_str());
+  std::printf("\nmodels saved in %s/ (try: seqrec recommend --model %s/%s.seqrec --session "
+              "\"%s\")\ntotal %.1f s\n",
+              out_dir.c_str(), out_dir.c_str(), types.front().c_str(),
+              split.items.token(0).c_str(), total.elapsed_seconds());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"seqrec: session-based and sequential recommendation (GRU4Rec, SASRec, "
+               "baselines).\nRun `seqrec demo` for a tour on built-in synthetic data."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("seqrec ") + SEQREC_VERSION);
+  GlobalOptions g;
+  app.add_option("--threads", g.threads, "threads to use (0 = all cores)")
+      ->check(CLI::Range(0, 4096));
+  app.add_flag("-q,--quiet", g.quiet, "no progress output");
+
+  // generate
+  auto* gen = app.add_subcommand("generate", "write a synthetic session log");
+  std::string gen_out, gen_config;
+  ParamFlags gen_flags;
+  gen->add_option("-o,--out", gen_out, "output file")->required();
+  gen->add_option("--config", gen_config, "file of name = value lines (flags win)");
+  gen_flags.add(gen, generate_option_specs(), "Generator");
+
+  // prepare
+  auto* prep = app.add_subcommand("prepare", "filter a log and split it for evaluation");
+  std::string prep_in, prep_out, prep_config;
+  ParamFlags prep_read_flags, prep_flags;
+  prep->add_option("input", prep_in, "interaction log")->required();
+  prep->add_option("-o,--out", prep_out, "output folder for the split")->required();
+  prep->add_option("--config", prep_config, "file of name = value lines (flags win)");
+  prep_flags.add(prep, prepare_option_specs(), "Preprocessing");
+  prep_read_flags.add(prep, read_option_specs(), "Input format");
+
+  // train
+  auto* train = app.add_subcommand("train", "train a model and write a model file");
+  std::string train_data, train_model_type, train_out, train_config, train_preset;
+  bool train_valid = false;
+  uint64_t train_seed = 42;
+  ParamFlags train_read_flags, model_flags;
+  train->add_option("data", train_data, "a split folder from `seqrec prepare`, or a log file")
+      ->required();
+  train->add_option("-m,--model", train_model_type, "model type (see `seqrec models`)")
+      ->required();
+  train->add_option("-o,--out", train_out, "model file to write")->required();
+  train->add_option("--preset", train_preset, "a named parameter set of the model (see `seqrec models`)");
+  train->add_option("--config", train_config, "model parameters, name = value lines or JSON");
+  train->add_flag("--validation", train_valid, "train on train_tr (the validation run)");
+  train->add_option("--seed", train_seed, "random seed");
+  for (const auto& m : model_registry())
+    model_flags.add(train, m.params, "Model parameters", "[" + m.type + "] ");
+  train_read_flags.add(train, read_option_specs(), "Input format");
+
+  // eval
+  auto* ev = app.add_subcommand("eval", "evaluate a model file on test data");
+  std::string ev_model, ev_data, ev_json, ev_config;
+  bool ev_valid = false;
+  ParamFlags ev_flags, ev_read_flags;
+  ev->add_option("-m,--model", ev_model, "model file")->required();
+  ev->add_option("data", ev_data, "a split folder (uses test.tsv) or a log file")->required();
+  ev->add_option("--json", ev_json, "also write the metrics as JSON to this file");
+  ev->add_flag("--validation", ev_valid, "evaluate on valid.tsv instead of test.tsv");
+  ev->add_option("--config", ev_config, "file of name = value lines (flags win)");
+  ev_flags.add(ev, eval_option_specs(), "Evaluation");
+  ev_read_flags.add(ev, read_option_specs(), "Input format");
+
+  // recommend
+  auto* rec = app.add_subcommand("recommend", "top-K next items for a session");
+  std::string rec_model, rec_session, rec_input = "-", rec_exclude = "auto";
+  int rec_k = 20;
+  bool rec_json = false;
+  rec->add_option("-m,--model", rec_model, "model file")->required();
+  rec->add_option("-s,--session", rec_session,
+                  "the session's item ids in order, space separated (otherwise one session "
+                  "per line from --input)");
+  rec->add_option("-i,--input", rec_input, "file of sessions, one per line ('-' = stdin)");
+  rec->add_option("-k", rec_k, "number of items to recommend");
+  rec->add_option("--exclude-seen", rec_exclude,
+                  "drop the session's own items (auto: yes for sequential models)")
+      ->check(CLI::IsMember({"auto", "true", "false"}));
+  rec->add_flag("--json", rec_json, "one JSON object per session");
+
+  // info, models, demo
+  auto* info = app.add_subcommand("info", "print a model file's metadata");
+  std::string info_model;
+  bool info_json = false;
+  info->add_option("model", info_model, "model file")->required();
+  info->add_flag("--json", info_json, "as JSON");
+  auto* models = app.add_subcommand("models", "list model types and their parameters");
+  auto* demo = app.add_subcommand(
+      "demo", "the main job: generate data, train every model, print the comparison");
+  std::string demo_out = "seqrec-demo", demo_models = "all";
+  ParamFlags demo_flags;
+  demo->add_option("-o,--out", demo_out, "output folder");
+  demo->add_option("--models", demo_models, "comma-separated model types, or all");
+  demo_flags.add(demo, generate_option_specs(), "Generator");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    set_threads(g.threads);
+    if (*gen) return run_generate(build_config(generate_option_specs(), gen_config, gen_flags),
+                                  gen_out, g);
+    if (*prep) {
+      Config rc = build_config(read_option_specs(), "", prep_read_flags);
+      Config pc = build_config(prepare_option_specs(), prep_config, prep_flags);
+      return run_prepare(prep_in, prep_out, rc, pc, g);
+    }
+    if (*train) {
+      Config rc = build_config(read_option_specs(), "", train_read_flags);
+      return run_train(train_data, train_model_type, train_out, train_preset, train_config, model_flags,
+                       train_valid, rc, train_seed, g);
+    }
+    if (*ev) {
+      Config rc = build_config(read_option_specs(), "", ev_read_flags);
+      Config ec = build_config(eval_option_specs(), ev_config, ev_flags);
+      return run_eval(ev_model, ev_data, ec, rc, ev_valid, ev_json, g);
+    }
+    if (*rec) return run_recommend(rec_model, rec_session, rec_input, rec_k, rec_exclude,
+                                   rec_json, g);
+    if (*info) return run_info(info_model, info_json);
+    if (*models) return run_models();
+    if (*demo) return run_demo(build_config(generate_option_specs(), "", demo_flags), demo_out,
+                               demo_models, g);
+  } catch (const seqrec::Error& e) {
+    std::fprintf(stderr, "seqrec: error: %s\n", e.what());
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::fprintf(stderr, "seqrec: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "seqrec: error: out of memory\n");
+    return 3;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "seqrec: internal error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
