@@ -3,10 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "seqrec/dataset.hpp"
 
@@ -14,25 +13,25 @@ namespace seqrec {
 
 /// File formats seqrec reads and writes.
 enum class Format {
-  Auto,        ///< detect from the extension and the first lines
-  Delimited,   ///< GRU4Rec style: delimited columns (session, item, time), header optional
-  Inter,       ///< RecBole atomic file: header "user_id:token item_id:token timestamp:float"
-  Sequences,   ///< one sequence per line: "[id] i1 i2 ..." (space separated)
-  Pairs,       ///< "user item" per line, lines in time order per user (no timestamps)
+  Auto,       ///< detect from the extension and the first lines
+  Delimited,  ///< GRU4Rec style: delimited columns (session, item, time), header optional
+  Inter,      ///< RecBole atomic file: header "user_id:token item_id:token timestamp:float"
+  Sequences,  ///< one sequence per line: "[id] i1 i2 ..." (space separated)
+  Pairs,      ///< "user item" per line, lines in time order per user (no timestamps)
 };
 Format parse_format(const std::string& name);  ///< "auto", "tsv"/"delimited", "inter", ...
 const char* format_name(Format f);
 
 struct ReadOptions {
   Format format = Format::Auto;
-  std::string delimiter;     ///< "" = detect; "\t", ",", ";", " " ...
-  int header = -1;           ///< -1 = detect, 0 = no header line, 1 = header line
-  std::string session_col;   ///< column name or 0-based index; "" = detect
-  std::string item_col;      ///< column name or 0-based index; "" = detect
-  std::string time_col;      ///< column name or 0-based index; "" = detect, "none" = no time
-  double time_scale = 1.0;   ///< raw time * time_scale = seconds (1e-3 for milliseconds)
-  int sequence_ids = -1;     ///< Sequences format: -1 detect, 1 first token is the id, 0 not
-  std::string cache_dir;     ///< binary cache folder; "" = no cache
+  std::string delimiter;    ///< "" = detect; "\t", ",", ";", " " ...
+  int header = -1;          ///< -1 = detect, 0 = no header line, 1 = header line
+  std::string session_col;  ///< column name or 0-based index; "" = detect
+  std::string item_col;     ///< column name or 0-based index; "" = detect
+  std::string time_col;     ///< column name or 0-based index; "" = detect, "none" = no time
+  double time_scale = 1.0;  ///< raw time * time_scale = seconds (1e-3 for milliseconds)
+  int sequence_ids = -1;    ///< Sequences format: -1 detect, 1 first token is the id, 0 not
+  std::string cache_dir;    ///< binary cache folder; "" = no cache
 };
 
 /// Reads an interaction log. Events are grouped by session/user; within a sequence they
@@ -43,11 +42,11 @@ EventLog read_events(const std::string& path, const ReadOptions& opt = {});
 /// What read_events did: the layout it detected and whether the binary cache was used.
 struct ReadInfo {
   Format format = Format::Auto;  ///< the format actually read (after detection)
-  std::string layout;            ///< e.g. "delimiter '\\t', header; session=SessionId item=ItemId time=Time"
-  bool from_cache = false;       ///< loaded from the binary cache instead of parsed
-  bool cache_written = false;    ///< a new cache file was written
-  std::string cache_path;        ///< the cache file for this input ("" when no cache_dir)
-  std::string cache_note;        ///< why the cache was not used or written, if it was not
+  std::string layout;  ///< e.g. "delimiter '\\t', header; session=SessionId item=ItemId time=Time"
+  bool from_cache = false;     ///< loaded from the binary cache instead of parsed
+  bool cache_written = false;  ///< a new cache file was written
+  std::string cache_path;      ///< the cache file for this input ("" when no cache_dir)
+  std::string cache_note;      ///< why the cache was not used or written, if it was not
 };
 /// As above, and reports what was done in `info` (may be null).
 EventLog read_events(const std::string& path, const ReadOptions& opt, ReadInfo* info);
@@ -66,22 +65,22 @@ void write_events(const std::string& path, const SequenceSet& seqs, const Vocab&
 struct GenerateOptions {
   int64_t n_events = 200000;
   int32_t n_items = 5000;
-  double zipf_exponent = 1.0;      ///< popularity ~ 1 / rank^exponent
-  double mean_length = 4.0;        ///< mean session length (lengths >= 1, long tail)
-  double follow_prob = 0.6;        ///< P(next item follows the current item's transitions)
-  int32_t n_successors = 8;        ///< likely next items per item
-  double days = 30.0;              ///< time span of the log
+  double zipf_exponent = 1.0;  ///< popularity ~ 1 / rank^exponent
+  double mean_length = 4.0;    ///< mean session length (lengths >= 1, long tail)
+  double follow_prob = 0.6;    ///< P(next item follows the current item's transitions)
+  int32_t n_successors = 8;    ///< likely next items per item
+  double days = 30.0;          ///< time span of the log
   uint64_t seed = 42;
 };
 EventLog generate_sessions(const GenerateOptions& opt);
 
 /// GRU4Rec preprocessing (session-based protocol).
 struct SessionSplitOptions {
-  int min_session_length = 2;       ///< drop shorter sessions (before and after item filter)
-  int min_item_support = 5;         ///< drop items with fewer events
-  double test_seconds = 86400.0;    ///< test = sessions whose last event is in the last N s
-  double valid_seconds = 86400.0;   ///< the same split applied inside train, for validation
-  bool remove_repeats = false;      ///< collapse consecutive repeats of the same item
+  int min_session_length = 2;      ///< drop shorter sessions (before and after item filter)
+  int min_item_support = 5;        ///< drop items with fewer events
+  double test_seconds = 86400.0;   ///< test = sessions whose last event is in the last N s
+  double valid_seconds = 86400.0;  ///< the same split applied inside train, for validation
+  bool remove_repeats = false;     ///< collapse consecutive repeats of the same item
 };
 
 /// Sequential preprocessing (leave-one-out per user).
@@ -97,7 +96,8 @@ struct SequentialSplitOptions {
 /// the last (second-last = target) and `train_tr` all but the last two.
 struct PreparedSplit {
   std::string protocol;  ///< "session" or "sequential"
-  Vocab items;  ///< the catalogue: train_full items (session) / all items after filtering (sequential)
+  Vocab items;           ///< the catalogue: train_full items (session) / all items after filtering
+                         ///< (sequential)
   SequenceSet train_full, test, train_tr, valid;
   nlohmann::json stats;  ///< what the filters removed and the size of each part
 };
@@ -108,8 +108,7 @@ PreparedSplit prepare_sequential(const EventLog& log, const SequentialSplitOptio
 /// Writes items.tsv (the catalogue, one id per line in index order), train_full.tsv,
 /// test.tsv, train_tr.tsv, valid.tsv and split.json into `dir`
 /// (created if needed). Refuses to write over `input_path`.
-void write_split(const std::string& dir, const PreparedSplit& split,
-                 const std::string& input_path);
+void write_split(const std::string& dir, const PreparedSplit& split, const std::string& input_path);
 
 /// Statistics of a set of sequences: count, events, items, length distribution.
 nlohmann::json sequence_stats(const SequenceSet& s);

@@ -37,8 +37,9 @@ void SequenceSet::push(std::string id, std::span<const int32_t> s, std::span<con
   }
   // has_times() is decided by the first non-empty sequence; later ones must agree.
   if (n_events() > 0 && has_times() != !t.empty() && !s.empty()) {
-    throw InputError("SequenceSet::push: sequence '" + id + "' " +
-                     (t.empty() ? "has no times but the set has" : "has times but the set has none"));
+    throw InputError(
+        "SequenceSet::push: sequence '" + id + "' " +
+        (t.empty() ? "has no times but the set has" : "has times but the set has none"));
   }
   ids.push_back(std::move(id));
   items.insert(items.end(), s.begin(), s.end());
@@ -56,7 +57,8 @@ void SequenceSet::clear() {
 SequenceSet remap(const EventLog& log, const Vocab& target, int64_t* dropped) {
   const SequenceSet& in = log.seqs;
   std::vector<int32_t> map(static_cast<size_t>(log.items.size()));
-  for (int32_t i = 0; i < log.items.size(); ++i) map[static_cast<size_t>(i)] = target.find(log.items.token(i));
+  for (int32_t i = 0; i < log.items.size(); ++i)
+    map[static_cast<size_t>(i)] = target.find(log.items.token(i));
   SequenceSet out;
   const bool with_times = in.has_times();
   out.items.reserve(in.items.size());
@@ -66,7 +68,8 @@ SequenceSet remap(const EventLog& log, const Vocab& target, int64_t* dropped) {
     const size_t before = out.items.size();
     for (int64_t e = in.offsets[s]; e < in.offsets[s + 1]; ++e) {
       const int32_t it = in.items[static_cast<size_t>(e)];
-      const int32_t m = (it >= 0 && it < static_cast<int32_t>(map.size())) ? map[static_cast<size_t>(it)] : -1;
+      const int32_t m =
+          (it >= 0 && it < static_cast<int32_t>(map.size())) ? map[static_cast<size_t>(it)] : -1;
       if (m < 0) {
         ++n_dropped;
         continue;

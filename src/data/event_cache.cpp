@@ -112,7 +112,8 @@ std::string cache_path_for_key(const std::string& cache_dir, const std::string& 
   return (fs::path(cache_dir) / name).string();
 }
 
-bool load_cache(const std::string& file, const std::string& key, EventLog* log, std::string* why) {
+bool load_cache(const std::string& file, const std::string& key, EventLog* log, Format* format,
+                std::string* why) {
   why->clear();
   std::error_code ec;
   if (!fs::exists(file, ec)) return false;
@@ -176,10 +177,11 @@ bool load_cache(const std::string& file, const std::string& key, EventLog* log, 
   }
   out.source = std::string(source);
   *log = std::move(out);
+  *format = static_cast<Format>((flags >> 8) & 0xff);
   return true;
 }
 
-bool save_cache(const std::string& file, const std::string& key, const EventLog& log,
+bool save_cache(const std::string& file, const std::string& key, const EventLog& log, Format format,
                 std::string* why) {
   try {
     std::error_code ec;
@@ -193,7 +195,8 @@ bool save_cache(const std::string& file, const std::string& key, const EventLog&
     std::string head;
     head.append(kMagic, 8);
     put_pod(head, kVersion);
-    put_pod(head, static_cast<uint32_t>(s.has_times() ? 1u : 0u));
+    put_pod(head, static_cast<uint32_t>((s.has_times() ? 1u : 0u) |
+                                        (static_cast<uint32_t>(format) << 8)));
     put_pod(head, static_cast<uint64_t>(key.size()));
     head.append(key);
     put_pod(head, static_cast<uint64_t>(s.size()));

@@ -15,9 +15,10 @@ std::string cache_path_for_key(const std::string& cache_dir, const std::string& 
 
 /// Loads `file` if it exists and holds `key` with a valid layout. On any problem returns
 /// false and says why in *why (empty when the file simply does not exist).
-bool load_cache(const std::string& file, const std::string& key, EventLog* log, std::string* why);
+bool load_cache(const std::string& file, const std::string& key, EventLog* log, Format* format,
+                std::string* why);
 /// Writes the cache atomically (temp file + rename). Returns false (with *why) on failure.
-bool save_cache(const std::string& file, const std::string& key, const EventLog& log,
+bool save_cache(const std::string& file, const std::string& key, const EventLog& log, Format format,
                 std::string* why);
 
 }  // namespace seqrec::data_detail

@@ -43,7 +43,9 @@ class Rng {
   /// Uniform in [0, 1).
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
   /// Uniform in [0, n).
-  uint64_t below(uint64_t n) { return static_cast<uint64_t>((static_cast<__uint128_t>(next()) * n) >> 64); }
+  uint64_t below(uint64_t n) {
+    return static_cast<uint64_t>((static_cast<__uint128_t>(next()) * n) >> 64);
+  }
   double normal() {  // Box-Muller, one value per call (simplicity over speed)
     const double u1 = 1.0 - uniform(), u2 = uniform();
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
@@ -107,7 +109,8 @@ EventLog generate_sessions(const GenerateOptions& opt) {
   if (!(opt.follow_prob >= 0.0 && opt.follow_prob <= 1.0))
     throw InputError("generate: follow_prob must be in [0, 1]");
   if (opt.n_successors < 1) throw InputError("generate: n_successors must be >= 1");
-  if (!(opt.days > 0.0) || opt.days > 36500.0) throw InputError("generate: days must be in (0, 36500]");
+  if (!(opt.days > 0.0) || opt.days > 36500.0)
+    throw InputError("generate: days must be in (0, 36500]");
 
   Rng rng(opt.seed);
   const auto n_items = static_cast<uint32_t>(opt.n_items);
@@ -116,13 +119,16 @@ EventLog generate_sessions(const GenerateOptions& opt) {
   // random permutation so that popular items are scattered over the id range.
   std::vector<uint32_t> rank_to_item(n_items);
   std::iota(rank_to_item.begin(), rank_to_item.end(), 0u);
-  for (uint32_t i = n_items - 1; i > 0; --i) std::swap(rank_to_item[i], rank_to_item[rng.below(i + 1)]);
+  for (uint32_t i = n_items - 1; i > 0; --i)
+    std::swap(rank_to_item[i], rank_to_item[rng.below(i + 1)]);
   std::vector<double> w(n_items);
-  for (uint32_t r = 0; r < n_items; ++r) w[r] = std::pow(static_cast<double>(r) + 1.0, -opt.zipf_exponent);
+  for (uint32_t r = 0; r < n_items; ++r)
+    w[r] = std::pow(static_cast<double>(r) + 1.0, -opt.zipf_exponent);
   const AliasTable popularity(w);
   // Successor candidates come from a flatter popularity (exponent halved): popular-ish
   // but item-specific.
-  for (uint32_t r = 0; r < n_items; ++r) w[r] = std::pow(static_cast<double>(r) + 1.0, -0.5 * opt.zipf_exponent);
+  for (uint32_t r = 0; r < n_items; ++r)
+    w[r] = std::pow(static_cast<double>(r) + 1.0, -0.5 * opt.zipf_exponent);
   const AliasTable flat(w);
   std::vector<double>().swap(w);
 
@@ -152,7 +158,8 @@ EventLog generate_sessions(const GenerateOptions& opt) {
   const double mu = std::log(ey) - 0.5 * sigma * sigma;
   const auto max_len = static_cast<int64_t>(std::max(50.0, 60.0 * opt.mean_length));
   std::vector<int32_t> lengths;
-  lengths.reserve(static_cast<size_t>(static_cast<double>(opt.n_events) / opt.mean_length * 1.1) + 16);
+  lengths.reserve(static_cast<size_t>(static_cast<double>(opt.n_events) / opt.mean_length * 1.1) +
+                  16);
   int64_t total = 0;
   while (total < opt.n_events) {
     int64_t len = 1;
@@ -178,7 +185,8 @@ EventLog generate_sessions(const GenerateOptions& opt) {
   const double span = opt.days * 86400.0;
   for (size_t s = 0; s < n_sessions; ++s) {
     // Stratified start times keep session ids in chronological order.
-    double t = kEpoch + span * (static_cast<double>(s) + rng.uniform()) / static_cast<double>(n_sessions);
+    double t =
+        kEpoch + span * (static_cast<double>(s) + rng.uniform()) / static_cast<double>(n_sessions);
     out.ids.push_back(std::to_string(kSessionIdBase + static_cast<int64_t>(s)));
     uint32_t cur = rank_to_item[popularity.draw(rng)];
     for (int32_t k = 0; k < lengths[s]; ++k) {

@@ -50,7 +50,8 @@ SequenceSet collapse_repeats(const SequenceSet& in) {
       [&](size_t e) {
         // An event repeats its predecessor when both are in the same sequence.
         if (e == 0 || in.items[e] != in.items[e - 1]) return true;
-        const auto it = std::upper_bound(in.offsets.begin(), in.offsets.end(), static_cast<int64_t>(e));
+        const auto it =
+            std::upper_bound(in.offsets.begin(), in.offsets.end(), static_cast<int64_t>(e));
         return *(it - 1) == static_cast<int64_t>(e);  // first event of its sequence
       });
 }
@@ -89,13 +90,16 @@ void time_split(const SequenceSet& in, double seconds, SequenceSet* early, Seque
     tmax = std::max(tmax, last[s]);
   }
   const double cut = tmax - seconds;
-  *early = filter(in, [&](size_t s) { return last[s] < cut; }, [](size_t) { return true; });
-  *late = filter(in, [&](size_t s) { return last[s] >= cut; }, [](size_t) { return true; });
+  *early = filter(
+      in, [&](size_t s) { return last[s] < cut; }, [](size_t) { return true; });
+  *late = filter(
+      in, [&](size_t s) { return last[s] >= cut; }, [](size_t) { return true; });
   *tmax_out = tmax;
 }
 
 // Restricts `in` to items with keep[item] and drops sequences shorter than 2.
-SequenceSet restrict_items(const SequenceSet& in, const std::vector<char>& keep, int64_t* events_removed) {
+SequenceSet restrict_items(const SequenceSet& in, const std::vector<char>& keep,
+                           int64_t* events_removed) {
   SequenceSet f = filter(
       in, [](size_t) { return true; },
       [&](size_t e) { return keep[static_cast<size_t>(in.items[e])] != 0; });
@@ -149,7 +153,12 @@ nlohmann::json sequence_stats(const SequenceSet& s) {
   static const char* kBuckets[] = {"1", "2", "3", "4", "5-9", "10-19", "20-49", "50-99", "100+"};
   std::vector<int64_t> hist(9, 0);
   for (int64_t l : len) {
-    int b = l <= 4 ? static_cast<int>(l) - 1 : l < 10 ? 4 : l < 20 ? 5 : l < 50 ? 6 : l < 100 ? 7 : 8;
+    int b = l <= 4    ? static_cast<int>(l) - 1
+            : l < 10  ? 4
+            : l < 20  ? 5
+            : l < 50  ? 6
+            : l < 100 ? 7
+                      : 8;
     if (b >= 0) ++hist[static_cast<size_t>(b)];
   }
   json h = json::object();
@@ -217,10 +226,13 @@ PreparedSplit prepare_session(const EventLog& log, const SessionSplitOptions& op
   {
     const auto counts = item_counts(cur, n_items);
     int64_t items_removed = 0;
-    for (size_t i = 0; i < counts.size(); ++i) items_removed += counts[i] > 0 && counts[i] < opt.min_item_support;
+    for (size_t i = 0; i < counts.size(); ++i)
+      items_removed += counts[i] > 0 && counts[i] < opt.min_item_support;
     SequenceSet next = filter(
         cur, [](size_t) { return true; },
-        [&](size_t e) { return counts[static_cast<size_t>(cur.items[e])] >= opt.min_item_support; });
+        [&](size_t e) {
+          return counts[static_cast<size_t>(cur.items[e])] >= opt.min_item_support;
+        });
     json j = step_json("min_item_support", cur, next);
     j["min_item_support"] = opt.min_item_support;
     j["items_removed"] = items_removed;
@@ -240,9 +252,9 @@ PreparedSplit prepare_session(const EventLog& log, const SessionSplitOptions& op
   }
   if (cur.size() == 0) {
     throw InputError(src, 0,
-                     "after removing items with fewer than " + std::to_string(opt.min_item_support) +
-                         " events no session has " + std::to_string(opt.min_session_length) +
-                         " events left");
+                     "after removing items with fewer than " +
+                         std::to_string(opt.min_item_support) + " events no session has " +
+                         std::to_string(opt.min_session_length) + " events left");
   }
 
   SequenceSet train, test;
@@ -255,8 +267,9 @@ PreparedSplit prepare_session(const EventLog& log, const SessionSplitOptions& op
                          " of the log, so nothing is left for training; lower test_seconds");
   }
   if (test.size() == 0) {
-    throw InputError(src, 0, "no session ends within the last " + seconds_text(opt.test_seconds) +
-                                 " of the log: the test set is empty");
+    throw InputError(src, 0,
+                     "no session ends within the last " + seconds_text(opt.test_seconds) +
+                         " of the log: the test set is empty");
   }
   steps.push_back({{"step", "time_split_test"},
                    {"tmax", tmax},
@@ -269,7 +282,8 @@ PreparedSplit prepare_session(const EventLog& log, const SessionSplitOptions& op
   {
     // Items unseen in training become -1; drop them, then test sessions shorter than 2.
     SequenceSet t = filter(
-        test, [](size_t) { return true; }, [&](size_t e) { return map[static_cast<size_t>(test.items[e])] >= 0; });
+        test, [](size_t) { return true; },
+        [&](size_t e) { return map[static_cast<size_t>(test.items[e])] >= 0; });
     const int64_t unseen = test.n_events() - t.n_events();
     apply_map(&t, map);
     SequenceSet t2 = drop_short(t, 2);
@@ -332,7 +346,8 @@ PreparedSplit prepare_session(const EventLog& log, const SessionSplitOptions& op
 
 PreparedSplit prepare_sequential(const EventLog& log, const SequentialSplitOptions& opt) {
   const std::string& src = log.source;
-  if (opt.user_core < 0 || opt.item_core < 0) throw InputError("user_core and item_core must be >= 0");
+  if (opt.user_core < 0 || opt.item_core < 0)
+    throw InputError("user_core and item_core must be >= 0");
   PreparedSplit out;
   out.protocol = "sequential";
   json steps = json::array();
@@ -384,7 +399,9 @@ PreparedSplit prepare_sequential(const EventLog& log, const SequentialSplitOptio
     const auto t = cur.seq_times(s);
     const size_t n = seq.size();
     auto head = [&](size_t k) { return std::span<const int32_t>(seq.data(), k); };
-    auto thead = [&](size_t k) { return t.empty() ? std::span<const double>() : std::span<const double>(t.data(), k); };
+    auto thead = [&](size_t k) {
+      return t.empty() ? std::span<const double>() : std::span<const double>(t.data(), k);
+    };
     if (n < 3) {  // too short to hold out anything: training only
       ++short_users;
       out.train_full.push(cur.ids[s], head(n), thead(n));
@@ -420,21 +437,24 @@ PreparedSplit prepare_sequential(const EventLog& log, const SequentialSplitOptio
   return out;
 }
 
-void write_split(const std::string& dir, const PreparedSplit& split, const std::string& input_path) {
+void write_split(const std::string& dir, const PreparedSplit& split,
+                 const std::string& input_path) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw IoError("cannot create folder '" + dir + "': " + ec.message());
-  const char* names[] = {"items.tsv", "train_full.tsv", "test.tsv", "train_tr.tsv", "valid.tsv", "split.json"};
+  const char* names[] = {"items.tsv",    "train_full.tsv", "test.tsv",
+                         "train_tr.tsv", "valid.tsv",      "split.json"};
   if (!input_path.empty()) {
     const fs::path in = fs::weakly_canonical(input_path, ec);
     for (const char* n : names) {
       const fs::path p = fs::path(dir) / n;
       std::error_code e1, e2;
       const bool same = (!ec && fs::weakly_canonical(p, e1) == in && !e1) ||
-                        (fs::exists(p, e2) && fs::exists(input_path, e2) && fs::equivalent(p, input_path, e2) && !e2);
+                        (fs::exists(p, e2) && fs::exists(input_path, e2) &&
+                         fs::equivalent(p, input_path, e2) && !e2);
       if (same) {
-        throw InputError("refusing to write '" + p.string() + "': it is the input file '" + input_path +
-                         "'; choose another output folder");
+        throw InputError("refusing to write '" + p.string() + "': it is the input file '" +
+                         input_path + "'; choose another output folder");
       }
     }
   }

@@ -33,11 +33,16 @@ Format parse_format(const std::string& name) {
 
 const char* format_name(Format f) {
   switch (f) {
-    case Format::Auto: return "auto";
-    case Format::Delimited: return "delimited";
-    case Format::Inter: return "inter";
-    case Format::Sequences: return "sequences";
-    case Format::Pairs: return "pairs";
+    case Format::Auto:
+      return "auto";
+    case Format::Delimited:
+      return "delimited";
+    case Format::Inter:
+      return "inter";
+    case Format::Sequences:
+      return "sequences";
+    case Format::Pairs:
+      return "pairs";
   }
   return "unknown";
 }
@@ -48,9 +53,9 @@ constexpr size_t kSampleLines = 1000;
 constexpr int32_t kMaxIndex = std::numeric_limits<int32_t>::max();
 
 // Column names recognised in headers (lower case, ':type' suffix removed), by priority.
-const std::vector<std::string> kSessionNames = {"sessionid", "session_id", "session", "user_id",
+const std::vector<std::string> kSessionNames = {"sessionid", "session_id", "session",  "user_id",
                                                 "userid",    "user",       "visitorid"};
-const std::vector<std::string> kItemNames = {"itemid", "item_id", "item", "movie_id",
+const std::vector<std::string> kItemNames = {"itemid",  "item_id",    "item",     "movie_id",
                                              "movieid", "product_id", "productid"};
 const std::vector<std::string> kTimeNames = {"time", "timestamp", "ts"};
 
@@ -169,7 +174,8 @@ std::string describe_plan(const Plan& p) {
   s += p.header ? ", header" : ", no header";
   auto col = [&](int c) {
     if (c < 0) return std::string("-");
-    if (p.header && static_cast<size_t>(c) < p.raw_names.size()) return p.raw_names[static_cast<size_t>(c)];
+    if (p.header && static_cast<size_t>(c) < p.raw_names.size())
+      return p.raw_names[static_cast<size_t>(c)];
     return "column " + std::to_string(c);
   };
   if (p.format == Format::Sequences) {
@@ -178,7 +184,8 @@ std::string describe_plan(const Plan& p) {
   }
   s += "; session=" + col(p.session_col) + " item=" + col(p.item_col);
   if (p.date_col >= 0) {
-    s += " time=" + col(p.date_col) + (p.offset_ms_col >= 0 ? "+" + col(p.offset_ms_col) + "/1000" : "");
+    s += " time=" + col(p.date_col) +
+         (p.offset_ms_col >= 0 ? "+" + col(p.offset_ms_col) + "/1000" : "");
   } else {
     s += " time=" + (p.time_col >= 0 ? col(p.time_col) : std::string("none"));
   }
@@ -250,7 +257,8 @@ int resolve_column(const std::string& spec, const char* what, const Plan& p, siz
   }
   std::string have;
   for (const auto& n : p.raw_names) have += (have.empty() ? "" : ", ") + n;
-  throw InputError(path, 1, std::string(what) + " column '" + spec + "' not found in the header (" + have + ")");
+  throw InputError(
+      path, 1, std::string(what) + " column '" + spec + "' not found in the header (" + have + ")");
 }
 
 std::string join(const std::vector<std::string>& v) {
@@ -306,10 +314,12 @@ Plan make_plan(std::string_view data, const std::string& path, const ReadOptions
   } else if (recognised) {
     p.header = true;
   } else if (p.format != Format::Sequences && sample.size() >= 2 &&
-             std::none_of(first.begin(), first.end(), [](std::string_view f) { return is_number(f); })) {
+             std::none_of(first.begin(), first.end(),
+                          [](std::string_view f) { return is_number(f); })) {
     // An unrecognised header: all names, while the next line has numbers.
     split(sample[1], p.sp, &fields);
-    p.header = std::any_of(fields.begin(), fields.end(), [](std::string_view f) { return is_number(f); });
+    p.header =
+        std::any_of(fields.begin(), fields.end(), [](std::string_view f) { return is_number(f); });
   }
   if (p.header) {
     for (auto f : first) {
@@ -336,7 +346,8 @@ Plan make_plan(std::string_view data, const std::string& path, const ReadOptions
         hi = std::max(hi, fields.size());
         for (auto f : fields) {
           if (all_numeric && !is_number(f)) all_numeric = false;
-          if (!p.sp.whitespace && f.find_first_of(" \t") != std::string_view::npos) inner_space = true;
+          if (!p.sp.whitespace && f.find_first_of(" \t") != std::string_view::npos)
+            inner_space = true;
         }
       }
       const size_t n_lines = sample.size() - data_begin;
@@ -440,9 +451,9 @@ Plan make_plan(std::string_view data, const std::string& path, const ReadOptions
 
 // Events as parsed, before grouping.
 struct Events {
-  std::vector<int32_t> seq;    // sequence index (first appearance order)
-  std::vector<int32_t> item;   // item index
-  std::vector<double> time;    // empty without times
+  std::vector<int32_t> seq;   // sequence index (first appearance order)
+  std::vector<int32_t> item;  // item index
+  std::vector<double> time;   // empty without times
   std::vector<std::string> ids;
 };
 
@@ -522,7 +533,8 @@ double parse_time_field(std::string_view f, double scale, const Plan& p, int col
   } else if (parse_date(f, &v)) {
     return v;
   }
-  std::string name = p.header ? "'" + p.raw_names[static_cast<size_t>(col)] + "'" : std::to_string(col);
+  std::string name =
+      p.header ? "'" + p.raw_names[static_cast<size_t>(col)] + "'" : std::to_string(col);
   throw InputError(path, lineno,
                    "time " + quote(f) + " (column " + name +
                        ") is not a finite number of seconds or a YYYY-MM-DD[ HH:MM:SS] date");
@@ -543,8 +555,9 @@ Events parse_columns(std::string_view data, const std::string& path, const Plan&
   std::vector<std::string_view> f;
   f.reserve(16);
   if (p.header) it.next(&line);
-  const size_t need = static_cast<size_t>(std::max({p.session_col, p.item_col, p.time_col,
-                                                    p.date_col, p.offset_ms_col})) + 1;
+  const size_t need = static_cast<size_t>(std::max(
+                          {p.session_col, p.item_col, p.time_col, p.date_col, p.offset_ms_col})) +
+                      1;
   while (it.next(&line)) {
     split(line, p.sp, &f);
     if ((p.n_fields && f.size() != p.n_fields) || f.size() < need) {
@@ -564,8 +577,8 @@ Events parse_columns(std::string_view data, const std::string& path, const Plan&
       ev.time.push_back(parse_time_field(f[static_cast<size_t>(p.time_col)], opt.time_scale, p,
                                          p.time_col, path, it.lineno));
     } else if (p.date_col >= 0) {
-      double t = parse_time_field(f[static_cast<size_t>(p.date_col)], opt.time_scale, p,
-                                  p.date_col, path, it.lineno);
+      double t = parse_time_field(f[static_cast<size_t>(p.date_col)], opt.time_scale, p, p.date_col,
+                                  path, it.lineno);
       if (p.offset_ms_col >= 0) {
         double ms;
         const auto o = f[static_cast<size_t>(p.offset_ms_col)];
@@ -722,7 +735,7 @@ EventLog read_events(const std::string& path, const ReadOptions& opt, ReadInfo* 
   info->cache_path = cache_path_for_key(opt.cache_dir, key);
   EventLog log;
   std::string why;
-  if (load_cache(info->cache_path, key, &log, &why)) {
+  if (load_cache(info->cache_path, key, &log, &info->format, &why)) {
     info->from_cache = true;
     info->layout = "binary cache " + info->cache_path;
     log.source = path;
@@ -730,7 +743,7 @@ EventLog read_events(const std::string& path, const ReadOptions& opt, ReadInfo* 
   }
   log = parse_file(path, opt, info);
   std::string why_save;
-  info->cache_written = save_cache(info->cache_path, key, log, &why_save);
+  info->cache_written = save_cache(info->cache_path, key, log, info->format, &why_save);
   info->cache_note = why.empty() ? why_save : why + (why_save.empty() ? "" : "; " + why_save);
   return log;
 }

@@ -17,7 +17,9 @@
 namespace seqrec::data_detail {
 
 namespace {
-std::string errno_text(int err) { return std::generic_category().message(err); }
+std::string errno_text(int err) {
+  return std::generic_category().message(err);
+}
 }  // namespace
 
 std::string read_file(const std::string& path) {
@@ -76,7 +78,9 @@ FileData::FileData(const std::string& path) {
   copy_ = read_file(path);
 }
 
-FileData::~FileData() { release(); }
+FileData::~FileData() {
+  release();
+}
 
 void FileData::release() {
   if (map_) ::munmap(map_, size_);
@@ -185,8 +189,9 @@ bool parse_date(std::string_view s, double* out) {
     return false;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31) return false;
-  double secs = static_cast<double>(days_from_civil(y, static_cast<unsigned>(mo),
-                                                    static_cast<unsigned>(d))) * 86400.0;
+  double secs =
+      static_cast<double>(days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d))) *
+      86400.0;
   size_t pos = 10;
   if (pos < s.size()) {
     if (s[pos] != 'T' && s[pos] != ' ') return false;

@@ -23,7 +23,9 @@ class FileData {
   ~FileData();
   FileData(const FileData&) = delete;
   FileData& operator=(const FileData&) = delete;
-  std::string_view view() const { return map_ ? std::string_view(static_cast<const char*>(map_), size_) : std::string_view(copy_); }
+  std::string_view view() const {
+    return map_ ? std::string_view(static_cast<const char*>(map_), size_) : std::string_view(copy_);
+  }
   /// Unmaps / frees the bytes (view() becomes empty).
   void release();
 
@@ -156,7 +158,8 @@ class TokenTable {
       std::memcpy(&s->w, key.data(), 8);
       h = hash_bytes(key);
     }
-    s->tag = (static_cast<uint32_t>(h >> 32) & ~31u) | static_cast<uint32_t>(std::min<size_t>(key.size(), 31));
+    s->tag = (static_cast<uint32_t>(h >> 32) & ~31u) |
+             static_cast<uint32_t>(std::min<size_t>(key.size(), 31));
   }
   size_t position(uint32_t tag) const {
     return static_cast<size_t>((static_cast<uint64_t>(tag) * 0x9E3779B97F4A7C15ULL) >> shift_);
@@ -165,7 +168,8 @@ class TokenTable {
     if (s.tag != probe.tag || s.w != probe.w) return false;
     if (key.size() <= 8) return true;
     const uint64_t e = entries_[static_cast<size_t>(s.index)];
-    return (e & kMaxKey) == key.size() && std::memcmp(arena_.data() + (e >> 24), key.data(), key.size()) == 0;
+    return (e & kMaxKey) == key.size() &&
+           std::memcmp(arena_.data() + (e >> 24), key.data(), key.size()) == 0;
   }
   void rehash(size_t want) {
     size_t cap = 16;

@@ -100,8 +100,9 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
     throw InputError("sampled negatives must be >= 0, got " +
                      std::to_string(opt.sampled_negatives));
   if (opt.sampled_negatives > 0 && opt.protocol != Protocol::Sequential)
-    throw InputError("sampled negatives need the sequential protocol (the session protocol "
-                     "always ranks the full catalogue)");
+    throw InputError(
+        "sampled negatives need the sequential protocol (the session protocol "
+        "always ranks the full catalogue)");
   if (opt.exclude_seen < -1 || opt.exclude_seen > 1)
     throw InputError("exclude_seen must be -1 (protocol default), 0 or 1, got " +
                      std::to_string(opt.exclude_seen));
@@ -146,8 +147,9 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
   }
   const int64_t n_queries = static_cast<int64_t>(queries.size());
   if (n_queries == 0)
-    throw InputError("test set has no predictable events: no test sequence has at least 2 "
-                     "events over items known to the model");
+    throw InputError(
+        "test set has no predictable events: no test sequence has at least 2 "
+        "events over items known to the model");
 
   // Popularity of each item relative to the most popular one.
   std::vector<double> pop;
@@ -324,7 +326,8 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
   std::vector<int32_t> best_pos(static_cast<size_t>(n_items), std::numeric_limits<int32_t>::max());
   for (const auto& st : states) {
     if (!st) continue;
-    for (size_t i = 0; i < best_pos.size(); ++i) best_pos[i] = std::min(best_pos[i], st->best_pos[i]);
+    for (size_t i = 0; i < best_pos.size(); ++i)
+      best_pos[i] = std::min(best_pos[i], st->best_pos[i]);
   }
 
   EvalResult res;

@@ -43,7 +43,9 @@ std::string fmt_metric(const std::map<std::string, double>& m, const std::string
   return buf;
 }
 
-bool is_sequential(const EvalResult& r) { return r.protocol.rfind("sequential", 0) == 0; }
+bool is_sequential(const EvalResult& r) {
+  return r.protocol.rfind("sequential", 0) == 0;
+}
 
 std::string describe(const EvalResult& r) {
   std::string s = "protocol " + r.protocol + ", ties " + r.ties + ", seen items " +

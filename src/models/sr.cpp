@@ -26,8 +26,9 @@ std::vector<ParamSpec> sr_params() {
       param_int("max_rules", "0", 0, 2147483647,
                 "keep only this many heaviest rules per item (0 = keep all; session-rec "
                 "prunes to 20)"),
-      param_bool("self_rules", "false",
-                 "also count pairs whose two positions hold the same item (session-rec does)"),
+      param_bool("self_rules", "true",
+                 "count pairs whose two positions hold the same item, i.e. rules a -> a "
+                 "(session-rec does; false skips them, which ranks repeat clicks last)"),
       param_bool("pop_tiebreak", "true",
                  "add 1e-6 x count/max count to every score, so that items without a rule "
                  "(and other ties) rank by popularity instead of all tying"),

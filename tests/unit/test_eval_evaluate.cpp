@@ -201,7 +201,8 @@ TEST(EvalSampled, AllTiesGiveClosedFormRanks) {
     for (int i = 0; i < 50; ++i) row[i] = 1.0f;
   });
   SequenceSet t;
-  for (int u = 0; u < 10; ++u) t.push("u" + std::to_string(u), std::vector<int32_t>{u, u + 10, u + 20});
+  for (int u = 0; u < 10; ++u)
+    t.push("u" + std::to_string(u), std::vector<int32_t>{u, u + 10, u + 20});
   auto o = quiet(Protocol::Sequential, {1, 4, 10});
   o.sampled_negatives = 3;
   auto r = evaluate(m, t, o, {});

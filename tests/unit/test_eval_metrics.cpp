@@ -175,8 +175,7 @@ TEST(EvalTopK, MatchesFullSortOnLongRows) {
   for (size_t i = 0; i < inc.size(); ++i) inc[i] = static_cast<float>(i / 3);
   for (const auto* row : {&s, &inc}) {
     std::vector<Scored> all;
-    for (size_t i = 0; i < row->size(); ++i)
-      all.push_back({(*row)[i], static_cast<int32_t>(i)});
+    for (size_t i = 0; i < row->size(); ++i) all.push_back({(*row)[i], static_cast<int32_t>(i)});
     std::sort(all.begin(), all.end(), eval_detail::ranks_before);
     std::vector<Scored> top;
     eval_detail::select_top_k(row->data(), static_cast<int32_t>(row->size()), 50, nullptr, top);

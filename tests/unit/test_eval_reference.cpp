@@ -74,8 +74,8 @@ std::vector<std::vector<std::string>> read_tsv_sessions(const std::string& path)
   return out;
 }
 
-void check_session_protocol(const std::string& train_path, const std::string& test_path,
-                            double r20, double m20, double r10, double m10, int64_t preds) {
+void check_session_protocol(const std::string& train_path, const std::string& test_path, double r20,
+                            double m20, double r10, double m10, int64_t preds) {
   if (!std::filesystem::exists(train_path)) GTEST_SKIP() << train_path << " is absent";
   Vocab items;
   std::vector<int64_t> counts;
@@ -98,8 +98,9 @@ void check_session_protocol(const std::string& train_path, const std::string& te
   o.cutoffs = {10, 20};
   const auto r = evaluate(m, test, o, counts);
   EXPECT_EQ(r.n_predictions, preds);
-  std::printf("[ info     ] evaluate: %lld predictions over %d items in %.3f s\n",
-              static_cast<long long>(r.n_predictions), m.n_items(), r.seconds);
+  std::printf("[ info     ] evaluate: %lld predictions over %d items in %.3f s: %s\n",
+              static_cast<long long>(r.n_predictions), m.n_items(), r.seconds,
+              r.to_json().dump().c_str());
   EXPECT_NEAR(r.metrics.at("recall@20"), r20, 1e-6);
   EXPECT_NEAR(r.metrics.at("mrr@20"), m20, 1e-6);
   EXPECT_NEAR(r.metrics.at("recall@10"), r10, 1e-6);
@@ -108,8 +109,8 @@ void check_session_protocol(const std::string& train_path, const std::string& te
 
 TEST(EvalReference, PopularityRsc15_100k) {
   check_session_protocol(kData + "/rsc15-100k/yoochoose-clicks-100k_train_full.txt",
-                         kData + "/rsc15-100k/yoochoose-clicks-100k_test.txt", 0.089441,
-                         0.026351, 0.073877, 0.025411, 10152);
+                         kData + "/rsc15-100k/yoochoose-clicks-100k_test.txt", 0.089441, 0.026351,
+                         0.073877, 0.025411, 10152);
 }
 
 TEST(EvalReference, PopularityYoochoose1_64) {

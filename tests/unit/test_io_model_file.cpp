@@ -403,3 +403,63 @@ TEST(IoModelFile, FailedSaveLeavesTheOldFileIntact) {
   // Nothing but the model file is left in the folder.
   EXPECT_EQ(dir.list(), std::vector<std::string>{"model.seqrec"});
 }
+
+// Model files written by format 1 must keep loading: tests/data/models/*_v1.seqrec were
+// written by DISABLED_WriteFormat1Fixtures below (run it with
+// --gtest_also_run_disabled_tests --gtest_filter='*WriteFormat1Fixtures' to regenerate,
+// only when the format version changes, keeping the old files).
+namespace {
+
+const std::vector<std::vector<int32_t>> kFixtureSessions = {{0, 1, 2}, {1, 2, 0, 2}, {3, 1}};
+
+ModelBundle fixture_bundle(const std::string& type) {
+  ModelBundle b;
+  b.model = create_model(type, default_config(type));
+  SequenceSet s;
+  for (size_t i = 0; i < kFixtureSessions.size(); ++i) {
+    std::vector<double> t;
+    for (size_t j = 0; j < kFixtureSessions[i].size(); ++j) t.push_back(100.0 * i + j);
+    s.push("s" + std::to_string(i), kFixtureSessions[i], t);
+  }
+  FitContext ctx;
+  ctx.progress = false;
+  b.model->fit(s, 4, ctx);
+  for (const char* id : {"apple", "banana", "cherry", "date"}) b.items.add(id);
+  b.item_counts = {2, 3, 3, 1};
+  b.meta = {{"fixture", true}};
+  return b;
+}
+
+std::string fixture_path(const std::string& type) {
+  return std::string(SEQREC_TEST_DATA_DIR) + "/models/" + type + "_v1.seqrec";
+}
+
+}  // namespace
+
+TEST(IoModelFile, DISABLED_WriteFormat1Fixtures) {
+  fs::create_directories(std::string(SEQREC_TEST_DATA_DIR) + "/models");
+  for (const std::string type : {"pop", "sr", "vsknn"}) {
+    save_model(fixture_path(type), fixture_bundle(type));
+  }
+}
+
+TEST(IoModelFile, Format1FilesStillLoad) {
+  for (const std::string type : {"pop", "sr", "vsknn"}) {
+    SCOPED_TRACE(type);
+    if (!fs::exists(fixture_path(type))) GTEST_SKIP() << "missing fixture " << fixture_path(type);
+    const ModelBundle old = load_model(fixture_path(type));
+    EXPECT_EQ(old.model->type(), type);
+    EXPECT_EQ(old.items.tokens(), (std::vector<std::string>{"apple", "banana", "cherry", "date"}));
+    EXPECT_EQ(old.item_counts, (std::vector<int64_t>{2, 3, 3, 1}));
+    EXPECT_EQ(old.meta["fixture"], true);
+    // Same scores as a model fitted now (the baselines are deterministic).
+    const ModelBundle now = fixture_bundle(type);
+    const std::vector<int32_t> prefix = {3, 1, 0};
+    std::vector<std::span<const int32_t>> seqs{std::span<const int32_t>(prefix)};
+    std::vector<PrefixQuery> q{{0, 1}, {0, 2}, {0, 3}};
+    std::vector<float> a(12), b(12);
+    old.model->score(seqs, q, a.data());
+    now.model->score(seqs, q, b.data());
+    EXPECT_EQ(a, b);
+  }
+}

@@ -130,7 +130,7 @@ TEST(ModelsPop, ScoresAreTrainingCounts) {
   expect_row(score_prefix(*m, {0, 1}), {2, 4, 0, 2, 0}, "pop, longer prefix");
 }
 
-// Training sessions [0 1 2] and [1 2 0 2] give, with steps 10 and self pairs skipped:
+// Training sessions [0 1 2] and [1 2 0 2] give, with steps 10:
 //   0 -> 1 at d1 (A); 0 -> 2 at d2 (A), d1 (B)
 //   1 -> 2 at d1 (A), d1 (B), d3 (B); 1 -> 0 at d2 (B)
 //   2 -> 0 at d1 (B); 2 -> 2 at d2 (B, a self pair)
@@ -151,10 +151,15 @@ TEST(ModelsSr, RuleWeightsForEachWeighting) {
   for (const SrCase& c : cases) {
     auto m = make("sr", {{"weighting", c.weighting}, {"pop_tiebreak", "false"}});
     m->fit(train, 4, quiet());
+    auto skip = make("sr", {{"weighting", c.weighting}, {"pop_tiebreak", "false"},
+                            {"self_rules", "false"}});
+    skip->fit(train, 4, quiet());
     expect_row(score_prefix(*m, {0}), {0, c.w1, c.w2 + c.w1, 0}, c.weighting + " rules of 0");
     expect_row(score_prefix(*m, {3, 1}), {c.w2, 0, c.w1 + c.w1 + c.w3, 0},
                c.weighting + " rules of 1");
-    expect_row(score_prefix(*m, {2}), {c.w1, 0, 0, 0}, c.weighting + " rules of 2");
+    expect_row(score_prefix(*m, {2}), {c.w1, 0, c.w2, 0}, c.weighting + " rules of 2");
+    expect_row(score_prefix(*skip, {2}), {c.w1, 0, 0, 0}, c.weighting + " rules of 2, no self");
+    expect_row(score_prefix(*skip, {0}), {0, c.w1, c.w2 + c.w1, 0}, c.weighting + " no self, 0");
     expect_row(score_prefix(*m, {3}), {0, 0, 0, 0}, c.weighting + " no rules for 3");
   }
 }
@@ -168,9 +173,9 @@ TEST(ModelsSr, StepsSelfRulesPruningAndTiebreak) {
     expect_row(score_prefix(*m, {1}), {0, 0, 2, 0}, "steps 1, rules of 1");
   }
   {
-    auto m = make("sr", {{"self_rules", "true"}, {"pop_tiebreak", "false"}});
+    auto m = make("sr", {{"self_rules", "false"}, {"pop_tiebreak", "false"}});
     m->fit(train, 4, quiet());
-    expect_row(score_prefix(*m, {2}), {1, 0, 0.5, 0}, "self rules of 2");
+    expect_row(score_prefix(*m, {2}), {1, 0, 0, 0}, "no self rules of 2");
   }
   {
     auto m = make("sr", {{"max_rules", "1"}, {"pop_tiebreak", "false"}});
@@ -180,7 +185,7 @@ TEST(ModelsSr, StepsSelfRulesPruningAndTiebreak) {
   }
   {
     // Counts 0:2 1:2 2:3 3:0, so the tie-breaker is 1e-6 * count / 3.
-    auto m = make("sr");
+    auto m = make("sr", {{"self_rules", "false"}});
     m->fit(train, 4, quiet());
     const auto row = score_prefix(*m, {2});
     expect_row(row, {1 + 2e-6 / 3, 2e-6 / 3, 1e-6, 0}, "tie-break");

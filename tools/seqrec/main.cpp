@@ -47,11 +47,13 @@ class ParamFlags {
   void add(CLI::App* app, const std::vector<ParamSpec>& specs, const std::string& group,
            const std::string& prefix_help = "") {
     for (const auto& s : specs) {
-      if (values_.count(s.name)) {  // shared by several models: note it once
-        continue;
-      }
       std::string help = prefix_help + s.help;
       if (!s.default_value.empty()) help += " [default: " + s.default_value + "]";
+      if (auto it = options_.find(s.name); it != options_.end()) {
+        // Shared by several models: one flag, whose help lists each model's meaning.
+        it->second->description(it->second->get_description() + "\n" + help);
+        continue;
+      }
       auto* o = app->add_option("--" + dashed(s.name), values_[s.name], help);
       o->type_name(type_word(s.type));
       o->group(group);
@@ -181,7 +183,28 @@ Config model_config(const ModelInfo& info, const std::string& preset,
 int run_train(const std::string& data, const std::string& type, const std::string& out,
               const std::string& preset, const std::string& config_file,
               const ParamFlags& model_flags, bool validation, const Config& read_cfg,
-              uint64_t seed, const GlobalOptions& g) {
+              uint64_t seed, bool monitor, const std::string& monitor_metric, int patience,
+              const GlobalOptions& g) {
+  // "recall@20" -> metric name and K for the validation runs.
+  const auto at = monitor_metric.find('@');
+  if (at == std::string::npos)
+    throw InputError("--valid-metric expects NAME@K such as recall@20, got '" + monitor_metric +
+                     "'");
+  // hr@K equals recall@K with one target; the session protocol only reports recall@K.
+  const std::string valid_metric =
+      monitor_metric.rfind("hr@", 0) == 0 ? "recall" + monitor_metric.substr(2) : monitor_metric;
+  int valid_k = 0;
+  try {
+    valid_k = std::stoi(monitor_metric.substr(at + 1));
+  } catch (const std::exception&) {
+  }
+  if (valid_k <= 0) throw InputError("--valid-metric: K must be a positive integer");
+  const std::string metric_name = monitor_metric.substr(0, at);
+  if (metric_name != "recall" && metric_name != "mrr" && metric_name != "ndcg" &&
+      metric_name != "hr")
+    throw InputError("--valid-metric: unknown metric '" + metric_name +
+                     "' (recall, hr, mrr or ndcg)");
+  if (patience > 0 && !monitor) throw InputError("--patience needs --monitor");
   const ModelInfo& info = find_model(type);
   Config cfg = model_config(info, preset, config_file);
   for (const auto& name : model_flags.apply(cfg))
@@ -198,7 +221,32 @@ int run_train(const std::string& data, const std::string& type, const std::strin
   ctx.threads = g.threads;
   ctx.seed = seed;
   ctx.progress = !g.quiet;
+  // Validation after every epoch (iterative models): on valid.tsv of the split.
+  nlohmann::json history = nlohmann::json::array();
+  TestData valid;
+  std::vector<int64_t> counts;
+  EvalOptions veo;
+  if (monitor) {
+    if (!validation)
+      throw InputError("--monitor needs --validation (it evaluates on valid.tsv while training "
+                       "on train_tr.tsv; the test set is never used for model selection)");
+    valid = load_test_data(data, SplitPart::Valid, td.items, to_read_options(read_cfg));
+    counts = item_counts(td.train, td.items.size());
+    veo = to_eval_options(Config(eval_option_specs()), td.protocol);
+    veo.cutoffs = {valid_k};
+    veo.threads = g.threads;
+    veo.progress = false;
+    ctx.patience = patience;
+    ctx.validate = [&](const Model& m, int epoch) {
+      EvalResult r = evaluate(m, valid.test, veo, counts);
+      const double v = r.metrics.at(valid_metric);
+      std::fprintf(stderr, "epoch %d: validation %s = %.4f\n", epoch, valid_metric.c_str(), v);
+      history.push_back({{"epoch", epoch}, {"metrics", r.metrics}});
+      return v;
+    };
+  }
   ModelBundle b = train_model(type, cfg, td, ctx);
+  if (!history.empty()) b.meta["validation_history"] = history;
   save_model(out, b);
   std::printf("trained %s in %.2f s (peak RSS %s); model written to %s\n", type.c_str(),
               b.meta.value("train_seconds", 0.0),
@@ -468,6 +516,9 @@ int main(int argc, char** argv) {
   std::string train_data, train_model_type, train_out, train_config, train_preset;
   bool train_valid = false;
   uint64_t train_seed = 42;
+  bool train_monitor = false;
+  std::string train_valid_metric = "recall@20";
+  int train_patience = 0;
   ParamFlags train_read_flags, model_flags;
   train->add_option("data", train_data, "a split folder from `seqrec prepare`, or a log file")
       ->required();
@@ -478,6 +529,14 @@ int main(int argc, char** argv) {
   train->add_option("--config", train_config, "model parameters, name = value lines or JSON");
   train->add_flag("--validation", train_valid, "train on train_tr (the validation run)");
   train->add_option("--seed", train_seed, "random seed");
+  train->add_flag("--monitor", train_monitor,
+                  "evaluate on valid.tsv after every epoch (with --validation; iterative models)");
+  train->add_option("--valid-metric", train_valid_metric,
+                    "metric watched by --monitor and --patience, e.g. recall@20, mrr@20, ndcg@10");
+  train->add_option("--patience", train_patience,
+                    "with --monitor: stop after this many epochs without improvement and keep "
+                    "the best epoch (0 = never stop early)")
+      ->check(CLI::Range(0, 1000000));
   for (const auto& m : model_registry())
     model_flags.add(train, m.params, "Model parameters", "[" + m.type + "] ");
   train_read_flags.add(train, read_option_specs(), "Input format");
@@ -526,6 +585,8 @@ int main(int argc, char** argv) {
   demo->add_option("--models", demo_models, "comma-separated model types, or all");
   demo_flags.add(demo, generate_option_specs(), "Generator");
 
+  // Line-buffered stdout keeps results and stderr progress in order when both are piped.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -544,7 +605,8 @@ int main(int argc, char** argv) {
     if (*train) {
       Config rc = build_config(read_option_specs(), "", train_read_flags);
       return run_train(train_data, train_model_type, train_out, train_preset, train_config, model_flags,
-                       train_valid, rc, train_seed, g);
+                       train_valid, rc, train_seed, train_monitor, train_valid_metric,
+                       train_patience, g);
     }
     if (*ev) {
       Config rc = build_config(read_option_specs(), "", ev_read_flags);
