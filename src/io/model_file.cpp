@@ -13,10 +13,9 @@
 #include <ctime>
 #include <limits>
 #include <new>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "seqrec/error.hpp"
 #include "seqrec/model.hpp"
@@ -34,7 +33,9 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 std::string utc_now_iso8601() {
   const std::time_t t = std::time(nullptr);
@@ -117,9 +118,9 @@ const nlohmann::json& field(const std::string& path, const nlohmann::json& j,
                             const std::string& key, nlohmann::json::value_t type,
                             const char* type_name) {
   auto it = j.find(key);
-  const bool ok = it != j.end() &&
-                  (it->type() == type || (type == nlohmann::json::value_t::number_unsigned &&
-                                          it->is_number_integer() && *it >= 0));
+  const bool ok =
+      it != j.end() && (it->type() == type || (type == nlohmann::json::value_t::number_unsigned &&
+                                               it->is_number_integer() && *it >= 0));
   if (!ok) bad_file(path, std::string("header field '") + key + "' missing or not " + type_name);
   return *it;
 }
@@ -329,8 +330,7 @@ ModelBundle load_model(const std::string& path) {
   const uint64_t data_bytes = field_u64(path, header, "data_bytes");
 
   const size_t data_start = mf::align_up(mf::kPrefixSize + header_len);
-  if (data_start > size - mf::kTrailerSize ||
-      data_bytes != size - mf::kTrailerSize - data_start) {
+  if (data_start > size - mf::kTrailerSize || data_bytes != size - mf::kTrailerSize - data_start) {
     bad_file(path, "corrupt or truncated (the data section should hold " +
                        std::to_string(data_bytes) + " bytes, the file has room for " +
                        std::to_string(size - mf::kTrailerSize -
@@ -346,8 +346,8 @@ ModelBundle load_model(const std::string& path) {
     const std::string name = field(path, t, "name", VT::string, "a string").get<std::string>();
     TensorEntry e;
     e.name = name;
-    e.dtype = parse_dtype(path, name,
-                          field(path, t, "dtype", VT::string, "a string").get<std::string>());
+    e.dtype =
+        parse_dtype(path, name, field(path, t, "dtype", VT::string, "a string").get<std::string>());
     const nlohmann::json& shape = field(path, t, "shape", VT::array, "an array");
     uint64_t count = 1;
     bool overflow = false;

@@ -32,6 +32,8 @@ inline uint64_t fnv1a64(const void* data, size_t n, uint64_t h = kFnvOffset) {
   return h;
 }
 
-inline constexpr size_t align_up(size_t x, size_t a = kAlign) { return (x + a - 1) / a * a; }
+inline constexpr size_t align_up(size_t x, size_t a = kAlign) {
+  return (x + a - 1) / a * a;
+}
 
 }  // namespace seqrec::model_file

@@ -21,20 +21,28 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "f32";
-    case DType::F64: return "f64";
-    case DType::I32: return "i32";
-    case DType::I64: return "i64";
+    case DType::F32:
+      return "f32";
+    case DType::F64:
+      return "f64";
+    case DType::I32:
+      return "i32";
+    case DType::I64:
+      return "i64";
   }
   return "unknown";
 }
 
 size_t dtype_size(DType t) {
   switch (t) {
-    case DType::F32: return 4;
-    case DType::F64: return 8;
-    case DType::I32: return 4;
-    case DType::I64: return 8;
+    case DType::F32:
+      return 4;
+    case DType::F64:
+      return 8;
+    case DType::I32:
+      return 4;
+    case DType::I64:
+      return 8;
   }
   return 0;
 }
@@ -84,8 +92,8 @@ const TensorEntry& TensorReader::entry(const std::string& name) const {
 const TensorEntry& TensorReader::checked(const std::string& name, DType dtype,
                                          const std::vector<int64_t>& shape) const {
   const TensorEntry& e = entry(name);
-  const std::string where = (source_.empty() ? std::string() : source_ + ": ") + "tensor '" +
-                            name + "'";
+  const std::string where =
+      (source_.empty() ? std::string() : source_ + ": ") + "tensor '" + name + "'";
   if (e.dtype != dtype) {
     throw Error(where + " has dtype " + dtype_name(e.dtype) + ", expected " + dtype_name(dtype));
   }

@@ -9,8 +9,8 @@ namespace seqrec {
 
 void check_training_data(const SequenceSet& train, int32_t n_items, const std::string& model) {
   if (n_items <= 0) {
-    throw InputError("model '" + model + "': the catalogue is empty (n_items = " +
-                     std::to_string(n_items) + ")");
+    throw InputError("model '" + model +
+                     "': the catalogue is empty (n_items = " + std::to_string(n_items) + ")");
   }
   if (train.size() == 0 || train.n_events() == 0) {
     throw InputError("model '" + model + "': the training data has no events");
@@ -50,24 +50,25 @@ void bad_tensor(const TensorReader& r, const std::string& name, const std::strin
               "': " + what);
 }
 
-void check_offsets(const TensorReader& r, const std::string& name,
-                   std::span<const int64_t> offsets, int64_t nnz) {
+void check_offsets(const TensorReader& r, const std::string& name, std::span<const int64_t> offsets,
+                   int64_t nnz) {
   if (offsets.empty() || offsets[0] != 0) bad_tensor(r, name, "must start at 0");
   for (size_t i = 1; i < offsets.size(); ++i) {
     if (offsets[i] < offsets[i - 1]) bad_tensor(r, name, "decreases at " + std::to_string(i));
   }
   if (offsets.back() != nnz) {
-    bad_tensor(r, name, "ends at " + std::to_string(offsets.back()) + ", expected " +
-                            std::to_string(nnz));
+    bad_tensor(r, name,
+               "ends at " + std::to_string(offsets.back()) + ", expected " + std::to_string(nnz));
   }
 }
 
-void check_indices(const TensorReader& r, const std::string& name,
-                   std::span<const int32_t> idx, int64_t n) {
+void check_indices(const TensorReader& r, const std::string& name, std::span<const int32_t> idx,
+                   int64_t n) {
   for (size_t i = 0; i < idx.size(); ++i) {
     if (idx[i] < 0 || idx[i] >= n) {
-      bad_tensor(r, name, "index " + std::to_string(idx[i]) + " at " + std::to_string(i) +
-                              " outside [0, " + std::to_string(n) + ")");
+      bad_tensor(r, name,
+                 "index " + std::to_string(idx[i]) + " at " + std::to_string(i) + " outside [0, " +
+                     std::to_string(n) + ")");
     }
   }
 }
@@ -101,11 +102,16 @@ Decay parse_decay(const std::string& name) {
 double distance_weight(Decay decay, int64_t d) {
   const double x = static_cast<double>(d);
   switch (decay) {
-    case Decay::Div: return 1.0 / x;
-    case Decay::Linear: return std::max(0.0, 1.0 - 0.1 * x);
-    case Decay::Same: return 1.0;
-    case Decay::Log: return 1.0 / std::log10(x + 1.7);
-    case Decay::Quadratic: return 1.0 / (x * x);
+    case Decay::Div:
+      return 1.0 / x;
+    case Decay::Linear:
+      return std::max(0.0, 1.0 - 0.1 * x);
+    case Decay::Same:
+      return 1.0;
+    case Decay::Log:
+      return 1.0 / std::log10(x + 1.7);
+    case Decay::Quadratic:
+      return 1.0 / (x * x);
   }
   return 1.0;
 }
@@ -113,11 +119,16 @@ double distance_weight(Decay decay, int64_t d) {
 double position_weight(Decay decay, int64_t p, int64_t len) {
   const double x = static_cast<double>(p), n = static_cast<double>(len);
   switch (decay) {
-    case Decay::Div: return x / n;
-    case Decay::Linear: return std::max(0.0, 1.0 - 0.1 * (n - x));
-    case Decay::Same: return 1.0;
-    case Decay::Log: return 1.0 / std::log10(n - x + 1.7);
-    case Decay::Quadratic: return (x / n) * (x / n);
+    case Decay::Div:
+      return x / n;
+    case Decay::Linear:
+      return std::max(0.0, 1.0 - 0.1 * (n - x));
+    case Decay::Same:
+      return 1.0;
+    case Decay::Log:
+      return 1.0 / std::log10(n - x + 1.7);
+    case Decay::Quadratic:
+      return (x / n) * (x / n);
   }
   return 1.0;
 }

@@ -51,8 +51,8 @@ inline ParamSpec param_bool(std::string name, std::string def, std::string help)
   p.help = std::move(help);
   return p;
 }
-inline ParamSpec param_choice(std::string name, std::string def,
-                              std::vector<std::string> choices, std::string help) {
+inline ParamSpec param_choice(std::string name, std::string def, std::vector<std::string> choices,
+                              std::string help) {
   ParamSpec p;
   p.name = std::move(name);
   p.type = ParamType::String;
@@ -80,19 +80,18 @@ std::span<const int32_t> query_prefix(std::span<const std::span<const int32_t>> 
 /// A 1-D tensor of type T; throws Error naming the source when it is absent, of another
 /// dtype, not 1-D or (with `size` >= 0) not of that length.
 template <class T>
-std::span<const T> read_vector(const TensorReader& r, const std::string& name,
-                               int64_t size = -1) {
+std::span<const T> read_vector(const TensorReader& r, const std::string& name, int64_t size = -1) {
   if (size >= 0) return r.get<T>(name, {size});
   if (r.entry(name).shape.size() != 1) bad_tensor(r, name, "must be 1-D");
   return r.get<T>(name);
 }
 
 /// Checks a CSR offsets array: offsets[0] == 0, non-decreasing, offsets.back() == nnz.
-void check_offsets(const TensorReader& r, const std::string& name,
-                   std::span<const int64_t> offsets, int64_t nnz);
+void check_offsets(const TensorReader& r, const std::string& name, std::span<const int64_t> offsets,
+                   int64_t nnz);
 /// Checks that every index lies in [0, n).
-void check_indices(const TensorReader& r, const std::string& name,
-                   std::span<const int32_t> idx, int64_t n);
+void check_indices(const TensorReader& r, const std::string& name, std::span<const int32_t> idx,
+                   int64_t n);
 
 /// The popularity tie-breaker added to scores: 1e-6 * count / max count (all zeros when
 /// `enabled` is false). Ties between otherwise equal scores are then broken by popularity

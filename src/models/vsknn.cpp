@@ -7,9 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <numeric>
-#include <queue>
 #include <utility>
 
 #include "core/progress.hpp"
@@ -67,6 +68,8 @@ struct Scratch {
     int32_t last_pos;
   };
   std::vector<Neighbour> neigh;
+  using Cursor = std::pair<int32_t, std::pair<int64_t, int64_t>>;  // (rank, (pos, end))
+  std::vector<Cursor> heap;
   uint32_t gen = 0;
 
   void begin(size_t n_sessions, size_t n_items) {
@@ -88,6 +91,7 @@ struct Scratch {
     touched.clear();
     distinct.clear();
     neigh.clear();
+    heap.clear();
   }
 };
 
@@ -125,8 +129,7 @@ class VsknnModel final : public ModelBase {
         sess_items_.push_back(it);
       }
       sess_off_.push_back(static_cast<int64_t>(sess_items_.size()));
-      sess_time_.push_back(train.has_times() ? train.seq_times(s).back()
-                                             : static_cast<double>(s));
+      sess_time_.push_back(train.has_times() ? train.seq_times(s).back() : static_cast<double>(s));
       bar.add(static_cast<int64_t>(seq.size()));
     }
     bar.finish();
@@ -198,8 +201,12 @@ class VsknnModel final : public ModelBase {
     // sort by item keeps that order inside every item's list.
     std::vector<int32_t> order(static_cast<size_t>(n_sess));
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-      const double ta = sess_time_[static_cast<size_t>(a)], tb = sess_time_[static_cast<size_t>(b)];
+    std::vector<double> key(sess_time_);
+    for (double& t : key) {
+      if (std::isnan(t)) t = -std::numeric_limits<double>::infinity();  // keeps the order strict
+    }
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+      const double ta = key[static_cast<size_t>(a)], tb = key[static_cast<size_t>(b)];
       return ta != tb ? ta > tb : a > b;
     });
     order_ = std::move(order);
@@ -224,22 +231,29 @@ class VsknnModel final : public ModelBase {
     const uint32_t gen = sc.gen;
     const bool limited = sample_size_ > 0;
     if (sampling_ == Sampling::Recent && limited) {
-      // Heap entries: (recency rank, cursor, end); smallest rank = most recent.
-      using Entry = std::pair<int32_t, std::pair<int64_t, int64_t>>;
-      std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
+      // Min-heap of (recency rank, cursor, end), one entry per item list; the smallest rank
+      // is the most recent session.
+      auto& heap = sc.heap;
+      const auto later = std::greater<Scratch::Cursor>();
       for (int32_t it : sc.distinct) {
         const int64_t b = item_off_[it], e = item_off_[it + 1];
-        if (b < e) heap.push({item_ranks_[static_cast<size_t>(b)], {b, e}});
+        if (b < e) {
+          heap.push_back({item_ranks_[static_cast<size_t>(b)], {b, e}});
+          std::push_heap(heap.begin(), heap.end(), later);
+        }
       }
       while (!heap.empty() && static_cast<int64_t>(sc.cand.size()) < sample_size_) {
-        auto [r, range] = heap.top();
-        heap.pop();
+        std::pop_heap(heap.begin(), heap.end(), later);
+        auto& [r, range] = heap.back();
         if (sc.sess_mark[static_cast<size_t>(r)] != gen) {
           sc.sess_mark[static_cast<size_t>(r)] = gen;
           sc.cand.push_back(r);
         }
         if (++range.first < range.second) {
-          heap.push({item_ranks_[static_cast<size_t>(range.first)], range});
+          r = item_ranks_[static_cast<size_t>(range.first)];
+          std::push_heap(heap.begin(), heap.end(), later);
+        } else {
+          heap.pop_back();
         }
       }
       return;
@@ -307,7 +321,9 @@ class VsknnModel final : public ModelBase {
       }
       double sim = 0.0;
       switch (similarity_) {
-        case Similarity::Vec: sim = dot / n_distinct; break;
+        case Similarity::Vec:
+          sim = dot / n_distinct;
+          break;
         case Similarity::Cosine:
           sim = dot / (std::sqrt(sq_norm) * std::sqrt(static_cast<double>(e - b)));
           break;

@@ -202,7 +202,7 @@ TEST(EvalSampled, AllTiesGiveClosedFormRanks) {
   });
   SequenceSet t;
   for (int u = 0; u < 10; ++u)
-    t.push("u" + std::to_string(u), std::vector<int32_t>{u, u + 10, u + 20});
+    t.push(std::string("u").append(std::to_string(u)), std::vector<int32_t>{u, u + 10, u + 20});
   auto o = quiet(Protocol::Sequential, {1, 4, 10});
   o.sampled_negatives = 3;
   auto r = evaluate(m, t, o, {});
@@ -233,7 +233,7 @@ TEST(EvalSampled, NegativesAvoidTheWholeSequence) {
     std::vector<int32_t> s;
     for (int k = 0; k < 12; ++k) s.push_back((u + 2 * k) % n);
     s.push_back((s.back() + 1) % n);
-    t.push("u" + std::to_string(u), s);
+    t.push(std::string("u").append(std::to_string(u)), s);
   }
   auto o = quiet(Protocol::Sequential, {1});
   o.sampled_negatives = 100;
@@ -288,7 +288,7 @@ SequenceSet random_test() {
       z = z * 6364136223846793005ULL + 1442695040888963407ULL;
       s.push_back(static_cast<int32_t>((z >> 33) % 300));
     }
-    t.push("s" + std::to_string(u), s);
+    t.push(std::string("s").append(std::to_string(u)), s);
   }
   return t;
 }
@@ -323,7 +323,7 @@ TEST(EvalEvaluate, MatchesPerQueryReference) {
         auto r = evaluate(m, t, o, {});
         ASSERT_EQ(r.n_predictions, ref.n);
         for (size_t k = 0; k < 3; ++k) {
-          const std::string at = "@" + std::to_string(ref.cutoffs[k]);
+          const std::string at = std::string("@").append(std::to_string(ref.cutoffs[k]));
           EXPECT_NEAR(r.metrics.at("recall" + at), ref.hits[k] / ref.n, 1e-12);
           EXPECT_NEAR(r.metrics.at("mrr" + at), ref.rr[k] / ref.n, 1e-12);
           EXPECT_NEAR(r.metrics.at("ndcg" + at), ref.ndcg[k] / ref.n, 1e-12);

@@ -1,7 +1,6 @@
 // The model file: round trips for every model type, every kind of damage reported with the
 // right message and the path, and atomic saving.
 #include <gtest/gtest.h>
-
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -10,10 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "io/model_file.hpp"
 #include "seqrec/error.hpp"
@@ -129,8 +127,8 @@ Parts split(const std::vector<unsigned char>& b) {
   return p;
 }
 
-std::vector<unsigned char> seal(const std::string& header_text, const std::vector<unsigned char>& data,
-                                uint32_t version = 1) {
+std::vector<unsigned char> seal(const std::string& header_text,
+                                const std::vector<unsigned char>& data, uint32_t version = 1) {
   std::vector<unsigned char> b(24, 0);
   std::memcpy(b.data(), mf::kMagic, 8);
   std::memcpy(b.data() + 8, &version, 4);
@@ -157,11 +155,11 @@ std::string load_error(const std::string& path) {
   return "";
 }
 
-#define EXPECT_LOAD_ERROR(path, fragment)                                       \
-  do {                                                                          \
-    const std::string msg_ = load_error(path);                                  \
-    EXPECT_NE(msg_.find(fragment), std::string::npos) << "message: " << msg_;   \
-    EXPECT_NE(msg_.find(path), std::string::npos) << "no path in: " << msg_;    \
+#define EXPECT_LOAD_ERROR(path, fragment)                                     \
+  do {                                                                        \
+    const std::string msg_ = load_error(path);                                \
+    EXPECT_NE(msg_.find(fragment), std::string::npos) << "message: " << msg_; \
+    EXPECT_NE(msg_.find(path), std::string::npos) << "no path in: " << msg_;  \
   } while (0)
 
 }  // namespace
@@ -311,7 +309,9 @@ TEST(IoModelFile, BadHeadersAreReported) {
   EXPECT_LOAD_ERROR(path, "lies outside the data section");
   edit([](nlohmann::json& h) { h["tensors"][1]["offset"] = 8; });
   EXPECT_LOAD_ERROR(path, "not 64-byte aligned");
-  edit([](nlohmann::json& h) { h["tensors"][1]["nbytes"] = h["tensors"][1]["nbytes"].get<int>() + 8; });
+  edit([](nlohmann::json& h) {
+    h["tensors"][1]["nbytes"] = h["tensors"][1]["nbytes"].get<int>() + 8;
+  });
   EXPECT_LOAD_ERROR(path, "do not match nbytes");
   edit([](nlohmann::json& h) { h["tensors"][0]["dtype"] = "f16"; });
   EXPECT_LOAD_ERROR(path, "unknown dtype 'f16'");
@@ -370,7 +370,8 @@ TEST(IoModelFile, FailedSaveLeavesTheOldFileIntact) {
   // Over the existing file, failing half-way (file size limit; works even as root).
   ModelBundle big = trained_bundle("vsknn", 2000);
   {
-    struct sigaction ignore {}, old {};
+    struct sigaction ignore {
+    }, old{};
     ignore.sa_handler = SIG_IGN;
     sigaction(SIGXFSZ, &ignore, &old);
     rlimit saved{};

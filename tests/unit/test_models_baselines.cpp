@@ -79,8 +79,8 @@ SequenceSet random_sessions(int n_sessions, int32_t n_items, uint64_t seed, bool
       it = next() % 3 == 0 ? static_cast<int32_t>(next() % static_cast<uint64_t>(n_items))
                            : (it + 1) % n_items;
     }
-    s.push("r" + std::to_string(i), items, times ? std::span<const double>(t)
-                                                 : std::span<const double>());
+    s.push("r" + std::to_string(i), items,
+           times ? std::span<const double>(t) : std::span<const double>());
   }
   return s;
 }
@@ -151,8 +151,8 @@ TEST(ModelsSr, RuleWeightsForEachWeighting) {
   for (const SrCase& c : cases) {
     auto m = make("sr", {{"weighting", c.weighting}, {"pop_tiebreak", "false"}});
     m->fit(train, 4, quiet());
-    auto skip = make("sr", {{"weighting", c.weighting}, {"pop_tiebreak", "false"},
-                            {"self_rules", "false"}});
+    auto skip = make(
+        "sr", {{"weighting", c.weighting}, {"pop_tiebreak", "false"}, {"self_rules", "false"}});
     skip->fit(train, 4, quiet());
     expect_row(score_prefix(*m, {0}), {0, c.w1, c.w2 + c.w1, 0}, c.weighting + " rules of 0");
     expect_row(score_prefix(*m, {3, 1}), {c.w2, 0, c.w1 + c.w1 + c.w3, 0},
@@ -261,8 +261,7 @@ TEST_F(ModelsVsknn, RemindIdfAndOtherWeightings) {
              {1.0, 1.5, 1.0, 0.5, 1.0}, "same");
   // jaccard: S0 1/(2+2-1) = 1/3, S1 1/4, S2 1/3, S3 1/4; decays as before (1/2, 1, 1, 1/2).
   expect_row(score_prefix(*fit({{"similarity", "jaccard"}}), {0, 2}),
-             {1.0 / 6 + 1.0 / 8, 1.0 / 6 + 0.25 + 1.0 / 8, 0.25 + 1.0 / 3, 0.25,
-              1.0 / 3 + 1.0 / 8},
+             {1.0 / 6 + 1.0 / 8, 1.0 / 6 + 0.25 + 1.0 / 8, 0.25 + 1.0 / 3, 0.25, 1.0 / 3 + 1.0 / 8},
              "jaccard");
 }
 
