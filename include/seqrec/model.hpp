@@ -37,6 +37,16 @@ struct FitContext {
   int patience = 0;  ///< stop after this many epochs without improvement (0 = never)
 };
 
+/// Per-session inference state of a model with incremental inference (GRU4Rec's hidden
+/// state). Owned by the caller (the server), one per live session.
+class SessionState {
+ public:
+  virtual ~SessionState() = default;
+  virtual std::unique_ptr<SessionState> clone() const = 0;
+  /// Memory held, for the server's memory bound.
+  virtual size_t bytes() const = 0;
+};
+
 /// A next-item recommender over a catalogue of n_items dense item indices.
 class Model {
  public:
@@ -52,6 +62,17 @@ class Model {
   /// Higher is better. Must be thread-safe: the evaluator calls it from several threads.
   virtual void score(std::span<const std::span<const int32_t>> seqs,
                      std::span<const PrefixQuery> queries, float* out) const = 0;
+  /// How many of a session's most recent items the model looks at (0 = all of them). A
+  /// caller that keeps session histories may keep only this many.
+  virtual int32_t context_length() const { return 0; }
+  /// Incremental inference: a fresh state for a new session, or nullptr when the model has
+  /// none (callers then keep the item list and call score()).
+  virtual std::unique_ptr<SessionState> new_state() const { return nullptr; }
+  /// Advances `state` by one event (O(1) in the session length). Thread-safe for distinct
+  /// states.
+  virtual void step(SessionState& state, int32_t item) const {}
+  /// Scores every item after the events stepped so far into out[n_items()].
+  virtual void score_state(const SessionState& state, float* out) const {}
   /// Writes the learned state as named tensors (the config travels separately).
   virtual void save(TensorWriter& w) const = 0;
   /// Restores the state written by save(); throws Error on missing/mis-shaped tensors.

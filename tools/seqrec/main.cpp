@@ -130,11 +130,27 @@ int run_generate(const Config& c, const std::string& out, const GlobalOptions& g
 }
 
 void print_stats_line(const char* name, const nlohmann::json& s) {
+  const nlohmann::json len = s.value("length", nlohmann::json::object());
   std::printf("  %-11s %10lld sequences %12lld events %9lld items   length mean %.2f, median "
               "%.0f, max %lld\n",
               name, s.value("sequences", 0LL), s.value("events", 0LL), s.value("items", 0LL),
-              s.value("length_mean", 0.0), s.value("length_median", 0.0),
-              s.value("length_max", 0LL));
+              len.value("mean", 0.0), len.value("median", 0.0), len.value("max", 0LL));
+}
+
+/// One line per preprocessing step that removed something.
+void print_steps(const nlohmann::json& stats) {
+  for (const auto& st : stats.value("steps", nlohmann::json::array())) {
+    std::string line = "  step " + st.value("step", std::string("?")) + ":";
+    bool any = false;
+    for (auto it = st.begin(); it != st.end(); ++it) {
+      if (it.key() == "step" || !it.value().is_number()) continue;
+      line += " " + it.key() + "=" + it.value().dump();
+      any = true;
+    }
+    if (any) std::printf("%s\n", line.c_str());
+  }
+  for (const auto& w : stats.value("warnings", nlohmann::json::array()))
+    std::printf("  warning: %s\n", w.is_string() ? w.get<std::string>().c_str() : w.dump().c_str());
 }
 
 int run_prepare(const std::string& input, const std::string& out_dir, const Config& read_cfg,
@@ -152,6 +168,7 @@ int run_prepare(const std::string& input, const std::string& out_dir, const Conf
   write_split(out_dir, split, input);
   std::printf("%s split written to %s/ (%.1f s):\n", split.protocol.c_str(), out_dir.c_str(),
               p.elapsed_seconds());
+  print_steps(split.stats);
   std::printf("  catalogue   %d items\n", split.items.size());
   print_stats_line("train_full", sequence_stats(split.train_full));
   print_stats_line("test", sequence_stats(split.test));
