@@ -19,7 +19,10 @@ void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& f
                   int64_t grain) {
   if (n <= 0) return;
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), n));
-  if (nt <= 1) {
+  // Inside another parallel region (e.g. a model's score() called by the evaluator's
+  // threads) OpenMP gives a team of one: run everything here rather than split the range
+  // for threads that would never come.
+  if (nt <= 1 || omp_in_parallel()) {
     fn(0, n, 0);
     return;
   }
@@ -40,8 +43,8 @@ void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& f
   } else {
 #pragma omp parallel num_threads(nt)
     {
-      const int t = omp_get_thread_num();
-      const int64_t begin = n * t / nt, end = n * (t + 1) / nt;
+      const int t = omp_get_thread_num(), team = omp_get_num_threads();
+      const int64_t begin = n * t / team, end = n * (t + 1) / team;
       try {
         if (begin < end) fn(begin, end, t);
       } catch (...) {

@@ -9,7 +9,8 @@
 #define SEQREC_MODEL_TYPES(X) \
   X(pop)                      \
   X(sr)                       \
-  X(vsknn)
+  X(vsknn)                    \
+  X(gru4rec)
 // clang-format on
 
 namespace seqrec {
@@ -35,7 +36,9 @@ const ModelInfo& find_model(std::string_view type) {
   throw InputError("unknown model type '" + std::string(type) + "' (known: " + known + ")");
 }
 
-Config default_config(std::string_view type) { return Config(find_model(type).params); }
+Config default_config(std::string_view type) {
+  return Config(find_model(type).params);
+}
 
 std::unique_ptr<Model> create_model(std::string_view type, const Config& config) {
   const ModelInfo& info = find_model(type);
@@ -43,8 +46,8 @@ std::unique_ptr<Model> create_model(std::string_view type, const Config& config)
   // would otherwise fail later, far from its cause.
   for (const ParamSpec& p : info.params) {
     if (!config.has(p.name)) {
-      throw InputError("model '" + info.type + "': the configuration has no parameter '" +
-                       p.name + "'");
+      throw InputError("model '" + info.type + "': the configuration has no parameter '" + p.name +
+                       "'");
     }
   }
   return info.create(config);

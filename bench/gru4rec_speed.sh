@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# GRU4Rec training speed (events/s, s/epoch, peak RSS, profile, GEMM fraction) on a
+# generated RSC15-like data set. Prints JSON (bench/gru4rec_speed_main.cc).
+# Usage: bench/gru4rec_speed.sh [ARGS...]   e.g. --events 1000000 --items 37000
+#        --preset rsc15 --preset bprmax --threads 2 --epochs 1
+# Env: BUILD (default build-gru) is the CMake build folder with libseqrec_lib.a.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build-gru}
+if [ ! -f "$BUILD/libseqrec_lib.a" ]; then
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+ninja -C "$BUILD" seqrec_lib >/dev/null
+EXE="$BUILD/gru4rec_speed"
+if [ ! -x "$EXE" ] || [ "$EXE" -ot "$BUILD/libseqrec_lib.a" ] || [ "$EXE" -ot bench/gru4rec_speed_main.cc ]; then
+  g++ -std=c++20 -O3 -march=native -fopenmp -Iinclude -Isrc bench/gru4rec_speed_main.cc \
+    "$BUILD/libseqrec_lib.a" -ldnnl -lfmt -o "$EXE"
+fi
+exec "$EXE" "$@"

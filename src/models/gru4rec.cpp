@@ -1,0 +1,399 @@
+// The gru4rec model type: parameters, presets, training loop (session-parallel batches,
+// sampled negatives, early stopping), scoring, files and the incremental serving API.
+#include "models/gru4rec.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <numeric>
+
+#include "core/parallel.hpp"
+#include "core/progress.hpp"
+#include "seqrec/error.hpp"
+#include "train/sampler.hpp"
+#include "train/session_batcher.hpp"
+
+namespace seqrec {
+
+using kernels::LossType;
+
+std::vector<ParamSpec> gru4rec_params() {
+  ParamSpec layers;
+  layers.name = "layers";
+  layers.type = ParamType::IntList;
+  layers.default_value = "100";
+  layers.help = "GRU layer sizes, e.g. 100 or 100,100";
+  layers.min = 1;
+  layers.max = 65536;
+  return {
+      param_choice("loss", "cross-entropy", {"cross-entropy", "bpr-max", "top1-max", "bpr", "top1"},
+                   "training loss over the target and the sampled negatives"),
+      layers,
+      param_int("embedding", "0", -1, 65536,
+                "input embedding size when constrained_embedding is false: 0 = one-hot GRU "
+                "embedding layer, -1 = layers[0] ('layersize')"),
+      param_bool("constrained_embedding", "true",
+                 "use the output weights (Wy) as the input embedding (ignores embedding)"),
+      param_int("batch_size", "64", 1, 1 << 20, "session-parallel mini-batch size"),
+      param_float("dropout_p_embed", "0.0", 0.0, 1.0,
+                  "dropout on the input embedding (or on the GRU embedding layer), in [0, 1)"),
+      param_float("dropout_p_hidden", "0.0", 0.0, 1.0,
+                  "dropout on the output of the GRU layers, in [0, 1)"),
+      param_float("learning_rate", "0.05", 0.0, 1e6, "Adagrad learning rate"),
+      param_float("momentum", "0.0", 0.0, 1.0, "momentum on the Adagrad step (0 = none)"),
+      param_int("n_sample", "2048", 0, 1 << 24,
+                "extra negatives shared by the mini-batch (0 = in-batch negatives only); "
+                "capped at the number of items"),
+      param_float("sample_alpha", "0.5", 0.0, 10.0,
+                  "negatives drawn with probability ~ support^sample_alpha"),
+      param_float("bpreg", "1.0", 0.0, 1e6, "score regularisation of bpr-max"),
+      param_float("logq", "0.0", 0.0, 1e6,
+                  "logQ correction of the sampled scores (cross-entropy only; 0 = off)"),
+      param_float("elu_param", "0.5", 0.0, 1e6,
+                  "ranking losses: ELU(elu_param) final activation, 0 = linear"),
+      param_int("n_epochs", "10", 0, 100000, "training epochs"),
+      param_int("sample_store_size", "10000000", 1, int64_t{1} << 34,
+                "negative samples precomputed at once (the official sample_cache_max_size)"),
+  };
+}
+
+namespace {
+
+Preset make_preset(std::string name, std::string desc, std::string loss, std::string layers,
+                   std::string batch, std::string dpe, std::string dph, std::string lr,
+                   std::string mom, std::string alpha, std::string bpreg, std::string elu,
+                   std::string logq) {
+  return Preset{std::move(name),
+                std::move(desc),
+                {{"loss", std::move(loss)},
+                 {"layers", std::move(layers)},
+                 {"embedding", "0"},
+                 {"constrained_embedding", "true"},
+                 {"batch_size", std::move(batch)},
+                 {"dropout_p_embed", std::move(dpe)},
+                 {"dropout_p_hidden", std::move(dph)},
+                 {"learning_rate", std::move(lr)},
+                 {"momentum", std::move(mom)},
+                 {"n_sample", "2048"},
+                 {"sample_alpha", std::move(alpha)},
+                 {"bpreg", std::move(bpreg)},
+                 {"elu_param", std::move(elu)},
+                 {"logq", std::move(logq)},
+                 {"n_epochs", "10"}}};
+}
+
+}  // namespace
+
+std::vector<Preset> gru4rec_presets() {
+  const char* xe = "cross-entropy";
+  const char* bm = "bpr-max";
+  return {
+      make_preset("rsc15", "official rsc15_xe_shared_100 (cross-entropy, 100 units, logq 1)", xe,
+                  "100", "32", "0.0", "0.4", "0.2", "0.2", "0.5", "0", "0", "1.0"),
+      make_preset("yoochoose", "official yoochoose_xe_shared (cross-entropy, 480 units)", xe, "480",
+                  "48", "0.0", "0.2", "0.07", "0.0", "0.2", "0", "0", "1.0"),
+      make_preset("rees46", "official rees46_xe_shared (cross-entropy, 512 units)", xe, "512",
+                  "240", "0.45", "0.0", "0.065", "0.0", "0.5", "0", "0", "1.0"),
+      make_preset("diginetica", "official diginetica_bprmax_shared (bpr-max, 512 units)", bm, "512",
+                  "128", "0.5", "0.3", "0.05", "0.15", "0.3", "0.9", "1", "0"),
+      make_preset("bprmax", "the diginetica bpr-max set of ../shared/REFERENCE.md", bm, "512",
+                  "128", "0.5", "0.3", "0.05", "0.15", "0.3", "0.9", "1", "0"),
+      make_preset("retailrocket", "official retailrocket_bprmax_shared (bpr-max, 224 units)", bm,
+                  "224", "80", "0.5", "0.05", "0.05", "0.4", "0.4", "1.95", "0.5", "0"),
+      make_preset("coveo", "official coveo_bprmax_shared (bpr-max, 512 units)", bm, "512", "144",
+                  "0.35", "0.0", "0.05", "0.4", "0.2", "1.85", "1", "0"),
+  };
+}
+
+Gru4recParams parse_gru4rec_config(const Config& c) {
+  Gru4recParams p;
+  const std::string& loss = c.get_string("loss");
+  if (loss == "cross-entropy")
+    p.loss = LossType::CrossEntropy;
+  else if (loss == "bpr-max")
+    p.loss = LossType::BprMax;
+  else if (loss == "top1-max")
+    p.loss = LossType::Top1Max;
+  else if (loss == "bpr")
+    p.loss = LossType::Bpr;
+  else if (loss == "top1")
+    p.loss = LossType::Top1;
+  else
+    throw InputError("gru4rec: unknown loss '" + loss + "'");
+  p.layers = c.get_int_list("layers");
+  if (p.layers.empty()) throw InputError("gru4rec: layers must list at least one layer size");
+  for (int64_t l : p.layers)
+    if (l < 1) throw InputError("gru4rec: every layer size must be >= 1");
+  p.embedding = c.get_int("embedding");
+  p.constrained_embedding = c.get_bool("constrained_embedding");
+  p.batch_size = c.get_int("batch_size");
+  if (p.batch_size < 1) throw InputError("gru4rec: batch_size must be >= 1");
+  auto prob = [&](const char* name) {
+    const double v = c.get_float(name);
+    if (!(v >= 0.0 && v < 1.0))
+      throw InputError(std::string("gru4rec: ") + name + " must be in [0, 1), got " + c.raw(name));
+    return static_cast<float>(v);
+  };
+  p.dropout_p_embed = prob("dropout_p_embed");
+  p.dropout_p_hidden = prob("dropout_p_hidden");
+  p.learning_rate = static_cast<float>(c.get_float("learning_rate"));
+  if (!(p.learning_rate > 0.0f)) throw InputError("gru4rec: learning_rate must be > 0");
+  p.momentum = static_cast<float>(c.get_float("momentum"));
+  if (!(p.momentum >= 0.0f && p.momentum < 1.0f))
+    throw InputError("gru4rec: momentum must be in [0, 1)");
+  p.n_sample = c.get_int("n_sample");
+  if (p.n_sample < 0) throw InputError("gru4rec: n_sample must be >= 0");
+  p.sample_alpha = c.get_float("sample_alpha");
+  p.bpreg = static_cast<float>(c.get_float("bpreg"));
+  p.logq = static_cast<float>(c.get_float("logq"));
+  p.elu_param = static_cast<float>(c.get_float("elu_param"));
+  p.n_epochs = c.get_int("n_epochs");
+  p.sample_store_size = c.get_int("sample_store_size");
+  if (p.sample_store_size < 1) throw InputError("gru4rec: sample_store_size must be >= 1");
+  for (double v : {p.sample_alpha, static_cast<double>(p.bpreg), static_cast<double>(p.logq),
+                   static_cast<double>(p.elu_param)})
+    if (!std::isfinite(v) || v < 0.0)
+      throw InputError("gru4rec: sample_alpha, bpreg, logq and elu_param must be finite and >= 0");
+  return p;
+}
+
+Gru4recModel::Gru4recModel(const Config& config) : ModelBase(config) {
+  params_ = parse_gru4rec_config(config);
+}
+
+namespace {
+
+class ThreadScope {
+ public:
+  explicit ThreadScope(int n) : old_(num_threads()) { set_threads(n); }
+  ~ThreadScope() { set_threads(old_); }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int old_;
+};
+
+std::string fmt_double(double v, int prec) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", prec, v);
+  return buf;
+}
+
+}  // namespace
+
+void Gru4recModel::fit(const SequenceSet& train, int32_t n_items, const FitContext& ctx) {
+  check_training_data(train, n_items, "gru4rec");
+  if (n_items < 2)
+    throw InputError("gru4rec: the training data has " + std::to_string(n_items) +
+                     " item(s); at least 2 are needed to rank anything");
+  ThreadScope threads(ctx.threads);
+  Gru4recParams p = params_;
+  const auto counts = count_items(train, n_items);
+
+  // Sessions in order of their first event; empty ones (none after remap) are skipped.
+  std::vector<int32_t> order;
+  for (int32_t s : train::session_order_by_time(train))
+    if (train.length(static_cast<size_t>(s)) > 0) order.push_back(s);
+  const int64_t pairs = train::count_training_pairs(train);
+  if (pairs == 0)
+    throw InputError(
+        "gru4rec: every training session has a single event: nothing to learn "
+        "from (sessions need at least 2 events)");
+  const int64_t S = static_cast<int64_t>(order.size());
+  if (p.batch_size > S && ctx.progress)
+    std::fprintf(stderr, "gru4rec: batch_size %lld > %lld training sessions; using %lld slots\n",
+                 static_cast<long long>(p.batch_size), static_cast<long long>(S),
+                 static_cast<long long>(S));
+  int64_t K = p.n_sample;
+  if (K > n_items) {
+    if (ctx.progress)
+      std::fprintf(stderr, "gru4rec: n_sample %lld > %d items; using %d samples\n",
+                   static_cast<long long>(K), n_items, n_items);
+    K = n_items;
+  }
+
+  net_.init(p, n_items, ctx.seed);
+  n_items_ = n_items;
+  const int64_t slots = std::min(p.batch_size, S);
+  net_.prepare_training(slots, K, counts, ctx.seed);
+  train::SampleStore store;
+  if (K > 0)
+    store = train::SampleStore(train::ItemSampler(counts, p.sample_alpha), K, p.sample_store_size,
+                               ctx.seed ^ 0x5A3D1E5ULL);
+
+  stats_ = FitStats{};
+  double best = -std::numeric_limits<double>::infinity();
+  std::vector<std::vector<float>> best_w;
+  int bad_epochs = 0;
+  for (int64_t epoch = 0; epoch < p.n_epochs; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    net_.reset_state();
+    train::SessionBatcher batcher(train, order, p.batch_size, K == 0);
+    Progress bar("gru4rec epoch " + std::to_string(epoch + 1) + "/" + std::to_string(p.n_epochs),
+                 pairs, "events", ctx.progress);
+    double loss_sum = 0.0;
+    int64_t steps = 0, events = 0;
+    while (batcher.next()) {
+      const int64_t n = batcher.n();
+      if (batcher.changed()) net_.remap_state(n, batcher.src());
+      const int32_t* smp = K > 0 ? store.next() : nullptr;
+      const double L = net_.forward_backward(n, batcher.x(), batcher.y(), smp, K);
+      if (!std::isfinite(L))
+        throw Error("gru4rec: the training loss became " +
+                    std::string(std::isnan(L) ? "NaN" : "inf") + " at epoch " +
+                    std::to_string(epoch + 1) + ", step " + std::to_string(steps + 1) +
+                    " (try a lower learning_rate); training stopped, no model written");
+      net_.apply_update();
+      loss_sum += L;
+      ++steps;
+      events += n;
+      bar.add(n);
+      if ((steps & 255) == 0)
+        bar.set_note("loss " + fmt_double(loss_sum / static_cast<double>(steps), 4));
+    }
+    if (!net_.all_finite())
+      throw Error("gru4rec: weights became NaN/inf during epoch " + std::to_string(epoch + 1) +
+                  " (after step " + std::to_string(steps) +
+                  "; try a lower learning_rate); training stopped, no model written");
+    const double mean_loss = steps > 0 ? loss_sum / static_cast<double>(steps) : 0.0;
+    bar.set_note("loss " + fmt_double(mean_loss, 4));
+    bar.finish();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    stats_.epoch_loss.push_back(mean_loss);
+    stats_.epoch_seconds.push_back(secs);
+    stats_.epoch_events_per_s.push_back(secs > 0 ? static_cast<double>(events) / secs : 0.0);
+    stats_.epochs_run = static_cast<int>(epoch + 1);
+    if (ctx.validate) {
+      const double v = ctx.validate(*this, static_cast<int>(epoch + 1));
+      stats_.valid_score.push_back(v);
+      if (!std::isnan(v)) {
+        if (v > best) {
+          best = v;
+          stats_.best_epoch = static_cast<int>(epoch + 1);
+          best_w.clear();
+          for (const auto* t : net_.tensors()) best_w.push_back(t->w);
+          bad_epochs = 0;
+        } else if (ctx.patience > 0 && ++bad_epochs >= ctx.patience) {
+          break;
+        }
+      }
+    }
+  }
+  if (!best_w.empty()) {
+    auto ts = net_.tensors();
+    for (size_t i = 0; i < ts.size(); ++i) ts[i]->w = std::move(best_w[i]);
+  }
+}
+
+void Gru4recModel::score(std::span<const std::span<const int32_t>> seqs,
+                         std::span<const PrefixQuery> queries, float* out) const {
+  const int64_t Q = static_cast<int64_t>(queries.size());
+  if (Q == 0) return;
+  // Distinct sequences, their longest requested prefix; run them longest first so that
+  // the active ones at time t are a prefix of the list.
+  std::vector<int64_t> need(seqs.size(), 0);
+  for (const PrefixQuery& q : queries) {
+    const auto pre = query_prefix(seqs, q);
+    for (int32_t it : pre)
+      if (it < 0 || it >= n_items_)
+        throw InputError("gru4rec: item index " + std::to_string(it) + " outside the catalogue");
+    need[static_cast<size_t>(q.seq)] = std::max<int64_t>(need[static_cast<size_t>(q.seq)], q.len);
+  }
+  std::vector<int32_t> ord;
+  for (size_t s = 0; s < seqs.size(); ++s)
+    if (need[s] > 0) ord.push_back(static_cast<int32_t>(s));
+  std::stable_sort(ord.begin(), ord.end(), [&](int32_t a, int32_t b) {
+    return need[static_cast<size_t>(a)] > need[static_cast<size_t>(b)];
+  });
+  std::vector<int32_t> rank(seqs.size(), -1);
+  for (size_t r = 0; r < ord.size(); ++r)
+    rank[static_cast<size_t>(ord[r])] = static_cast<int32_t>(r);
+  // Queries grouped by (row, length).
+  std::vector<int64_t> qo(static_cast<size_t>(Q));
+  std::iota(qo.begin(), qo.end(), 0);
+  std::sort(qo.begin(), qo.end(), [&](int64_t a, int64_t b) {
+    const auto& qa = queries[static_cast<size_t>(a)];
+    const auto& qb = queries[static_cast<size_t>(b)];
+    return qa.len != qb.len ? qa.len < qb.len : a < b;
+  });
+
+  const auto& L = params_.layers;
+  const int64_t H = L.back();
+  const int64_t nseq = static_cast<int64_t>(ord.size());
+  std::vector<std::vector<float>> h(L.size());
+  for (size_t l = 0; l < L.size(); ++l) h[l].assign(static_cast<size_t>(nseq * L[l]), 0.0f);
+  std::vector<float> hq(static_cast<size_t>(Q * H));
+  std::vector<float> scratch;
+  std::vector<int32_t> x(static_cast<size_t>(nseq));
+  size_t qi = 0;
+  int64_t active = nseq;
+  const int64_t tmax = need[static_cast<size_t>(ord[0])];
+  for (int64_t t = 0; t < tmax; ++t) {
+    while (active > 0 && need[static_cast<size_t>(ord[static_cast<size_t>(active - 1)])] <= t)
+      --active;
+    for (int64_t b = 0; b < active; ++b)
+      x[static_cast<size_t>(b)] =
+          seqs[static_cast<size_t>(ord[static_cast<size_t>(b)])][static_cast<size_t>(t)];
+    const float* top = net_.infer_step(active, x.data(), h, scratch);
+    for (; qi < qo.size() && queries[static_cast<size_t>(qo[qi])].len == t + 1; ++qi) {
+      const int64_t q = qo[qi];
+      const int32_t r = rank[static_cast<size_t>(queries[static_cast<size_t>(q)].seq)];
+      std::memcpy(&hq[static_cast<size_t>(q * H)], top + r * H, static_cast<size_t>(H) * 4);
+    }
+  }
+  net_.output_scores(Q, hq.data(), out);
+}
+
+Gru4recModel::State Gru4recModel::init_state() const {
+  State s;
+  for (int64_t l : params_.layers) s.h.emplace_back(static_cast<size_t>(l), 0.0f);
+  return s;
+}
+
+void Gru4recModel::step(State& s, int32_t item) const {
+  if (item < 0 || item >= n_items_)
+    throw InputError("gru4rec: item index " + std::to_string(item) + " outside the catalogue");
+  if (s.h.size() != params_.layers.size()) throw InputError("gru4rec: state of another model");
+  thread_local std::vector<float> scratch;
+  net_.infer_step(1, &item, s.h, scratch);
+  ++s.length;
+}
+
+void Gru4recModel::score_state(const State& s, float* out) const {
+  if (s.h.size() != params_.layers.size()) throw InputError("gru4rec: state of another model");
+  net_.output_scores(1, s.h.back().data(), out);
+}
+
+void Gru4recModel::save(TensorWriter& w) const {
+  for (const Gru4recParam* t : net_.tensors())
+    w.add<float>(t->name, std::span<const float>(t->w), {t->rows, t->cols});
+}
+
+void Gru4recModel::load(const TensorReader& r) {
+  const TensorEntry& e = r.entry("Wy");
+  if (e.shape.size() != 2 || e.shape[0] < 1 || e.shape[1] != params_.layers.back())
+    bad_tensor(r, "Wy", "must be n_items x layers[-1]");
+  const int32_t n = static_cast<int32_t>(e.shape[0]);
+  net_.allocate(params_, n);
+  for (Gru4recParam* t : net_.tensors()) {
+    const auto v = r.get<float>(t->name, {t->rows, t->cols});
+    t->w.assign(v.begin(), v.end());
+  }
+  if (!net_.all_finite()) bad_tensor(r, "Wy", "the weights contain NaN or inf");
+  n_items_ = n;
+}
+
+ModelInfo gru4rec_model_info() {
+  return {"gru4rec",
+          "GRU4Rec (Hidasi et al.): session-parallel GRU with sampled negatives, "
+          "cross-entropy/BPR-max/TOP1-max/BPR/TOP1 losses, faithful to the official code",
+          gru4rec_params(), [](const Config& c) { return std::make_unique<Gru4recModel>(c); },
+          gru4rec_presets()};
+}
+
+}  // namespace seqrec

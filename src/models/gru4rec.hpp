@@ -1,0 +1,62 @@
+// GRU4Rec (Hidasi et al. 2016, Hidasi & Karatzoglou 2018), faithful to the official
+// PyTorch implementation: see docs/gru4rec.md and ../shared/specs/GRU4REC.md.
+//
+// Besides the Model interface, the class offers an incremental API for serving: a session
+// state advanced one event at a time (O(1) per event) and scored on demand.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "models/gru4rec_net.hpp"
+#include "models/model_base.hpp"
+
+namespace seqrec {
+
+/// The parameter table of the gru4rec type (names and meaning as the official code).
+std::vector<ParamSpec> gru4rec_params();
+/// The official best settings (spec §11) as presets.
+std::vector<Preset> gru4rec_presets();
+/// Reads and checks a gru4rec Config; throws InputError on absurd values.
+Gru4recParams parse_gru4rec_config(const Config& c);
+
+class Gru4recModel final : public ModelBase {
+ public:
+  explicit Gru4recModel(const Config& config);
+  std::string type() const override { return "gru4rec"; }
+  void fit(const SequenceSet& train, int32_t n_items, const FitContext& ctx) override;
+  void score(std::span<const std::span<const int32_t>> seqs, std::span<const PrefixQuery> queries,
+             float* out) const override;
+  void save(TensorWriter& w) const override;
+  void load(const TensorReader& r) override;
+
+  /// Running state of one session: the hidden state of every layer.
+  struct State {
+    std::vector<std::vector<float>> h;
+    int64_t length = 0;  ///< events consumed
+  };
+  /// The state of an empty session (all zeros).
+  State init_state() const;
+  /// Consumes one event (item index in [0, n_items)); throws InputError otherwise.
+  void step(State& s, int32_t item) const;
+  /// Scores of every item (n_items floats) for the next event of the session.
+  void score_state(const State& s, float* out) const;
+
+  const Gru4recParams& params() const { return params_; }
+  const Gru4recNet& net() const { return net_; }
+  /// Statistics of the last fit (epochs run, best epoch, loss per epoch, events/s).
+  struct FitStats {
+    int epochs_run = 0, best_epoch = 0;
+    std::vector<double> epoch_loss, epoch_seconds, epoch_events_per_s, valid_score;
+  };
+  const FitStats& fit_stats() const { return stats_; }
+
+ private:
+  Gru4recParams params_;
+  Gru4recNet net_;
+  FitStats stats_;
+};
+
+}  // namespace seqrec

@@ -1,0 +1,146 @@
+// The GRU4Rec network: weights, optimiser state and one training step (forward, loss,
+// backward, IndexedAdagradM update), plus the inference forward used for scoring.
+//
+// Kept apart from the Model plumbing (data order, epochs, files) so that tests can run a
+// single step on chosen inputs and compare its gradients with finite differences.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kernels/gru_cell.hpp"
+#include "kernels/sampled_losses.hpp"
+
+namespace seqrec {
+
+enum class Gru4recInput {
+  Shared,        ///< constrained_embedding: the input of item i is row i of Wy
+  Embedding,     ///< a separate table Emb (I x embedding)
+  GruEmbedding,  ///< embedding = 0, not constrained: one-hot GRU embedding layer (§3.3)
+};
+
+/// Parsed, validated hyperparameters (names as in the official code).
+struct Gru4recParams {
+  kernels::LossType loss = kernels::LossType::CrossEntropy;
+  std::vector<int64_t> layers{100};
+  int64_t embedding = 0;  ///< 0 = none, -1 = layers[0] ('layersize')
+  bool constrained_embedding = true;
+  int64_t batch_size = 64;
+  float dropout_p_embed = 0.0f, dropout_p_hidden = 0.0f;
+  float learning_rate = 0.05f, momentum = 0.0f;
+  int64_t n_sample = 2048;
+  double sample_alpha = 0.5;
+  float bpreg = 1.0f, logq = 0.0f, elu_param = 0.5f;
+  int64_t n_epochs = 10;
+  int64_t sample_store_size = 10000000;
+
+  Gru4recInput input_mode() const;
+  int64_t embedding_size() const { return embedding < 0 ? layers[0] : embedding; }
+};
+
+/// A weight tensor with its Adagrad accumulator, momentum velocity and dense gradient.
+struct Gru4recParam {
+  std::string name;
+  int64_t rows = 0, cols = 0;
+  std::vector<float> w, acc, vel, grad;
+  size_t size() const { return w.size(); }
+};
+
+/// Where a training step's time goes (seconds, summed over steps) and the GEMM work done.
+struct Gru4recProfile {
+  double unique_gather = 0, gru_forward = 0, output_gemm = 0, loss = 0, gru_backward = 0,
+         update = 0;
+  double output_gemm_flops = 0, gru_gemm_flops = 0;  ///< FLOPs (2 per multiply-add)
+  int64_t steps = 0, rows = 0, distinct_columns = 0;
+  double total() const {
+    return unique_gather + gru_forward + output_gemm + loss + gru_backward + update;
+  }
+};
+
+class Gru4recNet {
+ public:
+  Gru4recNet() = default;
+  /// Allocates the weights for `n_items` items and initialises them as the official code
+  /// (spec §8: uniform +-sqrt(6/(fan_in+fan_out)) from MT19937(seed), NumPy's doubles).
+  void init(const Gru4recParams& p, int32_t n_items, uint64_t seed);
+  /// Allocates the weights without initialising them (for load()).
+  void allocate(const Gru4recParams& p, int32_t n_items);
+  /// Prepares training: optimiser state, work buffers for up to `max_rows` rows and
+  /// `n_sample` samples, the logQ tables from item counts, and the dropout stream.
+  void prepare_training(int64_t max_rows, int64_t n_sample, std::span<const int64_t> counts,
+                        uint64_t seed);
+
+  /// Zeroes the hidden state of every row (start of an epoch).
+  void reset_state();
+  /// New row r continues old row src[r], or starts from zero when src[r] < 0.
+  void remap_state(int64_t n, const int32_t* src);
+  /// The hidden state of layer l (n rows of layers[l]); writable for tests.
+  float* state(size_t l) { return hstate_[l].data(); }
+
+  /// One step on n rows with inputs x, targets y and K shared samples: returns the step
+  /// loss L = (sum of row losses) / batch_size and fills every gradient. Does not change
+  /// the weights or the hidden state (see apply_update). With reuse_masks, the dropout
+  /// masks of the previous call are used again (finite-difference tests).
+  double forward_backward(int64_t n, const int32_t* x, const int32_t* y, const int32_t* samples,
+                          int64_t K, bool reuse_masks = false);
+  /// Applies IndexedAdagradM with the last gradients and moves the hidden state on.
+  void apply_update();
+
+  /// Inference: runs one step for n rows (no dropout) from states h (per layer, n x
+  /// layers[l], updated in place); `scratch` is grown as needed. Returns the last layer.
+  const float* infer_step(int64_t n, const int32_t* x, std::vector<std::vector<float>>& h,
+                          std::vector<float>& scratch) const;
+  /// out (n x I) = h Wy^T + By for n last-layer states.
+  void output_scores(int64_t n, const float* h, float* out) const;
+
+  const Gru4recParams& params() const { return p_; }
+  const Gru4recProfile& profile() const { return prof_; }
+  void reset_profile() { prof_ = Gru4recProfile{}; }
+  int32_t n_items() const { return n_items_; }
+  /// Every weight tensor, in a fixed order (save/load, snapshots, NaN checks).
+  std::vector<Gru4recParam*> tensors();
+  std::vector<const Gru4recParam*> tensors() const;
+  Gru4recParam* find(const std::string& name);
+  /// True when every weight is finite.
+  bool all_finite() const;
+
+  // Gradient access for tests: the summed gradient of row `item` of Wy (or Emb/Wx0 via
+  // `table`) from the last forward_backward, zero when the row was not touched.
+  std::vector<float> sparse_grad(const std::string& table, int32_t item) const;
+  float by_grad(int32_t item) const;
+
+ private:
+  struct CellLayer {
+    Gru4recParam w_ih, w_hh, b_ih, b_hh;
+    int64_t in = 0, hidden = 0;
+    kernels::GruCellWeights weights() const;
+  };
+  int64_t hout() const { return p_.layers.back(); }
+  void dense_update(Gru4recParam& t);
+
+  Gru4recParams p_;
+  Gru4recInput mode_ = Gru4recInput::Shared;
+  int32_t n_items_ = 0;
+  Gru4recParam wy_, by_, emb_, wx0_, wrz0_, wh0_, bh0_;
+  std::vector<CellLayer> cells_;  // GRUCell layers (mode GruEmbedding: layers 1..)
+  kernels::LossOptions loss_;
+  Gru4recProfile prof_;
+
+  // ---- training state and work buffers (allocated once in prepare_training)
+  int64_t max_rows_ = 0, max_k_ = 0;
+  std::vector<std::vector<float>> hstate_;  // per layer, max_rows x h
+  std::vector<float> lq_full_, lq_alpha_;   // logq * ln(count), logq * ln(count^alpha)
+  uint64_t rng_[4] = {1, 2, 3, 4};
+  int64_t n_ = 0, uy_ = 0, nu_ = 0, nx_ = 0;  // rows, unique targets+samples, unique rows, unique x
+  std::vector<int32_t> pos_;                  // item -> unique index, -1 elsewhere
+  std::vector<int32_t> uids_, cmap_, xmap_, xids_;
+  std::vector<float> colbias_, ou_, gu_, dby_, ru_;
+  std::vector<float> emb_in_, mask_e_, d_in_;
+  std::vector<std::vector<float>> hout_, o_, mask_h_, act_, ghn_, dgrad_;
+  std::vector<float> gh_, dgi_, dgh_, emb_cache_, emb_tmp_, dv_, gx_;
+  std::vector<std::vector<float>> dpart_;  // per-thread partial dL/d(top output)
+};
+
+}  // namespace seqrec

@@ -1,0 +1,99 @@
+#include "train/adagrad.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+#include "core/parallel.hpp"
+
+namespace seqrec::train {
+
+namespace {
+
+// Scalar rule (also the tail of the vector loop). std::sqrt does not vectorise without
+// -fno-math-errno, hence the explicit AVX-512 path below; both give the same IEEE results
+// (sqrt and division are correctly rounded, no contraction).
+inline void adagrad_scalar(float* __restrict w, float* __restrict acc, float* __restrict vel,
+                           const float* __restrict g, int64_t b, int64_t e, float lr, float mu) {
+  for (int64_t i = b; i < e; ++i) {
+    const float gg = g[i] * g[i];
+    const float a = acc[i] + gg;
+    acc[i] = a;
+    const float step = lr * g[i] / std::sqrt(a + kAdagradEps);
+    if (mu > 0.0f) {
+      const float v = mu * vel[i] - step;
+      vel[i] = v;
+      w[i] += v;
+    } else {
+      w[i] -= step;
+    }
+  }
+}
+
+}  // namespace
+
+void adagrad_step(float* __restrict w, float* __restrict acc, float* __restrict vel,
+                  const float* __restrict g, int64_t count, float lr, float mu) {
+  int64_t i = 0;
+#ifdef __AVX512F__
+  const __m512 vlr = _mm512_set1_ps(lr), vmu = _mm512_set1_ps(mu),
+               veps = _mm512_set1_ps(kAdagradEps);
+  for (; i + 16 <= count; i += 16) {
+    const __m512 gv = _mm512_loadu_ps(g + i);
+    const __m512 a = _mm512_add_ps(_mm512_loadu_ps(acc + i), _mm512_mul_ps(gv, gv));
+    _mm512_storeu_ps(acc + i, a);
+    const __m512 step =
+        _mm512_div_ps(_mm512_mul_ps(vlr, gv), _mm512_sqrt_ps(_mm512_add_ps(a, veps)));
+    if (mu > 0.0f) {
+      const __m512 v = _mm512_sub_ps(_mm512_mul_ps(vmu, _mm512_loadu_ps(vel + i)), step);
+      _mm512_storeu_ps(vel + i, v);
+      _mm512_storeu_ps(w + i, _mm512_add_ps(_mm512_loadu_ps(w + i), v));
+    } else {
+      _mm512_storeu_ps(w + i, _mm512_sub_ps(_mm512_loadu_ps(w + i), step));
+    }
+  }
+#endif
+  adagrad_scalar(w, acc, vel, g, i, count, lr, mu);
+}
+
+void adagrad_step_parallel(float* w, float* acc, float* vel, const float* g, int64_t count,
+                           float lr, float mu) {
+  constexpr int64_t kChunk = 65536;  // smaller tensors: one thread (no fork/join per step)
+  if (count <= kChunk) {
+    adagrad_step(w, acc, vel, g, count, lr, mu);
+    return;
+  }
+  parallel_for((count + kChunk - 1) / kChunk, [&](int64_t b, int64_t e, int) {
+    const int64_t lo = b * kChunk, hi = std::min(count, e * kChunk);
+    adagrad_step(w + lo, acc + lo, vel ? vel + lo : nullptr, g + lo, hi - lo, lr, mu);
+  });
+}
+
+void adagrad_rows(float* w, float* acc, float* vel, int64_t dim, std::span<const int32_t> rows,
+                  const float* g, int64_t ldg, float lr, float mu) {
+  const int64_t n = static_cast<int64_t>(rows.size());
+  auto body = [&](int64_t b, int64_t e, int) {
+    constexpr int64_t kAhead = 4;  // rows are scattered: prefetch the next rows' lines
+    for (int64_t r = b; r < e; ++r) {
+      if (r + kAhead < e) {
+        const int64_t po = static_cast<int64_t>(rows[static_cast<size_t>(r + kAhead)]) * dim;
+        for (int64_t k = 0; k < dim; k += 16) {
+          __builtin_prefetch(w + po + k, 1);
+          __builtin_prefetch(acc + po + k, 1);
+          if (vel) __builtin_prefetch(vel + po + k, 1);
+        }
+      }
+      const int64_t o = static_cast<int64_t>(rows[static_cast<size_t>(r)]) * dim;
+      adagrad_step(w + o, acc + o, vel ? vel + o : nullptr, g + r * ldg, dim, lr, mu);
+    }
+  };
+  if (n * dim < 32768)
+    body(0, n, 0);
+  else
+    parallel_for(n, body);
+}
+
+}  // namespace seqrec::train

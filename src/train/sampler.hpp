@@ -1,0 +1,53 @@
+// GRU4Rec's negative sampling (spec §5): items drawn with probability proportional to
+// support^alpha from a precomputed store of rows of K samples, one row per training step,
+// regenerated when used up.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace seqrec::train {
+
+/// The float32 CDF of p_i ~ c_i^alpha (computed in float64, last entry forced to 1) and an
+/// O(1) expected-time inverse: draw(u) is the smallest i with F_i > u, exactly what the
+/// official binary search returns, found through a guide table over u.
+class ItemSampler {
+ public:
+  ItemSampler() = default;
+  /// Throws InputError when no item has positive weight.
+  ItemSampler(std::span<const int64_t> counts, double alpha);
+  int32_t draw(float u) const;
+  /// The reference binary search (for tests).
+  int32_t draw_binary(float u) const;
+  const std::vector<float>& cdf() const { return cdf_; }
+
+ private:
+  std::vector<float> cdf_;
+  std::vector<int32_t> guide_;  // guide_[b] = draw_binary(b / G), b in [0, G]
+  int32_t guide_bits_ = 0;
+};
+
+/// Rows of K samples; next() hands out the next row and regenerates the whole store (with
+/// fresh draws) once every row has been used. Generation is parallel and deterministic:
+/// row r of generation g uses its own stream derived from (seed, g, r).
+class SampleStore {
+ public:
+  SampleStore() = default;
+  /// rows = max(1, store_size / K) (the official sample_cache_max_size // n_sample).
+  SampleStore(ItemSampler sampler, int64_t n_sample, int64_t store_size, uint64_t seed);
+  const int32_t* next();
+  int64_t n_sample() const { return k_; }
+  int64_t rows() const { return rows_; }
+  int64_t generations() const { return generation_; }
+  const ItemSampler& sampler() const { return sampler_; }
+
+ private:
+  void generate();
+  ItemSampler sampler_;
+  int64_t k_ = 0, rows_ = 0, pos_ = 0, generation_ = 0;
+  uint64_t seed_ = 0;
+  std::vector<int32_t> store_;
+};
+
+}  // namespace seqrec::train
