@@ -10,7 +10,8 @@
   X(pop)                      \
   X(sr)                       \
   X(vsknn)                    \
-  X(gru4rec)
+  X(gru4rec)                  \
+  X(sasrec)
 // clang-format on
 
 namespace seqrec {

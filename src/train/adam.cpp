@@ -1,0 +1,36 @@
+#include "train/adam.hpp"
+
+#include <cmath>
+
+#include "core/parallel.hpp"
+
+namespace seqrec::train {
+
+void Adam::step(float* w, const float* g) {
+  ++t_;
+  const double bc1 = 1.0 - std::pow(static_cast<double>(opt_.beta1), static_cast<double>(t_));
+  const double bc2 = 1.0 - std::pow(static_cast<double>(opt_.beta2), static_cast<double>(t_));
+  const float step_size = static_cast<float>(opt_.lr / bc1);
+  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+  const float b1 = opt_.beta1, b2 = opt_.beta2, eps = opt_.eps;
+  const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+  float* m = m_.data();
+  float* v = v_.data();
+  const int64_t n = static_cast<int64_t>(m_.size());
+  auto run = [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float gi = g[i];
+      const float mi = b1 * m[i] + c1 * gi;
+      const float vi = b2 * v[i] + c2 * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      w[i] -= step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+    }
+  };
+  if (n >= (1 << 18))
+    parallel_for(n, run);
+  else
+    run(0, n, 0);
+}
+
+}  // namespace seqrec::train
