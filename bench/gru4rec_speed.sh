@@ -3,10 +3,10 @@
 # generated RSC15-like data set. Prints JSON (bench/gru4rec_speed_main.cc).
 # Usage: bench/gru4rec_speed.sh [ARGS...]   e.g. --events 1000000 --items 37000
 #        --preset rsc15 --preset bprmax --threads 2 --epochs 1
-# Env: BUILD (default build-gru) is the CMake build folder with libseqrec_lib.a.
+# Env: BUILD (default build) is the CMake build folder with libseqrec_lib.a.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build-gru}
+BUILD=${BUILD:-build}
 if [ ! -f "$BUILD/libseqrec_lib.a" ]; then
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
