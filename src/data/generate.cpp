@@ -11,51 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "core/rng.hpp"
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
 
 namespace seqrec {
 
 namespace {
-
-class Rng {
- public:
-  explicit Rng(uint64_t seed) {
-    for (auto& v : s_) {
-      seed += 0x9E3779B97F4A7C15ULL;  // splitmix64 to seed xoshiro256**
-      uint64_t z = seed;
-      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-      z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-      v = z ^ (z >> 31);
-    }
-  }
-  uint64_t next() {
-    const uint64_t r = rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return r;
-  }
-  /// Uniform in [0, 1).
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  /// Uniform in [0, n).
-  uint64_t below(uint64_t n) {
-    return static_cast<uint64_t>((static_cast<__uint128_t>(next()) * n) >> 64);
-  }
-  double normal() {  // Box-Muller, one value per call (simplicity over speed)
-    const double u1 = 1.0 - uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-  }
-  double exponential(double mean) { return -mean * std::log(1.0 - uniform()); }
-
- private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t s_[4];
-};
 
 // Walker's alias method: O(1) draws from a discrete distribution.
 class AliasTable {

@@ -8,45 +8,23 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/rng.hpp"
+
 namespace seqrec::kernels {
 
-/// xoshiro256** seeded through splitmix64; a stream is determined by (seed, a, b) alone,
-/// so that per-sequence streams give the same numbers whatever the chunking or threads.
-class SasRng {
+/// seqrec's random stream (src/core/rng.hpp) with SASRec's draws: 32-bit integers and
+/// float32 uniforms. A stream is determined by (seed, a, b) alone, so per-sequence streams
+/// give the same numbers whatever the chunking or threads.
+class SasRng : public Rng {
  public:
   explicit SasRng(uint64_t seed = 42, uint64_t a = 0, uint64_t b = 0) {
+    // SASRec's own stream derivation from (seed, a, b), kept so its runs stay reproducible.
     uint64_t x = seed ^ (a * 0xD1342543DE82EF95ULL);
-    x = mix(x) ^ (b * 0xAF251AF3B0F025B5ULL);
-    for (auto& v : s_) v = splitmix(x);
+    uint64_t y = x;
+    reseed(splitmix64(y) ^ (b * 0xAF251AF3B0F025B5ULL));
   }
-  uint64_t next() {
-    const uint64_t r = rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return r;
-  }
-  /// Uniform integer in [0, n) (Lemire's multiply-shift; bias < n / 2^32, negligible).
-  uint32_t below(uint32_t n) {
-    return static_cast<uint32_t>((static_cast<uint64_t>(next() >> 32) * n) >> 32);
-  }
-  /// Uniform float in [0, 1) with 24 random bits.
-  float uniform() { return static_cast<float>(next() >> 40) * 0x1.0p-24f; }
-
- private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  static uint64_t splitmix(uint64_t& x) {
-    uint64_t z = (x += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
-  static uint64_t mix(uint64_t x) { return splitmix(x); }
-  uint64_t s_[4];
+  uint32_t below(uint32_t n) { return below32(n); }
+  float uniform() { return uniform_float(); }
 };
 
 /// e^x for float, vectorisable: Cody-Waite reduction x = k ln2 + r and a degree-6

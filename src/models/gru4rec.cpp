@@ -396,4 +396,39 @@ ModelInfo gru4rec_model_info() {
           gru4rec_presets()};
 }
 
+namespace {
+/// Gru4recModel::State behind the generic SessionState interface.
+struct Gru4recSessionState final : SessionState {
+  Gru4recModel::State s;
+  std::unique_ptr<SessionState> clone() const override {
+    return std::make_unique<Gru4recSessionState>(*this);
+  }
+  size_t bytes() const override {
+    size_t b = sizeof(*this);
+    for (const auto& h : s.h) b += h.capacity() * sizeof(float) + sizeof(h);
+    return b;
+  }
+};
+
+const Gru4recSessionState& as_gru_state(const SessionState& st) {
+  const auto* g = dynamic_cast<const Gru4recSessionState*>(&st);
+  if (!g) throw Error("internal: a session state of another model type was given to gru4rec");
+  return *g;
+}
+}  // namespace
+
+std::unique_ptr<SessionState> Gru4recModel::new_state() const {
+  auto st = std::make_unique<Gru4recSessionState>();
+  st->s = init_state();
+  return st;
+}
+
+void Gru4recModel::step(SessionState& state, int32_t item) const {
+  step(const_cast<Gru4recSessionState&>(as_gru_state(state)).s, item);
+}
+
+void Gru4recModel::score_state(const SessionState& state, float* out) const {
+  score_state(as_gru_state(state).s, out);
+}
+
 }  // namespace seqrec

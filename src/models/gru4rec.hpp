@@ -44,6 +44,12 @@ class Gru4recModel final : public ModelBase {
   /// Scores of every item (n_items floats) for the next event of the session.
   void score_state(const State& s, float* out) const;
 
+  /// The generic incremental interface of Model (used by the server): the same state
+  /// wrapped in a SessionState.
+  std::unique_ptr<SessionState> new_state() const override;
+  void step(SessionState& state, int32_t item) const override;
+  void score_state(const SessionState& state, float* out) const override;
+
   const Gru4recParams& params() const { return params_; }
   const Gru4recNet& net() const { return net_; }
   /// Statistics of the last fit (epochs run, best epoch, loss per epoch, events/s).

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "core/progress.hpp"
+#include "core/rng.hpp"
 #include "models/model_base.hpp"
 #include "seqrec/error.hpp"
 
@@ -94,13 +95,6 @@ struct Scratch {
     heap.clear();
   }
 };
-
-uint64_t splitmix64(uint64_t& x) {
-  uint64_t z = (x += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 class VsknnModel final : public ModelBase {
  public:

@@ -11,9 +11,12 @@ using namespace seqrec;
 TEST(CoreParallel, CoversEveryIndexOnce) {
   for (int64_t grain : {0, 1, 7}) {
     std::vector<std::atomic<int>> hits(1000);
-    parallel_for(1000, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
-    }, grain);
+    parallel_for(
+        1000,
+        [&](int64_t b, int64_t e, int) {
+          for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+        },
+        grain);
     for (auto& h : hits) EXPECT_EQ(h.load(), 1) << "grain " << grain;
   }
 }
@@ -32,8 +35,9 @@ TEST(CoreParallel, NestedCallProcessesWholeRange) {
 }
 
 TEST(CoreParallel, ExceptionsPropagate) {
-  EXPECT_THROW(parallel_for(100, [](int64_t b, int64_t, int) {
-                 if (b >= 0) throw std::runtime_error("boom");
-               }),
+  EXPECT_THROW(parallel_for(100,
+                            [](int64_t b, int64_t, int) {
+                              if (b >= 0) throw std::runtime_error("boom");
+                            }),
                std::runtime_error);
 }

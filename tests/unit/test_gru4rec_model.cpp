@@ -291,6 +291,15 @@ TEST(Gru4recScoring, BatchScoresEqualIncrementalStateAndSurviveSaveLoad) {
       m.score_state(st, one.data());
       for (int32_t i = 0; i < I; ++i)
         ASSERT_NEAR(out[q * I + i], one[i], 1e-5f * (1.0f + std::fabs(one[i]))) << mode;
+      // The generic Model interface (what the server uses) gives the same scores.
+      const Model& generic = m;
+      std::unique_ptr<SessionState> gs = generic.new_state();
+      ASSERT_NE(gs, nullptr);
+      for (int32_t k = 0; k < qs[q].len; ++k) generic.step(*gs, seqs[qs[q].seq][k]);
+      std::vector<float> viag(I);
+      generic.score_state(*gs->clone(), viag.data());
+      EXPECT_EQ(viag, one) << mode;
+      EXPECT_GT(gs->bytes(), 0u);
     }
     // Save / load: identical scores.
     TensorWriter w;
