@@ -47,7 +47,8 @@ class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::path(::testing::TempDir()) /
-           ("seqrec_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+           ("seqrec_cli_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -67,8 +68,8 @@ class Cli : public ::testing::Test {
 }  // namespace
 
 TEST_F(Cli, HelpOnEverySubcommand) {
-  for (const char* sub : {"generate", "prepare", "train", "eval", "recommend", "info", "models",
-                          "demo"}) {
+  for (const char* sub :
+       {"generate", "prepare", "train", "eval", "recommend", "info", "models", "demo", "serve"}) {
     CmdResult r = run(std::string(sub) + " --help");
     EXPECT_EQ(r.code, 0) << sub << ": " << r.out;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub;
@@ -86,8 +87,8 @@ TEST_F(Cli, GenerateIsReproducible) {
 
 TEST_F(Cli, PrepareTrainEvalRecommendInfo) {
   const std::string split = pipeline();
-  for (const char* f : {"items.tsv", "train_full.tsv", "test.tsv", "train_tr.tsv", "valid.tsv",
-                        "split.json"})
+  for (const char* f :
+       {"items.tsv", "train_full.tsv", "test.tsv", "train_tr.tsv", "valid.tsv", "split.json"})
     EXPECT_TRUE(fs::exists(fs::path(split) / f)) << f;
 
   for (const char* m : {"pop", "sr", "vsknn"}) {
@@ -141,10 +142,11 @@ TEST_F(Cli, SequentialProtocolFromPairs) {
   // 40 users x 8 items each, items cycling so every item has support.
   std::string text;
   for (int u = 0; u < 40; ++u)
-    for (int k = 0; k < 8; ++k) text += std::to_string(u) + " " + std::to_string((u + k) % 12) + "\n";
+    for (int k = 0; k < 8; ++k)
+      text += std::to_string(u) + " " + std::to_string((u + k) % 12) + "\n";
   write(p("pairs.txt"), text);
   CmdResult s = run("prepare " + p("pairs.txt") + " --protocol sequential -o " + p("seq") +
-              " --cache-dir none");
+                    " --cache-dir none");
   ASSERT_EQ(s.code, 0) << s.out;
   ASSERT_EQ(run("train " + p("seq") + " -m pop -o " + p("pop.seqrec")).code, 0);
   CmdResult e = run("eval -m " + p("pop.seqrec") + " " + p("seq") + " --json " + p("e.json"));
@@ -154,12 +156,12 @@ TEST_F(Cli, SequentialProtocolFromPairs) {
   EXPECT_EQ(j["exclude_seen"], true);
   EXPECT_EQ(j["n_predictions"], 40);
   EXPECT_TRUE(j.contains("hr@10"));
-  CmdResult sampled = run("eval -m " + p("pop.seqrec") + " " + p("seq") + " --sampled 5 --json " +
-                    p("s.json"));
+  CmdResult sampled =
+      run("eval -m " + p("pop.seqrec") + " " + p("seq") + " --sampled 5 --json " + p("s.json"));
   ASSERT_EQ(sampled.code, 0) << sampled.out;
-  EXPECT_NE(nlohmann::json::parse(slurp(p("s.json")))["protocol"].get<std::string>().find(
-                "sampled"),
-            std::string::npos);
+  EXPECT_NE(
+      nlohmann::json::parse(slurp(p("s.json")))["protocol"].get<std::string>().find("sampled"),
+      std::string::npos);
 }
 
 TEST_F(Cli, BadInputGivesClearErrors) {

@@ -1,7 +1,6 @@
 // seqrec: the command-line program. Subcommands only parse options and call the library;
 // errors thrown inside become a message on stderr and a non-zero exit code.
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -19,6 +18,7 @@
 #include "seqrec/error.hpp"
 #include "seqrec/eval.hpp"
 #include "seqrec/model.hpp"
+#include "serve/http/server.hpp"
 
 using namespace seqrec;
 namespace fs = std::filesystem;
@@ -32,11 +32,16 @@ std::string dashed(std::string s) {
 
 std::string type_word(ParamType t) {
   switch (t) {
-    case ParamType::Int: return "INT";
-    case ParamType::Float: return "FLOAT";
-    case ParamType::Bool: return "BOOL";
-    case ParamType::String: return "TEXT";
-    case ParamType::IntList: return "INTS";
+    case ParamType::Int:
+      return "INT";
+    case ParamType::Float:
+      return "FLOAT";
+    case ParamType::Bool:
+      return "BOOL";
+    case ParamType::String:
+      return "TEXT";
+    case ParamType::IntList:
+      return "INTS";
   }
   return "TEXT";
 }
@@ -131,10 +136,11 @@ int run_generate(const Config& c, const std::string& out, const GlobalOptions& g
 
 void print_stats_line(const char* name, const nlohmann::json& s) {
   const nlohmann::json len = s.value("length", nlohmann::json::object());
-  std::printf("  %-11s %10lld sequences %12lld events %9lld items   length mean %.2f, median "
-              "%.0f, max %lld\n",
-              name, s.value("sequences", 0LL), s.value("events", 0LL), s.value("items", 0LL),
-              len.value("mean", 0.0), len.value("median", 0.0), len.value("max", 0LL));
+  std::printf(
+      "  %-11s %10lld sequences %12lld events %9lld items   length mean %.2f, median "
+      "%.0f, max %lld\n",
+      name, s.value("sequences", 0LL), s.value("events", 0LL), s.value("items", 0LL),
+      len.value("mean", 0.0), len.value("median", 0.0), len.value("max", 0LL));
 }
 
 /// One line per preprocessing step that removed something.
@@ -199,8 +205,8 @@ Config model_config(const ModelInfo& info, const std::string& preset,
 
 int run_train(const std::string& data, const std::string& type, const std::string& out,
               const std::string& preset, const std::string& config_file,
-              const ParamFlags& model_flags, bool validation, const Config& read_cfg,
-              uint64_t seed, bool monitor, const std::string& monitor_metric, int patience,
+              const ParamFlags& model_flags, bool validation, const Config& read_cfg, uint64_t seed,
+              bool monitor, const std::string& monitor_metric, int patience,
               const GlobalOptions& g) {
   // "recall@20" -> metric name and K for the validation runs.
   const auto at = monitor_metric.find('@');
@@ -231,9 +237,9 @@ int run_train(const std::string& data, const std::string& type, const std::strin
     throw InputError("--out '" + out + "' is a folder; give a model file name");
   TrainData td = load_train_data(data, validation ? SplitPart::Valid : SplitPart::Test,
                                  to_read_options(read_cfg));
-  std::fprintf(stderr, "training %s on %s: %zu sequences, %lld events, %d items\n",
-               type.c_str(), td.source.c_str(), td.train.size(),
-               static_cast<long long>(td.train.n_events()), td.items.size());
+  std::fprintf(stderr, "training %s on %s: %zu sequences, %lld events, %d items\n", type.c_str(),
+               td.source.c_str(), td.train.size(), static_cast<long long>(td.train.n_events()),
+               td.items.size());
   FitContext ctx;
   ctx.threads = g.threads;
   ctx.seed = seed;
@@ -245,8 +251,9 @@ int run_train(const std::string& data, const std::string& type, const std::strin
   EvalOptions veo;
   if (monitor) {
     if (!validation)
-      throw InputError("--monitor needs --validation (it evaluates on valid.tsv while training "
-                       "on train_tr.tsv; the test set is never used for model selection)");
+      throw InputError(
+          "--monitor needs --validation (it evaluates on valid.tsv while training "
+          "on train_tr.tsv; the test set is never used for model selection)");
     valid = load_test_data(data, SplitPart::Valid, td.items, to_read_options(read_cfg));
     counts = item_counts(td.train, td.items.size());
     veo = to_eval_options(Config(eval_option_specs()), td.protocol);
@@ -308,8 +315,8 @@ std::vector<std::string> split_ws(const std::string& s) {
 }
 
 /// Top-K for one session given as original item ids.
-nlohmann::json recommend_one(const ModelBundle& b, const std::vector<std::string>& tokens,
-                             int k, bool exclude_seen, std::vector<float>& scores) {
+nlohmann::json recommend_one(const ModelBundle& b, const std::vector<std::string>& tokens, int k,
+                             bool exclude_seen, std::vector<float>& scores) {
   nlohmann::json res;
   std::vector<int32_t> seq;
   std::vector<std::string> unknown;
@@ -371,8 +378,8 @@ int run_recommend(const std::string& model_path, const std::string& session,
     }
     int rank = 0;
     for (const auto& it : r["items"])
-      std::printf("%s%d\t%s\t%.6g\n", label.c_str(), ++rank,
-                  it["item"].get<std::string>().c_str(), it["score"].get<double>());
+      std::printf("%s%d\t%s\t%.6g\n", label.c_str(), ++rank, it["item"].get<std::string>().c_str(),
+                  it["score"].get<double>());
   };
   if (!session.empty()) {
     if (!json) std::printf("rank\titem\tscore\n");
@@ -412,8 +419,8 @@ int run_info(const std::string& model_path, bool json) {
     return 0;
   }
   std::printf("model      %s\nfile       %s (%s)\nitems      %d\n", b.model->type().c_str(),
-              model_path.c_str(), fmt_bytes(static_cast<int64_t>(fs::file_size(model_path))).c_str(),
-              b.items.size());
+              model_path.c_str(),
+              fmt_bytes(static_cast<int64_t>(fs::file_size(model_path))).c_str(), b.items.size());
   std::printf("config\n");
   for (auto it = j["config"].begin(); it != j["config"].end(); ++it)
     std::printf("  %-20s %s\n", it.key().c_str(), it.value().dump().c_str());
@@ -440,6 +447,23 @@ int run_models() {
   return 0;
 }
 
+/// The settings the demo trains each model with: the official rsc15 preset for GRU4Rec
+/// (the synthetic data imitates RSC15 clicks), and for SASRec a history window and epoch
+/// budget that fit short sessions and a run of a minute or two.
+Config demo_config(const std::string& type) {
+  Config c = default_config(type);
+  const ModelInfo& info = find_model(type);
+  for (const auto& p : info.presets)
+    if (type == "gru4rec" && p.name == "rsc15")
+      for (const auto& [k, v] : p.values) c.set(k, v, "demo");
+  if (type == "sasrec") {
+    c.set("maxlen", "20", "demo");
+    c.set("num_epochs", "15", "demo");
+    c.set("loss", "ce", "demo");
+  }
+  return c;
+}
+
 /// The main job: synthetic data -> session split -> every model -> one table.
 int run_demo(const Config& gen_cfg, const std::string& out_dir, const std::string& models,
              const GlobalOptions& g) {
@@ -455,11 +479,12 @@ int run_demo(const Config& gen_cfg, const std::string& out_dir, const std::strin
   PreparedSplit split = prepare_session(log, SessionSplitOptions{});
   const std::string split_dir = (fs::path(out_dir) / "split").string();
   write_split(split_dir, split, log_path);
-  std::printf("session split in %s/: train %zu sessions / %lld events, test %zu sessions / "
-              "%lld events, %d items\n\n",
-              split_dir.c_str(), split.train_full.size(),
-              static_cast<long long>(split.train_full.n_events()), split.test.size(),
-              static_cast<long long>(split.test.n_events()), split.items.size());
+  std::printf(
+      "session split in %s/: train %zu sessions / %lld events, test %zu sessions / "
+      "%lld events, %d items\n\n",
+      split_dir.c_str(), split.train_full.size(),
+      static_cast<long long>(split.train_full.n_events()), split.test.size(),
+      static_cast<long long>(split.test.n_events()), split.items.size());
 
   std::vector<std::string> types;
   if (models.empty() || models == "all") {
@@ -481,7 +506,7 @@ int run_demo(const Config& gen_cfg, const std::string& out_dir, const std::strin
     FitContext ctx;
     ctx.threads = g.threads;
     ctx.progress = !g.quiet;
-    ModelBundle b = train_model(type, default_config(type), td, ctx);
+    ModelBundle b = train_model(type, demo_config(type), td, ctx);
     const std::string model_path = (fs::path(out_dir) / (type + ".seqrec")).string();
     save_model(model_path, b);
     TestData test = load_test_data(split_dir, SplitPart::Test, b.items, ro);
@@ -491,18 +516,20 @@ int run_demo(const Config& gen_cfg, const std::string& out_dir, const std::strin
     rows.emplace_back(type, r);
   }
   std::printf("%s", format_results_table(rows, eo.cutoffs).c_str());
-  std::printf("\nmodels saved in %s/ (try: seqrec recommend --model %s/%s.seqrec --session "
-              "\"%s\")\ntotal %.1f s\n",
-              out_dir.c_str(), out_dir.c_str(), types.front().c_str(),
-              split.items.token(0).c_str(), total.elapsed_seconds());
+  std::printf(
+      "\nmodels saved in %s/ (try: seqrec recommend --model %s/%s.seqrec --session "
+      "\"%s\")\ntotal %.1f s\n",
+      out_dir.c_str(), out_dir.c_str(), types.front().c_str(), split.items.token(0).c_str(),
+      total.elapsed_seconds());
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"seqrec: session-based and sequential recommendation (GRU4Rec, SASRec, "
-               "baselines).\nRun `seqrec demo` for a tour on built-in synthetic data."};
+  CLI::App app{
+      "seqrec: session-based and sequential recommendation (GRU4Rec, SASRec, "
+      "baselines).\nRun `seqrec demo` for a tour on built-in synthetic data."};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("seqrec ") + SEQREC_VERSION);
   GlobalOptions g;
@@ -539,10 +566,10 @@ int main(int argc, char** argv) {
   ParamFlags train_read_flags, model_flags;
   train->add_option("data", train_data, "a split folder from `seqrec prepare`, or a log file")
       ->required();
-  train->add_option("-m,--model", train_model_type, "model type (see `seqrec models`)")
-      ->required();
+  train->add_option("-m,--model", train_model_type, "model type (see `seqrec models`)")->required();
   train->add_option("-o,--out", train_out, "model file to write")->required();
-  train->add_option("--preset", train_preset, "a named parameter set of the model (see `seqrec models`)");
+  train->add_option("--preset", train_preset,
+                    "a named parameter set of the model (see `seqrec models`)");
   train->add_option("--config", train_config, "model parameters, name = value lines or JSON");
   train->add_flag("--validation", train_valid, "train on train_tr (the validation run)");
   train->add_option("--seed", train_seed, "random seed");
@@ -550,9 +577,10 @@ int main(int argc, char** argv) {
                   "evaluate on valid.tsv after every epoch (with --validation; iterative models)");
   train->add_option("--valid-metric", train_valid_metric,
                     "metric watched by --monitor and --patience, e.g. recall@20, mrr@20, ndcg@10");
-  train->add_option("--patience", train_patience,
-                    "with --monitor: stop after this many epochs without improvement and keep "
-                    "the best epoch (0 = never stop early)")
+  train
+      ->add_option("--patience", train_patience,
+                   "with --monitor: stop after this many epochs without improvement and keep "
+                   "the best epoch (0 = never stop early)")
       ->check(CLI::Range(0, 1000000));
   for (const auto& m : model_registry())
     model_flags.add(train, m.params, "Model parameters", "[" + m.type + "] ");
@@ -602,6 +630,60 @@ int main(int argc, char** argv) {
   demo->add_option("--models", demo_models, "comma-separated model types, or all");
   demo_flags.add(demo, generate_option_specs(), "Generator");
 
+  // serve (the HTTP server: options -> ServeOptions -> src/serve)
+  auto* srv = app.add_subcommand("serve",
+                                 "serve recommendations over HTTP/JSON with live "
+                                 "session state (see docs/http-api.md)");
+  seqrec::serve::http::ServeOptions serve_opts;
+  double serve_mem_mib = 1024.0;
+  {
+    auto& h = serve_opts.http;
+    auto& r = serve_opts.recommender;
+    srv->add_option("model", serve_opts.model_path, "model file")->required();
+    srv->add_option("--host", h.host, "address to listen on (0.0.0.0 = every interface)")
+        ->capture_default_str();
+    srv->add_option("--port", h.port, "port (0 = any free port; see --port-file)")
+        ->check(CLI::Range(0, 65535))
+        ->capture_default_str();
+    srv->add_option("--threads", h.threads,
+                    "HTTP worker threads (each open keep-alive connection holds one)")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
+    srv->add_option("--max-sessions", r.max_sessions,
+                    "live sessions at most (least recently used evicted first)")
+        ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
+        ->capture_default_str();
+    srv->add_option("--session-ttl", r.session_ttl_seconds,
+                    "seconds after which an idle session is dropped (0 = never)")
+        ->check(CLI::Range(0.0, 1e9))
+        ->capture_default_str();
+    srv->add_option("--max-session-memory", serve_mem_mib,
+                    "MiB of session state at most (least recently used evicted first)")
+        ->check(CLI::Range(0.001, 1e9))
+        ->capture_default_str();
+    srv->add_option("--max-history", r.max_history,
+                    "events kept per session for scoring and exclusion (at least the "
+                    "model's context length)")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    srv->add_option("--max-body", h.max_body, "largest request body in bytes (larger: 413)")
+        ->check(CLI::Range(int64_t{1}, int64_t{1} << 34))
+        ->capture_default_str();
+    srv->add_option("--default-k", r.default_k, "K when a request gives none")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    srv->add_option("--max-k", r.max_k, "largest K a request may ask for")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    srv->add_option("--session-shards", r.shards,
+                    "independently locked parts of the session table (0 = automatic)")
+        ->check(CLI::Range(0, 4096))
+        ->capture_default_str();
+    srv->add_option("--port-file", serve_opts.port_file,
+                    "write the port to this file once listening");
+    srv->add_flag("--access-log", h.access_log, "one line per request on stderr");
+  }
+
   // Line-buffered stdout keeps results and stderr progress in order when both are piped.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   try {
@@ -612,8 +694,8 @@ int main(int argc, char** argv) {
 
   try {
     set_threads(g.threads);
-    if (*gen) return run_generate(build_config(generate_option_specs(), gen_config, gen_flags),
-                                  gen_out, g);
+    if (*gen)
+      return run_generate(build_config(generate_option_specs(), gen_config, gen_flags), gen_out, g);
     if (*prep) {
       Config rc = build_config(read_option_specs(), "", prep_read_flags);
       Config pc = build_config(prepare_option_specs(), prep_config, prep_flags);
@@ -621,8 +703,8 @@ int main(int argc, char** argv) {
     }
     if (*train) {
       Config rc = build_config(read_option_specs(), "", train_read_flags);
-      return run_train(train_data, train_model_type, train_out, train_preset, train_config, model_flags,
-                       train_valid, rc, train_seed, train_monitor, train_valid_metric,
+      return run_train(train_data, train_model_type, train_out, train_preset, train_config,
+                       model_flags, train_valid, rc, train_seed, train_monitor, train_valid_metric,
                        train_patience, g);
     }
     if (*ev) {
@@ -630,12 +712,18 @@ int main(int argc, char** argv) {
       Config ec = build_config(eval_option_specs(), ev_config, ev_flags);
       return run_eval(ev_model, ev_data, ec, rc, ev_valid, ev_json, g);
     }
-    if (*rec) return run_recommend(rec_model, rec_session, rec_input, rec_k, rec_exclude,
-                                   rec_json, g);
+    if (*rec)
+      return run_recommend(rec_model, rec_session, rec_input, rec_k, rec_exclude, rec_json, g);
     if (*info) return run_info(info_model, info_json);
     if (*models) return run_models();
-    if (*demo) return run_demo(build_config(generate_option_specs(), "", demo_flags), demo_out,
-                               demo_models, g);
+    if (*srv) {
+      serve_opts.recommender.max_session_bytes = static_cast<int64_t>(serve_mem_mib * 1048576.0);
+      serve_opts.quiet = g.quiet;
+      return seqrec::serve::http::serve(serve_opts);
+    }
+    if (*demo)
+      return run_demo(build_config(generate_option_specs(), "", demo_flags), demo_out, demo_models,
+                      g);
   } catch (const seqrec::Error& e) {
     std::fprintf(stderr, "seqrec: error: %s\n", e.what());
     return 1;

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Load test of `seqrec serve` with wrk (Debian's `wrk`), against 127.0.0.1 only, bounded in
+# time. The workload: POST /v1/events with one event for one of SESSIONS live sessions and
+# K=20, i.e. one state update plus a top-20 over the whole catalogue per request.
+#
+# Two runs of DURATION seconds each (after a short warm-up):
+#  - "rate": a fixed offered rate of about RATE requests/s. wrk has no constant-rate mode
+#    (that is wrk2, not in Debian): RATE_CONNS connections each wait RATE_CONNS*1000/RATE
+#    ms before every request (wrk's delay() hook), so the rate is at most RATE and falls
+#    short of it by the latency and timer slack, so a 3 s calibration run first scales the
+#    number of connections to make up for it; the rate achieved is reported ("rps").
+#    Latency is measured from the request's send to its response (the delay not counted).
+#  - "peak": PEAK_CONNS connections without delay (closed loop): maximum throughput. wrk
+#    runs on the same cores as the server, so on a 2-core machine it takes a share of them;
+#    the server's own CPU time is reported too (requests per server CPU-second).
+# Besides wrk's client-side latency, each run reports the server-side latency from the
+# server's own histogram (GET /metrics, time from request headers to response written):
+# the upper bound of the bucket holding p50/p99/p99.9 ("p99_le_ms": 0.5 = at most 0.5 ms).
+#
+# Usage: bench/serve_load.sh MODEL_TYPE|MODEL_FILE [OUT_JSON]
+#   MODEL_TYPE (pop, sr, vsknn, gru4rec, sasrec, ...) is trained on the generated data
+#   (TRAIN_ARGS are passed to `seqrec train`), a MODEL_FILE is served as it is.
+# Environment (defaults): SEQREC (build-serve/seqrec, else build/seqrec), WORK
+#   (/tmp/seqrec-serve-load: data and models, reused across runs), EVENTS (4000000),
+#   ITEMS (40000: about 39.5k items survive preprocessing), DURATION (15), RATE (1000),
+#   RATE_CONNS (20), PEAK_CONNS (16), WRK_THREADS (2), SERVER_THREADS (32), K (20),
+#   SESSIONS (10000), TRAIN_ARGS ("").
+# Writes OUT_JSON (default bench/results/serve_load_<name>.json) and prints it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 1 ] || { sed -n 2,26p "$0"; exit 2; }
+command -v wrk >/dev/null || { echo "serve_load: wrk is not installed (scripts/setup)" >&2; exit 1; }
+SEQREC=${SEQREC:-}
+if [ -z "$SEQREC" ]; then
+  for b in build-serve/seqrec build/seqrec; do [ -x "$b" ] && { SEQREC=$b; break; }; done
+fi
+[ -n "$SEQREC" ] && [ -x "$SEQREC" ] || { echo "serve_load: no seqrec binary (set SEQREC)" >&2; exit 1; }
+WORK=${WORK:-/tmp/seqrec-serve-load}
+EVENTS=${EVENTS:-4000000}
+ITEMS=${ITEMS:-40000}
+DURATION=${DURATION:-15}
+RATE=${RATE:-1000}
+RATE_CONNS=${RATE_CONNS:-20}
+PEAK_CONNS=${PEAK_CONNS:-16}
+WRK_THREADS=${WRK_THREADS:-2}
+SERVER_THREADS=${SERVER_THREADS:-32}
+K=${K:-20}
+SESSIONS=${SESSIONS:-10000}
+TRAIN_ARGS=${TRAIN_ARGS:-}
+mkdir -p "$WORK"
+
+DATA="$WORK/data_${EVENTS}_${ITEMS}"
+if [ ! -f "$DATA/split/test.tsv" ]; then
+  mkdir -p "$DATA"
+  echo "serve_load: generating $EVENTS events over $ITEMS items in $DATA" >&2
+  "$SEQREC" -q generate --events "$EVENTS" --items "$ITEMS" --seed 11 -o "$DATA/log.tsv" >&2
+  "$SEQREC" -q prepare "$DATA/log.tsv" -o "$DATA/split" --cache-dir none >/dev/null
+fi
+tail -n +2 "$DATA/split/test.tsv" | cut -f2 > "$DATA/test_items.txt"
+
+if [ -f "$1" ]; then
+  MODEL=$1
+  NAME=$(basename "$1" .seqrec)
+else
+  NAME=$1
+  MODEL="$DATA/$1.seqrec"
+  if [ ! -f "$MODEL" ] || [ -n "$TRAIN_ARGS" ]; then
+    echo "serve_load: training $1 $TRAIN_ARGS" >&2
+    # shellcheck disable=SC2086
+    "$SEQREC" -q train "$DATA/split" -m "$1" -o "$MODEL" $TRAIN_ARGS >&2
+  fi
+fi
+OUT=${2:-bench/results/serve_load_${NAME}.json}
+mkdir -p "$(dirname "$OUT")"
+
+PORT_FILE=$(mktemp)
+LOG=$(mktemp)
+rm -f "$PORT_FILE"
+"$SEQREC" serve "$MODEL" --host 127.0.0.1 --port 0 --port-file "$PORT_FILE" \
+  --threads "$SERVER_THREADS" --max-sessions 1000000 --default-k "$K" 2>"$LOG" &
+SERVER=$!
+M0=; M1=; M2=
+cleanup() {
+  kill "$SERVER" 2>/dev/null || true
+  wait "$SERVER" 2>/dev/null || true
+  rm -f "$PORT_FILE" "$LOG" $M0 $M1 $M2
+}
+trap cleanup EXIT
+for _ in $(seq 1 600); do
+  [ -s "$PORT_FILE" ] && break
+  kill -0 "$SERVER" 2>/dev/null || { cat "$LOG" >&2; exit 1; }
+  sleep 0.1
+done
+PORT=$(cat "$PORT_FILE")
+URL="http://127.0.0.1:$PORT"
+N_ITEMS=$(curl -s "$URL/v1/model" | python3 -c 'import json,sys; print(json.load(sys.stdin)["n_items"])')
+TYPE=$(curl -s "$URL/v1/model" | python3 -c 'import json,sys; print(json.load(sys.stdin)["type"])')
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+wrk_json() { grep '^WRKJSON ' | sed 's/^WRKJSON //'; }
+export ITEMS_FILE="$DATA/test_items.txt" SESSIONS K
+
+echo "serve_load: $TYPE, $N_ITEMS items, K=$K, $URL; warm-up" >&2
+DELAY_MS=0 wrk -t1 -c4 -d3s -s bench/serve_load.lua "$URL" >/dev/null
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+DELAY=$(( RATE_CONNS * 1000 / RATE ))
+# Each connection's cycle is the delay plus the latency plus timer slack, so the rate falls
+# short of RATE: a 3 s calibration run measures by how much, and the connections are
+# scaled up to make up for it.
+CAL=$(DELAY_MS=$DELAY wrk -t1 -c"$RATE_CONNS" -d3s -s bench/serve_load.lua "$URL" | wrk_json)
+CONNS=$(python3 -c "import json,math; r=json.loads('$CAL')['rps']; print(max($RATE_CONNS, round($RATE_CONNS*$RATE/r)) if r > 0 else $RATE_CONNS)")
+echo "serve_load: rate run: $CONNS connections x 1 request per $DELAY ms, ${DURATION}s" >&2
+M0=$(mktemp); M1=$(mktemp); M2=$(mktemp)
+curl -s "$URL/metrics" > "$M0"
+C0=$(cpu_ticks)
+RATE_JSON=$(DELAY_MS=$DELAY wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 5s \
+  -s bench/serve_load.lua "$URL" | wrk_json)
+C1=$(cpu_ticks)
+curl -s "$URL/metrics" > "$M1"
+echo "serve_load: peak run: $PEAK_CONNS connections, $WRK_THREADS wrk threads, ${DURATION}s" >&2
+PEAK_JSON=$(DELAY_MS=0 wrk -t"$WRK_THREADS" -c"$PEAK_CONNS" -d"${DURATION}s" --timeout 5s \
+  -s bench/serve_load.lua "$URL" | wrk_json)
+C2=$(cpu_ticks)
+curl -s "$URL/metrics" > "$M2"
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+SESSIONS_LIVE=$(curl -s "$URL/metrics" | awk '$1 == "seqrec_sessions_live" {print $2}')
+TICKS=$(getconf CLK_TCK)
+
+python3 - "$OUT" "$M0" "$M1" "$M2" <<PY
+import json, re, sys
+rate = json.loads('''$RATE_JSON''')
+peak = json.loads('''$PEAK_JSON''')
+
+def buckets(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r'seqrec_http_request_duration_seconds_bucket\{route="/v1/events",method="POST",le="([^"]+)"\} (\d+)', line)
+        if m:
+            out[float("inf") if m.group(1) == "+Inf" else float(m.group(1))] = int(m.group(2))
+    return out
+
+def server_side(a, b):
+    """Upper bounds (ms) of the server-side p50/p99 from the histogram between two scrapes."""
+    ba, bb = buckets(a), buckets(b)
+    les = sorted(bb)
+    cum = [(le, bb[le] - ba.get(le, 0)) for le in les]
+    total = cum[-1][1] if cum else 0
+    res = {"requests": total}
+    for q in (50, 99, 99.9):
+        res["p%g_le_ms" % q] = next((le * 1e3 for le, c in cum if c >= total * q / 100), None) if total else None
+    return res
+
+rate["server_latency"] = server_side(sys.argv[2], sys.argv[3])
+peak["server_latency"] = server_side(sys.argv[3], sys.argv[4])
+ticks = $TICKS
+rate["server_cpu_s"] = ($C1 - $C0) / ticks
+peak["server_cpu_s"] = ($C2 - $C1) / ticks
+for r in (rate, peak):
+    r["requests_per_server_cpu_s"] = round(r["requests"] / r["server_cpu_s"], 1) if r["server_cpu_s"] else None
+rate.update({"target_rps": $RATE, "connections": $CONNS, "delay_ms": $DELAY})
+peak.update({"connections": $PEAK_CONNS, "wrk_threads": $WRK_THREADS})
+out = {
+    "model": "$NAME", "type": "$TYPE", "n_items": $N_ITEMS, "k": $K,
+    "workload": "POST /v1/events, 1 event per request, $SESSIONS sessions, items from test.tsv",
+    "duration_s": $DURATION, "server_threads": $SERVER_THREADS,
+    "cores": $(nproc), "loadavg_before": "$LOAD_BEFORE", "loadavg_after": "$LOAD_AFTER",
+    "sessions_live_after": float("${SESSIONS_LIVE:-0}"),
+    "rate": rate, "peak": peak,
+}
+json.dump(out, open(sys.argv[1], "w"), indent=2)
+print(json.dumps(out, indent=2))
+PY

@@ -1,0 +1,220 @@
+// The recommender core of `seqrec serve`: a loaded model, live session state and top-K
+// selection, usable as a C++ API without HTTP.
+//
+//   seqrec::RecommenderOptions o;
+//   o.max_sessions = 50000;
+//   seqrec::Recommender rec("model.seqrec", o);
+//   seqrec::SessionRequest req;
+//   req.session_id = "user-17";
+//   req.events = {{"item-1"}, {"item-42"}};
+//   seqrec::Recommendation r = rec.add_events(req);   // r.items: top-20, best first
+//
+// Thread safety: every public member function may be called from any number of threads at
+// once. Requests on different sessions run in parallel (the session table is split into
+// independently locked shards); requests on the same session are applied one after the
+// other in the order they take the session's lock.
+//
+// Session state. For a model with incremental inference (Model::new_state() != nullptr,
+// e.g. GRU4Rec) a session holds the model's state and every event costs one Model::step():
+// sessions are never replayed on the request path. Every session also keeps the ids of its
+// last `max_history` events (at least the model's context_length()): models without state
+// are scored on them (the last context_length() of them when that is > 0), and they are
+// what `exclude_seen` removes. Memory is bounded by `max_sessions` and
+// `max_session_bytes` (least recently used sessions are evicted first) and by an idle
+// time-to-live.
+//
+// Hot reload. reload() / replace_model() validate the new model completely before
+// swapping it in atomically; requests in flight finish on the model they started with. The
+// rule for live sessions: if the new model has exactly the same catalogue (the same item
+// ids in the same order) sessions are kept, and a session with model state gets a fresh
+// state from its kept history (one replay of at most `max_history` events, once, at its
+// next request); otherwise every session is dropped (they speak other item indices).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "seqrec/model.hpp"
+
+namespace seqrec {
+
+/// Limits and defaults of a Recommender. Every limit is checked by the constructor
+/// (InputError naming the field).
+struct RecommenderOptions {
+  /// Live sessions at most; the least recently used one is evicted beyond it.
+  int64_t max_sessions = 100000;
+  /// Bytes of session state at most (history, model state and bookkeeping as estimated by
+  /// the store; not the process RSS).
+  int64_t max_session_bytes = int64_t{1} << 30;
+  /// A session not used for this many seconds is dropped (0 = never).
+  double session_ttl_seconds = 1800.0;
+  /// Events of a session kept for scoring and exclusion (raised to the model's
+  /// context_length() when that is larger).
+  int32_t max_history = 1000;
+  /// K when a request gives none, and the largest K a request may ask for.
+  int32_t default_k = 20;
+  int32_t max_k = 1000;
+  /// Independently locked parts of the session table (0 = automatic: max_sessions / 1024,
+  /// between 1 and 64). The session and byte limits are split evenly between shards, so
+  /// eviction is least-recently-used within a shard (exact LRU with one shard).
+  int32_t shards = 0;
+  /// Longest session id, in bytes.
+  int32_t max_session_id_bytes = 256;
+  /// Seconds between sweeps of idle sessions by a background thread (0 = no thread; call
+  /// expire_idle() yourself). Idle sessions are also noticed when they are next used.
+  double sweep_interval_seconds = 5.0;
+  /// OpenMP threads a request is scored with (set for the duration of each call, then
+  /// restored). 1 suits a server, whose parallelism is across requests; 0 leaves the
+  /// calling thread's setting alone.
+  int32_t threads_per_request = 1;
+  /// The clock for idle times (tests inject a fake one).
+  std::function<std::chrono::steady_clock::time_point()> now;
+};
+
+/// Options of one recommendation.
+struct RecommendOptions {
+  std::optional<int32_t> k;  ///< number of items, 1..max_k (unset = default_k)
+  /// Remove the session's items (its kept history) from the ranking. Unset: on for models
+  /// trained on a sequential split (meta "protocol" == "sequential"), off otherwise.
+  std::optional<bool> exclude_seen;
+  /// When set, only these items may be recommended.
+  std::optional<std::vector<std::string>> allowed_items;
+  /// These items are never recommended.
+  std::vector<std::string> forbidden_items;
+};
+
+/// One event of a session.
+struct SessionEvent {
+  std::string item;                 ///< the item id as in the training data
+  std::optional<double> timestamp;  ///< optional, seconds; recorded, not used for scoring
+};
+
+/// Add events to a session (created on first use) and recommend its next items.
+struct SessionRequest {
+  std::string session_id;
+  std::vector<SessionEvent> events;  ///< may be empty: recommend for the session as it is
+  RecommendOptions options;
+};
+
+/// Recommend for an explicit list of items, without any session state.
+struct ItemsRequest {
+  std::vector<std::string> items;
+  RecommendOptions options;
+};
+
+struct ScoredItem {
+  std::string item;
+  float score = 0.0f;
+};
+
+/// The answer to a SessionRequest or an ItemsRequest.
+struct Recommendation {
+  std::vector<ScoredItem> items;                  ///< best first; ties in score by catalogue order
+  std::vector<std::string> unknown_items;         ///< event / list items not in the catalogue
+  std::vector<std::string> unknown_filter_items;  ///< allowed/forbidden ids not in it
+  int32_t k = 0;                                  ///< the K used
+  bool exclude_seen = false;                      ///< whether the session's items were excluded
+  int64_t session_length = 0;  ///< known events of the session (all of them, not only kept)
+  bool new_session = false;    ///< the session did not exist before this request
+  /// The session existed but was emptied because the model was reloaded with another
+  /// catalogue.
+  bool session_reset = false;
+  uint64_t model_generation = 0;  ///< which loaded model answered (1 = the first)
+};
+
+/// What a Recommender serves.
+struct ServedModelInfo {
+  std::string type;
+  std::string path;  ///< empty for a model handed over in memory
+  int32_t n_items = 0;
+  uint64_t generation = 0;
+  double loaded_unix_seconds = 0.0;
+  bool incremental = false;    ///< has per-session model state (new_state() != nullptr)
+  int32_t context_length = 0;  ///< Model::context_length()
+  int32_t history_length = 0;  ///< events kept per session
+  bool exclude_seen_default = false;
+  nlohmann::json config;  ///< the model's configuration
+  nlohmann::json meta;    ///< training metadata from the model file
+};
+
+/// A live session, as reported by session_info().
+struct SessionInfo {
+  std::string session_id;
+  int64_t length = 0;                ///< known events
+  std::vector<std::string> history;  ///< the kept events, oldest first
+  std::optional<double> last_event_timestamp;
+  double idle_seconds = 0.0;
+  int64_t bytes = 0;
+};
+
+/// Counters for monitoring.
+struct RecommenderStats {
+  int64_t live_sessions = 0;
+  int64_t session_bytes = 0;
+  int64_t sessions_created = 0;
+  int64_t sessions_dropped = 0;  ///< by drop_session()
+  int64_t evicted_lru = 0;       ///< over max_sessions
+  int64_t evicted_memory = 0;    ///< over max_session_bytes
+  int64_t evicted_ttl = 0;       ///< idle too long
+  int64_t evicted_reload = 0;    ///< dropped by a reload that changed the catalogue
+  int64_t events = 0;            ///< known events applied to sessions
+  int64_t unknown_items = 0;     ///< unknown ids seen in requests
+  int64_t reloads = 0;           ///< successful reloads
+  int64_t reload_failures = 0;
+  uint64_t model_generation = 0;
+};
+
+/// Outcome of a successful reload.
+struct ReloadResult {
+  uint64_t generation = 0;
+  bool catalogue_changed = false;
+  int64_t sessions_dropped = 0;
+  double seconds = 0.0;
+};
+
+class Recommender {
+ public:
+  /// Loads and validates a model file (Error on any problem).
+  Recommender(const std::string& model_path, RecommenderOptions options = {});
+  /// Serves a model already in memory; reload() then needs a path (reload(path)).
+  Recommender(ModelBundle bundle, RecommenderOptions options = {});
+  ~Recommender();
+  Recommender(const Recommender&) = delete;
+  Recommender& operator=(const Recommender&) = delete;
+
+  /// Applies the known events in order (unknown ones are reported and skipped), then
+  /// recommends. InputError for an empty or too long session id or K out of range.
+  Recommendation add_events(const SessionRequest& request);
+  /// Recommends after the known items of the list (no state is kept or touched).
+  Recommendation recommend(const ItemsRequest& request) const;
+  /// Forgets a session; false when there was none.
+  bool drop_session(const std::string& session_id);
+  /// The session, or nothing when there is none (does not count as a use).
+  std::optional<SessionInfo> session_info(const std::string& session_id) const;
+
+  /// Loads the model file again (or `path`, which then becomes the file of later reloads),
+  /// validates it and swaps it in. On any error the old model keeps serving and Error is
+  /// thrown. Reloads are serialised.
+  ReloadResult reload(const std::string& path = "");
+  /// Swaps in a model already in memory (validated the same way).
+  ReloadResult replace_model(ModelBundle bundle);
+
+  /// Drops sessions idle for longer than the TTL now; returns how many.
+  int64_t expire_idle();
+
+  ServedModelInfo model_info() const;
+  RecommenderStats stats() const;
+  const RecommenderOptions& options() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace seqrec

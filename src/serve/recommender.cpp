@@ -1,0 +1,473 @@
+// The recommender core: a model snapshot swapped atomically on reload, the session store,
+// and the scoring path of one request (on the calling thread, one OpenMP thread).
+#include "seqrec/recommender.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <filesystem>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "core/parallel.hpp"
+#include "seqrec/error.hpp"
+#include "serve/session_store.hpp"
+#include "serve/topk.hpp"
+
+namespace seqrec {
+
+namespace {
+
+using serve::Clock;
+using serve::Session;
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+/// An immutable loaded model and what the request path needs to know about it.
+struct Snapshot {
+  ModelBundle bundle;
+  uint64_t generation = 0;
+  uint64_t catalogue_generation = 0;
+  bool incremental = false;
+  bool exclude_default = false;
+  int32_t context = 0;  // events given to score() (0 = the whole kept history)
+  int32_t history = 0;  // events kept per session
+  std::string path;
+  double loaded_unix = 0.0;
+};
+
+/// Per-thread buffers: a score row and index lists, reused across requests.
+struct Scratch {
+  std::vector<float> scores;
+  std::vector<int32_t> items, forbidden, allowed;
+};
+
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+/// Sets the calling thread's OpenMP thread count for the duration of one call.
+class ThreadsForCall {
+ public:
+  explicit ThreadsForCall(int32_t n) : prev_(n > 0 ? num_threads() : 0) {
+    if (n > 0 && n != prev_) {
+      set_threads(n);
+    } else {
+      prev_ = 0;
+    }
+  }
+  ~ThreadsForCall() {
+    if (prev_ > 0) set_threads(prev_);
+  }
+  ThreadsForCall(const ThreadsForCall&) = delete;
+  ThreadsForCall& operator=(const ThreadsForCall&) = delete;
+
+ private:
+  int prev_;
+};
+
+void check_options(const RecommenderOptions& o) {
+  auto need = [](bool ok, const std::string& what) {
+    if (!ok) throw InputError("recommender options: " + what);
+  };
+  need(o.max_sessions >= 1, "max_sessions must be at least 1");
+  need(o.max_session_bytes >= 1, "max_session_bytes must be at least 1");
+  need(o.session_ttl_seconds >= 0 && std::isfinite(o.session_ttl_seconds),
+       "session_ttl_seconds must be >= 0");
+  need(o.max_history >= 1 && o.max_history <= 1000000, "max_history must be in [1, 1000000]");
+  need(o.max_k >= 1, "max_k must be at least 1");
+  need(o.default_k >= 1 && o.default_k <= o.max_k, "default_k must be in [1, max_k]");
+  need(o.shards >= 0 && o.shards <= 4096, "shards must be in [0, 4096]");
+  need(o.max_session_id_bytes >= 1, "max_session_id_bytes must be at least 1");
+  need(o.threads_per_request >= 0 && o.threads_per_request <= 4096,
+       "threads_per_request must be in [0, 4096]");
+  need(o.sweep_interval_seconds >= 0 && std::isfinite(o.sweep_interval_seconds),
+       "sweep_interval_seconds must be >= 0");
+}
+
+}  // namespace
+
+struct Recommender::Impl {
+  RecommenderOptions options;
+  serve::SessionStore store;
+  mutable std::mutex snap_mu;  // guards the pointer `snap` only (copied under it)
+  std::shared_ptr<const Snapshot> snap;
+  std::mutex reload_mu;  // one reload at a time
+  mutable std::atomic<int64_t> events{0}, unknown{0}, reloads{0}, reload_failures{0};
+  // Background sweeper of idle sessions.
+  std::mutex sweep_mu;
+  std::condition_variable sweep_cv;
+  bool stopping = false;
+  std::thread sweeper;
+
+  static serve::StoreOptions store_options(const RecommenderOptions& o) {
+    serve::StoreOptions so;
+    so.max_sessions = o.max_sessions;
+    so.max_bytes = o.max_session_bytes;
+    so.ttl_seconds = o.session_ttl_seconds;
+    int64_t shards = o.shards > 0 ? o.shards : std::clamp<int64_t>(o.max_sessions / 1024, 1, 64);
+    so.shards = static_cast<int32_t>(std::min<int64_t>(shards, o.max_sessions));
+    so.now = o.now;
+    return so;
+  }
+
+  explicit Impl(RecommenderOptions o) : options(std::move(o)), store(store_options(options)) {}
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(sweep_mu);
+      stopping = true;
+    }
+    sweep_cv.notify_all();
+    if (sweeper.joinable()) sweeper.join();
+  }
+
+  void start_sweeper() {
+    if (options.sweep_interval_seconds <= 0 || options.session_ttl_seconds <= 0) return;
+    sweeper = std::thread([this] {
+      const auto interval = std::chrono::duration<double>(options.sweep_interval_seconds);
+      std::unique_lock<std::mutex> lock(sweep_mu);
+      while (!sweep_cv.wait_for(lock, interval, [this] { return stopping; })) {
+        lock.unlock();
+        store.expire_idle();
+        lock.lock();
+      }
+    });
+  }
+
+  std::shared_ptr<const Snapshot> current() const {
+    std::lock_guard<std::mutex> lock(snap_mu);
+    return snap;
+  }
+
+  /// Checks a bundle and wraps it into a snapshot (not yet published).
+  std::shared_ptr<Snapshot> make_snapshot(ModelBundle b, const std::string& path) const {
+    if (!b.model) throw Error(path + ": the bundle has no model");
+    const int32_t n = b.model->n_items();
+    if (n <= 0) throw Error(path + ": the model has no items");
+    if (n != b.items.size())
+      throw Error(path + ": the model scores " + std::to_string(n) +
+                  " items but the catalogue has " + std::to_string(b.items.size()));
+    auto s = std::make_shared<Snapshot>();
+    s->incremental = b.model->new_state() != nullptr;
+    s->exclude_default = b.meta.is_object() && b.meta.value("protocol", "") == "sequential";
+    const int32_t ctx = std::max<int32_t>(0, b.model->context_length());
+    s->history = std::max(options.max_history, ctx);
+    s->context = ctx;
+    // A smoke test on the request path's own calls, so that a model that cannot score
+    // fails the reload instead of the requests.
+    std::vector<float> row(static_cast<size_t>(n));
+    const int32_t item0 = 0;
+    std::span<const int32_t> seq(&item0, 1);
+    std::vector<std::span<const int32_t>> seqs{seq};
+    PrefixQuery q{0, 1};
+    b.model->score(seqs, std::span<const PrefixQuery>(&q, 1), row.data());
+    if (s->incremental) {
+      auto st = b.model->new_state();
+      b.model->step(*st, 0);
+      b.model->score_state(*st, row.data());
+    }
+    s->bundle = std::move(b);
+    s->path = path;
+    s->loaded_unix = unix_now();
+    return s;
+  }
+
+  ReloadResult publish(std::shared_ptr<Snapshot> next) {
+    const auto t0 = Clock::now();
+    ReloadResult r;
+    std::shared_ptr<const Snapshot> prev = current();
+    next->generation = prev ? prev->generation + 1 : 1;
+    r.catalogue_changed = !prev || prev->bundle.items.tokens() != next->bundle.items.tokens();
+    next->catalogue_generation =
+        prev ? prev->catalogue_generation + (r.catalogue_changed ? 1 : 0) : 1;
+    r.generation = next->generation;
+    {
+      std::lock_guard<std::mutex> lock(snap_mu);
+      snap = std::move(next);
+    }
+    // Sessions of another catalogue are useless: free them now. (A request racing with
+    // this sees the catalogue generation differ and empties its session itself.)
+    if (prev && r.catalogue_changed) r.sessions_dropped = store.clear(serve::Eviction::Reload);
+    r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return r;
+  }
+
+  void check_request(const RecommendOptions& o, int32_t* k) const {
+    *k = o.k.value_or(options.default_k);
+    if (*k < 1 || *k > options.max_k)
+      throw InputError("k must be between 1 and " + std::to_string(options.max_k) + ", got " +
+                       std::to_string(*k));
+  }
+
+  /// Item indices of `ids` (sorted, unique) into `out`; unknown ids appended to `unknown`.
+  static void lookup_sorted(const Vocab& v, const std::vector<std::string>& ids,
+                            std::vector<int32_t>& out, std::vector<std::string>& unknown) {
+    out.clear();
+    for (const auto& id : ids) {
+      const int32_t i = v.find(id);
+      if (i < 0)
+        unknown.push_back(id);
+      else
+        out.push_back(i);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+  }
+
+  /// Scores have been written into sc.scores: fill r.items.
+  static void finish(const Snapshot& s, const RecommendOptions& o, std::span<const int32_t> seen,
+                     Scratch& sc, Recommendation& r) {
+    const Vocab& v = s.bundle.items;
+    serve::TopKFilter f;
+    if (r.exclude_seen) f.excluded = seen;
+    lookup_sorted(v, o.forbidden_items, sc.forbidden, r.unknown_filter_items);
+    f.forbidden = sc.forbidden;
+    if (o.allowed_items) {
+      lookup_sorted(v, *o.allowed_items, sc.allowed, r.unknown_filter_items);
+      f.has_allowed = true;
+      f.allowed = sc.allowed;
+    }
+    f.drop_neg_inf = r.exclude_seen;
+    auto top = serve::select_top_k(sc.scores.data(), v.size(), r.k, f);
+    r.items.reserve(top.size());
+    for (const auto& [i, score] : top) r.items.push_back({v.token(i), score});
+  }
+
+  /// Brings a session in line with the model `s` (lock held): first use, or a reload since.
+  static void reconcile(Session& ses, const Snapshot& s, Recommendation& r) {
+    if (ses.initialised && ses.model_generation == s.generation) return;
+    if (!ses.initialised || ses.catalogue_generation != s.catalogue_generation) {
+      if (ses.initialised) r.session_reset = true;
+      ses.clear();
+      ses.state = s.bundle.model->new_state();
+    } else if (s.incremental) {
+      // Same catalogue, new weights: rebuild the state from the kept history, once.
+      ses.state = s.bundle.model->new_state();
+      for (int32_t i : ses.history()) s.bundle.model->step(*ses.state, i);
+    } else {
+      ses.state.reset();
+    }
+    ses.cap = s.history;
+    ses.initialised = true;
+    ses.model_generation = s.generation;
+    ses.catalogue_generation = s.catalogue_generation;
+  }
+};
+
+Recommender::Recommender(const std::string& model_path, RecommenderOptions options) {
+  check_options(options);
+  impl_ = std::make_unique<Impl>(std::move(options));
+  impl_->publish(impl_->make_snapshot(load_model(model_path), model_path));
+  impl_->start_sweeper();
+}
+
+Recommender::Recommender(ModelBundle bundle, RecommenderOptions options) {
+  check_options(options);
+  impl_ = std::make_unique<Impl>(std::move(options));
+  impl_->publish(impl_->make_snapshot(std::move(bundle), ""));
+  impl_->start_sweeper();
+}
+
+Recommender::~Recommender() = default;
+
+const RecommenderOptions& Recommender::options() const {
+  return impl_->options;
+}
+
+Recommendation Recommender::add_events(const SessionRequest& req) {
+  Impl& m = *impl_;
+  Recommendation r;
+  if (req.session_id.empty()) throw InputError("session_id must not be empty");
+  if (static_cast<int64_t>(req.session_id.size()) > m.options.max_session_id_bytes)
+    throw InputError("session_id is longer than " + std::to_string(m.options.max_session_id_bytes) +
+                     " bytes");
+  m.check_request(req.options, &r.k);
+  Scratch& sc = scratch();
+  ThreadsForCall threads(m.options.threads_per_request);
+
+  bool created = false;
+  const int32_t cap0 = m.current()->history;
+  std::shared_ptr<Session> ses = m.store.acquire(
+      req.session_id, [&] { return std::make_shared<Session>(req.session_id, cap0); }, &created);
+  r.new_session = created;
+  int64_t bytes = 0;
+  {
+    std::lock_guard<std::mutex> lock(ses->mu);
+    // The newest model, read under the session's lock so that a session never goes back
+    // to an older model than one it has seen.
+    std::shared_ptr<const Snapshot> s = m.current();
+    const Snapshot& snap = *s;
+    Impl::reconcile(*ses, snap, r);
+    const Model& model = *snap.bundle.model;
+    const Vocab& v = snap.bundle.items;
+    int64_t known = 0;
+    for (const auto& e : req.events) {
+      const int32_t i = v.find(e.item);
+      if (i < 0) {
+        r.unknown_items.push_back(e.item);
+        continue;
+      }
+      ses->push(i);
+      if (ses->state) model.step(*ses->state, i);
+      if (e.timestamp) ses->last_event_timestamp = e.timestamp;
+      ++known;
+    }
+    ses->length += known;
+    m.events += known;
+    m.unknown += static_cast<int64_t>(r.unknown_items.size());
+    r.session_length = ses->length;
+    r.model_generation = snap.generation;
+    r.exclude_seen = req.options.exclude_seen.value_or(snap.exclude_default);
+    const std::span<const int32_t> hist = ses->history();
+    if (!hist.empty()) {
+      sc.scores.resize(static_cast<size_t>(v.size()));
+      if (ses->state) {
+        model.score_state(*ses->state, sc.scores.data());
+      } else {
+        std::span<const int32_t> window = hist;
+        if (snap.context > 0 && window.size() > static_cast<size_t>(snap.context))
+          window = window.subspan(window.size() - static_cast<size_t>(snap.context));
+        std::vector<std::span<const int32_t>> seqs{window};
+        PrefixQuery q{0, static_cast<int32_t>(window.size())};
+        model.score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
+      }
+      Impl::finish(snap, req.options, hist, sc, r);
+    }
+    bytes = ses->bytes();
+  }
+  m.store.update_bytes(ses, bytes);
+  return r;
+}
+
+Recommendation Recommender::recommend(const ItemsRequest& req) const {
+  const Impl& m = *impl_;
+  Recommendation r;
+  m.check_request(req.options, &r.k);
+  Scratch& sc = scratch();
+  ThreadsForCall threads(m.options.threads_per_request);
+  std::shared_ptr<const Snapshot> s = m.current();
+  const Snapshot& snap = *s;
+  const Vocab& v = snap.bundle.items;
+  sc.items.clear();
+  for (const auto& id : req.items) {
+    const int32_t i = v.find(id);
+    if (i < 0)
+      r.unknown_items.push_back(id);
+    else
+      sc.items.push_back(i);
+  }
+  m.unknown += static_cast<int64_t>(r.unknown_items.size());
+  r.session_length = static_cast<int64_t>(sc.items.size());
+  r.model_generation = snap.generation;
+  r.exclude_seen = req.options.exclude_seen.value_or(snap.exclude_default);
+  if (sc.items.empty()) return r;
+  sc.scores.resize(static_cast<size_t>(v.size()));
+  std::span<const int32_t> seq(sc.items);
+  std::vector<std::span<const int32_t>> seqs{seq};
+  PrefixQuery q{0, static_cast<int32_t>(seq.size())};
+  snap.bundle.model->score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
+  Impl::finish(snap, req.options, seq, sc, r);
+  return r;
+}
+
+bool Recommender::drop_session(const std::string& session_id) {
+  return impl_->store.drop(session_id);
+}
+
+std::optional<SessionInfo> Recommender::session_info(const std::string& session_id) const {
+  double idle = 0.0;
+  std::shared_ptr<Session> ses = impl_->store.peek(session_id, &idle);
+  if (!ses) return std::nullopt;
+  SessionInfo info;
+  info.session_id = session_id;
+  info.idle_seconds = idle;
+  std::shared_ptr<const Snapshot> s = impl_->current();
+  std::lock_guard<std::mutex> lock(ses->mu);
+  info.length = ses->length;
+  info.last_event_timestamp = ses->last_event_timestamp;
+  info.bytes = ses->bytes();
+  // Indices are only meaningful under the catalogue they were recorded with.
+  if (ses->catalogue_generation == s->catalogue_generation)
+    for (int32_t i : ses->history()) info.history.push_back(s->bundle.items.token(i));
+  return info;
+}
+
+ReloadResult Recommender::reload(const std::string& path) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.reload_mu);
+  const std::string p = path.empty() ? m.current()->path : path;
+  try {
+    if (p.empty()) throw Error("reload: the model was given in memory; name a model file");
+    ReloadResult r = m.publish(m.make_snapshot(load_model(p), p));
+    ++m.reloads;
+    return r;
+  } catch (...) {
+    ++m.reload_failures;
+    throw;
+  }
+}
+
+ReloadResult Recommender::replace_model(ModelBundle bundle) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.reload_mu);
+  try {
+    ReloadResult r = m.publish(m.make_snapshot(std::move(bundle), ""));
+    ++m.reloads;
+    return r;
+  } catch (...) {
+    ++m.reload_failures;
+    throw;
+  }
+}
+
+int64_t Recommender::expire_idle() {
+  return impl_->store.expire_idle();
+}
+
+ServedModelInfo Recommender::model_info() const {
+  std::shared_ptr<const Snapshot> s = impl_->current();
+  ServedModelInfo i;
+  const Model& model = *s->bundle.model;
+  i.type = model.type();
+  i.path = s->path;
+  i.n_items = s->bundle.items.size();
+  i.generation = s->generation;
+  i.loaded_unix_seconds = s->loaded_unix;
+  i.incremental = s->incremental;
+  i.context_length = s->context;
+  i.history_length = s->history;
+  i.exclude_seen_default = s->exclude_default;
+  i.config = model.config().to_json();
+  i.meta = s->bundle.meta;
+  return i;
+}
+
+RecommenderStats Recommender::stats() const {
+  const Impl& m = *impl_;
+  serve::StoreStats st = m.store.stats();
+  RecommenderStats r;
+  r.live_sessions = st.live;
+  r.session_bytes = st.bytes;
+  r.sessions_created = st.created;
+  r.sessions_dropped = st.dropped;
+  r.evicted_lru = st.evicted[static_cast<int>(serve::Eviction::Lru)];
+  r.evicted_memory = st.evicted[static_cast<int>(serve::Eviction::Memory)];
+  r.evicted_ttl = st.evicted[static_cast<int>(serve::Eviction::Ttl)];
+  r.evicted_reload = st.evicted[static_cast<int>(serve::Eviction::Reload)];
+  r.events = m.events.load();
+  r.unknown_items = m.unknown.load();
+  r.reloads = m.reloads.load();
+  r.reload_failures = m.reload_failures.load();
+  r.model_generation = m.current()->generation;
+  return r;
+}
+
+}  // namespace seqrec
