@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/rng.hpp"
+#include "kernels/fast_math.hpp"
 
 namespace seqrec::kernels {
 
@@ -27,26 +28,10 @@ class SasRng : public Rng {
   float uniform() { return uniform_float(); }
 };
 
-/// e^x for float, vectorisable: Cody-Waite reduction x = k ln2 + r and a degree-6
-/// polynomial (relative error ~2 ulp). Inputs are clamped to [-87.3, 88.7].
+/// e^x for float, vectorisable: fast_exp of kernels/fast_math.hpp (clamped to [-87.3, 88] so
+/// the result is always finite; a clamp above ln(FLT_MAX) would build an infinite 2^k).
 inline float sas_exp(float x) {
-  x = x < -87.3f ? -87.3f : x;
-  x = x > 88.7f ? 88.7f : x;
-  // k = round(x / ln2) via the 1.5 * 2^23 trick (vectorises; floorf may be a libm call).
-  const float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = x - k * 0.693359375f;
-  r = r + k * 2.12194440e-4f;
-  float p = 1.3888889e-3f;
-  p = p * r + 8.3333333e-3f;
-  p = p * r + 4.1666667e-2f;
-  p = p * r + 1.6666667e-1f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
+  return fast_exp(x);
 }
 
 /// max_j x[j] (n >= 1). GCC does not vectorise a float max reduction without

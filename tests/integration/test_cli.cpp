@@ -9,34 +9,14 @@
 #include <sstream>
 #include <string>
 
+#include "cli_runner.hpp"
+
 namespace fs = std::filesystem;
+using seqrec_test::CmdResult;
+using seqrec_test::run;
+using seqrec_test::slurp;
 
 namespace {
-
-struct CmdResult {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-CmdResult run(const std::string& args) {
-  CmdResult r;
-  const std::string cmd = std::string(SEQREC_BINARY) + " -q " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 void write(const fs::path& p, const std::string& text) {
   std::ofstream f(p, std::ios::binary);

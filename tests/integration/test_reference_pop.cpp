@@ -18,9 +18,13 @@ namespace {
 
 const std::string kShared = SEQREC_SHARED_DATA_DIR;
 
-bool have(const std::string& rel) { return fs::exists(fs::path(kShared) / rel); }
+bool have(const std::string& rel) {
+  return fs::exists(fs::path(kShared) / rel);
+}
 
-std::string path(const std::string& rel) { return (fs::path(kShared) / rel).string(); }
+std::string path(const std::string& rel) {
+  return (fs::path(kShared) / rel).string();
+}
 
 ReadOptions no_cache() {
   ReadOptions o;

@@ -31,37 +31,17 @@
 #include <thread>
 #include <vector>
 
+#include "cli_runner.hpp"
+
 extern char** environ;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using seqrec_test::CmdResult;
+using seqrec_test::run;
+using seqrec_test::slurp;
 
 namespace {
-
-struct CmdResult {
-  int code = -1;
-  std::string out;
-};
-
-CmdResult run(const std::string& args) {
-  CmdResult r;
-  const std::string cmd = std::string(SEQREC_BINARY) + " -q " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 /// `seqrec serve MODEL --port 0 --port-file ... ARGS` as a child process.
 class ServerProcess {

@@ -1,0 +1,41 @@
+// Running the seqrec binary from integration tests.
+#pragma once
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace seqrec_test {
+
+struct CmdResult {
+  int code = -1;
+  std::string out;  ///< stdout and stderr together
+};
+
+/// Runs `seqrec -q ARGS` (SEQREC_BINARY) and collects its output and exit code.
+inline CmdResult run(const std::string& args) {
+  CmdResult r;
+  const std::string cmd = std::string(SEQREC_BINARY) + " -q " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+/// The whole content of a file.
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace seqrec_test
