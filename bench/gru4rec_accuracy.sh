@@ -3,13 +3,13 @@
 # full ranking) with a preset over several seeds, through the seqrec CLI. Prints JSON lines,
 # one per seed, then the mean.
 # Usage: bench/gru4rec_accuracy.sh [PRESET] [SEEDS] [THREADS]   (defaults: rsc15 "1 2 3" 2)
-# Env: BUILD (default build-gru), DATA (default ../shared/data/rsc15-100k).
+# Env: BUILD (default build), DATA (default ../shared/data/rsc15-100k), TRAIN/TEST (files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRESET=${1:-rsc15}
 SEEDS=${2:-"1 2 3"}
 THREADS=${3:-2}
-BUILD=${BUILD:-build-gru}
+BUILD=${BUILD:-build}
 DATA=${DATA:-../shared/data/rsc15-100k}
 TRAIN=${TRAIN:-$DATA/yoochoose-clicks-100k_train_full.txt}
 TEST=${TEST:-$DATA/yoochoose-clicks-100k_test.txt}
