@@ -45,6 +45,26 @@ double xe_row(float* r, int64_t C, int64_t j, float scale) {
   return loss;
 }
 
+/// Applies the final activation (ELU when alpha > 0) to a row in place; returns r[j].
+inline float activate_row(float* r, int64_t C, int64_t j, float alpha) {
+  if (alpha > 0.0f) {
+#pragma omp simd
+    for (int64_t k = 0; k < C; ++k) r[k] = elu(r[k], alpha);
+  }
+  return r[j];
+}
+
+/// max_k r[k] over k != j (the negatives' maximum, for a stable softmax over them).
+inline float max_except(float* r, int64_t C, int64_t j) {
+  const float saved = r[j];
+  r[j] = -std::numeric_limits<float>::infinity();
+  float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
+  for (int64_t k = 0; k < C; ++k) mx = std::max(mx, r[k]);
+  r[j] = saved;
+  return mx;
+}
+
 /// BPR-max with score regularisation (spec §6). With y = ELU(r) (or r), t = y_j, s the
 /// softmax of y over k != j, a_k = sigmoid(t - y_k), S = sum_k s_k a_k + eps,
 /// Q = sum_k s_k y_k^2:   l = -ln S + bpreg Q. For m != j (A = S - eps):
@@ -53,17 +73,8 @@ double xe_row(float* r, int64_t C, int64_t j, float scale) {
 /// and dl/dr = dl/dy * ELU'(r).
 double bprmax_row(float* r, int64_t C, int64_t j, float scale, float bpreg, float alpha, float* s,
                   float* a) {
-  if (alpha > 0.0f) {
-#pragma omp simd
-    for (int64_t k = 0; k < C; ++k) r[k] = elu(r[k], alpha);
-  }
-  const float t = r[j];
-  const float saved = r[j];
-  r[j] = -std::numeric_limits<float>::infinity();
-  float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-  for (int64_t k = 0; k < C; ++k) mx = std::max(mx, r[k]);
-  r[j] = saved;
+  const float t = activate_row(r, C, j, alpha);
+  const float mx = max_except(r, C, j);
   float Z = 0.0f, SA = 0.0f, SQ = 0.0f, ST = 0.0f;
 #pragma omp simd reduction(+ : Z, SA, SQ, ST)
   for (int64_t k = 0; k < C; ++k) {
@@ -101,17 +112,8 @@ double bprmax_row(float* r, int64_t C, int64_t j, float scale, float bpreg, floa
 ///   dl/dy_m = s_m (b_m - B) + s_m (sigma'(y_m - t) + 2 y_m sigma'(y_m^2))   (m != j)
 ///   dl/dt   = -sum_k s_k sigma'(y_k - t),   sigma'(x) = sigma(x)(1 - sigma(x)).
 double top1max_row(float* r, int64_t C, int64_t j, float scale, float alpha, float* s, float* a) {
-  if (alpha > 0.0f) {
-#pragma omp simd
-    for (int64_t k = 0; k < C; ++k) r[k] = elu(r[k], alpha);
-  }
-  const float t = r[j];
-  const float saved = r[j];
-  r[j] = -std::numeric_limits<float>::infinity();
-  float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-  for (int64_t k = 0; k < C; ++k) mx = std::max(mx, r[k]);
-  r[j] = saved;
+  const float t = activate_row(r, C, j, alpha);
+  const float mx = max_except(r, C, j);
   float Z = 0.0f, SB = 0.0f, SD = 0.0f;
 #pragma omp simd reduction(+ : Z, SB, SD)
   for (int64_t k = 0; k < C; ++k) {

@@ -254,6 +254,16 @@ const float* last_block(const NetConfig& c, const Layout& l, const float* w, con
   return F;
 }
 
+/// The attention problem of sequence s of a chunk (rows of width d, packed).
+kernels::AttentionShape attention_shape(const Chunk& ch, int64_t s, int64_t d, int64_t heads) {
+  kernels::AttentionShape sh;
+  sh.n = ch.off[s + 1] - ch.off[s];
+  sh.d = d;
+  sh.heads = heads;
+  sh.ld = d;
+  return sh;
+}
+
 }  // namespace
 
 const float* forward(const NetConfig& c, const Layout& l, const float* w, const Chunk& ch,
@@ -322,11 +332,7 @@ const float* forward(const NetConfig& c, const Layout& l, const float* w, const 
     float* Ad = drop ? grow(a.Ad, a.aoff.back()) : A;
     float* o = grow(a.o, Td);
     for (int64_t s = 0; s < ch.nseq; ++s) {
-      kernels::AttentionShape sh;
-      sh.n = ch.off[s + 1] - ch.off[s];
-      sh.d = d;
-      sh.heads = c.heads;
-      sh.ld = d;
+      const kernels::AttentionShape sh = attention_shape(ch, s, d, c.heads);
       const int64_t r0 = ch.off[s] * d;
       const int64_t ao = a.aoff[static_cast<size_t>(s)];
       const uint64_t key = drop ? kernels::sas_derive_key(ws.keys[static_cast<size_t>(s)],
@@ -426,11 +432,7 @@ void backward(const NetConfig& c, const Layout& l, const float* w, const Chunk& 
     // --- Attention: H1 = R1 + O Wo + bo. dWo += O^T g3, dbo += sum g3, g2 = dL/dO.
     linear_backward(T, d, d, a.o.data(), w + bl.wo, g3, grad + bl.wo, grad + bl.bo, g2);
     for (int64_t s = 0; s < ch.nseq; ++s) {
-      kernels::AttentionShape sh;
-      sh.n = ch.off[s + 1] - ch.off[s];
-      sh.d = d;
-      sh.heads = c.heads;
-      sh.ld = d;
+      const kernels::AttentionShape sh = attention_shape(ch, s, d, c.heads);
       const int64_t r0 = ch.off[s] * d;
       const int64_t ao = a.aoff[static_cast<size_t>(s)];
       float* scratch = grow(ws.att_scratch, sh.n * sh.n);

@@ -223,3 +223,16 @@ TEST(SasrecModel, EarlyStoppingRestoresTheBestWeights) {
   EXPECT_EQ(calls, 4);
   EXPECT_EQ(dynamic_cast<const SasrecModel&>(*m).weights(), snapshots[1]);
 }
+
+TEST(SasrecModel, PresetsIncludeTheOriginalSettings) {
+  const ModelInfo& info = find_model("sasrec");
+  const Preset* amazon = nullptr;
+  const Preset* beauty = nullptr;
+  for (const auto& p : info.presets) {
+    if (p.name == "amazon") amazon = &p;
+    if (p.name == "beauty") beauty = &p;
+  }
+  ASSERT_NE(amazon, nullptr);
+  ASSERT_NE(beauty, nullptr);
+  EXPECT_EQ(amazon->values, beauty->values);
+}
