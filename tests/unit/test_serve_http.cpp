@@ -245,10 +245,19 @@ TEST_F(ServeHttp, HealthModelMetricsAndReload) {
   // No model file to reload (the model was given in memory): a 500 with the reason, and
   // the old model keeps serving.
   expect_error(post("/v1/reload", ""), 500, "still serving model generation 1");
-  auto res = client_->Get("/metrics");
-  ASSERT_TRUE(res);
-  EXPECT_EQ(res->status, 200);
-  const std::string& t = res->body;
+  // A request is counted once its response has been written, which can be a moment after
+  // the client has read it: poll briefly until the last request shows up.
+  std::string t;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    auto res = client_->Get("/metrics");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    t = res->body;
+    if (t.find("status=\"500\"} 1") != std::string::npos &&
+        t.find("method=\"POST\",status=\"400\"} 1") != std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   for (const char* want :
        {"seqrec_http_requests_total{route=\"/v1/events\",method=\"POST\",status=\"200\"} 1",
         "seqrec_http_requests_total{route=\"/v1/events\",method=\"POST\",status=\"400\"} 1",
