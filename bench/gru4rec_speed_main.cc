@@ -1,6 +1,7 @@
-// GRU4Rec training speed on a generated RSC15-like data set, with a profile of where the
-// time goes and the GEMM phase measured against dnnl_sgemm at the same shapes.
-// Built and run by bench/gru4rec_speed.sh (it needs the library's private headers, so it is
+// GRU4Rec training speed on a generated RSC15-like data set (or a GRU4Rec-style log file
+// given with --data, e.g. rsc15-100k's train_full, the data of REFERENCE.md's figures),
+// with a profile of where the time goes and the GEMM phase measured against dnnl_sgemm at the same
+// shapes. Built and run by bench/gru4rec_speed.sh (it needs the library's private headers, so it is
 // not one of the CMake bench/*.cpp targets). Prints one JSON object.
 //
 // Usage: gru4rec_speed [--events N] [--items N] [--preset NAME]... [--threads N]
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
   int threads = 2;
   uint64_t seed = 42;
   std::vector<std::string> presets;
+  std::string data_path;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto val = [&]() -> std::string {
@@ -73,6 +75,8 @@ int main(int argc, char** argv) {
       epochs = std::stoll(val());
     else if (a == "--seed")
       seed = std::stoull(val());
+    else if (a == "--data")
+      data_path = val();
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -81,21 +85,29 @@ int main(int argc, char** argv) {
   if (presets.empty()) presets = {"rsc15", "bprmax"};
   set_threads(threads);
 
-  GenerateOptions go;
-  go.n_events = events;
-  go.n_items = static_cast<int32_t>(items);
-  go.mean_length = 3.9;  // RSC15: ~31.6M clicks in ~8M sessions
-  go.seed = 7;
-  const double tg = now();
-  const EventLog log = generate_sessions(go);
-  const double gen_s = now() - tg;
-
   nlohmann::json out;
-  out["data"] = {{"events", log.seqs.n_events()},
-                 {"sessions", log.seqs.size()},
-                 {"items", log.items.size()},
-                 {"generator", "seqrec::generate_sessions, mean_length 3.9, seed 7"},
-                 {"generate_seconds", gen_s}};
+  EventLog log;
+  if (data_path.empty()) {
+    GenerateOptions go;
+    go.n_events = events;
+    go.n_items = static_cast<int32_t>(items);
+    go.mean_length = 3.9;  // RSC15: ~31.6M clicks in ~8M sessions
+    go.seed = 7;
+    const double tg = now();
+    log = generate_sessions(go);
+    const double gen_s = now() - tg;
+    out["data"] = {{"events", log.seqs.n_events()},
+                   {"sessions", log.seqs.size()},
+                   {"items", log.items.size()},
+                   {"generator", "seqrec::generate_sessions, mean_length 3.9, seed 7"},
+                   {"generate_seconds", gen_s}};
+  } else {
+    log = read_events(data_path);
+    out["data"] = {{"events", log.seqs.n_events()},
+                   {"sessions", log.seqs.size()},
+                   {"items", log.items.size()},
+                   {"file", data_path}};
+  }
   out["threads"] = threads;
   const ModelInfo& info = find_model("gru4rec");
   for (const std::string& name : presets) {

@@ -1,8 +1,11 @@
 // seqrec: the command-line program. Subcommands only parse options and call the library;
 // errors thrown inside become a message on stderr and a non-zero exit code.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -526,7 +529,30 @@ int run_demo(const Config& gen_cfg, const std::string& out_dir, const std::strin
 
 }  // namespace
 
+namespace {
+
+// libgomp's threads spin for up to 300,000 iterations at every barrier before they sleep. On
+// a machine whose cores are shared with other busy processes that turns into a disaster: a
+// spinning thread holds the core its descheduled partner needs, and every barrier waits for a
+// scheduler time slice. GRU4Rec's rsc15 preset on rsc15-100k with 2 threads ran at 1,100
+// events/s instead of 56,000 next to two other busy processes. With a spin count of 10,000
+// the quiet machine loses nothing (59,300 vs 56,300 events/s) and the busy one runs 5x
+// faster (docs/performance.md). libgomp reads the setting once, when it is loaded, before
+// main() runs, so the only way to choose it for the user is to start again with it set: when
+// neither GOMP_SPINCOUNT nor OMP_WAIT_POLICY is set, seqrec sets GOMP_SPINCOUNT=10000 and
+// re-executes itself (once; if exec fails it just goes on). Either variable set by the user
+// wins.
+void reexec_with_bounded_spinning(char** argv) {
+  if (std::getenv("GOMP_SPINCOUNT") != nullptr || std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  if (::setenv("GOMP_SPINCOUNT", "10000", 0) != 0) return;
+  ::execv("/proc/self/exe", argv);
+  // exec failed (no /proc, ...): run with libgomp's defaults.
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  reexec_with_bounded_spinning(argv);
   CLI::App app{
       "seqrec: session-based and sequential recommendation (GRU4Rec, SASRec, "
       "baselines).\nRun `seqrec demo` for a tour on built-in synthetic data."};
