@@ -1,5 +1,6 @@
 #include "app/checkpoint.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -112,12 +113,22 @@ void check_resume(const Checkpoint& ck, const std::string& type, const Config& c
          " epochs, more than this run's budget of " + std::to_string(epoch_budget(config)));
   const auto d = ck.info.find("data");
   if (d == ck.info.end() || !d->is_object()) fail("checkpoint field 'data' is missing");
-  for (const auto& [k, v] : data.items()) {
+  // The counts that differ, or else the hashes that do (they only tell that something
+  // changed).
+  std::vector<std::string> keys = {"n_items", "n_sequences", "n_events"};
+  for (const auto& [k, v] : data.items())
+    if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+  std::string diffs;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string& k = keys[i];
+    if (i == 3 && !diffs.empty()) break;  // the counts already tell
+    if (!data.contains(k)) continue;
     const nlohmann::json old = d->contains(k) ? (*d)[k] : nlohmann::json();
-    if (old != v)
-      fail("the training data differ from the checkpoint's (data field '" + k + "': checkpoint " +
-           shown(old) + ", this run " + shown(v) + ")");
+    if (old != data[k])
+      diffs += std::string(diffs.empty() ? "" : "; ") + "data field '" + k + "': checkpoint " +
+               shown(old) + ", this run " + shown(data[k]);
   }
+  if (!diffs.empty()) fail("the training data differ from the checkpoint's (" + diffs + ")");
   const auto r = ck.info.find("run");
   if (r == ck.info.end() || !r->is_object()) fail("checkpoint field 'run' is missing");
   for (const auto& [k, v] : run.items()) {
@@ -162,6 +173,16 @@ ModelBundle train_model_checkpointed(const std::string& type, const Config& conf
                    ck->state.stopped_early ? ", stopped early" : "");
   }
 
+  if (!ck && !opt.path.empty()) {
+    const nlohmann::json h = model_file::peek_header(opt.path);
+    if (h.is_object() && h.contains("checkpoint"))
+      std::fprintf(stderr,
+                   "note: %s holds a checkpoint (epoch %s) that this fresh run will overwrite; "
+                   "to continue it instead, add --resume %s\n",
+                   opt.path.c_str(),
+                   h["checkpoint"].value("epoch", nlohmann::json()).dump().c_str(),
+                   opt.path.c_str());
+  }
   const std::vector<int64_t> counts = item_counts(data.train, data.items.size());
   nlohmann::json meta = {{"train_source", data.source},
                          {"protocol", data.protocol},

@@ -212,7 +212,9 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
   epoch_seconds_.clear();
   const int64_t n_users = static_cast<int64_t>(users.size());
   const int64_t n_batches = (n_users + B - 1) / B;
-  Progress bar("sasrec", epochs * n_users, "seqs", ctx.progress);
+  // A resumed run shows (and rates) only the epochs it trains.
+  const int64_t epochs_done = ctx.resume ? std::clamp<int64_t>(ctx.resume->epoch, 0, epochs) : 0;
+  Progress bar("sasrec", (epochs - epochs_done) * n_users, "seqs", ctx.progress);
   std::vector<float> best_w;
   double best_score = -std::numeric_limits<double>::infinity();
   int best_epoch = 0, since_best = 0;
@@ -259,7 +261,6 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
     }
     first_epoch = st.epoch + 1;
     stopped = st.stopped_early;
-    bar.add(st.epoch * n_users);
   }
   // The training state after `epoch` completed epochs, for ctx.checkpoint.
   auto checkpoint = [&](int64_t epoch) {
