@@ -143,23 +143,32 @@ struct AlignedBuffer {
 
 void save_model(const std::string& path, const ModelBundle& bundle) {
   if (!bundle.model) throw Error("save_model('" + path + "'): the bundle holds no model");
-  const Model& model = *bundle.model;
-  if (bundle.items.size() != model.n_items()) {
-    throw Error("save_model('" + path + "'): the bundle has " +
-                std::to_string(bundle.items.size()) + " item ids but the model " +
-                std::to_string(model.n_items()) + " items");
+  mf::write(path, *bundle.model, bundle.items, bundle.item_counts, bundle.meta, nullptr, {});
+}
+
+void model_file::write(const std::string& path, const Model& model, const Vocab& items,
+                       std::span<const int64_t> item_counts, const nlohmann::json& meta,
+                       const nlohmann::json* checkpoint,
+                       const std::vector<TensorEntry>& train_tensors) {
+  if (items.size() != model.n_items()) {
+    throw Error("save_model('" + path + "'): the bundle has " + std::to_string(items.size()) +
+                " item ids but the model " + std::to_string(model.n_items()) + " items");
   }
   TensorWriter w;
   model.save(w);
   for (const TensorEntry& e : w.entries()) {
-    if (e.name.rfind(mf::kBundlePrefix, 0) == 0) {
-      throw Error("save_model: model tensor '" + e.name + "' uses the reserved prefix '" +
-                  mf::kBundlePrefix + "'");
+    for (const char* reserved : {mf::kBundlePrefix, mf::kTrainPrefix}) {
+      if (e.name.rfind(reserved, 0) == 0) {
+        throw Error("save_model: model tensor '" + e.name + "' uses the reserved prefix '" +
+                    reserved + "'");
+      }
     }
   }
-  if (!bundle.item_counts.empty()) {
-    w.add<int64_t>(std::string(mf::kBundlePrefix) + "item_counts",
-                   std::span<const int64_t>(bundle.item_counts));
+  if (!item_counts.empty()) {
+    w.add<int64_t>(std::string(mf::kBundlePrefix) + "item_counts", item_counts);
+  }
+  for (const TensorEntry& e : train_tensors) {
+    w.add_raw(std::string(mf::kTrainPrefix) + e.name, e.dtype, e.shape, e.data, e.nbytes);
   }
 
   nlohmann::json tensors = nlohmann::json::array();
@@ -181,14 +190,15 @@ void save_model(const std::string& path, const ModelBundle& bundle) {
       {"created", utc_now_iso8601()},
       {"model_type", model.type()},
       {"config", model.config().to_json()},
-      {"meta", bundle.meta.is_null() ? nlohmann::json::object() : bundle.meta},
+      {"meta", meta.is_null() ? nlohmann::json::object() : meta},
       {"n_items", model.n_items()},
-      {"items", bundle.items.tokens()},
+      {"items", items.tokens()},
       {"alignment", mf::kAlign},
       {"checksum", "fnv1a64"},
       {"data_bytes", data_bytes},
       {"tensors", tensors},
   };
+  if (checkpoint) header["checkpoint"] = *checkpoint;
   std::string text;
   try {
     text = header.dump();
@@ -254,6 +264,10 @@ void save_model(const std::string& path, const ModelBundle& bundle) {
 }
 
 ModelBundle load_model(const std::string& path) {
+  return std::move(mf::read(path).bundle);
+}
+
+mf::Contents model_file::read(const std::string& path) {
   // Read the whole file into a 64-byte aligned buffer.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw IoError("cannot open model file '" + path + "': " + errno_text());
@@ -339,8 +353,10 @@ ModelBundle load_model(const std::string& path) {
   }
 
   // Tensors: bounds, alignment, shape x dtype == nbytes, unique names.
+  mf::Contents out;
   std::vector<TensorEntry> model_entries;
-  ModelBundle bundle;
+  std::vector<std::string> names;
+  ModelBundle& bundle = out.bundle;
   for (const nlohmann::json& t : tensors) {
     if (!t.is_object()) bad_file(path, "header field 'tensors' holds a non-object");
     const std::string name = field(path, t, "name", VT::string, "a string").get<std::string>();
@@ -375,9 +391,10 @@ ModelBundle load_model(const std::string& path) {
                          std::to_string(nbytes) + " bytes) lies outside the data section (" +
                          std::to_string(data_bytes) + " bytes)");
     }
-    for (const TensorEntry& o : model_entries) {
-      if (o.name == name) bad_file(path, "tensor '" + name + "' listed twice");
+    for (const std::string& o : names) {
+      if (o == name) bad_file(path, "tensor '" + name + "' listed twice");
     }
+    names.push_back(name);
     e.data = b + data_start + offset;
     e.nbytes = static_cast<size_t>(nbytes);
     if (name.rfind(mf::kBundlePrefix, 0) == 0) {
@@ -389,6 +406,11 @@ ModelBundle load_model(const std::string& path) {
         bundle.item_counts.assign(p, p + n_items);
       }
       continue;  // unknown bundle tensors from later minor versions are ignored
+    }
+    if (name.rfind(mf::kTrainPrefix, 0) == 0) {
+      e.name = name.substr(std::strlen(mf::kTrainPrefix));
+      out.train_tensors.push_back(std::move(e));
+      continue;
     }
     model_entries.push_back(std::move(e));
   }
@@ -416,13 +438,47 @@ ModelBundle load_model(const std::string& path) {
   Config config = default_config(type);
   config.from_json(config_json, path);
   bundle.model = create_model(type, config);
+  out.model_tensors = model_entries;
   bundle.model->load(TensorReader(std::move(model_entries), path));
   if (static_cast<uint64_t>(bundle.model->n_items()) != n_items) {
     bad_file(path, "the model holds " + std::to_string(bundle.model->n_items()) +
                        " items but the header lists " + std::to_string(n_items));
   }
   bundle.storage = std::shared_ptr<const void>(buf, buf.get());
-  return bundle;
+  out.header = std::move(header);
+  return out;
+}
+
+nlohmann::json model_file::peek_header(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  auto read_at = [&](void* dst, size_t n, off_t at) {
+    size_t got = 0;
+    while (got < n) {
+      const ssize_t k =
+          ::pread(fd, static_cast<char*>(dst) + got, n - got, at + static_cast<off_t>(got));
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) return false;
+      got += static_cast<size_t>(k);
+    }
+    return true;
+  };
+  nlohmann::json header;
+  unsigned char prefix[mf::kPrefixSize];
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && read_at(prefix, sizeof prefix, 0) &&
+      std::memcmp(prefix, mf::kMagic, 8) == 0) {
+    const uint64_t len = get_le<uint64_t>(prefix + 16);
+    if (len <= static_cast<uint64_t>(st.st_size) - mf::kPrefixSize) {
+      std::string text(static_cast<size_t>(len), '\0');
+      if (read_at(text.data(), text.size(), static_cast<off_t>(mf::kPrefixSize))) {
+        header = nlohmann::json::parse(text, nullptr, false);
+        if (!header.is_object()) header = nullptr;
+      }
+    }
+  }
+  ::close(fd);
+  return header;
 }
 
 }  // namespace seqrec

@@ -4,6 +4,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "seqrec/model.hpp"
 
 namespace seqrec::model_file {
 
@@ -18,6 +24,9 @@ inline constexpr size_t kTrailerSize = 16;
 inline constexpr size_t kAlign = 64;
 /// Tensor names with this prefix belong to the bundle, not the model.
 inline constexpr const char* kBundlePrefix = "bundle.";
+/// Tensor names with this prefix hold a checkpoint's training state (optimiser moments,
+/// best weights, ...), not the model.
+inline constexpr const char* kTrainPrefix = "train.";
 
 inline constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
 inline constexpr uint64_t kFnvPrime = 0x100000001b3ull;
@@ -35,5 +44,27 @@ inline uint64_t fnv1a64(const void* data, size_t n, uint64_t h = kFnvOffset) {
 inline constexpr size_t align_up(size_t x, size_t a = kAlign) {
   return (x + a - 1) / a * a;
 }
+
+/// Writes a model file atomically (temporary name + fsync + rename). With `checkpoint`
+/// non-null the header gets a "checkpoint" key with that object and `train_tensors` are
+/// stored under kTrainPrefix + their name. save_model and save_checkpoint call this.
+void write(const std::string& path, const Model& model, const Vocab& items,
+           std::span<const int64_t> item_counts, const nlohmann::json& meta,
+           const nlohmann::json* checkpoint, const std::vector<TensorEntry>& train_tensors);
+
+/// A model file read back and validated: the bundle (model loaded), the JSON header, the
+/// model's tensors and the kTrainPrefix tensors (prefix stripped). The entries point into
+/// bundle.storage.
+struct Contents {
+  ModelBundle bundle;
+  nlohmann::json header;
+  std::vector<TensorEntry> model_tensors, train_tensors;
+};
+Contents read(const std::string& path);
+
+/// The JSON header of a model file, read without the data section (no checksum check):
+/// null when `path` is not a readable seqrec model file. For quick questions such as
+/// "is this file a checkpoint?" before overwriting it.
+nlohmann::json peek_header(const std::string& path);
 
 }  // namespace seqrec::model_file

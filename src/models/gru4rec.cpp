@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "core/parallel.hpp"
@@ -229,7 +230,86 @@ void Gru4recModel::fit(const SequenceSet& train, int32_t n_items, const FitConte
   double best = -std::numeric_limits<double>::infinity();
   std::vector<std::vector<float>> best_w;
   int bad_epochs = 0;
-  for (int64_t epoch = 0; epoch < p.n_epochs; ++epoch) {
+  int64_t first_epoch = 0;
+  bool stopped = false;
+  if (ctx.resume) {
+    // Everything above is a function of (data, config, seed) and so equals the interrupted
+    // run's; what changed during its epochs comes from the checkpoint. The hidden state
+    // and the batcher restart at every epoch, so they need nothing.
+    const TrainingState& st = *ctx.resume;
+    const StateReader r(st, "gru4rec");
+    if (st.epoch > p.n_epochs)
+      throw InputError(st.source + ": the checkpoint has completed " + std::to_string(st.epoch) +
+                       " epochs but n_epochs is " + std::to_string(p.n_epochs));
+    const bool mom = p.momentum > 0.0f;
+    for (Gru4recParam* t : net_.tensors()) {
+      const auto w = r.weights().get<float>(t->name, {t->rows, t->cols});
+      t->w.assign(w.begin(), w.end());
+      const auto a = r.tensors().get<float>("acc." + t->name, {t->rows, t->cols});
+      t->acc.assign(a.begin(), a.end());
+      if (mom) {
+        const auto v = r.tensors().get<float>("vel." + t->name, {t->rows, t->cols});
+        t->vel.assign(v.begin(), v.end());
+      }
+    }
+    if (!net_.all_finite()) r.fail("the weights contain NaN or inf");
+    const auto rng = r.u64s("dropout_rng", 4);
+    net_.set_dropout_rng({rng[0], rng[1], rng[2], rng[3]});
+    if (r.integer("sample_rows", 0, INT64_MAX) != store.rows())
+      r.fail("the negative sample store has " + std::to_string(store.rows()) +
+             " rows in this run but " + std::to_string(r.integer("sample_rows", 0, INT64_MAX)) +
+             " in the checkpoint");
+    store.restore(r.integer("sample_generation", 0, INT64_MAX),
+                  r.integer("sample_position", 0, store.rows()));
+    stats_.epoch_loss = r.numbers("epoch_loss", st.epoch);
+    stats_.epoch_seconds = r.numbers("epoch_seconds", st.epoch);
+    stats_.epoch_events_per_s = r.numbers("epoch_events_per_s", st.epoch);
+    stats_.valid_score = r.numbers("valid_score");
+    stats_.epochs_run = static_cast<int>(st.epoch);
+    stats_.best_epoch = static_cast<int>(r.integer("best_epoch", 0, st.epoch));
+    bad_epochs = static_cast<int>(r.integer("bad_epochs", 0, st.epoch));
+    const double b = r.number("best_score");
+    if (!std::isnan(b)) {
+      best = b;
+      for (Gru4recParam* t : net_.tensors()) {
+        const auto w = r.tensors().get<float>("best." + t->name, {t->rows, t->cols});
+        best_w.emplace_back(w.begin(), w.end());
+      }
+    }
+    first_epoch = st.epoch;
+    stopped = st.stopped_early;
+  }
+  // The training state after `epoch` completed epochs, for ctx.checkpoint.
+  auto checkpoint = [&](int64_t epoch) {
+    TrainingState st;
+    st.epoch = epoch;
+    st.stopped_early = stopped;
+    const auto rng = net_.dropout_rng();
+    st.values = {{"dropout_rng", {rng[0], rng[1], rng[2], rng[3]}},
+                 {"sample_rows", store.rows()},
+                 {"sample_generation", store.generations()},
+                 {"sample_position", K > 0 ? store.position() : 0},
+                 {"epoch_loss", state_numbers(stats_.epoch_loss)},
+                 {"epoch_seconds", state_numbers(stats_.epoch_seconds)},
+                 {"epoch_events_per_s", state_numbers(stats_.epoch_events_per_s)},
+                 {"valid_score", state_numbers(stats_.valid_score)},
+                 {"best_epoch", stats_.best_epoch},
+                 {"bad_epochs", bad_epochs},
+                 {"best_score", best_w.empty() ? nlohmann::json(nullptr) : state_number(best)}};
+    TensorWriter w;
+    const auto ts = net_.tensors();
+    for (size_t i = 0; i < ts.size(); ++i) {
+      const Gru4recParam& t = *ts[i];
+      w.add<float>("acc." + t.name, std::span<const float>(t.acc), {t.rows, t.cols});
+      if (!t.vel.empty())
+        w.add<float>("vel." + t.name, std::span<const float>(t.vel), {t.rows, t.cols});
+      if (!best_w.empty())
+        w.add<float>("best." + t.name, std::span<const float>(best_w[i]), {t.rows, t.cols});
+    }
+    st.tensors = w.entries();
+    ctx.checkpoint(*this, st);
+  };
+  for (int64_t epoch = first_epoch; epoch < p.n_epochs && !stopped; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     net_.reset_state();
     train::SessionBatcher batcher(train, order, p.batch_size, K == 0);
@@ -279,10 +359,11 @@ void Gru4recModel::fit(const SequenceSet& train, int32_t n_items, const FitConte
           for (const auto* t : net_.tensors()) best_w.push_back(t->w);
           bad_epochs = 0;
         } else if (ctx.patience > 0 && ++bad_epochs >= ctx.patience) {
-          break;
+          stopped = true;
         }
       }
     }
+    if (ctx.checkpoint) checkpoint(epoch + 1);
   }
   if (!best_w.empty()) {
     auto ts = net_.tensors();

@@ -5,6 +5,7 @@
 // single step on chosen inputs and compare its gradients with finite differences.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -103,6 +104,11 @@ class Gru4recNet {
   std::vector<Gru4recParam*> tensors();
   std::vector<const Gru4recParam*> tensors() const;
   Gru4recParam* find(const std::string& name);
+  /// The state of the dropout stream (xoshiro256**), saved and restored by checkpoints.
+  std::array<uint64_t, 4> dropout_rng() const { return {rng_[0], rng_[1], rng_[2], rng_[3]}; }
+  void set_dropout_rng(const std::array<uint64_t, 4>& s) {
+    for (size_t i = 0; i < 4; ++i) rng_[i] = s[i];
+  }
   /// True when every weight is finite.
   bool all_finite() const;
 

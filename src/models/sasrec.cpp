@@ -212,15 +212,79 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
   epoch_seconds_.clear();
   const int64_t n_users = static_cast<int64_t>(users.size());
   const int64_t n_batches = (n_users + B - 1) / B;
-  Progress bar("sasrec", epochs * n_users, "seqs", ctx.progress);
+  // A resumed run shows (and rates) only the epochs it trains.
+  const int64_t epochs_done = ctx.resume ? std::clamp<int64_t>(ctx.resume->epoch, 0, epochs) : 0;
+  Progress bar("sasrec", (epochs - epochs_done) * n_users, "seqs", ctx.progress);
   std::vector<float> best_w;
   double best_score = -std::numeric_limits<double>::infinity();
   int best_epoch = 0, since_best = 0;
   uint64_t step = 0;
   int32_t stamp = 0;
   const uint64_t drop_seed = ctx.seed ^ 0x6A09E667F3BCC909ULL;
+  const int64_t P = layout_.total;
+  int64_t first_epoch = 1;
+  bool stopped = false;
+  if (ctx.resume) {
+    // Everything above is a function of (data, config, seed); the rest comes from the
+    // checkpoint. Per-step randomness is drawn from (seed, step) and the user permutation
+    // from (seed, epoch) applied to the previous epoch's order, so the step counter and
+    // that order are all the random state there is.
+    const TrainingState& st = *ctx.resume;
+    const StateReader r(st, "sasrec");
+    if (st.epoch > epochs)
+      throw InputError(st.source + ": the checkpoint has completed " + std::to_string(st.epoch) +
+                       " epochs but num_epochs is " + std::to_string(epochs));
+    for (const auto& sl : sasrec::tensor_slots(net_, layout_)) {
+      const auto v = r.weights().get<float>(sl.name, sl.shape);
+      std::copy(v.begin(), v.end(), w_.begin() + sl.offset);
+    }
+    for (float x : w_)
+      if (!std::isfinite(x)) r.fail("the weights contain NaN or inf");
+    adam.restore(r.floats("adam.m", P), r.floats("adam.v", P),
+                 r.integer("adam_steps", 0, INT64_MAX));
+    const auto order = r.tensors().get<int32_t>("user_order", {n_users});
+    std::vector<int32_t> a(order.begin(), order.end()), b = users;
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    if (a != b) r.fail("tensor 'train.user_order' is not an order of this run's training users");
+    users.assign(order.begin(), order.end());
+    step = static_cast<uint64_t>(r.integer("step", 0, INT64_MAX));
+    epoch_losses_ = r.numbers("epoch_losses", st.epoch);
+    epoch_seconds_ = r.numbers("epoch_seconds", st.epoch);
+    best_epoch = static_cast<int>(r.integer("best_epoch", 0, st.epoch));
+    since_best = static_cast<int>(r.integer("since_best", 0, st.epoch));
+    const double bs = r.number("best_score");
+    if (!std::isnan(bs)) {
+      best_score = bs;
+      const auto bw = r.floats("best_weights", P);
+      best_w.assign(bw.begin(), bw.end());
+    }
+    first_epoch = st.epoch + 1;
+    stopped = st.stopped_early;
+  }
+  // The training state after `epoch` completed epochs, for ctx.checkpoint.
+  auto checkpoint = [&](int64_t epoch) {
+    TrainingState st;
+    st.epoch = epoch;
+    st.stopped_early = stopped;
+    st.values = {
+        {"step", step},
+        {"adam_steps", adam.steps()},
+        {"epoch_losses", state_numbers(epoch_losses_)},
+        {"epoch_seconds", state_numbers(epoch_seconds_)},
+        {"best_epoch", best_epoch},
+        {"since_best", since_best},
+        {"best_score", best_w.empty() ? nlohmann::json(nullptr) : state_number(best_score)}};
+    TensorWriter tw;
+    tw.add<float>("adam.m", std::span<const float>(adam.first_moment()));
+    tw.add<float>("adam.v", std::span<const float>(adam.second_moment()));
+    tw.add<int32_t>("user_order", std::span<const int32_t>(users));
+    if (!best_w.empty()) tw.add<float>("best_weights", std::span<const float>(best_w));
+    st.tensors = tw.entries();
+    ctx.checkpoint(*this, st);
+  };
 
-  for (int64_t epoch = 1; epoch <= epochs; ++epoch) {
+  for (int64_t epoch = first_epoch; epoch <= epochs && !stopped; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     // A fresh permutation of the users every epoch (without replacement).
     SasRng perm_rng(ctx.seed, 0xE90C, static_cast<uint64_t>(epoch));
@@ -341,7 +405,6 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
       batch_loss *= scale;
       // Sum the per-thread gradients into grads[0] and check them.
       float* g = grads[0].data();
-      const int64_t P = layout_.total;
       bool finite = std::isfinite(batch_loss);
       {
         float bad = 0;
@@ -395,10 +458,11 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
             std::fprintf(stderr,
                          "sasrec: no improvement in %d validations; stopping after epoch %lld\n",
                          ctx.patience, static_cast<long long>(epoch));
-          break;
+          stopped = true;
         }
       }
     }
+    if (ctx.checkpoint) checkpoint(epoch);
   }
   bar.finish();
   if (!best_w.empty() && best_w != w_) {

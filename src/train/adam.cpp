@@ -1,10 +1,22 @@
 #include "train/adam.hpp"
 
 #include <cmath>
+#include <string>
 
 #include "core/parallel.hpp"
+#include "seqrec/error.hpp"
 
 namespace seqrec::train {
+
+void Adam::restore(std::span<const float> m, std::span<const float> v, int64_t steps) {
+  if (m.size() != m_.size() || v.size() != v_.size() || steps < 0)
+    throw Error("adam: a state of " + std::to_string(m.size()) + " parameters at step " +
+                std::to_string(steps) + " does not fit an optimiser of " +
+                std::to_string(m_.size()) + " parameters");
+  m_.assign(m.begin(), m.end());
+  v_.assign(v.begin(), v.end());
+  t_ = steps;
+}
 
 void Adam::step(float* w, const float* g) {
   ++t_;

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace seqrec::train {
@@ -26,6 +27,11 @@ class Adam {
   void step(float* w, const float* g);
   int64_t steps() const { return t_; }
   const AdamOptions& options() const { return opt_; }
+  /// The first and second moments (checkpoints).
+  const std::vector<float>& first_moment() const { return m_; }
+  const std::vector<float>& second_moment() const { return v_; }
+  /// Restores moments and step count saved by a checkpoint; throws Error on a size mismatch.
+  void restore(std::span<const float> m, std::span<const float> v, int64_t steps);
 
  private:
   AdamOptions opt_;

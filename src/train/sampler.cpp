@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "core/parallel.hpp"
 #include "seqrec/error.hpp"
@@ -91,6 +92,24 @@ void SampleStore::generate() {
       },
       64);
   pos_ = 0;
+}
+
+void SampleStore::restore(int64_t generations, int64_t position) {
+  const bool ok = k_ <= 0 ? generations == 0 && position == 0
+                          : generations >= 0 && position >= 0 && position <= rows_ &&
+                                (generations > 0 || position == rows_);
+  if (!ok)
+    throw Error("negative sample store: position " + std::to_string(position) + " of generation " +
+                std::to_string(generations) + " is impossible for a store of " +
+                std::to_string(rows_) + " rows");
+  if (k_ <= 0) return;
+  if (generations > 0) {
+    generation_ = generations - 1;
+    generate();  // generation `generations`, as the interrupted run drew it
+  } else {
+    generation_ = 0;
+  }
+  pos_ = position;
 }
 
 const int32_t* SampleStore::next() {

@@ -40,6 +40,13 @@ class SampleStore {
   int64_t n_sample() const { return k_; }
   int64_t rows() const { return rows_; }
   int64_t generations() const { return generation_; }
+  /// Rows of the current generation handed out so far (rows() before the first next()).
+  int64_t position() const { return pos_; }
+  /// Puts the store where a store with the same sampler, sizes and seed stood after
+  /// `generations` generations and `position` rows of the last one (a checkpoint): that
+  /// generation is drawn again, so the rows that follow are the same. Throws Error when the
+  /// pair is impossible for this store.
+  void restore(int64_t generations, int64_t position);
   const ItemSampler& sampler() const { return sampler_; }
 
  private:

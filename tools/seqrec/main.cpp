@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "app/checkpoint.hpp"
 #include "app/options.hpp"
 #include "app/workflow.hpp"
 #include "core/parallel.hpp"
@@ -209,7 +210,7 @@ Config model_config(const ModelInfo& info, const std::string& preset,
 int run_train(const std::string& data, const std::string& type, const std::string& out,
               const std::string& preset, const std::string& config_file,
               const ParamFlags& model_flags, bool validation, const Config& read_cfg, uint64_t seed,
-              bool monitor, const std::string& monitor_metric, int patience,
+              bool monitor, const std::string& monitor_metric, int patience, CheckpointOptions ckpt,
               const GlobalOptions& g) {
   // "recall@20" -> metric name and K for the validation runs.
   const auto at = monitor_metric.find('@');
@@ -238,6 +239,8 @@ int run_train(const std::string& data, const std::string& type, const std::strin
                      "' (see `seqrec models`)");
   if (fs::exists(out) && fs::is_directory(out))
     throw InputError("--out '" + out + "' is a folder; give a model file name");
+  if (!ckpt.resume.empty() && ckpt.path.empty()) ckpt.path = ckpt.resume;  // keep checkpointing
+  check_train_paths(out, ckpt);
   TrainData td = load_train_data(data, validation ? SplitPart::Valid : SplitPart::Test,
                                  to_read_options(read_cfg));
   std::fprintf(stderr, "training %s on %s: %zu sequences, %lld events, %d items\n", type.c_str(),
@@ -272,8 +275,16 @@ int run_train(const std::string& data, const std::string& type, const std::strin
       return v;
     };
   }
-  ModelBundle b = train_model(type, cfg, td, ctx);
-  if (!history.empty()) b.meta["validation_history"] = history;
+  // What besides the configuration decides the result: a resumed run must match it.
+  ckpt.run = {{"seed", seed},
+              {"validation", validation},
+              {"monitor", monitor},
+              {"valid_metric", monitor ? monitor_metric : ""},
+              {"patience", patience}};
+  if (monitor) ckpt.run["valid_data"] = data_fingerprint(td.items, valid.test);
+  ckpt.threads = g.threads;
+  ckpt.progress = !g.quiet;
+  ModelBundle b = train_model_checkpointed(type, cfg, td, ctx, ckpt, &history);
   save_model(out, b);
   std::printf("trained %s in %.2f s (peak RSS %s); model written to %s\n", type.c_str(),
               b.meta.value("train_seconds", 0.0),
@@ -589,6 +600,7 @@ int main(int argc, char** argv) {
   bool train_monitor = false;
   std::string train_valid_metric = "recall@20";
   int train_patience = 0;
+  CheckpointOptions train_ckpt;
   ParamFlags train_read_flags, model_flags;
   train->add_option("data", train_data, "a split folder from `seqrec prepare`, or a log file")
       ->required();
@@ -608,6 +620,12 @@ int main(int argc, char** argv) {
                    "with --monitor: stop after this many epochs without improvement and keep "
                    "the best epoch (0 = never stop early)")
       ->check(CLI::Range(0, 1000000));
+  train->add_option("--checkpoint", train_ckpt.path,
+                    "write a training checkpoint to this file after every epoch (atomically; "
+                    "see docs/cli.md)");
+  train->add_option("--resume", train_ckpt.resume,
+                    "continue the training saved in this checkpoint (same data, parameters and "
+                    "seed; it keeps being updated unless --checkpoint names another file)");
   for (const auto& m : model_registry())
     model_flags.add(train, m.params, "Model parameters", "[" + m.type + "] ");
   train_read_flags.add(train, read_option_specs(), "Input format");
@@ -731,7 +749,7 @@ int main(int argc, char** argv) {
       Config rc = build_config(read_option_specs(), "", train_read_flags);
       return run_train(train_data, train_model_type, train_out, train_preset, train_config,
                        model_flags, train_valid, rc, train_seed, train_monitor, train_valid_metric,
-                       train_patience, g);
+                       train_patience, train_ckpt, g);
     }
     if (*ev) {
       Config rc = build_config(read_option_specs(), "", ev_read_flags);
