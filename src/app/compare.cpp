@@ -449,6 +449,11 @@ json run_compare(const CompareOptions& opt) {
   CompareSetup setup;
   setup.protocol = rd.protocol;
   setup.data_note = rd.note;
+  {
+    fs::path dp = fs::path(opt.data);
+    if (!dp.has_filename()) dp = dp.parent_path();  // "folder/"
+    setup.data_name = dp.filename().string();
+  }
   setup.split = td.split;
   setup.split_dir = rd.split_dir;
   setup.n_items = td.items.size();

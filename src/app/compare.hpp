@@ -76,6 +76,7 @@ struct CompareModelResult {
 /// The data and the evaluation settings shared by every model.
 struct CompareSetup {
   std::string protocol;   ///< "session" or "sequential"
+  std::string data_name;  ///< short name of the data (the DATA argument's file name)
   std::string data_note;  ///< how the split was obtained, in words
   nlohmann::json split;   ///< split.json of the split used
   std::string split_dir;

@@ -10,6 +10,7 @@
 #include "app/compare.hpp"
 #include "app/options.hpp"
 #include "app/param_flags.hpp"
+#include "app/report.hpp"
 #include "seqrec/error.hpp"
 
 namespace seqrec {
@@ -62,6 +63,7 @@ struct CompareCommand::State {
   CLI::App* sub = nullptr;
   CompareOptions opt;
   bool no_curves = false;
+  bool report_only = false;
   cli::ParamFlags read_flags, prep_flags, eval_flags;
 };
 
@@ -74,8 +76,7 @@ CompareCommand::CompareCommand(CLI::App& app) : s_(std::make_unique<State>()) {
   CompareOptions& o = s_->opt;
   c->add_option("data", o.data,
                 "a log file, a folder from `seqrec prepare`, or a folder of split files "
-                "(*train_full*, *test*, optional *train_tr* and *train_valid*)")
-      ->required();
+                "(*train_full*, *test*, optional *train_tr* and *train_valid*)");
   c->add_option("-o,--out", o.out_dir, "folder for the report")->required();
   c->add_option("--test", o.test_file,
                 "with DATA a training file: its test file (an existing split)");
@@ -115,6 +116,9 @@ CompareCommand::CompareCommand(CLI::App& app) : s_(std::make_unique<State>()) {
                 "(session), ndcg@10 (sequential)]");
   c->add_flag("--no-curves", s_->no_curves,
               "skip the validation runs that draw the learning curves");
+  c->add_flag("--report-only", s_->report_only,
+              "train nothing: write report.md, report.html and the plots again from "
+              "OUT/results.json (e.g. after upgrading seqrec)");
   s_->eval_flags.add(c, without(compare_eval_specs(), "protocol"), "Evaluation");
   s_->prep_flags.add(c, without(prepare_option_specs(), "protocol"),
                      "Preprocessing (for a log file)");
@@ -129,6 +133,25 @@ bool CompareCommand::chosen() const {
 
 int CompareCommand::run(int threads, bool quiet) {
   CompareOptions o = s_->opt;
+  if (s_->report_only) {
+    const std::string path = (fs::path(o.out_dir) / "results.json").string();
+    std::ifstream f(path);
+    if (!f) throw InputError("--report-only: cannot read '" + path + "'");
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(f);
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(path, 0, std::string("invalid JSON: ") + e.what());
+    }
+    try {
+      write_compare_report(j, o.out_dir);
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(path, 0, std::string("not a results.json of seqrec compare: ") + e.what());
+    }
+    if (!quiet) std::fprintf(stderr, "compare: report written again from %s\n", path.c_str());
+    return 0;
+  }
+  if (o.data.empty()) throw InputError("compare: give the data (a log file or a split folder)");
   o.threads = threads;
   o.quiet = quiet;
   o.curves = !s_->no_curves;

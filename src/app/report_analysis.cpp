@@ -189,7 +189,9 @@ json describe_protocol(const CompareSetup& s, int64_t n_pred, int64_t n_seq, boo
       "Test events whose item never occurs in the training data cannot be "
       "predicted by any model and were removed before evaluation";
   int64_t removed = s.test_dropped_events;
-  for (const auto& st : s.split.value("stats", json::object()).value("steps", json::array()))
+  const json split = s.split.is_object() ? s.split : json::object();
+  const json stats = split.value("stats", json::object());
+  for (const auto& st : stats.is_object() ? stats.value("steps", json::array()) : json::array())
     if (st.value("step", "") == "test_unseen_items") removed += st.value("events_removed", 0LL);
   d.push_back(unknown + " (" + std::to_string(removed) + " events).");
   d.push_back(
@@ -246,7 +248,7 @@ json analyse_comparison(const CompareSetup& setup, const std::vector<CompareMode
   res["seqrec_version"] = setup.seqrec_version;
   res["generated"] = utc_now();
   res["command"] = setup.command_line;
-  res["machine"] = setup.machine;
+  res["machine"] = setup.machine.is_object() ? setup.machine : json::object();
   res["machine"]["threads"] = setup.threads;
   res["headline"] = {{"metric", headline}, {"label", display(head_name, head_k)}};
   res["seeds"] = json::array();
@@ -271,12 +273,15 @@ json analyse_comparison(const CompareSetup& setup, const std::vector<CompareMode
       {"description", describe_protocol(setup, e0.n_predictions, e0.n_sequences, e0.exclude_seen)}};
 
   // Data.
-  const json split_stats = setup.split.value("stats", json::object());
-  res["data"] = {{"note", setup.data_note},
+  const json split = setup.split.is_object() ? setup.split : json::object();
+  json split_stats = split.value("stats", json::object());
+  if (!split_stats.is_object()) split_stats = json::object();
+  res["data"] = {{"name", setup.data_name},
+                 {"note", setup.data_note},
                  {"split_dir", setup.split_dir},
-                 {"input", setup.split.value("input", "")},
+                 {"input", split.value("input", "")},
                  {"n_items", setup.n_items},
-                 {"parts", setup.stats},
+                 {"parts", setup.stats.is_object() ? setup.stats : json::object()},
                  {"steps", split_stats.value("steps", json::array())},
                  {"options", split_stats.value("options", json::object())}};
 

@@ -130,11 +130,11 @@ struct Doc {
   }
 };
 
-/// Inline markup of the texts: **bold** and `code`.
+/// Inline markup of the texts: **bold**, *emphasis* and `code`.
 std::string inline_html(const std::string& s) {
   const std::string e = svg::escape(s);
   std::string out;
-  bool bold = false, code = false;
+  bool bold = false, em = false, code = false;
   for (size_t i = 0; i < e.size(); ++i) {
     if (e[i] == '`') {
       out += code ? "</code>" : "<code>";
@@ -143,13 +143,39 @@ std::string inline_html(const std::string& s) {
       out += bold ? "</strong>" : "<strong>";
       bold = !bold;
       ++i;
+    } else if (!code && e[i] == '*') {
+      out += em ? "</em>" : "<em>";
+      em = !em;
     } else {
       out += e[i];
     }
   }
   if (code) out += "</code>";
+  if (em) out += "</em>";
   if (bold) out += "</strong>";
   return out;
+}
+
+/// A table cell: as inline_html, with a "± sd" part set on its own smaller line (keeps wide
+/// metric tables narrow enough for a page).
+std::string cell_html(const std::string& s) {
+  const std::string pm = " ± ";
+  const auto at = s.find(pm);
+  if (at == std::string::npos) return inline_html(s);
+  // "**m ± sd**" or "m ± sd †": keep the bold markers and the marker with the mean.
+  std::string mean = s.substr(0, at), rest = s.substr(at + pm.size()), suffix;
+  const bool bold = mean.rfind("**", 0) == 0;
+  if (bold) mean = mean.substr(2);
+  const auto sp = rest.find(' ');
+  if (sp != std::string::npos) {
+    suffix = rest.substr(sp);
+    rest = rest.substr(0, sp);
+  }
+  if (bold && rest.size() >= 2 && rest.compare(rest.size() - 2, 2, "**") == 0)
+    rest.resize(rest.size() - 2);
+  std::string m = inline_html(mean + suffix);
+  if (bold) m = "<strong>" + m + "</strong>";
+  return m + "<span class=\"sd\">± " + inline_html(rest) + "</span>";
 }
 
 std::string md_cell(const std::string& s) {
@@ -225,7 +251,9 @@ std::string render_html(const Doc& d) {
       "td.r{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n"
       "tr:nth-child(even) td{background:#fafafa}\n"
       "code{background:#f3f3f3;padding:0 .25em;border-radius:3px;font-size:.92em}\n"
-      "pre{background:#f3f3f3;padding:.7em;overflow-x:auto;font-size:.85em}\n"
+      "pre{background:#f3f3f3;padding:.7em;white-space:pre-wrap;overflow-wrap:anywhere;"
+      "font-size:.85em}\n"
+      ".sd{display:block;font-size:.78em;color:#666}\n.wide{overflow-x:auto}\n"
       "figure{margin:1em 0;overflow-x:auto}\nfigcaption{font-size:.9em;color:#555}\n"
       "</style>\n</head>\n<body>\n<h1>" +
       inline_html(d.title) + "</h1>\n";
@@ -248,7 +276,7 @@ std::string render_html(const Doc& d) {
         out += "<pre>" + svg::escape(b.text) + "</pre>\n";
         break;
       case Block::Table: {
-        out += "<table>\n<tr>";
+        out += "<div class=\"wide\"><table>\n<tr>";
         for (const auto& h : b.header) out += "<th>" + inline_html(h) + "</th>";
         out += "</tr>\n";
         for (const auto& r : b.rows) {
@@ -256,10 +284,10 @@ std::string render_html(const Doc& d) {
           for (size_t c = 0; c < r.size(); ++c)
             out +=
                 std::string(c < b.align.size() && b.align[c] == 'r' ? "<td class=\"r\">" : "<td>") +
-                inline_html(r[c]) + "</td>";
+                cell_html(r[c]) + "</td>";
           out += "</tr>\n";
         }
-        out += "</table>\n";
+        out += "</table></div>\n";
         break;
       }
       case Block::Figure:
@@ -351,7 +379,8 @@ std::vector<std::pair<std::string, std::string>> compare_plots(const json& r) {
       for (const auto& y : cv["values"]) s.y.push_back(num(y));
       c.series.push_back(std::move(s));
     }
-    if (!c.series.empty()) out.emplace_back("learning_curves.svg", svg::line_charts({c}, "", 1));
+    if (!c.series.empty())
+      out.emplace_back("learning_curves.svg", svg::line_charts({c}, "", 1, 600));
   }
   {  // by history length
     svg::BarChart c;
@@ -419,6 +448,8 @@ Doc build_doc(const json& r, const std::vector<std::pair<std::string, std::strin
   const json& models = models_of(r);
   const json& proto = r["protocol"];
   const std::string data_name = [&] {
+    if (!r["data"].value("name", std::string()).empty())
+      return r["data"]["name"].get<std::string>();
     std::string in = r["data"].value("input", std::string());
     if (in.empty()) in = r["data"].value("split_dir", std::string());
     return fs::path(in).filename().string();
@@ -614,11 +645,16 @@ Doc build_doc(const json& r, const std::vector<std::pair<std::string, std::strin
     }
     if (file == "by_popularity.svg") {
       std::vector<std::string> header{"Model"};
-      for (const auto& g : r["by_popularity"]["groups"])
-        header.push_back(g["label"].get<std::string>() + " (" +
-                         fmt_count(g["items"].get<int64_t>()) + " items, " +
-                         fmt_share(num(g["train_event_share"])) + " of training events, " +
-                         fmt_share(num(g["share"])) + " of test targets)");
+      std::string groups;
+      for (const auto& g : r["by_popularity"]["groups"]) {
+        header.push_back(g["label"].get<std::string>());
+        groups += (groups.empty() ? "" : "; ") + g["label"].get<std::string>() + ": " +
+                  fmt_count(g["items"].get<int64_t>()) + " items, " +
+                  fmt_share(num(g["train_event_share"])) + " of the training events, " +
+                  fmt_share(num(g["share"])) +
+                  " of the test targets (n = " + fmt_count(g["n"].get<int64_t>()) + ")";
+      }
+      d.p("Groups: " + groups + ".");
       std::vector<std::vector<std::string>> rows;
       for (const auto& m : models) {
         std::vector<std::string> row{m["label"].get<std::string>()};

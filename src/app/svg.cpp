@@ -130,19 +130,24 @@ Scale make_scale(double vmin, double vmax, const Axis& axis, int target = 5) {
     vmax = axis.log ? 10 : 1;
   }
   if (s.log) {
-    double a = std::floor(std::log10(vmin)), b = std::ceil(std::log10(vmax));
-    if (b <= a) b = a + 1;
-    s.lo = std::pow(10.0, a);
-    s.hi = std::pow(10.0, b);
-    const bool fine = b - a <= 2;
+    // A little room beyond the data (a tenth of a decade), ticks at the powers of ten
+    // inside, with 2x and 5x when there are fewer than three of them.
+    if (!(vmin > 0)) vmin = vmax > 0 ? vmax / 10 : 1;
+    if (!(vmax > vmin)) vmax = vmin * 10;
+    s.lo = std::pow(10.0, std::log10(vmin) - 0.1);
+    s.hi = std::pow(10.0, std::log10(vmax) + 0.1);
+    const double a = std::floor(std::log10(s.lo)), b = std::ceil(std::log10(s.hi));
+    std::vector<double> decades, all;
     for (double e = a; e <= b + 1e-9; e += 1) {
       const double base = std::pow(10.0, e);
-      s.ticks.push_back(base);
-      if (fine && e < b) {
-        s.ticks.push_back(2 * base);
-        s.ticks.push_back(5 * base);
+      for (double m : {1.0, 2.0, 5.0}) {
+        const double t = m * base;
+        if (t < s.lo * (1 - 1e-9) || t > s.hi * (1 + 1e-9)) continue;
+        all.push_back(t);
+        if (m == 1.0) decades.push_back(t);
       }
     }
+    s.ticks = decades.size() >= 3 ? decades : all;
     return s;
   }
   if (axis.include_zero && vmin > 0) vmin = 0;
@@ -297,10 +302,10 @@ std::string palette(size_t i) {
 }
 
 std::string line_charts(const std::vector<LineChart>& panels, const std::string& caption,
-                        int per_row) {
+                        int per_row, double panel_width) {
   per_row =
       std::max(1, std::min<int>(per_row, static_cast<int>(std::max<size_t>(1, panels.size()))));
-  const double pw = 330, ph = 250, ml = 62, mr = 14, mt = 30, mb = 46;
+  const double pw = std::max(200.0, panel_width), ph = 250, ml = 62, mr = 14, mt = 30, mb = 46;
   const int rows = static_cast<int>((panels.size() + per_row - 1) / per_row);
   const double width = per_row * pw + 10;
   Canvas c;
@@ -364,7 +369,12 @@ std::string line_charts(const std::vector<LineChart>& panels, const std::string&
 std::string bar_chart(const BarChart& chart, const std::string& caption) {
   const size_t ng = chart.groups.size(), ns = std::max<size_t>(1, chart.series.size());
   const double bar = ns > 5 ? 14 : 20, gap = 22;
-  const double group_w = std::max(static_cast<double>(ns) * bar + gap, 70.0);
+  double group_w = std::max(static_cast<double>(ns) * bar + gap, 70.0);
+  for (size_t g = 0; g < ng; ++g) {  // room for the labels under each group
+    group_w = std::max(group_w, text_width(chart.groups[g]) + 16);
+    if (g < chart.group_notes.size())
+      group_w = std::max(group_w, text_width(chart.group_notes[g], kSmall) + 16);
+  }
   const double ml = 66, mr = 16, mt = 30, mb = chart.group_notes.empty() ? 40 : 54;
   const double plot_w = std::max(260.0, static_cast<double>(ng) * group_w);
   const double width = ml + plot_w + mr;

@@ -54,10 +54,11 @@ struct ScatterChart {
   std::vector<Series> series;
 };
 
-/// Panels side by side (at most `per_row` per row) under one legend of the series names
-/// of all panels. `caption` (optional) is a line of small text under the figure.
+/// Panels side by side (at most `per_row` per row, each `panel_width` pixels wide) under
+/// one legend of the series names of all panels. `caption` (optional) is a line of small
+/// text under the figure.
 std::string line_charts(const std::vector<LineChart>& panels, const std::string& caption = "",
-                        int per_row = 3);
+                        int per_row = 3, double panel_width = 330);
 std::string bar_chart(const BarChart& chart, const std::string& caption = "");
 std::string scatter_chart(const ScatterChart& chart, const std::string& caption = "");
 
