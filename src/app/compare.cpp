@@ -141,8 +141,17 @@ ResolvedData resolve_data(const CompareOptions& opt, const std::string& work) {
   if (fs::is_directory(data) && fs::exists(data / "split.json")) {
     if (!opt.test_file.empty())
       throw InputError("--test: '" + opt.data + "' is already a split folder with its test.tsv");
-    TrainData probe = load_train_data(opt.data, SplitPart::Test, to_read_options(opt.read_cfg));
-    r.protocol = probe.protocol.empty() ? "session" : probe.protocol;
+    std::ifstream f(data / "split.json");
+    json split;
+    try {
+      split = json::parse(f);
+    } catch (const json::exception& e) {
+      throw InputError((data / "split.json").string(), 0, std::string("invalid JSON: ") + e.what());
+    }
+    r.protocol = split.is_object() ? split.value("protocol", std::string("session")) : "session";
+    if (r.protocol != "session" && r.protocol != "sequential")
+      throw InputError((data / "split.json").string(), 0,
+                       "unknown protocol '" + r.protocol + "' (session or sequential)");
     if (want != "auto" && want != r.protocol)
       throw InputError("'" + opt.data + "' was prepared for the " + r.protocol + " protocol, not " +
                        want + "; prepare it again with `seqrec prepare --protocol " + want +
@@ -248,10 +257,14 @@ ResolvedData resolve_data(const CompareOptions& opt, const std::string& work) {
   pc.set("protocol", r.protocol, "compare");
   sp.stats["options"] = pc.to_json();
   sp.stats["input"] = fs::absolute(opt.data).string();
-  sp.stats["layout"] = info.layout;
+  // A read from the binary cache has no layout to tell, only the format detected earlier.
+  const std::string layout = info.from_cache ? std::string(format_name(info.format)) +
+                                                   " format, read from seqrec's binary cache"
+                                             : info.layout;
+  sp.stats["layout"] = layout;
   write_split(split_dir, sp, opt.data);
   r.split_dir = split_dir;
-  r.note = "the log file " + fs::path(opt.data).filename().string() + " (" + info.layout +
+  r.note = "the log file " + fs::path(opt.data).filename().string() + " (" + layout +
            "), prepared by `seqrec compare` for the " + r.protocol + " protocol" +
            (want == "auto" ? std::string(log.seqs.has_times() ? " (chosen because it has "
                                                                 "timestamps)"
@@ -610,6 +623,11 @@ json run_compare(const CompareOptions& opt) {
   }
 
   json res = analyse_comparison(setup, results, test.test, counts);
+  {
+    std::ifstream la("/proc/loadavg");
+    double l1 = 0;
+    if (la >> l1) res["machine"]["load_average_1min_at_end"] = l1;
+  }
   res["total_seconds"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   write_compare_report(res, opt.out_dir);

@@ -53,10 +53,14 @@ std::string fmt_seconds(double s) {
   return fmtf("%.0f", s);
 }
 
+/// Mean ± std of seconds, both with the decimals the mean's size calls for.
 std::string fmt_seconds_ms(const json& ms) {
-  std::string s = fmt_seconds(num(ms.value("mean", json())));
+  const double m = num(ms.value("mean", json()));
+  if (!std::isfinite(m)) return "–";
+  const char* f = m < 10 ? "%.2f" : m < 100 ? "%.1f" : "%.0f";
+  std::string s = fmtf(f, m);
   const double sd = num(ms.value("std", json()));
-  if (std::isfinite(sd)) s += " ± " + fmt_seconds(sd);
+  if (std::isfinite(sd)) s += " ± " + fmtf(f, sd);
   return s;
 }
 
@@ -613,7 +617,12 @@ Doc build_doc(const json& r, const std::vector<std::pair<std::string, std::strin
         mc.value("cpu", std::string("unknown CPU")) + ", " +
         std::to_string(mc.value("logical_cpus", 0)) + " logical CPUs, threads: " + threads +
         ", load average " + fmtf("%.1f", mc.value("load_average_1min_at_start", 0.0)) +
-        " at the start (timings on a busy machine are pessimistic).");
+        " at the start" +
+        (mc.contains("load_average_1min_at_end")
+             ? " and " + fmtf("%.1f", mc.value("load_average_1min_at_end", 0.0)) + " at the end"
+             : std::string()) +
+        " (a load above the number of CPUs means other programs shared them: timings are then "
+        "pessimistic).");
   }
 
   // Plots.

@@ -130,12 +130,12 @@ Scale make_scale(double vmin, double vmax, const Axis& axis, int target = 5) {
     vmax = axis.log ? 10 : 1;
   }
   if (s.log) {
-    // A little room beyond the data (a tenth of a decade), ticks at the powers of ten
+    // A little room beyond the data (a fifth of a decade), ticks at the powers of ten
     // inside, with 2x and 5x when there are fewer than three of them.
     if (!(vmin > 0)) vmin = vmax > 0 ? vmax / 10 : 1;
     if (!(vmax > vmin)) vmax = vmin * 10;
-    s.lo = std::pow(10.0, std::log10(vmin) - 0.1);
-    s.hi = std::pow(10.0, std::log10(vmax) + 0.1);
+    s.lo = std::pow(10.0, std::log10(vmin) - 0.2);
+    s.hi = std::pow(10.0, std::log10(vmax) + 0.2);
     const double a = std::floor(std::log10(s.lo)), b = std::ceil(std::log10(s.hi));
     std::vector<double> decades, all;
     for (double e = a; e <= b + 1e-9; e += 1) {
@@ -438,7 +438,11 @@ std::string scatter_chart(const ScatterChart& chart, const std::string& caption)
   ys.p0 = r.y + r.h;
   ys.p1 = r.y;
   draw_frame(c, r, xs, &ys, chart.title, chart.x.label, chart.y.label);
-  std::vector<Rect> placed;  // label boxes, to move overlapping labels down
+  std::vector<Rect> placed;  // the points, then each label placed: labels keep off them
+  for (const Series& s : chart.series)
+    for (size_t k = 0; k < s.x.size() && k < s.y.size(); ++k)
+      if (xs.valid(s.x[k]) && ys.valid(s.y[k]))
+        placed.push_back({xs.map(s.x[k]) - 5, ys.map(s.y[k]) - 5, 10, 10});
   for (const Series& s : chart.series) {
     for (size_t k = 0; k < s.x.size() && k < s.y.size(); ++k) {
       if (!xs.valid(s.x[k]) || !ys.valid(s.y[k])) continue;
@@ -452,16 +456,32 @@ std::string scatter_chart(const ScatterChart& chart, const std::string& caption)
       c.circle(x, y, 5, s.color,
                s.name + ": " + chart.x.label + " " + fmt_value(s.x[k]) + ", " + chart.y.label +
                    " " + fmt_value(s.y[k]));
+      // The label goes right of the point, else left, above or below, whichever first
+      // stays inside the plot and clear of the labels and points placed so far; failing
+      // that, right of the point and moved down until clear.
       const double tw = text_width(s.name);
-      Rect box{x + 8, y - 10, tw, 14};
-      if (box.x + box.w > r.x + r.w) box.x = x - 8 - tw;  // keep inside the plot
-      for (int tries = 0; tries < 12; ++tries) {
-        bool hit = false;
+      auto clear = [&](const Rect& b) {
+        if (b.x < r.x || b.x + b.w > r.x + r.w + 20 || b.y < r.y - 12 || b.y + b.h > r.y + r.h)
+          return false;
         for (const Rect& o : placed)
-          hit = hit || (box.x < o.x + o.w && o.x < box.x + box.w && box.y < o.y + o.h &&
-                        o.y < box.y + box.h);
-        if (!hit) break;
+          if (b.x < o.x + o.w && o.x < b.x + b.w && b.y < o.y + o.h && o.y < b.y + b.h)
+            return false;
+        return true;
+      };
+      const Rect candidates[] = {{x + 8, y - 10, tw, 14},
+                                 {x - 8 - tw, y - 10, tw, 14},
+                                 {x - tw / 2, y - 22, tw, 14},
+                                 {x - tw / 2, y + 8, tw, 14}};
+      Rect box = candidates[0];
+      bool found = false;
+      for (const Rect& cand : candidates)
+        if (!found && clear(cand)) {
+          box = cand;
+          found = true;
+        }
+      for (int tries = 0; !found && tries < 12; ++tries) {
         box.y += 14;
+        found = clear(box);
       }
       placed.push_back(box);
       c.text(box.x, box.y + 11, s.name, "start", kFont, " fill=\"" + s.color + "\"");
