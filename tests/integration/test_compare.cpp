@@ -126,6 +126,28 @@ TEST_F(Compare, SessionReportFromALogFile) {
   EXPECT_EQ(count(html, "<svg "), 5u);
   for (const char* bad : {"<script", "src=", "href=\"http", "@import", "url("})
     EXPECT_EQ(html.find(bad), std::string::npos) << bad;
+
+  // --report-only writes the same views again from results.json alone.
+  fs::remove(rep / "report.md");
+  fs::remove(rep / "metric_vs_k.svg");
+  CmdResult again = run("compare -o " + p("rep") + " --report-only");
+  ASSERT_EQ(again.code, 0) << again.out;
+  EXPECT_EQ(slurp(rep / "report.md"), md);
+  EXPECT_TRUE(fs::exists(rep / "metric_vs_k.svg"));
+  EXPECT_EQ(slurp(rep / "report.html"), html);
+}
+
+TEST_F(Compare, HelpAndReportOnlyErrors) {
+  CmdResult h = run("compare --help");
+  EXPECT_EQ(h.code, 0) << h.out;
+  EXPECT_NE(h.out.find("Usage"), std::string::npos);
+  EXPECT_NE(h.out.find("--report-only"), std::string::npos);
+  CmdResult r = run("compare -o " + p("nothing") + " --report-only");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("results.json"), std::string::npos) << r.out;
+  CmdResult d = run("compare -o " + p("rep"));
+  EXPECT_EQ(d.code, 1);
+  EXPECT_NE(d.out.find("give the data"), std::string::npos) << d.out;
 }
 
 TEST_F(Compare, SequentialSampledWithLabelsAndNoCurves) {
