@@ -39,6 +39,9 @@ struct EvalOptions {
   int threads = 0;             ///< 0 = all cores
   int batch_size = 256;        ///< predictions scored per model call
   bool progress = true;
+  /// Also return every prediction's rank (EvalResult::ranks), for per-query analyses such
+  /// as paired significance tests. Off by default: the default path stores nothing.
+  bool keep_ranks = false;
 };
 
 /// Rank of the target among `scores` (size n) under `ties`; entries with mask[i] != 0
@@ -57,6 +60,22 @@ struct MetricAccumulator {
   std::vector<double> hits, rr, ndcg;
 };
 
+/// One prediction of a protocol and the rank its target got.
+struct QueryRank {
+  int32_t seq = 0;     ///< index of the test sequence
+  int32_t len = 0;     ///< prefix length the prediction was made from (the history length)
+  int32_t target = 0;  ///< the item to predict (model index)
+  double rank = 0;     ///< >= 1; fractional only under median ties
+};
+
+/// The metrics of one prediction from its rank (one relevant item): Recall/HR@K = [rank <= K],
+/// MRR@K = 1/rank, NDCG@K = 1/log2(rank + 1) (both 0 when rank > K). Averaged over
+/// predictions they are the metrics of EvalResult.
+enum class RankMetric { Recall, Mrr, Ndcg };
+double rank_metric(RankMetric m, double rank, int k);
+/// "recall", "hr" (= recall), "mrr" or "ndcg"; throws InputError for anything else.
+RankMetric parse_rank_metric(const std::string& name);
+
 struct EvalResult {
   std::string protocol;        ///< "session", "sequential" or "sequential-sampled-100"
   std::string ties;
@@ -68,6 +87,10 @@ struct EvalResult {
   double seconds = 0;
   std::map<std::string, double> metrics;  ///< "recall@20", "mrr@20", "ndcg@10", "hr@10",
                                           ///< "coverage@20", "avg_pop@20", ...
+  /// With EvalOptions::keep_ranks: one entry per prediction, in a fixed order (test
+  /// sequences in order, then prefixes by length), the same for every model evaluated on
+  /// the same test set. Not part of to_json().
+  std::vector<QueryRank> ranks;
   nlohmann::json to_json() const;
 };
 

@@ -171,6 +171,9 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
   const int nt = std::max(1, num_threads());
   std::vector<std::unique_ptr<ThreadState>> states(static_cast<size_t>(nt));
   std::vector<BatchSums> sums(static_cast<size_t>(n_batches));
+  // Per-prediction ranks (optional): each batch writes its own slots.
+  std::vector<QueryRank> ranks;
+  if (opt.keep_ranks) ranks.resize(static_cast<size_t>(n_queries));
 
   Progress progress("evaluate", n_queries, "predictions", opt.progress);
   std::atomic<int64_t> done{0};
@@ -255,7 +258,9 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
         }
         for (int32_t it : seq) st.in_seq[static_cast<size_t>(it)] = 0;
       }
-      out.acc.add_rank(eval_detail::rank_from_counts(gt, eq, opt.ties));
+      const double rank = eval_detail::rank_from_counts(gt, eq, opt.ties);
+      out.acc.add_rank(rank);
+      if (!ranks.empty()) ranks[static_cast<size_t>(qb + r)] = {qu.seq, qu.len, target, rank};
 
       // What the model would recommend (masked items left out), for coverage/popularity.
       eval_detail::select_top_k(row, n_items, kmax, exclude_seen ? st.mark.data() : nullptr,
@@ -350,6 +355,7 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
     res.metrics["coverage" + at] = static_cast<double>(covered) / static_cast<double>(n_items);
     if (!pop.empty()) res.metrics["avg_pop" + at] = pop_sum[k] / n;
   }
+  res.ranks = std::move(ranks);
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }

@@ -73,6 +73,26 @@ double target_rank(std::span<const float> scores, int32_t target, TieMode ties,
   return eval_detail::rank_from_counts(gt, eq, ties);
 }
 
+double rank_metric(RankMetric m, double rank, int k) {
+  if (rank > k) return 0.0;
+  switch (m) {
+    case RankMetric::Recall:
+      return 1.0;
+    case RankMetric::Mrr:
+      return 1.0 / rank;
+    case RankMetric::Ndcg:
+      return 1.0 / std::log2(rank + 1.0);
+  }
+  return 0.0;
+}
+
+RankMetric parse_rank_metric(const std::string& name) {
+  if (name == "recall" || name == "hr") return RankMetric::Recall;
+  if (name == "mrr") return RankMetric::Mrr;
+  if (name == "ndcg") return RankMetric::Ndcg;
+  throw InputError("unknown metric '" + name + "' (recall, hr, mrr or ndcg)");
+}
+
 MetricAccumulator::MetricAccumulator(std::vector<int> cutoffs_in)
     : cutoffs(std::move(cutoffs_in)),
       hits(cutoffs.size(), 0.0),

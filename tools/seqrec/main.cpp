@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "app/checkpoint.hpp"
+#include "app/compare_cli.hpp"
 #include "app/options.hpp"
 #include "app/workflow.hpp"
 #include "core/parallel.hpp"
@@ -674,6 +675,9 @@ int main(int argc, char** argv) {
   demo->add_option("--models", demo_models, "comma-separated model types, or all");
   demo_flags.add(demo, generate_option_specs(), "Generator");
 
+  // compare (its options live in src/app/compare_cli.cpp)
+  CompareCommand compare_cmd(app);
+
   // serve (the HTTP server: options -> ServeOptions -> src/serve)
   auto* srv = app.add_subcommand("serve",
                                  "serve recommendations over HTTP/JSON with live "
@@ -765,6 +769,7 @@ int main(int argc, char** argv) {
       serve_opts.quiet = g.quiet;
       return seqrec::serve::http::serve(serve_opts);
     }
+    if (compare_cmd.chosen()) return compare_cmd.run(g.threads, g.quiet);
     if (*demo)
       return run_demo(build_config(generate_option_specs(), "", demo_flags), demo_out, demo_models,
                       g);

@@ -1,0 +1,640 @@
+// seqrec compare: data once, every model over seeds in child processes, one evaluation.
+#include "app/compare.hpp"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "app/options.hpp"
+#include "app/report.hpp"
+#include "app/workflow.hpp"
+#include "seqrec/data.hpp"
+#include "seqrec/error.hpp"
+#include "seqrec/model.hpp"
+
+extern char** environ;
+
+namespace seqrec {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::vector<std::string> default_compare_models(const std::string& protocol) {
+  if (protocol == "sequential") return {"pop", "sr", "sasrec", "gru4rec"};
+  return {"pop", "sr", "vsknn", "gru4rec"};
+}
+
+std::string default_compare_preset(const std::string& type, const std::string& protocol) {
+  // GRU4Rec: the official small RSC15 setting (100 units, cross-entropy) fits both kinds
+  // of data at a moderate cost. SASRec: the original ML-1M setting for user histories, the
+  // original sparse-data setting (maxlen 50) for short sessions.
+  if (type == "gru4rec") return "rsc15";
+  if (type == "sasrec") return protocol == "sequential" ? "ml1m" : "amazon";
+  return "";
+}
+
+const std::vector<std::string>& epoch_param_names() {
+  static const std::vector<std::string> names{"n_epochs", "num_epochs", "epochs"};
+  return names;
+}
+
+namespace {
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+/// "LABEL=VALUE" -> (LABEL, VALUE); `what` names the option in errors.
+std::pair<std::string, std::string> split_assignment(const std::string& s, char sep,
+                                                     const std::string& what) {
+  const auto at = s.find(sep);
+  if (at == std::string::npos || at == 0 || at + 1 > s.size())
+    throw InputError(what + ": expected " +
+                     (sep == '=' ? std::string("MODEL=VALUE") : std::string("MODEL.PARAM=VALUE")) +
+                     ", got '" + s + "'");
+  return {s.substr(0, at), s.substr(at + 1)};
+}
+
+bool has_suffix_stem(const fs::path& p, const std::string& suffix) {
+  const std::string stem = p.stem().string();
+  if (stem == suffix) return true;
+  return stem.size() > suffix.size() + 1 &&
+         stem.compare(stem.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+         (stem[stem.size() - suffix.size() - 1] == '_' ||
+          stem[stem.size() - suffix.size() - 1] == '-' ||
+          stem[stem.size() - suffix.size() - 1] == '.');
+}
+
+/// Finds the one file of `dir` whose name (without extension) is `names[i]` or ends with
+/// "_" + names[i]; "" when none, InputError when several.
+std::string find_split_file(const fs::path& dir, const std::vector<std::string>& names) {
+  std::vector<std::string> found;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    for (const auto& n : names)
+      if (has_suffix_stem(e.path(), n)) {
+        found.push_back(e.path().string());
+        break;
+      }
+  }
+  if (found.size() > 1) {
+    std::sort(found.begin(), found.end());
+    std::string list;
+    for (const auto& f : found) list += (list.empty() ? "" : ", ") + f;
+    throw InputError(dir.string() + ": several files could be the '" + names.front() + "' part (" +
+                     list + "); pass the training file as DATA and --test FILE");
+  }
+  return found.empty() ? "" : found.front();
+}
+
+/// Items of `log` mapped onto `items`; unknown items dropped and counted, sequences shorter
+/// than `min_len` dropped and counted.
+SequenceSet remap_to(const EventLog& log, const Vocab& items, int min_len, int64_t* dropped_events,
+                     int64_t* dropped_seqs) {
+  SequenceSet s = remap(log, items, dropped_events);
+  SequenceSet out;
+  *dropped_seqs = static_cast<int64_t>(log.seqs.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s.length(i) < min_len) continue;
+    out.push(s.ids[i], s.seq(i), s.seq_times(i));
+  }
+  *dropped_seqs -= static_cast<int64_t>(out.size());
+  return out;
+}
+
+struct ResolvedData {
+  std::string split_dir;
+  std::string protocol;
+  std::string note;
+};
+
+void say(bool quiet, const std::string& s) {
+  if (!quiet) std::fprintf(stderr, "compare: %s\n", s.c_str());
+}
+
+/// Makes sure there is a seqrec split folder for `opt.data`: uses a prepared one in place,
+/// converts given split files, or prepares a log file.
+ResolvedData resolve_data(const CompareOptions& opt, const std::string& work) {
+  ResolvedData r;
+  const fs::path data(opt.data);
+  std::error_code ec;
+  if (!fs::exists(data, ec)) throw InputError("'" + opt.data + "' does not exist");
+  const std::string want = opt.protocol;
+  if (want != "auto" && want != "session" && want != "sequential")
+    throw InputError("--protocol: expected auto, session or sequential, got '" + want + "'");
+
+  if (fs::is_directory(data) && fs::exists(data / "split.json")) {
+    if (!opt.test_file.empty())
+      throw InputError("--test: '" + opt.data + "' is already a split folder with its test.tsv");
+    std::ifstream f(data / "split.json");
+    json split;
+    try {
+      split = json::parse(f);
+    } catch (const json::exception& e) {
+      throw InputError((data / "split.json").string(), 0, std::string("invalid JSON: ") + e.what());
+    }
+    r.protocol = split.is_object() ? split.value("protocol", std::string("session")) : "session";
+    if (r.protocol != "session" && r.protocol != "sequential")
+      throw InputError((data / "split.json").string(), 0,
+                       "unknown protocol '" + r.protocol + "' (session or sequential)");
+    if (want != "auto" && want != r.protocol)
+      throw InputError("'" + opt.data + "' was prepared for the " + r.protocol + " protocol, not " +
+                       want + "; prepare it again with `seqrec prepare --protocol " + want +
+                       "` or pass the log file");
+    r.split_dir = opt.data;
+    r.note = "the split folder " + opt.data + " (written by `seqrec prepare`), used as it is";
+    return r;
+  }
+
+  std::string train_file, test_file, tr_file, valid_file;
+  if (fs::is_directory(data)) {
+    if (!opt.test_file.empty())
+      throw InputError("--test goes with a training file, but '" + opt.data + "' is a folder");
+    train_file = find_split_file(data, {"train_full", "train"});
+    test_file = find_split_file(data, {"test"});
+    if (train_file.empty() || test_file.empty())
+      throw InputError(opt.data +
+                       ": not a split folder (no split.json) and no *train_full* and *test* "
+                       "files in it; pass a log file, a folder from `seqrec prepare`, or a "
+                       "training file with --test FILE");
+    tr_file = find_split_file(data, {"train_tr"});
+    valid_file = find_split_file(data, {"train_valid", "valid"});
+    if (tr_file.empty() != valid_file.empty()) tr_file.clear(), valid_file.clear();
+  } else if (!opt.test_file.empty()) {
+    train_file = opt.data;
+    test_file = opt.test_file;
+  }
+
+  const std::string split_dir = (fs::path(work) / "split").string();
+  const ReadOptions ro = to_read_options(opt.read_cfg);
+  if (!train_file.empty()) {
+    // An existing split: the training file's items are the catalogue (as GRU4Rec does).
+    r.protocol = want == "auto" ? "session" : want;
+    say(opt.quiet, "reading the given split: " + train_file + " -> " + test_file);
+    EventLog train = read_events(train_file, ro);
+    PreparedSplit sp;
+    sp.protocol = r.protocol;
+    sp.items = train.items;
+    sp.train_full = train.seqs;
+    int64_t dropped_events = 0, dropped_seqs = 0;
+    json steps = json::array();
+    {
+      EventLog test = read_events(test_file, ro);
+      sp.test = remap_to(test, sp.items, 2, &dropped_events, &dropped_seqs);
+      steps.push_back({{"step", "test_unseen_items"},
+                       {"events_removed", dropped_events},
+                       {"sequences_removed", dropped_seqs}});
+      if (sp.test.size() == 0)
+        throw InputError(test_file, 0,
+                         "no test sequence has 2 or more events over items of the training "
+                         "file");
+    }
+    if (!tr_file.empty()) {
+      EventLog tr = read_events(tr_file, ro);
+      EventLog va = read_events(valid_file, ro);
+      int64_t e1 = 0, s1 = 0, e2 = 0, s2 = 0;
+      sp.train_tr = remap_to(tr, sp.items, 1, &e1, &s1);
+      sp.valid = remap_to(va, sp.items, 2, &e2, &s2);
+      steps.push_back({{"step", "validation_pair"},
+                       {"train_tr_unknown_events_removed", e1},
+                       {"valid_unknown_events_removed", e2},
+                       {"valid_sequences_removed", s2}});
+    } else {
+      sp.train_tr = sp.train_full;  // no validation pair given: no learning curves
+    }
+    sp.stats = {{"protocol", r.protocol},
+                {"source", train_file},
+                {"given_files",
+                 {{"train_full", train_file},
+                  {"test", test_file},
+                  {"train_tr", tr_file},
+                  {"valid", valid_file}}},
+                {"steps", steps},
+                {"n_items", sp.items.size()},
+                {"parts",
+                 {{"train_full", sequence_stats(sp.train_full)},
+                  {"test", sequence_stats(sp.test)},
+                  {"train_tr", sequence_stats(sp.train_tr)},
+                  {"valid", sequence_stats(sp.valid)}}},
+                {"warnings", json::array()}};
+    write_split(split_dir, sp, train_file);
+    r.split_dir = split_dir;
+    r.note = "the split given as files: training " + fs::path(train_file).filename().string() +
+             ", test " + fs::path(test_file).filename().string() +
+             (tr_file.empty() ? std::string(" (no validation pair)")
+                              : ", validation " + fs::path(tr_file).filename().string() + " -> " +
+                                    fs::path(valid_file).filename().string()) +
+             "; the catalogue is the training file's items, test events with other items "
+             "removed";
+    return r;
+  }
+
+  // A log file: prepare it here.
+  ReadInfo info;
+  say(opt.quiet, "reading " + opt.data);
+  EventLog log = read_events(opt.data, ro, &info);
+  r.protocol = want;
+  if (r.protocol == "auto") r.protocol = log.seqs.has_times() ? "session" : "sequential";
+  Config pc = opt.prepare_cfg;
+  PreparedSplit sp = r.protocol == "session"
+                         ? prepare_session(log, to_session_split_options(pc))
+                         : prepare_sequential(log, to_sequential_split_options(pc));
+  pc.set("protocol", r.protocol, "compare");
+  sp.stats["options"] = pc.to_json();
+  sp.stats["input"] = fs::absolute(opt.data).string();
+  // A read from the binary cache has no layout to tell, only the format detected earlier.
+  const std::string layout = info.from_cache ? std::string(format_name(info.format)) +
+                                                   " format, read from seqrec's binary cache"
+                                             : info.layout;
+  sp.stats["layout"] = layout;
+  write_split(split_dir, sp, opt.data);
+  r.split_dir = split_dir;
+  r.note = "the log file " + fs::path(opt.data).filename().string() + " (" + layout +
+           "), prepared by `seqrec compare` for the " + r.protocol + " protocol" +
+           (want == "auto" ? std::string(log.seqs.has_times() ? " (chosen because it has "
+                                                                "timestamps)"
+                                                              : " (chosen because it has no "
+                                                                "timestamps)")
+                           : std::string());
+  return r;
+}
+
+/// A model entry of the comparison with its resolved configuration.
+struct ModelPlan {
+  std::string label, type, preset, config_file;
+  Config config;
+};
+
+std::vector<ModelPlan> plan_models(const CompareOptions& opt, const std::string& protocol) {
+  std::vector<std::string> entries = opt.models;
+  if (entries.empty()) entries = default_compare_models(protocol);
+  std::vector<ModelPlan> plans;
+  std::set<std::string> labels;
+  for (const auto& e : entries) {
+    ModelPlan p;
+    const auto eq = e.find('=');
+    p.label = eq == std::string::npos ? e : e.substr(0, eq);
+    const std::string type = eq == std::string::npos ? e : e.substr(eq + 1);
+    if (p.label.empty() || type.empty())
+      throw InputError("--models: empty entry in '" + e + "' (use TYPE or LABEL=TYPE)");
+    for (char ch : p.label)
+      if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-'))
+        throw InputError("--models: label '" + p.label +
+                         "' may only hold letters, digits, '_' and '-'");
+    p.type = find_model(type).type;
+    if (!labels.insert(p.label).second)
+      throw InputError("--models: '" + p.label +
+                       "' appears twice; give the second one a label, e.g. " + p.label +
+                       "2=" + p.type);
+    p.preset = default_compare_preset(p.type, protocol);
+    plans.push_back(std::move(p));
+  }
+  auto find_plan = [&](const std::string& label, const std::string& what) -> ModelPlan& {
+    for (auto& p : plans)
+      if (p.label == label) return p;
+    std::string known;
+    for (const auto& p : plans) known += (known.empty() ? "" : ", ") + p.label;
+    throw InputError(what + ": '" + label + "' is not one of the compared models (" + known + ")");
+  };
+  for (const auto& s : opt.presets) {
+    auto [label, name] = split_assignment(s, '=', "--preset");
+    find_plan(label, "--preset").preset = name == "none" ? "" : name;
+  }
+  for (const auto& s : opt.configs) {
+    auto [label, file] = split_assignment(s, '=', "--model-config");
+    find_plan(label, "--model-config").config_file = file;
+  }
+  for (auto& p : plans) {
+    const ModelInfo& info = find_model(p.type);
+    p.config = Config(info.params);
+    if (!p.preset.empty()) {
+      const Preset* found = nullptr;
+      for (const auto& pr : info.presets)
+        if (pr.name == p.preset) found = &pr;
+      if (!found) {
+        std::string known;
+        for (const auto& pr : info.presets) known += (known.empty() ? "" : ", ") + pr.name;
+        throw InputError(
+            "--preset: model '" + p.type + "' has no preset '" + p.preset + "'" +
+            (known.empty() ? std::string(" (it has none)") : " (known: " + known + ")"));
+      }
+      for (const auto& [name, value] : found->values)
+        p.config.set(name, value, "preset " + p.preset);
+    }
+    if (!p.config_file.empty()) p.config.load_file(p.config_file);
+    if (opt.epochs > 0)
+      for (const auto& name : epoch_param_names())
+        if (p.config.has(name)) {
+          p.config.set(name, std::to_string(opt.epochs), "--epochs");
+          break;
+        }
+  }
+  for (const auto& s : opt.sets) {
+    auto [lhs, value] = split_assignment(s, '=', "--set");
+    auto [label, param] = split_assignment(lhs, '.', "--set");
+    ModelPlan& p = find_plan(label, "--set");
+    if (!p.config.has(param))
+      throw InputError("--set " + s + ": '" + param + "' is not a parameter of model '" + p.type +
+                       "' (see `seqrec models`)");
+    p.config.set(param, value, "--set " + s);
+  }
+  return plans;
+}
+
+/// The result of a child process.
+struct ChildResult {
+  int exit_code = 0;
+  double seconds = 0;
+  int64_t peak_rss_bytes = 0;
+};
+
+/// Runs `argv` with stdout and stderr going to `log_path` and waits for it; the peak RSS
+/// is the kernel's ru_maxrss of that child (kilobytes on Linux).
+ChildResult run_child(const std::vector<std::string>& argv, const std::string& log_path) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const auto t0 = std::chrono::steady_clock::now();
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, argv[0].c_str(), &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw IoError("cannot start '" + argv[0] + "': " + std::strerror(rc));
+  int status = 0;
+  struct rusage ru {};
+  while (wait4(pid, &status, 0, &ru) < 0) {
+    if (errno != EINTR)
+      throw IoError(std::string("waiting for a training process: ") + std::strerror(errno));
+  }
+  ChildResult r;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.peak_rss_bytes = static_cast<int64_t>(ru.ru_maxrss) * 1024;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string tail_of(const std::string& path, size_t lines) {
+  std::ifstream f(path);
+  std::vector<std::string> all;
+  std::string line;
+  while (std::getline(f, line)) {
+    // Progress bars redraw with \r: keep what a terminal would show.
+    const auto cr = line.rfind('\r');
+    if (cr != std::string::npos) line = line.substr(cr + 1);
+    all.push_back(line);
+  }
+  std::string out;
+  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
+    out += "    " + all[i] + "\n";
+  return out;
+}
+
+/// The machine the timings come from: CPU model, logical cores, load average now.
+json machine_info() {
+  json m;
+  std::ifstream cpu("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpu, line))
+    if (line.rfind("model name", 0) == 0) {
+      const auto c = line.find(':');
+      if (c != std::string::npos) m["cpu"] = line.substr(line.find_first_not_of(" \t", c + 1));
+      break;
+    }
+  m["logical_cpus"] = static_cast<int64_t>(sysconf(_SC_NPROCESSORS_ONLN));
+  std::ifstream la("/proc/loadavg");
+  double l1 = 0;
+  if (la >> l1) m["load_average_1min_at_start"] = l1;
+  return m;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  if (!f) throw IoError("cannot write '" + path + "'");
+  f << text;
+  if (!f) throw IoError("cannot write '" + path + "'");
+}
+
+}  // namespace
+
+json run_compare(const CompareOptions& opt) {
+  const auto t_start = std::chrono::steady_clock::now();
+  if (opt.out_dir.empty()) throw InputError("--out: give a folder for the report");
+  if (opt.seeds < 1 || opt.seeds > 1000)
+    throw InputError("--seeds must be between 1 and 1000, got " + std::to_string(opt.seeds));
+  if (opt.epochs < 0) throw InputError("--epochs must be >= 1");
+  if (opt.seqrec_binary.empty() || !fs::exists(opt.seqrec_binary))
+    throw Error("compare: the seqrec executable '" + opt.seqrec_binary + "' was not found");
+  const std::string work =
+      opt.work_dir.empty() ? (fs::path(opt.out_dir) / "work").string() : opt.work_dir;
+  fs::create_directories(opt.out_dir);
+  for (const char* sub : {"models", "configs", "logs"})
+    fs::create_directories(fs::path(work) / sub);
+
+  const ResolvedData rd = resolve_data(opt, work);
+  std::vector<ModelPlan> plans = plan_models(opt, rd.protocol);
+
+  // The data every model shares.
+  const ReadOptions ro = to_read_options(opt.read_cfg);
+  TrainData td = load_train_data(rd.split_dir, SplitPart::Test, ro);
+  TestData test = load_test_data(rd.split_dir, SplitPart::Test, td.items, ro);
+  TestData valid = load_test_data(rd.split_dir, SplitPart::Valid, td.items, ro);
+  const std::vector<int64_t> counts = item_counts(td.train, td.items.size());
+
+  CompareSetup setup;
+  setup.protocol = rd.protocol;
+  setup.data_note = rd.note;
+  {
+    fs::path dp = fs::path(opt.data);
+    if (!dp.has_filename()) dp = dp.parent_path();  // "folder/"
+    setup.data_name = dp.filename().string();
+  }
+  setup.split = td.split;
+  setup.split_dir = rd.split_dir;
+  setup.n_items = td.items.size();
+  setup.test_dropped_events = test.dropped_events;
+  {
+    TrainData tr = load_train_data(rd.split_dir, SplitPart::Valid, ro);
+    setup.stats = {{"train_full", sequence_stats(td.train)},
+                   {"test", sequence_stats(test.test)},
+                   {"train_tr", sequence_stats(tr.train)},
+                   {"valid", sequence_stats(valid.test)}};
+  }
+  EvalOptions eo = to_eval_options(opt.eval_cfg, rd.protocol);
+  eo.protocol = parse_protocol(rd.protocol);
+  eo.threads = opt.threads;
+  eo.progress = false;
+  eo.keep_ranks = true;
+  setup.eval = eo;
+  std::string metric = opt.metric;
+  if (metric.empty()) metric = rd.protocol == "sequential" ? "ndcg@10" : "recall@20";
+  {
+    const auto at = metric.find('@');
+    int k = 0;
+    if (at != std::string::npos) {
+      try {
+        k = std::stoi(metric.substr(at + 1));
+      } catch (const std::exception&) {
+      }
+    }
+    if (at == std::string::npos || k < 1)
+      throw InputError("--metric expects NAME@K such as recall@20 or ndcg@10, got '" + metric +
+                       "'");
+    parse_rank_metric(metric.substr(0, at));
+  }
+  setup.metric = metric;
+  setup.seeds = opt.seeds;
+  setup.epochs_override = opt.epochs;
+  setup.threads = opt.threads;
+  setup.command_line = opt.command_line;
+  setup.seqrec_version = SEQREC_VERSION;
+  setup.machine = machine_info();
+
+  int64_t valid_predictable = 0;
+  for (size_t s = 0; s < valid.test.size(); ++s) valid_predictable += valid.test.length(s) >= 2;
+
+  say(opt.quiet,
+      rd.protocol + " protocol on " + rd.split_dir + ": " + std::to_string(td.train.size()) +
+          " training sequences, " + std::to_string(td.items.size()) + " items, " +
+          std::to_string(test.test.size()) + " test sequences; " + std::to_string(plans.size()) +
+          " models x " + std::to_string(opt.seeds) + " seeds");
+
+  std::vector<CompareModelResult> results;
+  const int total_runs = static_cast<int>(plans.size()) * opt.seeds;
+  int run_no = 0;
+  const std::string threads = std::to_string(opt.threads);
+  for (const ModelPlan& p : plans) {
+    CompareModelResult mr;
+    mr.label = p.label;
+    mr.type = p.type;
+    mr.preset = p.preset;
+    mr.config_file = p.config_file;
+    mr.config = p.config.to_json();
+    mr.config_changes = json::object();
+    const json defaults = default_config(p.type).to_json();
+    for (auto it = mr.config.begin(); it != mr.config.end(); ++it)
+      if (!defaults.contains(it.key()) || defaults[it.key()] != it.value())
+        mr.config_changes[it.key()] = it.value();
+    const std::string cfg_path = (fs::path(work) / "configs" / (p.label + ".json")).string();
+    write_text(cfg_path, mr.config.dump(2) + "\n");
+
+    auto train_argv = [&](int seed, const std::string& model_path, bool validation) {
+      std::vector<std::string> a{opt.seqrec_binary,
+                                 "--threads",
+                                 threads,
+                                 "-q",
+                                 "train",
+                                 rd.split_dir,
+                                 "-m",
+                                 p.type,
+                                 "--config",
+                                 cfg_path,
+                                 "--seed",
+                                 std::to_string(seed),
+                                 "-o",
+                                 model_path};
+      const std::string cache = opt.read_cfg.get_string("cache_dir");
+      if (!cache.empty()) a.insert(a.end(), {"--cache-dir", cache});
+      if (validation) a.insert(a.end(), {"--validation", "--monitor", "--valid-metric", metric});
+      return a;
+    };
+
+    for (int seed = 1; seed <= opt.seeds; ++seed) {
+      ++run_no;
+      const std::string tag = p.label + "-seed" + std::to_string(seed);
+      const std::string model_path = (fs::path(work) / "models" / (tag + ".seqrec")).string();
+      const std::string log_path = (fs::path(work) / "logs" / (tag + ".log")).string();
+      say(opt.quiet, "[" + std::to_string(run_no) + "/" + std::to_string(total_runs) +
+                         "] training " + p.label + " (" + p.type +
+                         (p.preset.empty() ? "" : ", preset " + p.preset) + "), seed " +
+                         std::to_string(seed) + " ...");
+      CompareRun run;
+      run.seed = seed;
+      run.command = train_argv(seed, model_path, false);
+      const ChildResult cr = run_child(run.command, log_path);
+      if (cr.exit_code != 0)
+        throw Error("training " + p.label + " (seed " + std::to_string(seed) +
+                    ") failed with exit code " + std::to_string(cr.exit_code) + "; the end of " +
+                    log_path + ":\n" + tail_of(log_path, 8));
+      run.process_seconds = cr.seconds;
+      run.peak_rss_bytes = cr.peak_rss_bytes;
+      run.model_bytes = static_cast<int64_t>(fs::file_size(model_path));
+      ModelBundle b = load_model(model_path);
+      if (b.items.tokens() != td.items.tokens())
+        throw Error("model " + model_path + " has a different catalogue than the split");
+      run.fit_seconds = b.meta.value("train_seconds", 0.0);
+      run.eval = evaluate_bundle(b, test, eo);
+      say(opt.quiet, "      fit " + fmt("%.2f", run.fit_seconds) + " s (process " +
+                         fmt("%.2f", run.process_seconds) + " s, peak RSS " +
+                         fmt("%.0f", run.peak_rss_bytes / 1048576.0) + " MiB), evaluated in " +
+                         fmt("%.2f", run.eval.seconds) + " s: " + metric + " = " +
+                         fmt("%.4f", run.eval.metrics.count(metric) ? run.eval.metrics.at(metric)
+                                                                    : std::nan("")));
+      mr.runs.push_back(std::move(run));
+    }
+
+    // Learning curve: a validation run (train_tr -> valid), the test set never looked at.
+    if (!opt.curves) {
+      mr.curve_note = "learning curves were turned off (--curves false)";
+    } else if (valid_predictable == 0) {
+      mr.curve_note = "the split has no validation pair, so no learning curve";
+    } else {
+      const std::string tag = p.label + "-validation";
+      const std::string model_path = (fs::path(work) / "models" / (tag + ".seqrec")).string();
+      const std::string log_path = (fs::path(work) / "logs" / (tag + ".log")).string();
+      mr.curve_command = train_argv(1, model_path, true);
+      say(opt.quiet, "      validation run of " + p.label + " for its learning curve ...");
+      const ChildResult cr = run_child(mr.curve_command, log_path);
+      if (cr.exit_code != 0)
+        throw Error("the validation run of " + p.label + " failed with exit code " +
+                    std::to_string(cr.exit_code) + "; the end of " + log_path + ":\n" +
+                    tail_of(log_path, 8));
+      ModelBundle b = load_model(model_path);
+      const json hist = b.meta.value("validation_history", json::array());
+      if (hist.empty()) {
+        mr.curve = nullptr;
+        mr.curve_note = "the model is fitted in one pass (no epochs)";
+        fs::remove(model_path);
+      } else {
+        mr.curve = hist;
+        mr.curve_note =
+            "validation run: trained on train_tr, " + metric + " on valid after every epoch";
+      }
+    }
+    results.push_back(std::move(mr));
+  }
+
+  json res = analyse_comparison(setup, results, test.test, counts);
+  {
+    std::ifstream la("/proc/loadavg");
+    double l1 = 0;
+    if (la >> l1) res["machine"]["load_average_1min_at_end"] = l1;
+  }
+  res["total_seconds"] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  write_compare_report(res, opt.out_dir);
+  say(opt.quiet, "report written to " + (fs::path(opt.out_dir) / "report.md").string() + " and " +
+                     (fs::path(opt.out_dir) / "report.html").string() + " (" +
+                     fmt("%.0f", res["total_seconds"].get<double>()) + " s in all)");
+  return res;
+}
+
+}  // namespace seqrec

@@ -1,0 +1,99 @@
+// `seqrec compare`: prepares a data set once, trains every chosen model over several seeds
+// (each training in its own child process, so that its peak memory can be measured), and
+// evaluates all of them with one protocol on one split. The numbers go to the report
+// writer (app/report.hpp).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "seqrec/config.hpp"
+#include "seqrec/eval.hpp"
+
+namespace seqrec {
+
+struct CompareOptions {
+  /// A log file (prepared here), a folder written by `seqrec prepare`, or a folder holding
+  /// an already split data set in GRU4Rec's file naming (*train_full*, *test*, and
+  /// optionally *train_tr* and *train_valid*).
+  std::string data;
+  std::string test_file;          ///< with `data` a training file: its test file (already split)
+  std::string out_dir;            ///< the report goes here
+  std::string work_dir;           ///< split, model files, configs, logs ("" = out_dir/work)
+  std::string protocol = "auto";  ///< auto, session or sequential
+  /// Entries "TYPE" or "LABEL=TYPE" (the same type twice with different settings); empty =
+  /// the protocol's defaults.
+  std::vector<std::string> models;
+  std::vector<std::string> presets;  ///< "LABEL=PRESET" ("LABEL=none": no preset)
+  std::vector<std::string> configs;  ///< "LABEL=FILE": a model parameter file
+  std::vector<std::string> sets;     ///< "LABEL.PARAM=VALUE" (applied last)
+  int epochs = 0;                    ///< > 0: the epoch count of every model that has one
+  int seeds = 3;                     ///< seeds 1..seeds
+  bool curves = true;                ///< learning curves (a validation run per model)
+  std::string metric;                ///< headline metric NAME@K ("" = protocol default)
+  Config read_cfg;                   ///< read_option_specs()
+  Config prepare_cfg;                ///< prepare_option_specs() (its "protocol" is ignored)
+  Config eval_cfg;                   ///< eval_option_specs() (its "protocol" is ignored)
+  std::string seqrec_binary;         ///< the seqrec executable that trains in child processes
+  int threads = 0;                   ///< for training (children) and evaluation; 0 = all
+  bool quiet = false;
+  std::string command_line;  ///< shown in the report
+};
+
+/// The models compared by default under a protocol ("session" or "sequential").
+std::vector<std::string> default_compare_models(const std::string& protocol);
+/// The preset a model type is trained with by default under a protocol ("" = none).
+std::string default_compare_preset(const std::string& type, const std::string& protocol);
+/// Names of the epoch-count parameter a model may have (the first one it has is used by
+/// --epochs): "n_epochs", "num_epochs", "epochs".
+const std::vector<std::string>& epoch_param_names();
+
+/// One training + evaluation of a model.
+struct CompareRun {
+  int seed = 0;
+  EvalResult eval;                   ///< with per-prediction ranks
+  double fit_seconds = 0;            ///< Model::fit alone (from the model file's metadata)
+  double process_seconds = 0;        ///< the training process: reading, fitting, saving
+  int64_t peak_rss_bytes = 0;        ///< the training process's peak RSS (wait4 ru_maxrss)
+  int64_t model_bytes = 0;           ///< size of the model file
+  std::vector<std::string> command;  ///< the training command line
+};
+
+/// Everything measured for one model.
+struct CompareModelResult {
+  std::string label, type, preset, config_file;
+  nlohmann::json config;          ///< every parameter
+  nlohmann::json config_changes;  ///< parameters that differ from the type's defaults
+  std::vector<CompareRun> runs;
+  /// Learning curve: [{"epoch": E, "metrics": {...}}] from a validation run, or null.
+  nlohmann::json curve;
+  std::string curve_note;  ///< why there is no curve, or how it was made
+  std::vector<std::string> curve_command;
+};
+
+/// The data and the evaluation settings shared by every model.
+struct CompareSetup {
+  std::string protocol;   ///< "session" or "sequential"
+  std::string data_name;  ///< short name of the data (the DATA argument's file name)
+  std::string data_note;  ///< how the split was obtained, in words
+  nlohmann::json split;   ///< split.json of the split used
+  std::string split_dir;
+  nlohmann::json stats;  ///< per part: sequence_stats
+  int32_t n_items = 0;
+  EvalOptions eval;                 ///< the protocol every model was evaluated with
+  int64_t test_dropped_events = 0;  ///< test events whose item is not in the catalogue
+  std::string metric;               ///< headline metric, e.g. "recall@20"
+  int seeds = 0;
+  int epochs_override = 0;
+  int threads = 0;
+  std::string command_line;
+  std::string seqrec_version;
+  nlohmann::json machine;  ///< CPU, logical cores, load average at the start
+};
+
+/// Runs the whole comparison and writes the report into opt.out_dir; returns results.json.
+nlohmann::json run_compare(const CompareOptions& opt);
+
+}  // namespace seqrec

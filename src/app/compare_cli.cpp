@@ -1,0 +1,176 @@
+#include "app/compare_cli.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "app/compare.hpp"
+#include "app/options.hpp"
+#include "app/param_flags.hpp"
+#include "app/report.hpp"
+#include "seqrec/error.hpp"
+
+namespace seqrec {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// The specs of a table without the named ones (compare sets those itself).
+std::vector<ParamSpec> without(std::vector<ParamSpec> specs, const std::string& name) {
+  std::erase_if(specs, [&](const ParamSpec& s) { return s.name == name; });
+  return specs;
+}
+
+/// The evaluation table with K = 5, 10, 20 by default (its "protocol" is set by compare).
+std::vector<ParamSpec> compare_eval_specs() {
+  std::vector<ParamSpec> specs = eval_option_specs();
+  for (auto& s : specs)
+    if (s.name == "cutoffs") s.default_value = "5,10,20";
+  return specs;
+}
+
+/// This process's command line, for the report ("seqrec" for the program path).
+std::string own_command_line() {
+  std::ifstream f("/proc/self/cmdline", std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<std::string> args;
+  std::string cur;
+  for (char c : all) {
+    if (c == '\0') {
+      args.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) args.push_back(cur);
+  if (!args.empty()) args[0] = "seqrec";
+  std::string s;
+  for (const auto& a : args) {
+    const bool plain = !a.empty() && a.find_first_of(" \t\"'$\\|;&<>()*?") == std::string::npos;
+    s += (s.empty() ? "" : " ") + (plain ? a : "'" + a + "'");
+  }
+  return s;
+}
+
+}  // namespace
+
+struct CompareCommand::State {
+  CLI::App* sub = nullptr;
+  CompareOptions opt;
+  bool no_curves = false;
+  bool report_only = false;
+  cli::ParamFlags read_flags, prep_flags, eval_flags;
+};
+
+CompareCommand::CompareCommand(CLI::App& app) : s_(std::make_unique<State>()) {
+  auto* c = app.add_subcommand(
+      "compare",
+      "train several models on one data set and write a report (Markdown, HTML, SVG plots, "
+      "JSON) comparing them under one protocol");
+  s_->sub = c;
+  CompareOptions& o = s_->opt;
+  c->add_option("data", o.data,
+                "a log file, a folder from `seqrec prepare`, or a folder of split files "
+                "(*train_full*, *test*, optional *train_tr* and *train_valid*)");
+  c->add_option("-o,--out", o.out_dir, "folder for the report")->required();
+  c->add_option("--test", o.test_file,
+                "with DATA a training file: its test file (an existing split)");
+  c->add_option("--work", o.work_dir,
+                "folder for the prepared split, model files, configs and logs [default: "
+                "OUT/work]");
+  c->add_option("--protocol", o.protocol,
+                "session (every next event of test sessions) or sequential (leave-one-out "
+                "per user); auto: the split's, or session for a log file with timestamps and "
+                "sequential for one without")
+      ->check(CLI::IsMember({"auto", "session", "sequential"}))
+      ->capture_default_str();
+  c->add_option("--models", o.models,
+                "comma-separated model types, or LABEL=TYPE to compare one type with several "
+                "settings [default: pop,sr,vsknn,gru4rec (session); pop,sr,sasrec,gru4rec "
+                "(sequential)]")
+      ->delimiter(',');
+  c->add_option("--seeds", o.seeds, "train every model with seeds 1..N")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  c->add_option("--epochs", o.epochs,
+                "epochs of every model that has an epoch parameter (n_epochs, num_epochs or "
+                "epochs) [default: each model's own]")
+      ->check(CLI::Range(1, 1000000));
+  c->add_option("--preset", o.presets,
+                "MODEL=PRESET: a named parameter set (see `seqrec models`), or MODEL=none "
+                "[default: gru4rec=rsc15; sasrec=ml1m (sequential) or amazon (session)]")
+      ->delimiter(',');
+  c->add_option("--config", o.configs,
+                "MODEL=FILE: model parameters as name = value lines or JSON (after the "
+                "preset); repeatable");
+  c->add_option("--set", o.sets,
+                "MODEL.PARAM=VALUE: one model parameter (applied last); "
+                "repeatable, e.g. --set sasrec.loss=ce");
+  c->add_option("--metric", o.metric,
+                "headline metric for the plots and the learning curves [default: recall@20 "
+                "(session), ndcg@10 (sequential)]");
+  c->add_flag("--no-curves", s_->no_curves,
+              "skip the validation runs that draw the learning curves");
+  c->add_flag("--report-only", s_->report_only,
+              "train nothing: write report.md, report.html and the plots again from "
+              "OUT/results.json (e.g. after upgrading seqrec)");
+  s_->eval_flags.add(c, without(compare_eval_specs(), "protocol"), "Evaluation");
+  s_->prep_flags.add(c, without(prepare_option_specs(), "protocol"),
+                     "Preprocessing (for a log file)");
+  s_->read_flags.add(c, read_option_specs(), "Input format");
+}
+
+CompareCommand::~CompareCommand() = default;
+
+bool CompareCommand::chosen() const {
+  return s_->sub->parsed();
+}
+
+int CompareCommand::run(int threads, bool quiet) {
+  CompareOptions o = s_->opt;
+  if (s_->report_only) {
+    const std::string path = (fs::path(o.out_dir) / "results.json").string();
+    std::ifstream f(path);
+    if (!f) throw InputError("--report-only: cannot read '" + path + "'");
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(f);
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(path, 0, std::string("invalid JSON: ") + e.what());
+    }
+    try {
+      write_compare_report(j, o.out_dir);
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(path, 0, std::string("not a results.json of seqrec compare: ") + e.what());
+    }
+    if (!quiet) std::fprintf(stderr, "compare: report written again from %s\n", path.c_str());
+    return 0;
+  }
+  if (o.data.empty()) throw InputError("compare: give the data (a log file or a split folder)");
+  o.threads = threads;
+  o.quiet = quiet;
+  o.curves = !s_->no_curves;
+  o.read_cfg = Config(read_option_specs());
+  o.prepare_cfg = Config(prepare_option_specs());
+  o.eval_cfg = Config(compare_eval_specs());
+  const std::pair<cli::ParamFlags*, Config*> tables[] = {{&s_->read_flags, &o.read_cfg},
+                                                         {&s_->prep_flags, &o.prepare_cfg},
+                                                         {&s_->eval_flags, &o.eval_cfg}};
+  for (const auto& [flags, cfg] : tables)
+    for (const auto& name : flags->apply(*cfg))
+      throw InputError("--" + cli::dashed(name) + " does not apply here");
+  std::error_code ec;
+  o.seqrec_binary = fs::read_symlink("/proc/self/exe", ec).string();
+  if (ec)
+    throw Error("compare: cannot find the seqrec executable (/proc/self/exe): " + ec.message());
+  o.command_line = own_command_line();
+  run_compare(o);
+  return 0;
+}
+
+}  // namespace seqrec

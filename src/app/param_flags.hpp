@@ -1,0 +1,83 @@
+// Command-line flags generated from ParamSpec tables (CLI11): every spec `name_with_words`
+// becomes the flag --name-with-words, and the flags the user gave are applied to a Config.
+// Header-only, for the CLI front ends (tools/seqrec and app/compare_cli).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "seqrec/config.hpp"
+
+namespace seqrec::cli {
+
+/// "min_item_support" -> "min-item-support".
+inline std::string dashed(std::string s) {
+  std::replace(s.begin(), s.end(), '_', '-');
+  return s;
+}
+
+inline std::string type_word(ParamType t) {
+  switch (t) {
+    case ParamType::Int:
+      return "INT";
+    case ParamType::Float:
+      return "FLOAT";
+    case ParamType::Bool:
+      return "BOOL";
+    case ParamType::String:
+      return "TEXT";
+    case ParamType::IntList:
+      return "INTS";
+  }
+  return "TEXT";
+}
+
+/// Flags generated from ParamSpec tables.
+class ParamFlags {
+ public:
+  /// Adds one flag per spec to `app` under `group`; a name already added by an earlier
+  /// table gets one flag whose help lists every meaning.
+  void add(CLI::App* app, const std::vector<ParamSpec>& specs, const std::string& group,
+           const std::string& prefix_help = "") {
+    for (const auto& s : specs) {
+      std::string help = prefix_help + s.help;
+      if (!s.default_value.empty()) help += " [default: " + s.default_value + "]";
+      if (auto it = options_.find(s.name); it != options_.end()) {
+        it->second->description(it->second->get_description() + "\n" + help);
+        continue;
+      }
+      auto* o = app->add_option("--" + dashed(s.name), values_[s.name], help);
+      o->type_name(type_word(s.type));
+      o->group(group);
+      options_[s.name] = o;
+    }
+  }
+  /// Flags the user gave, as (name, value).
+  std::vector<std::pair<std::string, std::string>> given() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [name, opt] : options_)
+      if (opt->count() > 0) out.emplace_back(name, values_.at(name));
+    return out;
+  }
+  /// Applies the given flags that `config` knows; returns the names it did not know.
+  std::vector<std::string> apply(Config& config) const {
+    std::vector<std::string> unknown;
+    for (const auto& [name, value] : given()) {
+      if (config.has(name))
+        config.set(name, value, "--" + dashed(name));
+      else
+        unknown.push_back(name);
+    }
+    return unknown;
+  }
+
+ private:
+  std::map<std::string, std::string> values_;
+  std::map<std::string, CLI::Option*> options_;
+};
+
+}  // namespace seqrec::cli

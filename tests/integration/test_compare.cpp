@@ -1,0 +1,225 @@
+// `seqrec compare` end to end on tiny generated data: the report files, their content, the
+// SVGs' well-formedness, the self-contained HTML, the given-split and sequential paths, and
+// clear errors. Each run takes about a second.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli_runner.hpp"
+#include "xml_check.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using seqrec_test::CmdResult;
+using seqrec_test::run;
+using seqrec_test::slurp;
+using seqrec_test::xml_problem;
+
+namespace {
+
+const char* kPlots[] = {"metric_vs_k.svg", "learning_curves.svg", "by_length.svg",
+                        "by_popularity.svg", "time_vs_accuracy.svg"};
+
+// Small models so that training takes a fraction of a second.
+const std::string kTinyModels =
+    " --set gru4rec.layers=16 --set gru4rec.n_sample=32 --set gru4rec.sample_store_size=1000"
+    " --epochs 2 --cache-dir none";
+
+size_t count(const std::string& s, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+  return n;
+}
+
+class Compare : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) /
+           ("seqrec_compare_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    CmdResult g = run("generate --events 4000 --items 150 --seed 5 -o " + p("log.tsv"));
+    ASSERT_EQ(g.code, 0) << g.out;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string p(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+}  // namespace
+
+TEST_F(Compare, SessionReportFromALogFile) {
+  CmdResult r = run("--threads 1 compare " + p("log.tsv") +
+                    " --models pop,sr,gru4rec --seeds 2 -o " + p("rep") + kTinyModels);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const fs::path rep = p("rep");
+  for (const char* f : {"report.md", "report.html", "results.json"})
+    ASSERT_TRUE(fs::exists(rep / f)) << f;
+
+  // Every plot exists and is well-formed XML.
+  for (const char* f : kPlots) {
+    ASSERT_TRUE(fs::exists(rep / f)) << f;
+    EXPECT_EQ(xml_problem(slurp(rep / f)), "") << f;
+  }
+
+  const json j = json::parse(slurp(rep / "results.json"));
+  EXPECT_EQ(j["protocol"]["name"], "session");
+  EXPECT_TRUE(j["protocol"]["full_ranking"].get<bool>());
+  EXPECT_EQ(j["protocol"]["cutoffs"], json({5, 10, 20}));
+  ASSERT_EQ(j["models"].size(), 3u);
+  const int64_t preds = j["protocol"]["n_predictions"];
+  EXPECT_GT(preds, 20);
+  for (const auto& m : j["models"]) {
+    ASSERT_EQ(m["runs"].size(), 2u) << m["label"];
+    for (const auto& run : m["runs"]) {
+      EXPECT_EQ(run["n_predictions"].get<int64_t>(), preds);
+      EXPECT_GT(run["peak_rss_bytes"].get<int64_t>(), 1 << 20);  // a real process was measured
+      EXPECT_GT(run["model_bytes"].get<int64_t>(), 0);
+    }
+    for (const char* k : {"recall@5", "mrr@10", "ndcg@20", "coverage@20"}) {
+      const double v = m["metrics"][k]["mean"];
+      EXPECT_GE(v, 0.0);
+      EXPECT_LE(v, 1.0);
+    }
+    // Metric vs K is non-decreasing in K for Recall and MRR.
+    const auto& mk = m["metric_vs_k"];
+    for (size_t i = 1; i < mk["k"].size(); ++i) {
+      EXPECT_GE(mk["recall"][i].get<double>(), mk["recall"][i - 1].get<double>());
+      EXPECT_GE(mk["mrr"][i].get<double>(), mk["mrr"][i - 1].get<double>());
+    }
+    EXPECT_EQ(m["by_popularity"].size(), 2u);
+    EXPECT_EQ(m["by_length"].size(), j["by_length"]["buckets"].size());
+  }
+  // Deterministic baselines: the same numbers for both seeds; GRU4Rec has a learning curve
+  // of 2 epochs, the baselines none.
+  EXPECT_EQ(j["models"][0]["metrics"]["recall@20"]["std"].get<double>(), 0.0);
+  EXPECT_TRUE(j["models"][0]["curve"].is_null());
+  ASSERT_TRUE(j["models"][2]["curve"].is_object());
+  EXPECT_EQ(j["models"][2]["curve"]["epochs"], json({1, 2}));
+  // The bucket counts add up to all predictions.
+  int64_t in_buckets = 0;
+  for (const auto& b : j["by_length"]["buckets"]) in_buckets += b["n"].get<int64_t>();
+  EXPECT_EQ(in_buckets, preds);
+  // One significance entry per column, each naming a best model and testing the others.
+  ASSERT_EQ(j["significance"]["columns"].size(), 9u);
+  for (const auto& c : j["significance"]["columns"]) {
+    EXPECT_EQ(c["tests"].size(), 2u);
+    for (const auto& t : c["tests"]) {
+      const double p = t["t_test"]["p"].is_number() ? t["t_test"]["p"].get<double>() : 1.0;
+      EXPECT_GE(p, 0.0);
+      EXPECT_LE(p, 1.0);
+    }
+  }
+
+  // Markdown: the protocol in words, the table, every plot referenced.
+  const std::string md = slurp(rep / "report.md");
+  EXPECT_NE(md.find("Full ranking"), std::string::npos);
+  EXPECT_NE(md.find("| Model | Recall@5 | MRR@5 | NDCG@5 |"), std::string::npos) << md;
+  for (const char* f : kPlots) EXPECT_NE(md.find(std::string("(") + f + ")"), std::string::npos);
+
+  // HTML: self-contained (every plot inline, no scripts, nothing fetched).
+  const std::string html = slurp(rep / "report.html");
+  EXPECT_EQ(count(html, "<svg "), 5u);
+  for (const char* bad : {"<script", "src=", "href=\"http", "@import", "url("})
+    EXPECT_EQ(html.find(bad), std::string::npos) << bad;
+
+  // --report-only writes the same views again from results.json alone.
+  fs::remove(rep / "report.md");
+  fs::remove(rep / "metric_vs_k.svg");
+  CmdResult again = run("compare -o " + p("rep") + " --report-only");
+  ASSERT_EQ(again.code, 0) << again.out;
+  EXPECT_EQ(slurp(rep / "report.md"), md);
+  EXPECT_TRUE(fs::exists(rep / "metric_vs_k.svg"));
+  EXPECT_EQ(slurp(rep / "report.html"), html);
+}
+
+TEST_F(Compare, HelpAndReportOnlyErrors) {
+  CmdResult h = run("compare --help");
+  EXPECT_EQ(h.code, 0) << h.out;
+  EXPECT_NE(h.out.find("Usage"), std::string::npos);
+  EXPECT_NE(h.out.find("--report-only"), std::string::npos);
+  CmdResult r = run("compare -o " + p("nothing") + " --report-only");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("results.json"), std::string::npos) << r.out;
+  CmdResult d = run("compare -o " + p("rep"));
+  EXPECT_EQ(d.code, 1);
+  EXPECT_NE(d.out.find("give the data"), std::string::npos) << d.out;
+}
+
+TEST_F(Compare, SequentialSampledWithLabelsAndNoCurves) {
+  CmdResult r = run("--threads 1 compare " + p("log.tsv") +
+                    " --protocol sequential --models pop,tiny=sasrec,wide=sasrec --seeds 1"
+                    " --no-curves --sampled 20 --epochs 2 --cache-dir none -o " +
+                    p("rep") +
+                    " --set tiny.maxlen=8 --set tiny.hidden_units=8 --set tiny.num_blocks=1"
+                    " --set wide.maxlen=8 --set wide.hidden_units=16 --set wide.num_blocks=1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const json j = json::parse(slurp(p("rep") + "/results.json"));
+  EXPECT_EQ(j["protocol"]["name"], "sequential");
+  EXPECT_EQ(j["protocol"]["evaluation"], "sequential-sampled-20");
+  EXPECT_FALSE(j["protocol"]["full_ranking"].get<bool>());
+  EXPECT_EQ(j["headline"]["metric"], "ndcg@10");
+  ASSERT_EQ(j["models"].size(), 3u);
+  EXPECT_EQ(j["models"][1]["label"], "tiny");
+  EXPECT_EQ(j["models"][2]["type"], "sasrec");
+  EXPECT_EQ(j["models"][2]["config"]["hidden_units"], 16);
+  EXPECT_TRUE(j["models"][1]["metrics"]["recall@10"]["std"].is_null());  // one seed
+  // No curves: the plot is left out, and the report says why.
+  EXPECT_FALSE(fs::exists(p("rep") + "/learning_curves.svg"));
+  const std::string md = slurp(p("rep") + "/report.md");
+  EXPECT_NE(md.find("SAMPLED METRICS, NOT FULL RANKING"), std::string::npos);
+  EXPECT_NE(md.find("HR@10"), std::string::npos);
+  EXPECT_NE(md.find("--curves"), std::string::npos);
+  for (const char* f : kPlots)
+    if (fs::exists(p("rep") + "/" + f)) EXPECT_EQ(xml_problem(slurp(p("rep") + "/" + f)), "");
+}
+
+TEST_F(Compare, GivenSplitFilesInAFolder) {
+  // A folder in GRU4Rec's naming: *_train_full, *_test (and the validation pair).
+  ASSERT_EQ(run("prepare " + p("log.tsv") + " -o " + p("split") + " --cache-dir none").code, 0);
+  fs::create_directories(p("given"));
+  fs::copy_file(p("split/train_full.tsv"), p("given/x_train_full.txt"));
+  fs::copy_file(p("split/test.tsv"), p("given/x_test.txt"));
+  fs::copy_file(p("split/train_tr.tsv"), p("given/x_train_tr.txt"));
+  fs::copy_file(p("split/valid.tsv"), p("given/x_train_valid.txt"));
+  CmdResult r = run("--threads 1 compare " + p("given") + " --models pop,sr --seeds 1 -o " +
+                    p("rep") + " --cache-dir none");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const json j = json::parse(slurp(p("rep") + "/results.json"));
+  EXPECT_EQ(j["protocol"]["name"], "session");
+  EXPECT_NE(j["data"]["note"].get<std::string>().find("x_train_full.txt"), std::string::npos);
+  // The same predictions as evaluating the prepared split directly.
+  CmdResult r2 = run("--threads 1 compare " + p("split") + " --models pop --seeds 1 -o " +
+                     p("rep2") + " --cache-dir none --no-curves");
+  ASSERT_EQ(r2.code, 0) << r2.out;
+  const json j2 = json::parse(slurp(p("rep2") + "/results.json"));
+  EXPECT_EQ(j["protocol"]["n_predictions"], j2["protocol"]["n_predictions"]);
+  EXPECT_DOUBLE_EQ(j["models"][0]["metrics"]["recall@20"]["mean"].get<double>(),
+                   j2["models"][0]["metrics"]["recall@20"]["mean"].get<double>());
+}
+
+TEST_F(Compare, ClearErrors) {
+  const std::string base = "compare " + p("log.tsv") + " -o " + p("rep") + " --cache-dir none ";
+  CmdResult a = run(base + "--models pop,nosuch");
+  EXPECT_EQ(a.code, 1);
+  EXPECT_NE(a.out.find("nosuch"), std::string::npos) << a.out;
+  CmdResult b = run(base + "--models pop,sr --set sr.nosuch=1");
+  EXPECT_EQ(b.code, 1);
+  EXPECT_NE(b.out.find("'nosuch' is not a parameter of model 'sr'"), std::string::npos) << b.out;
+  CmdResult c = run(base + "--models pop --config gru4rec=x.cfg");
+  EXPECT_EQ(c.code, 1);
+  EXPECT_NE(c.out.find("'gru4rec' is not one of the compared models"), std::string::npos) << c.out;
+  CmdResult d = run(base + "--models pop,pop");
+  EXPECT_EQ(d.code, 1);
+  EXPECT_NE(d.out.find("appears twice"), std::string::npos) << d.out;
+  CmdResult e = run("compare " + p("nothere.tsv") + " -o " + p("rep"));
+  EXPECT_EQ(e.code, 1);
+  EXPECT_NE(e.out.find("nothere.tsv"), std::string::npos) << e.out;
+  CmdResult f = run(base + "--models pop --metric recall");
+  EXPECT_EQ(f.code, 1);
+  EXPECT_NE(f.out.find("--metric"), std::string::npos) << f.out;
+}

@@ -1,0 +1,179 @@
+// analyse_comparison() and the report views on hand-made runs: the best model of each
+// column, ties, the paired tests' verdicts, buckets and metric vs K, and the rendered
+// tables and plots.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "app/report.hpp"
+#include "seqrec/error.hpp"
+#include "xml_check.hpp"
+
+using namespace seqrec;
+using nlohmann::json;
+
+namespace {
+
+/// 40 test sessions: 20 of length 2 (one prediction each, history 1) and 20 of length 4
+/// (three predictions each, histories 1, 2, 3) over 10 items: 80 predictions.
+SequenceSet make_test() {
+  SequenceSet t;
+  for (int s = 0; s < 40; ++s) {
+    std::vector<int32_t> seq;
+    const int len = s < 20 ? 2 : 4;
+    for (int i = 0; i < len; ++i) seq.push_back((s + i) % 10);
+    t.push("s" + std::to_string(s), seq);
+  }
+  return t;
+}
+
+/// A run whose prediction q gets rank rank_of(q), with the evaluator's sums filled in the
+/// way evaluate() fills them.
+CompareRun make_run(const SequenceSet& test, int seed, double (*rank_of)(size_t)) {
+  CompareRun r;
+  r.seed = seed;
+  r.fit_seconds = 1.0 + seed;
+  r.process_seconds = 2.0;
+  r.peak_rss_bytes = 10 << 20;
+  r.model_bytes = 1000;
+  r.command = {"/path/to/seqrec", "train", "x"};
+  r.eval.protocol = "session";
+  r.eval.ties = "conservative";
+  size_t q = 0;
+  for (size_t s = 0; s < test.size(); ++s) {
+    const auto seq = test.seq(s);
+    for (int32_t len = 1; len < static_cast<int32_t>(seq.size()); ++len, ++q)
+      r.eval.ranks.push_back(
+          {static_cast<int32_t>(s), len, seq[static_cast<size_t>(len)], rank_of(q)});
+  }
+  r.eval.n_predictions = static_cast<int64_t>(r.eval.ranks.size());
+  r.eval.n_sequences = static_cast<int64_t>(test.size());
+  for (int k : {5, 10}) {
+    double h = 0, rr = 0, nd = 0;
+    for (const auto& x : r.eval.ranks) {
+      h += rank_metric(RankMetric::Recall, x.rank, k);
+      rr += rank_metric(RankMetric::Mrr, x.rank, k);
+      nd += rank_metric(RankMetric::Ndcg, x.rank, k);
+    }
+    const double n = static_cast<double>(r.eval.ranks.size());
+    r.eval.metrics["recall@" + std::to_string(k)] = h / n;
+    r.eval.metrics["mrr@" + std::to_string(k)] = rr / n;
+    r.eval.metrics["ndcg@" + std::to_string(k)] = nd / n;
+  }
+  return r;
+}
+
+CompareModelResult make_model(const std::string& label, const SequenceSet& test,
+                              double (*rank_of)(size_t)) {
+  CompareModelResult m;
+  m.label = label;
+  m.type = "pop";
+  m.config = json::object();
+  m.config_changes = json::object();
+  m.runs = {make_run(test, 1, rank_of), make_run(test, 2, rank_of)};
+  m.curve_note = "turned off";
+  return m;
+}
+
+double perfect(size_t) {
+  return 1.0;
+}
+double half(size_t q) {
+  return q % 2 == 0 ? 1.0 : 100.0;
+}
+
+}  // namespace
+
+TEST(CompareReport, BestTiesTestsAndBuckets) {
+  const SequenceSet test = make_test();
+  std::vector<int64_t> counts(10, 1);
+  counts[0] = 50;  // item 0 is the one popular item (top 20% of 10 items = 2 items: 0, 1)
+  counts[1] = 20;
+  CompareSetup setup;
+  setup.protocol = "session";
+  setup.data_name = "hand-made";
+  setup.n_items = 10;
+  setup.eval.cutoffs = {5, 10};
+  setup.metric = "recall@5";
+  setup.seeds = 2;
+  const std::vector<CompareModelResult> models{
+      make_model("a", test, perfect), make_model("b", test, half), make_model("c", test, perfect)};
+  const json r = analyse_comparison(setup, models, test, counts);
+
+  EXPECT_EQ(r["protocol"]["n_predictions"], 80);
+  ASSERT_EQ(r["columns"].size(), 6u);  // Recall, MRR, NDCG at 5 and 10
+  // Recall@5: a and c tie at 1, b has 0.5; the test of b against a is significant (the
+  // differences are 0 or 1, half of each: t = 0.5 / (sqrt(0.2532) / sqrt(80)) ~ 8.9), the
+  // test of c (identical to a) is not (every difference 0, p = 1).
+  const json& c0 = r["significance"]["columns"][0];
+  EXPECT_EQ(c0["metric"], "recall@5");
+  EXPECT_EQ(c0["best"], "a");
+  EXPECT_EQ(c0["best_all"], json({"a", "c"}));
+  ASSERT_EQ(c0["tests"].size(), 2u);
+  EXPECT_EQ(c0["tests"][0]["model"], "b");
+  EXPECT_TRUE(c0["tests"][0]["significant"].get<bool>());
+  EXPECT_NEAR(c0["tests"][0]["t_test"]["mean_diff"].get<double>(), 0.5, 1e-12);
+  EXPECT_EQ(c0["tests"][1]["model"], "c");
+  EXPECT_FALSE(c0["tests"][1]["significant"].get<bool>());
+  EXPECT_EQ(c0["tests"][1]["t_test"]["p"].get<double>(), 1.0);
+
+  // Means over seeds and a zero standard deviation (identical seeds).
+  const json& b = r["models"][1];
+  EXPECT_DOUBLE_EQ(b["metrics"]["recall@5"]["mean"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(b["metrics"]["recall@5"]["std"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(b["cost"]["fit_seconds"]["mean"].get<double>(), 2.5);  // seeds 1, 2: 2 and 3
+  // Metric vs K from the ranks: b hits half at every K < 100.
+  const json& mk = b["metric_vs_k"];
+  ASSERT_EQ(mk["k"][0], 1);
+  EXPECT_DOUBLE_EQ(mk["recall"][0].get<double>(), 0.5);
+
+  // Buckets by position: history 1 has 40 predictions, 2 and 3 have 20 each; all are kept
+  // (20 is the smallest bucket kept).
+  const json& bk = r["by_length"]["buckets"];
+  ASSERT_EQ(bk.size(), 3u);
+  EXPECT_EQ(bk[0]["label"], "1");
+  EXPECT_EQ(bk[0]["n"], 40);
+  EXPECT_EQ(bk[2]["label"], "3–4");
+  EXPECT_EQ(bk[2]["n"], 20);
+  // Popular targets: items 0 and 1.
+  int64_t popular = 0;
+  for (size_t s = 0; s < test.size(); ++s)
+    for (size_t i = 1; i < static_cast<size_t>(test.length(s)); ++i) popular += test.seq(s)[i] <= 1;
+  EXPECT_EQ(r["by_popularity"]["groups"][0]["n"].get<int64_t>(), popular);
+  EXPECT_EQ(r["by_popularity"]["groups"][0]["items"], 2);
+
+  // The views: bold best (both tied ones), no † for the significantly worse b, a † for
+  // nobody else; the commands show the program as "seqrec".
+  const auto plots = compare_plots(r);
+  ASSERT_EQ(plots.size(), 4u);  // no learning curves
+  for (const auto& [name, doc] : plots) EXPECT_EQ(seqrec_test::xml_problem(doc), "") << name;
+  const std::string md = compare_markdown(r, plots);
+  EXPECT_NE(md.find("| a | **1.0000 ± 0.0000** |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| c | **1.0000 ± 0.0000** |"), std::string::npos);
+  EXPECT_NE(md.find("| b | 0.5000 ± 0.0000 |"), std::string::npos);
+  EXPECT_NE(md.find("seqrec train x"), std::string::npos);
+  EXPECT_EQ(md.find("/path/to/seqrec"), std::string::npos);
+  const std::string html = compare_html(r, plots);
+  EXPECT_NE(html.find("<strong>1.0000</strong><span class=\"sd\">± 0.0000</span>"),
+            std::string::npos);
+}
+
+TEST(CompareReport, RefusesRunsOnDifferentPredictions) {
+  const SequenceSet test = make_test();
+  std::vector<int64_t> counts(10, 1);
+  CompareSetup setup;
+  setup.protocol = "session";
+  setup.n_items = 10;
+  setup.eval.cutoffs = {5};
+  setup.metric = "recall@5";
+  setup.seeds = 2;
+  std::vector<CompareModelResult> models{make_model("a", test, perfect),
+                                         make_model("b", test, half)};
+  models[1].runs[1].eval.ranks.pop_back();
+  EXPECT_THROW(analyse_comparison(setup, models, test, counts), Error);
+  // A rank that does not reproduce the evaluator's sums is caught too.
+  models = {make_model("a", test, perfect)};
+  models[0].runs[0].eval.ranks[0].rank = 50;
+  EXPECT_THROW(analyse_comparison(setup, models, test, counts), Error);
+}
