@@ -96,4 +96,23 @@ void adagrad_rows(float* w, float* acc, float* vel, int64_t dim, std::span<const
     parallel_for(n, body);
 }
 
+void adagrad_rows_at(float* w, float* acc, float* vel, int64_t dim, const int32_t* rows,
+                     const int32_t* which, int64_t count, const float* g, int64_t ldg, float lr,
+                     float mu) {
+  constexpr int64_t kAhead = 4;
+  for (int64_t i = 0; i < count; ++i) {
+    if (i + kAhead < count) {
+      const int64_t po = static_cast<int64_t>(rows[which[i + kAhead]]) * dim;
+      for (int64_t k = 0; k < dim; k += 16) {
+        __builtin_prefetch(w + po + k, 1);
+        __builtin_prefetch(acc + po + k, 1);
+        if (vel) __builtin_prefetch(vel + po + k, 1);
+      }
+    }
+    const int32_t u = which[i];
+    const int64_t o = static_cast<int64_t>(rows[u]) * dim;
+    adagrad_step(w + o, acc + o, vel ? vel + o : nullptr, g + u * ldg, dim, lr, mu);
+  }
+}
+
 }  // namespace seqrec::train
