@@ -474,9 +474,12 @@ double Gru4recNet::step(int64_t n, const int32_t* x, const int32_t* y, const int
 
     // ---- A. gather this thread's output rows; forward this thread's batch rows.
     guard([&] {
-      for (int64_t u = c0; u < c1; ++u)
+      for (int64_t u = c0; u < c1; ++u) {
+        // scattered rows: start the next ones early (the streamer fetches the rest)
+        if (u + 2 < c1) __builtin_prefetch(wyw + static_cast<int64_t>(uids[u + 2]) * H);
         std::memcpy(ou + u * H, wyw + static_cast<int64_t>(uids[u]) * H,
                     static_cast<size_t>(H) * 4);
+      }
     });
     lap(0);
     guard([&] {
