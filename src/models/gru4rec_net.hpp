@@ -49,7 +49,12 @@ struct Gru4recParam {
   size_t size() const { return w.size(); }
 };
 
-/// Where a training step's time goes (seconds, summed over steps) and the GEMM work done.
+/// Where a training step's time goes (seconds, summed over steps, measured on thread 0 of the
+/// step's region; a barrier wait counts for the phase before it) and the GEMM work done.
+/// unique_gather: distinct columns, biases and the gather of Wy rows; gru_forward: input rows
+/// and the GRU layers; output_gemm: scores, dBy, dWy and dL/d(top output); loss: the fused
+/// loss rows; gru_backward: the GRU backward and weight-gradient GEMMs; update: IndexedAdagradM
+/// (fused into the step by train_step) and the region's fork/join.
 struct Gru4recProfile {
   double unique_gather = 0, gru_forward = 0, output_gemm = 0, loss = 0, gru_backward = 0,
          update = 0;
