@@ -321,13 +321,12 @@ void Gru4recModel::fit(const SequenceSet& train, int32_t n_items, const FitConte
       const int64_t n = batcher.n();
       if (batcher.changed()) net_.remap_state(n, batcher.src());
       const int32_t* smp = K > 0 ? store.next() : nullptr;
-      const double L = net_.forward_backward(n, batcher.x(), batcher.y(), smp, K);
+      const double L = net_.train_step(n, batcher.x(), batcher.y(), smp, K);
       if (!std::isfinite(L))
         throw Error("gru4rec: the training loss became " +
                     std::string(std::isnan(L) ? "NaN" : "inf") + " at epoch " +
                     std::to_string(epoch + 1) + ", step " + std::to_string(steps + 1) +
                     " (try a lower learning_rate); training stopped, no model written");
-      net_.apply_update();
       loss_sum += L;
       ++steps;
       events += n;

@@ -226,6 +226,8 @@ void Gru4recNet::prepare_training(int64_t max_rows, int64_t n_sample,
   act_.assign(L, {});
   ghn_.assign(L, {});
   dgrad_.assign(L, {});
+  dgi_.assign(L, {});
+  dgh_.assign(L, {});
   int64_t hmax = 0;
   for (size_t l = 0; l < L; ++l) {
     const size_t h = static_cast<size_t>(max_rows * p_.layers[l]);
@@ -236,12 +238,13 @@ void Gru4recNet::prepare_training(int64_t max_rows, int64_t n_sample,
     act_[l].assign(3 * h, 0.0f);
     ghn_[l].assign(h, 0.0f);
     dgrad_[l].assign(h, 0.0f);
+    const bool cell = !(mode_ == Gru4recInput::GruEmbedding && l == 0);
+    dgi_[l].assign(cell ? 3 * h : 0, 0.0f);
+    dgh_[l].assign(cell ? 3 * h : 0, 0.0f);
     hmax = std::max(hmax, p_.layers[l]);
   }
   const int64_t in0 = mode_ == Gru4recInput::Embedding ? p_.embedding_size() : H;
   gh_.assign(static_cast<size_t>(max_rows * 3 * hmax), 0.0f);
-  dgi_.assign(gh_.size(), 0.0f);
-  dgh_.assign(gh_.size(), 0.0f);
   emb_in_.assign(static_cast<size_t>(max_rows * in0), 0.0f);
   mask_e_.assign(emb_in_.size(), 1.0f);
   d_in_.assign(emb_in_.size(), 0.0f);
@@ -260,6 +263,9 @@ void Gru4recNet::prepare_training(int64_t max_rows, int64_t n_sample,
   cmap_.assign(static_cast<size_t>(C), 0);
   xmap_.assign(static_cast<size_t>(max_rows), 0);
   xids_.assign(static_cast<size_t>(max_rows), 0);
+  xin_.clear();
+  xin_.reserve(static_cast<size_t>(max_rows));
+  is_in_.assign(static_cast<size_t>(U), 0);
   colbias_.assign(static_cast<size_t>(C), 0.0f);
   ou_.assign(static_cast<size_t>(U * H), 0.0f);
   gu_.assign(ou_.size(), 0.0f);
@@ -302,18 +308,36 @@ void Gru4recNet::remap_state(int64_t n, const int32_t* src) {
 
 double Gru4recNet::forward_backward(int64_t n, const int32_t* x, const int32_t* y,
                                     const int32_t* samples, int64_t K, bool reuse_masks) {
+  return step(n, x, y, samples, K, reuse_masks, false);
+}
+
+double Gru4recNet::train_step(int64_t n, const int32_t* x, const int32_t* y, const int32_t* samples,
+                              int64_t K) {
+  const double loss = step(n, x, y, samples, K, false, true);
+  for (size_t l = 0; l < hstate_.size(); ++l) std::swap(hstate_[l], o_[l]);
+  return loss;
+}
+
+// One step in one OpenMP region of T threads (GEMMs inside run single-threaded):
+//   A  rows split: input rows, dropout, GRU layers forward;  columns split: gather Wy rows
+//   B  columns: scores of the distinct columns
+//   C  rows: fused softmax/loss/gradient, summed per distinct column
+//   D  columns: dBy, dWy (blocks of kColBlock; with `update`, their By/Wy rows are updated
+//      at once, except rows that are also inputs);  rows: dL/d(top) = dR_u Wy[U], then
+//      every GRU layer's row-local backward down to dL/d(input)
+//   E  the GRU weight gradients by blocks of gate rows (with `update`: each block applied
+//      while in cache), the input rows' gradients summed per distinct row (and updated).
+// Every row/column split is a contiguous range per thread and every per-element reduction
+// runs in the same order for any T, so T only changes which thread computes what.
+double Gru4recNet::step(int64_t n, const int32_t* x, const int32_t* y, const int32_t* samples,
+                        int64_t K, bool reuse_masks, bool update) {
   if (n > max_rows_ || K > max_k_ || n < 1)
     throw Error("internal: gru4rec step with " + std::to_string(n) + " rows / " +
                 std::to_string(K) + " samples exceeds the prepared sizes");
   n_ = n;
   const int64_t C = n + K, H = hout();
   const size_t L = p_.layers.size();
-  double t_last = now_s();
-  auto lap = [&](double& bucket) {
-    const double t = now_s();
-    bucket += t - t_last;
-    t_last = t;
-  };
+  const double t_start = now_s();
 
   // ---- 1. distinct rows: targets and samples first (output columns), then inputs.
   nu_ = 0;
@@ -330,8 +354,17 @@ double Gru4recNet::forward_backward(int64_t n, const int32_t* x, const int32_t* 
   for (int64_t c = 0; c < n; ++c) cmap_[c] = add(y[c]);
   for (int64_t k = 0; k < K; ++k) cmap_[n + k] = add(samples[k]);
   uy_ = nu_;
+  for (int32_t u : xin_) is_in_[static_cast<size_t>(u)] = 0;
+  xin_.clear();
   if (mode_ == Gru4recInput::Shared)
-    for (int64_t b = 0; b < n; ++b) xmap_[b] = add(x[b]);
+    for (int64_t b = 0; b < n; ++b) {
+      const int32_t u = add(x[b]);
+      xmap_[b] = u;
+      if (!is_in_[static_cast<size_t>(u)]) {
+        is_in_[static_cast<size_t>(u)] = 1;
+        xin_.push_back(u);
+      }
+    }
   for (int64_t u = 0; u < nu_; ++u) pos[uids[u]] = -1;
   if (mode_ != Gru4recInput::Shared) {
     nx_ = 0;
@@ -346,7 +379,7 @@ double Gru4recNet::forward_backward(int64_t n, const int32_t* x, const int32_t* 
     for (int64_t u = 0; u < nx_; ++u) pos[xids_[u]] = -1;
   }
 
-  // ---- 2. column biases with logQ (the output rows are gathered in step 4).
+  // ---- 2. column biases with logQ (the output rows are gathered in phase A).
   const bool use_logq = p_.loss == LossType::CrossEntropy && p_.logq > 0.0f;
   const float* byw = by_.w.data();
   for (int64_t c = 0; c < C; ++c) {
@@ -357,85 +390,65 @@ double Gru4recNet::forward_backward(int64_t n, const int32_t* x, const int32_t* 
     colbias_[c] = v;
   }
 
-  lap(prof_.unique_gather);
-
-  // ---- 3. input and GRU layers.
-  const float* u = nullptr;
-  int64_t in0 = H;
-  if (mode_ != Gru4recInput::GruEmbedding) {
-    if (mode_ == Gru4recInput::Shared) {
-      copy_rows(emb_in_.data(), wy_.w.data(), x, n, H);
-    } else {
-      in0 = p_.embedding_size();
-      copy_rows(emb_in_.data(), emb_.w.data(), x, n, in0);
-    }
-    if (p_.dropout_p_embed > 0.0f) {
-      if (!reuse_masks)
-        kernels::gru_dropout_mask(mask_e_.data(), n * in0, p_.dropout_p_embed, rng_);
-      kernels::gru_apply_mask(emb_in_.data(), emb_in_.data(), mask_e_.data(), n * in0);
-    }
-    u = emb_in_.data();
+  // ---- 3. dropout keys (one draw of the stream per mask, in the order embedding, layers).
+  const bool gru_emb = mode_ == Gru4recInput::GruEmbedding;
+  const int64_t in0 = mode_ == Gru4recInput::Embedding ? p_.embedding_size() : H;
+  const bool drop_e = !gru_emb && p_.dropout_p_embed > 0.0f;
+  uint64_t key_e = 0;
+  std::vector<uint64_t>& keys = key_h_;
+  keys.assign(L, 0);
+  if (!reuse_masks) {
+    if (drop_e) key_e = kernels::gru_dropout_key(rng_);
+    for (size_t l = 0; l < L; ++l)
+      if ((gru_emb && l == 0 ? p_.dropout_p_embed : p_.dropout_p_hidden) > 0.0f)
+        keys[l] = kernels::gru_dropout_key(rng_);
   }
-  kernels::GruEmbWeights ew{wx0_.w.data(), wrz0_.w.data(), wh0_.w.data(), bh0_.w.data(),
-                            p_.layers[0]};
-  // Small GRU layers run on one thread: a fork/join per GEMM costs more than it saves.
+
+  // ---- 4. the step's parallel region.
   const int threads_all = num_threads();
-  double gru_flops = 0;
-  for (size_t l = 0; l < L; ++l)
-    gru_flops +=
-        6.0 * static_cast<double>(n * p_.layers[l]) * static_cast<double>(p_.layers[l] + in0);
-  const bool gru_serial = threads_all > 1 && gru_flops < 2e7;
-  if (gru_serial) set_threads(1);
-  for (size_t l = 0; l < L; ++l) {
-    const int64_t h = p_.layers[l];
-    float p;
-    if (mode_ == Gru4recInput::GruEmbedding && l == 0) {
-      kernels::gru_emb_forward(n, ew, x, hstate_[0].data(), hout_[0].data(), emb_cache_.data(),
-                               emb_tmp_.data());
-      p = p_.dropout_p_embed;
-    } else {
-      const CellLayer& c = cells_[mode_ == Gru4recInput::GruEmbedding ? l - 1 : l];
-      kernels::gru_cell_forward(n, c.weights(), u, hstate_[l].data(), hout_[l].data(),
-                                act_[l].data(), ghn_[l].data(), gh_.data());
-      p = p_.dropout_p_hidden;
-    }
-    if (p > 0.0f) {
-      if (!reuse_masks) kernels::gru_dropout_mask(mask_h_[l].data(), n * h, p, rng_);
-      kernels::gru_apply_mask(o_[l].data(), hout_[l].data(), mask_h_[l].data(), n * h);
-    } else {
-      std::memcpy(o_[l].data(), hout_[l].data(), static_cast<size_t>(n * h) * 4);
-    }
-    u = o_[l].data();
-  }
-  const float* top = o_[L - 1].data();
-  if (gru_serial) set_threads(threads_all);
-
-  // ---- 4+5. Output layer in one parallel region (one fork/join per step): each thread
-  // gathers its block of distinct columns and computes their scores; after a barrier the
-  // rows' losses and dL/dscores (summed per distinct column) are computed, split by rows;
-  // after another barrier each thread computes its columns' dWy rows and dBy, and its
-  // share of dL/d(top output). GEMMs inside the region run single-threaded.
-  lap(prof_.gru_forward);
-  float* ru = ru_.data();
   const int64_t uy = uy_;
-  const float scale = 1.0f / static_cast<float>(p_.batch_size);
+  double work = 6.0 * static_cast<double>(n * uy * H);
+  for (size_t l = 0; l < L; ++l)
+    work += 18.0 * static_cast<double>(n * p_.layers[l]) * static_cast<double>(2 * p_.layers[l]);
+  const int nt = static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(threads_all, static_cast<int64_t>(work / 4e6) + 1)));
+  // Gradient blocks of the fused dense update: kRows rows of the widest tensor per thread.
+  constexpr int64_t kRows = 64, kColBlock = 64;
+  int64_t widest = 0;
+  for (const auto& c : cells_) widest = std::max(widest, c.in + c.hidden + 2);
+  if (gru_emb) widest = std::max(widest, 3 * p_.layers[0]);
+  if (gscratch_.size() < static_cast<size_t>(nt)) gscratch_.resize(static_cast<size_t>(nt));
+  if (which_.size() < static_cast<size_t>(nt)) which_.resize(static_cast<size_t>(nt));
+  for (int t = 0; t < nt; ++t) {
+    auto& g = gscratch_[static_cast<size_t>(t)];
+    if (update && g.size() < static_cast<size_t>(kRows * widest))
+      g.resize(static_cast<size_t>(kRows * widest));
+    auto& w = which_[static_cast<size_t>(t)];
+    if (w.size() < static_cast<size_t>(std::max(kColBlock, n)))
+      w.resize(static_cast<size_t>(std::max(kColBlock, n)));
+  }
+
   thread_local std::vector<double> row_loss;
   row_loss.assign(static_cast<size_t>(n), 0.0);
   double* rl = row_loss.data();  // (row_loss is thread_local: the workers need its address)
+  float* ru = ru_.data();
+  const float scale = 1.0f / static_cast<float>(p_.batch_size);
   const int32_t* cmap = cmap_.data();
+  const int32_t* xmap = xmap_.data();
   const float* cb = colbias_.data();
-  const int nt = static_cast<int>(std::max<int64_t>(
-      1, std::min<int64_t>(threads_all, static_cast<int64_t>(6.0 * n * uy * H / 4e6) + 1)));
-  if (dpart_.size() < static_cast<size_t>(nt)) dpart_.resize(static_cast<size_t>(nt));
-  for (int t = 0; t < nt; ++t) dpart_[static_cast<size_t>(t)].resize(static_cast<size_t>(n * H));
-  std::exception_ptr error;
-  double t_gather = 0, t_loss = 0;
   const float* wyw = wy_.w.data();
   float* ou = ou_.data();
   float* gu = gu_.data();
   float* dby = dby_.data();
-  const Gru4recParams& P = p_;
-  const kernels::LossOptions& lo = loss_;
+  const float lr = p_.learning_rate, mu = p_.momentum;
+  auto vel = [](Gru4recParam& t) { return t.vel.empty() ? nullptr : t.vel.data(); };
+  kernels::GruEmbWeights ew{wx0_.w.data(), wrz0_.w.data(), wh0_.w.data(), bh0_.w.data(),
+                            p_.layers[0]};
+  std::exception_ptr error;
+  // Thread 0's clock: [0] gather, [1] GRU forward (+ wait), [2] scores, [3] loss,
+  // [4] output backward GEMMs, [5] GRU backward, [6] updates.
+  double tp[7] = {0, 0, 0, 0, 0, 0, 0};
+  const double t_region = now_s();
 #pragma omp parallel num_threads(nt)
   {
     const int t = omp_get_thread_num(), T = omp_get_num_threads();
@@ -447,37 +460,99 @@ double Gru4recNet::forward_backward(int64_t n, const int32_t* x, const int32_t* 
         if (!error) error = std::current_exception();
       }
     };
+    double clk = now_s();
+    auto lap = [&](int bucket) {
+      if (t != 0) return;
+      const double v = now_s();
+      tp[bucket] += v - clk;
+      clk = v;
+    };
+    const int64_t r0 = n * t / T, r1 = n * (t + 1) / T, m = r1 - r0;
     const int64_t blk = ((uy + T - 1) / T + 15) / 16 * 16;
     const int64_t c0 = std::min(uy, t * blk), c1 = std::min(uy, c0 + blk);
-    const double ts = now_s();
-    double tg = ts;
+    int32_t* which = which_[static_cast<size_t>(t)].data();
+
+    // ---- A. gather this thread's output rows; forward this thread's batch rows.
     guard([&] {
-      for (int64_t u = c0; u < c1; ++u)
+      for (int64_t u = c0; u < c1; ++u) {
+        // scattered rows: start the next ones early (the streamer fetches the rest)
+        if (u + 2 < c1) __builtin_prefetch(wyw + static_cast<int64_t>(uids[u + 2]) * H);
         std::memcpy(ou + u * H, wyw + static_cast<int64_t>(uids[u]) * H,
                     static_cast<size_t>(H) * 4);
-      tg = now_s();
+      }
+    });
+    lap(0);
+    guard([&] {
+      const float* uin = nullptr;
+      if (!gru_emb) {
+        float* e = emb_in_.data() + r0 * in0;
+        copy_rows(e, mode_ == Gru4recInput::Shared ? wyw : emb_.w.data(), x + r0, m, in0);
+        if (drop_e) {
+          if (!reuse_masks)
+            kernels::gru_dropout_mask_range(mask_e_.data(), r0 * in0, r1 * in0, p_.dropout_p_embed,
+                                            key_e);
+          kernels::gru_apply_mask(e, e, mask_e_.data() + r0 * in0, m * in0);
+        }
+        uin = emb_in_.data();
+      }
+      for (size_t l = 0; l < L; ++l) {
+        const int64_t h = p_.layers[l];
+        float p;
+        float* ho = hout_[l].data() + r0 * h;
+        if (gru_emb && l == 0) {
+          kernels::gru_emb_forward(m, ew, x + r0, hstate_[0].data() + r0 * h, ho,
+                                   emb_cache_.data() + r0 * 4 * h, emb_tmp_.data() + r0 * 3 * h);
+          p = p_.dropout_p_embed;
+        } else {
+          const CellLayer& c = cells_[gru_emb ? l - 1 : l];
+          kernels::gru_cell_forward(m, c.weights(), uin + r0 * c.in, hstate_[l].data() + r0 * h, ho,
+                                    act_[l].data() + r0 * 3 * h, ghn_[l].data() + r0 * h,
+                                    gh_.data() + r0 * 3 * h);
+          p = p_.dropout_p_hidden;
+        }
+        float* o = o_[l].data() + r0 * h;
+        if (p > 0.0f) {
+          if (!reuse_masks)
+            kernels::gru_dropout_mask_range(mask_h_[l].data(), r0 * h, r1 * h, p, keys[l]);
+          kernels::gru_apply_mask(o, ho, mask_h_[l].data() + r0 * h, m * h);
+        } else {
+          std::memcpy(o, ho, static_cast<size_t>(m * h) * 4);
+        }
+        uin = o_[l].data();
+      }
+    });
+#pragma omp barrier
+    lap(1);
+    const float* top = o_[L - 1].data();
+
+    // ---- B. scores of this thread's distinct columns.
+    guard([&] {
       if (c1 > c0)
         sgemm(false, true, n, c1 - c0, H, 1.0f, top, H, ou + c0 * H, H, 0.0f, ru + c0, uy);
     });
 #pragma omp barrier
-    const double tl = now_s();
+    lap(2);
+
+    // ---- C. losses of this thread's rows; dL/dR summed per distinct column.
     guard([&] {
       thread_local std::vector<float> buf;
       if (buf.size() < static_cast<size_t>(3 * C)) buf.resize(static_cast<size_t>(3 * C));
       float* row = buf.data();
-      for (int64_t j = n * t / T; j < n * (t + 1) / T; ++j) {
+      for (int64_t j = r0; j < r1; ++j) {
         float* rj = ru + j * uy;
         for (int64_t c = 0; c < C; ++c) row[c] = rj[cmap[c]] + cb[c];
-        rl[j] = kernels::sampled_loss_row(lo, row, C, j, scale, row + C);
+        rl[j] = kernels::sampled_loss_row(loss_, row, C, j, scale, row + C);
         // dL/dRu[j][u] = sum over the columns c showing item u of dL/dR[j][c]
         std::memset(rj, 0, static_cast<size_t>(uy) * 4);
         for (int64_t c = 0; c < C; ++c) rj[cmap[c]] += row[c];
       }
     });
 #pragma omp barrier
-    const double tb = now_s();
+    lap(3);
+
+    // ---- D. output backward for this thread's columns (and their updates), then the
+    // GRU backward of this thread's rows.
     guard([&] {
-      float* dp = dpart_[static_cast<size_t>(t)].data();
       if (c1 > c0) {
         std::memset(dby + c0, 0, static_cast<size_t>(c1 - c0) * 4);
         for (int64_t j = 0; j < n; ++j) {
@@ -485,96 +560,186 @@ double Gru4recNet::forward_backward(int64_t n, const int32_t* x, const int32_t* 
 #pragma omp simd
           for (int64_t u = c0; u < c1; ++u) dby[u] += rj[u];
         }
-        sgemm(true, false, c1 - c0, H, n, 1.0f, ru + c0, uy, top, H, 0.0f, gu + c0 * H, H);
-        sgemm(false, false, n, H, c1 - c0, 1.0f, ru + c0, uy, ou + c0 * H, H, 0.0f, dp, H);
-      } else {
-        std::memset(dp, 0, static_cast<size_t>(n * H) * 4);
+      }
+      for (int64_t a = c0; a < c1; a += kColBlock) {
+        const int64_t b = std::min(c1, a + kColBlock);
+        sgemm(true, false, b - a, H, n, 1.0f, ru + a, uy, top, H, 0.0f, gu + a * H, H);
+        lap(4);
+        if (update) {
+          int64_t cnt = 0;
+          for (int64_t u = a; u < b; ++u) {
+            which[cnt] = static_cast<int32_t>(u);
+            cnt += is_in_[static_cast<size_t>(u)] == 0;
+          }
+          train::adagrad_rows_at(wy_.w.data(), wy_.acc.data(), vel(wy_), H, uids, which, cnt, gu, H,
+                                 lr, mu);
+          for (int64_t u = a; u < b; ++u) which[u - a] = static_cast<int32_t>(u);
+          train::adagrad_rows_at(by_.w.data(), by_.acc.data(), vel(by_), 1, uids, which, b - a, dby,
+                                 1, lr, mu);
+          lap(6);
+        }
+      }
+      // dL/d(top rows) = dR_u[rows] Wy[U]
+      sgemm(false, false, m, H, uy, 1.0f, ru + r0 * uy, uy, ou, H, 0.0f,
+            dgrad_[L - 1].data() + r0 * H, H);
+      lap(4);
+      for (size_t li = L; li-- > 0;) {
+        const int64_t h = p_.layers[li];
+        float* d = dgrad_[li].data() + r0 * h;
+        const bool emb_layer = gru_emb && li == 0;
+        const float p = emb_layer ? p_.dropout_p_embed : p_.dropout_p_hidden;
+        if (p > 0.0f) kernels::gru_apply_mask(d, d, mask_h_[li].data() + r0 * h, m * h);  // dL/dh'
+        if (emb_layer) {
+          kernels::gru_emb_backward_rows(m, ew, hstate_[0].data() + r0 * h,
+                                         emb_cache_.data() + r0 * 4 * h, d, dv_.data() + r0 * 3 * h,
+                                         nullptr, emb_tmp_.data() + r0 * 3 * h);
+        } else {
+          const CellLayer& c = cells_[gru_emb ? li - 1 : li];
+          float* du = li > 0 ? dgrad_[li - 1].data() + r0 * c.in : d_in_.data() + r0 * c.in;
+          kernels::gru_cell_backward_rows(m, c.weights(), hstate_[li].data() + r0 * h,
+                                          act_[li].data() + r0 * 3 * h, ghn_[li].data() + r0 * h, d,
+                                          dgi_[li].data() + r0 * 3 * h,
+                                          dgh_[li].data() + r0 * 3 * h, du, nullptr);
+        }
+      }
+      if (drop_e) {
+        float* d = d_in_.data() + r0 * in0;
+        kernels::gru_apply_mask(d, d, mask_e_.data() + r0 * in0, m * in0);
       }
     });
-    if (t == 0) {
-      t_gather = tg - ts;
-      t_loss = tb - tl;
-    }
-    (void)P;
+#pragma omp barrier
+    lap(5);
+
+    // ---- E. weight gradients by blocks of rows (applied at once with `update`), and the
+    // input rows' gradients summed per distinct row.
+    guard([&] {
+      float* scr = update ? gscratch_[static_cast<size_t>(t)].data() : nullptr;
+      for (size_t li = 0; li < L; ++li) {
+        const int64_t h = p_.layers[li];
+        if (gru_emb && li == 0) {
+          const int64_t q0 = h * t / T, q1 = h * (t + 1) / T;
+          for (int64_t a = q0; a < q1; a += kRows) {
+            const int64_t b = std::min(q1, a + kRows);
+            float* grz = update ? scr : wrz0_.grad.data() + a * 2 * h;
+            float* gh = update ? scr + (b - a) * 2 * h : wh0_.grad.data() + a * h;
+            kernels::gru_emb_weight_grads(n, h, hstate_[0].data(), emb_cache_.data(), dv_.data(), a,
+                                          b, grz, gh);
+            lap(5);
+            if (update) {
+              train::adagrad_step(wrz0_.w.data() + a * 2 * h, wrz0_.acc.data() + a * 2 * h,
+                                  vel(wrz0_) ? vel(wrz0_) + a * 2 * h : nullptr, grz,
+                                  (b - a) * 2 * h, lr, mu);
+              train::adagrad_step(wh0_.w.data() + a * h, wh0_.acc.data() + a * h,
+                                  vel(wh0_) ? vel(wh0_) + a * h : nullptr, gh, (b - a) * h, lr, mu);
+              lap(6);
+            }
+          }
+          // Bh0: column sums of dv over this thread's share of the 3h columns.
+          const int64_t k0 = 3 * h * t / T, k1 = 3 * h * (t + 1) / T;
+          if (k1 > k0) {
+            float* gb = update ? scr : bh0_.grad.data() + k0;
+            std::memset(gb, 0, static_cast<size_t>(k1 - k0) * 4);
+            for (int64_t r = 0; r < n; ++r) {
+              const float* dvr = dv_.data() + r * 3 * h + k0;
+#pragma omp simd
+              for (int64_t k = 0; k < k1 - k0; ++k) gb[k] += dvr[k];
+            }
+            lap(5);
+            if (update) {
+              train::adagrad_step(bh0_.w.data() + k0, bh0_.acc.data() + k0,
+                                  vel(bh0_) ? vel(bh0_) + k0 : nullptr, gb, k1 - k0, lr, mu);
+              lap(6);
+            }
+          }
+          continue;
+        }
+        CellLayer& c = cells_[gru_emb ? li - 1 : li];
+        const float* uin = li == 0 ? emb_in_.data() : o_[li - 1].data();
+        const int64_t G = 3 * h, q0 = G * t / T, q1 = G * (t + 1) / T;
+        for (int64_t a = q0; a < q1; a += kRows) {
+          const int64_t b = std::min(q1, a + kRows), rows = b - a;
+          kernels::GruCellGrads g;
+          if (update) {
+            g = {scr, scr + rows * c.in, scr + rows * (c.in + h), scr + rows * (c.in + h) + rows};
+          } else {
+            g = {c.w_ih.grad.data() + a * c.in, c.w_hh.grad.data() + a * h, c.b_ih.grad.data() + a,
+                 c.b_hh.grad.data() + a};
+          }
+          kernels::gru_cell_weight_grads(n, c.in, h, uin, hstate_[li].data(), dgi_[li].data(),
+                                         dgh_[li].data(), a, b, g);
+          lap(5);
+          if (update) {
+            auto upd = [&](Gru4recParam& q, const float* gq, int64_t off, int64_t count) {
+              train::adagrad_step(q.w.data() + off, q.acc.data() + off,
+                                  vel(q) ? vel(q) + off : nullptr, gq, count, lr, mu);
+            };
+            upd(c.w_ih, g.w_ih, a * c.in, rows * c.in);
+            upd(c.w_hh, g.w_hh, a * h, rows * h);
+            upd(c.b_ih, g.b_ih, a, rows);
+            upd(c.b_hh, g.b_hh, a, rows);
+            lap(6);
+          }
+        }
+      }
+      // Input rows: gradients summed per distinct row (in row order), then updated.
+      if (mode_ == Gru4recInput::Shared) {
+        const int64_t nin = static_cast<int64_t>(xin_.size());
+        const int64_t i0 = nin * t / T, i1 = nin * (t + 1) / T;
+        for (int64_t i = i0; i < i1; ++i) {
+          const int32_t u = xin_[static_cast<size_t>(i)];
+          float* g = gu + static_cast<int64_t>(u) * H;
+          if (u >= uy) std::memset(g, 0, static_cast<size_t>(H) * 4);
+          for (int64_t b = 0; b < n; ++b) {
+            if (xmap[b] != u) continue;
+            const float* s = d_in_.data() + b * H;
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) g[k] += s[k];
+          }
+        }
+        lap(5);
+        if (update) {
+          train::adagrad_rows_at(wy_.w.data(), wy_.acc.data(), vel(wy_), H, uids, xin_.data() + i0,
+                                 i1 - i0, gu, H, lr, mu);
+          lap(6);
+        }
+      } else {
+        const int64_t w = gru_emb ? 3 * p_.layers[0] : in0;
+        const float* src = gru_emb ? dv_.data() : d_in_.data();
+        const int64_t i0 = nx_ * t / T, i1 = nx_ * (t + 1) / T;
+        for (int64_t u = i0; u < i1; ++u) {
+          float* g = gx_.data() + u * w;
+          std::memset(g, 0, static_cast<size_t>(w) * 4);
+          for (int64_t b = 0; b < n; ++b) {
+            if (xmap[b] != u) continue;
+            const float* s = src + b * w;
+#pragma omp simd
+            for (int64_t k = 0; k < w; ++k) g[k] += s[k];
+          }
+          which[u - i0] = static_cast<int32_t>(u);
+        }
+        lap(5);
+        if (update) {
+          Gru4recParam& q = gru_emb ? wx0_ : emb_;
+          train::adagrad_rows_at(q.w.data(), q.acc.data(), vel(q), w, xids_.data(), which, i1 - i0,
+                                 gx_.data(), w, lr, mu);
+          lap(6);
+        }
+      }
+    });
   }
   if (error) std::rethrow_exception(error);
-  {
-    float* d = dgrad_[L - 1].data();
-    std::memcpy(d, dpart_[0].data(), static_cast<size_t>(n * H) * 4);
-    for (int t = 1; t < nt; ++t) {
-      const float* q = dpart_[static_cast<size_t>(t)].data();
-#pragma omp simd
-      for (int64_t i = 0; i < n * H; ++i) d[i] += q[i];
-    }
-  }
   double total = 0.0;
   for (int64_t j = 0; j < n; ++j) total += rl[j];
-  {
-    const double t_end = now_s();
-    const double region = t_end - t_last;
-    prof_.loss += t_loss;
-    prof_.unique_gather += t_gather;
-    prof_.output_gemm += region - t_loss - t_gather;
-    t_last = t_end;
-  }
 
-  // ---- 6. GRU layers backward (no BPTT: the previous state is a constant).
-  if (gru_serial) set_threads(1);
-  for (size_t li = L; li-- > 0;) {
-    const int64_t h = p_.layers[li];
-    float* d = dgrad_[li].data();
-    const bool emb_layer = mode_ == Gru4recInput::GruEmbedding && li == 0;
-    const float p = emb_layer ? p_.dropout_p_embed : p_.dropout_p_hidden;
-    if (p > 0.0f) kernels::gru_apply_mask(d, d, mask_h_[li].data(), n * h);  // dL/dh'
-    if (emb_layer) {
-      kernels::gru_emb_backward(n, ew, hstate_[0].data(), emb_cache_.data(), d, dv_.data(),
-                                wrz0_.grad.data(), wh0_.grad.data(), nullptr, emb_tmp_.data());
-      kernels::gru_column_sums(dv_.data(), n, 3 * h, bh0_.grad.data());
-    } else {
-      CellLayer& c = cells_[mode_ == Gru4recInput::GruEmbedding ? li - 1 : li];
-      const float* uin = li == 0 ? emb_in_.data() : o_[li - 1].data();
-      float* du = li > 0 ? dgrad_[li - 1].data() : d_in_.data();
-      kernels::GruCellGrads g{c.w_ih.grad.data(), c.w_hh.grad.data(), c.b_ih.grad.data(),
-                              c.b_hh.grad.data()};
-      kernels::gru_cell_backward(n, c.weights(), uin, hstate_[li].data(), act_[li].data(),
-                                 ghn_[li].data(), d, dgi_.data(), dgh_.data(), g, du, nullptr);
-    }
-  }
-
-  if (gru_serial) set_threads(threads_all);
-
-  // ---- 7. input rows: gradients summed per distinct row.
-  if (mode_ != Gru4recInput::GruEmbedding) {
-    if (p_.dropout_p_embed > 0.0f)
-      kernels::gru_apply_mask(d_in_.data(), d_in_.data(), mask_e_.data(), n * in0);
-    if (mode_ == Gru4recInput::Shared) {
-      std::memset(gu_.data() + uy * H, 0, static_cast<size_t>((nu_ - uy) * H) * 4);
-      for (int64_t b = 0; b < n; ++b) {
-        float* g = gu_.data() + xmap_[b] * H;
-        const float* s = d_in_.data() + b * H;
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) g[k] += s[k];
-      }
-    } else {
-      std::memset(gx_.data(), 0, static_cast<size_t>(nx_ * in0) * 4);
-      for (int64_t b = 0; b < n; ++b) {
-        float* g = gx_.data() + xmap_[b] * in0;
-        const float* s = d_in_.data() + b * in0;
-#pragma omp simd
-        for (int64_t k = 0; k < in0; ++k) g[k] += s[k];
-      }
-    }
-  } else {
-    const int64_t w = 3 * p_.layers[0];
-    std::memset(gx_.data(), 0, static_cast<size_t>(nx_ * w) * 4);
-    for (int64_t b = 0; b < n; ++b) {
-      float* g = gx_.data() + xmap_[b] * w;
-      const float* s = dv_.data() + b * w;
-#pragma omp simd
-      for (int64_t k = 0; k < w; ++k) g[k] += s[k];
-    }
-  }
-  lap(prof_.gru_backward);
+  const double t_end = now_s();
+  // Thread 0's time per phase; the waits at the barriers count for the phase before them.
+  const double other = (t_end - t_region) - (tp[0] + tp[1] + tp[2] + tp[3] + tp[4] + tp[5] + tp[6]);
+  prof_.unique_gather += (t_region - t_start) + tp[0];
+  prof_.gru_forward += tp[1];
+  prof_.output_gemm += tp[2] + tp[4];
+  prof_.loss += tp[3];
+  prof_.gru_backward += tp[5];
+  prof_.update += tp[6] + other;
   ++prof_.steps;
   prof_.rows += n;
   prof_.distinct_columns += uy;

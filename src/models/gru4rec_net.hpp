@@ -49,7 +49,12 @@ struct Gru4recParam {
   size_t size() const { return w.size(); }
 };
 
-/// Where a training step's time goes (seconds, summed over steps) and the GEMM work done.
+/// Where a training step's time goes (seconds, summed over steps, measured on thread 0 of the
+/// step's region; a barrier wait counts for the phase before it) and the GEMM work done.
+/// unique_gather: distinct columns, biases and the gather of Wy rows; gru_forward: input rows
+/// and the GRU layers; output_gemm: scores, dBy, dWy and dL/d(top output); loss: the fused
+/// loss rows; gru_backward: the GRU backward and weight-gradient GEMMs; update: IndexedAdagradM
+/// (fused into the step by train_step) and the region's fork/join.
 struct Gru4recProfile {
   double unique_gather = 0, gru_forward = 0, output_gemm = 0, loss = 0, gru_backward = 0,
          update = 0;
@@ -88,6 +93,12 @@ class Gru4recNet {
                           int64_t K, bool reuse_masks = false);
   /// Applies IndexedAdagradM with the last gradients and moves the hidden state on.
   void apply_update();
+  /// forward_backward + apply_update fused (what training runs): each gradient block is
+  /// applied while it is still in cache, inside the step's one parallel region. Gives the
+  /// same weights, state and loss as the two calls; the dense gradients (Gru4recParam::grad)
+  /// are not kept (the sparse ones are).
+  double train_step(int64_t n, const int32_t* x, const int32_t* y, const int32_t* samples,
+                    int64_t K);
 
   /// Inference: runs one step for n rows (no dropout) from states h (per layer, n x
   /// layers[l], updated in place); `scratch` is grown as needed. Returns the last layer.
@@ -125,6 +136,8 @@ class Gru4recNet {
   };
   int64_t hout() const { return p_.layers.back(); }
   void dense_update(Gru4recParam& t);
+  double step(int64_t n, const int32_t* x, const int32_t* y, const int32_t* samples, int64_t K,
+              bool reuse_masks, bool update);
 
   Gru4recParams p_;
   Gru4recInput mode_ = Gru4recInput::Shared;
@@ -139,14 +152,19 @@ class Gru4recNet {
   std::vector<std::vector<float>> hstate_;  // per layer, max_rows x h
   std::vector<float> lq_full_, lq_alpha_;   // logq * ln(count), logq * ln(count^alpha)
   uint64_t rng_[4] = {1, 2, 3, 4};
+  std::vector<uint64_t> key_h_;               // dropout keys of the step's hidden layers
   int64_t n_ = 0, uy_ = 0, nu_ = 0, nx_ = 0;  // rows, unique targets+samples, unique rows, unique x
   std::vector<int32_t> pos_;                  // item -> unique index, -1 elsewhere
   std::vector<int32_t> uids_, cmap_, xmap_, xids_;
+  std::vector<int32_t>
+      xin_;  // constrained mode: distinct rows (indices into uids_) that are inputs
+  std::vector<uint8_t> is_in_;  // per index into uids_: 1 for the rows in xin_
   std::vector<float> colbias_, ou_, gu_, dby_, ru_;
   std::vector<float> emb_in_, mask_e_, d_in_;
-  std::vector<std::vector<float>> hout_, o_, mask_h_, act_, ghn_, dgrad_;
-  std::vector<float> gh_, dgi_, dgh_, emb_cache_, emb_tmp_, dv_, gx_;
-  std::vector<std::vector<float>> dpart_;  // per-thread partial dL/d(top output)
+  std::vector<std::vector<float>> hout_, o_, mask_h_, act_, ghn_, dgrad_, dgi_, dgh_;
+  std::vector<float> gh_, emb_cache_, emb_tmp_, dv_, gx_;
+  std::vector<std::vector<float>> gscratch_;  // per-thread gradient blocks of the fused update
+  std::vector<std::vector<int32_t>> which_;   // per-thread row lists of the fused sparse update
 };
 
 }  // namespace seqrec

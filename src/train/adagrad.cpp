@@ -33,8 +33,22 @@ inline void adagrad_scalar(float* __restrict w, float* __restrict acc, float* __
   }
 }
 
+// Rows are scattered over tables much larger than the caches. Prefetching only the first
+// line of each table's row two rows ahead starts the hardware streamer early; prefetching
+// every line (as before) kept the line fill buffers full and was ~30% slower.
+constexpr int64_t kRowsAhead = 2;
+inline void prefetch_row_start(float* w, float* acc, float* vel, int64_t offset) {
+  __builtin_prefetch(w + offset, 1);
+  __builtin_prefetch(acc + offset, 1);
+  if (vel) __builtin_prefetch(vel + offset, 1);
+}
+
 }  // namespace
 
+// GCC 12 reports its own AVX-512 headers' `__Y = __Y` (an intentionally undefined vector in
+// _mm512_sqrt_ps) as maybe-uninitialised once inlined here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 void adagrad_step(float* __restrict w, float* __restrict acc, float* __restrict vel,
                   const float* __restrict g, int64_t count, float lr, float mu) {
   int64_t i = 0;
@@ -58,6 +72,7 @@ void adagrad_step(float* __restrict w, float* __restrict acc, float* __restrict 
 #endif
   adagrad_scalar(w, acc, vel, g, i, count, lr, mu);
 }
+#pragma GCC diagnostic pop
 
 void adagrad_step_parallel(float* w, float* acc, float* vel, const float* g, int64_t count,
                            float lr, float mu) {
@@ -76,16 +91,10 @@ void adagrad_rows(float* w, float* acc, float* vel, int64_t dim, std::span<const
                   const float* g, int64_t ldg, float lr, float mu) {
   const int64_t n = static_cast<int64_t>(rows.size());
   auto body = [&](int64_t b, int64_t e, int) {
-    constexpr int64_t kAhead = 4;  // rows are scattered: prefetch the next rows' lines
     for (int64_t r = b; r < e; ++r) {
-      if (r + kAhead < e) {
-        const int64_t po = static_cast<int64_t>(rows[static_cast<size_t>(r + kAhead)]) * dim;
-        for (int64_t k = 0; k < dim; k += 16) {
-          __builtin_prefetch(w + po + k, 1);
-          __builtin_prefetch(acc + po + k, 1);
-          if (vel) __builtin_prefetch(vel + po + k, 1);
-        }
-      }
+      if (r + kRowsAhead < e)
+        prefetch_row_start(w, acc, vel,
+                           static_cast<int64_t>(rows[static_cast<size_t>(r + kRowsAhead)]) * dim);
       const int64_t o = static_cast<int64_t>(rows[static_cast<size_t>(r)]) * dim;
       adagrad_step(w + o, acc + o, vel ? vel + o : nullptr, g + r * ldg, dim, lr, mu);
     }
@@ -94,6 +103,18 @@ void adagrad_rows(float* w, float* acc, float* vel, int64_t dim, std::span<const
     body(0, n, 0);
   else
     parallel_for(n, body);
+}
+
+void adagrad_rows_at(float* w, float* acc, float* vel, int64_t dim, const int32_t* rows,
+                     const int32_t* which, int64_t count, const float* g, int64_t ldg, float lr,
+                     float mu) {
+  for (int64_t i = 0; i < count; ++i) {
+    if (i + kRowsAhead < count)
+      prefetch_row_start(w, acc, vel, static_cast<int64_t>(rows[which[i + kRowsAhead]]) * dim);
+    const int32_t u = which[i];
+    const int64_t o = static_cast<int64_t>(rows[u]) * dim;
+    adagrad_step(w + o, acc + o, vel ? vel + o : nullptr, g + u * ldg, dim, lr, mu);
+  }
 }
 
 }  // namespace seqrec::train

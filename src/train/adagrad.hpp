@@ -28,4 +28,11 @@ void adagrad_step_parallel(float* w, float* acc, float* vel, const float* g, int
 void adagrad_rows(float* w, float* acc, float* vel, int64_t dim, std::span<const int32_t> rows,
                   const float* g, int64_t ldg, float lr, float mu);
 
+/// Sparse rows picked by position, on the calling thread (for use inside a parallel region):
+/// for each i < count, with u = which[i], row rows[u] of the tables gets gradient row
+/// g + u * ldg. The same rule and the same prefetching as adagrad_rows.
+void adagrad_rows_at(float* w, float* acc, float* vel, int64_t dim, const int32_t* rows,
+                     const int32_t* which, int64_t count, const float* g, int64_t ldg, float lr,
+                     float mu);
+
 }  // namespace seqrec::train

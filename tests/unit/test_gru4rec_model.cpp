@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/parallel.hpp"
 #include "models/gru4rec.hpp"
 #include "models/gru4rec_net.hpp"
 #include "seqrec/data.hpp"
@@ -149,6 +150,108 @@ TEST(Gru4recGradients, PairwiseLosses) {
   p.loss = kernels::LossType::Top1;
   p.elu_param = 0.5f;
   check_step_gradients(p, 6);
+}
+
+namespace {
+
+/// A net of `I` items with random weights, momentum and both dropouts, ready to train.
+Gru4recNet fused_test_net(Gru4recParams p, int32_t I, int64_t n, int64_t K, uint64_t seed) {
+  Gru4recNet net;
+  net.init(p, I, seed);
+  std::vector<int64_t> counts(static_cast<size_t>(I));
+  for (int32_t i = 0; i < I; ++i) counts[static_cast<size_t>(i)] = 1 + (i * 7) % 13;
+  net.prepare_training(n, K, counts, seed);
+  return net;
+}
+
+/// train_step (the fused update) against forward_backward + apply_update over a few steps
+/// with changing rows: the same loss, weights, optimiser state and hidden state, bit for bit.
+void check_fused_step(Gru4recParams p, int32_t I, int64_t n, int64_t K, int threads) {
+  Gru4recNet a = fused_test_net(p, I, n, K, 3), b = fused_test_net(p, I, n, K, 3);
+  std::mt19937 g(5);
+  std::uniform_int_distribution<int32_t> item(0, I - 1);
+  const int saved = seqrec::num_threads();
+  seqrec::set_threads(threads);
+  for (int s = 0; s < 4; ++s) {
+    const int64_t rows = s == 3 ? n - 1 : n;  // the last step with a shrunk batch
+    std::vector<int32_t> x(static_cast<size_t>(rows)), y(x.size()), smp(static_cast<size_t>(K));
+    for (auto& v : x) v = item(g);
+    for (auto& v : y) v = item(g);
+    for (auto& v : smp) v = item(g);
+    x[0] = y[1];  // an input that is also an output column
+    if (rows > 2) x[2] = x[0];
+    const double la = a.train_step(rows, x.data(), y.data(), smp.data(), K);
+    const double lb = b.forward_backward(rows, x.data(), y.data(), smp.data(), K);
+    b.apply_update();
+    EXPECT_EQ(la, lb) << "step " << s;
+    auto ta = a.tensors(), tb = b.tensors();
+    for (size_t i = 0; i < ta.size(); ++i) {
+      EXPECT_EQ(ta[i]->w, tb[i]->w) << ta[i]->name << " step " << s;
+      EXPECT_EQ(ta[i]->acc, tb[i]->acc) << ta[i]->name << " step " << s;
+      EXPECT_EQ(ta[i]->vel, tb[i]->vel) << ta[i]->name << " step " << s;
+    }
+    for (size_t l = 0; l < p.layers.size(); ++l)
+      EXPECT_TRUE(std::equal(a.state(l), a.state(l) + rows * p.layers[l], b.state(l)))
+          << "state " << l << " step " << s;
+  }
+  seqrec::set_threads(saved);
+}
+
+Gru4recParams fused_params() {
+  Gru4recParams p;
+  p.loss = kernels::LossType::BprMax;
+  p.layers = {64};
+  p.batch_size = 32;
+  p.n_sample = 64;
+  p.momentum = 0.3f;
+  p.learning_rate = 0.1f;
+  p.dropout_p_embed = 0.3f;
+  p.dropout_p_hidden = 0.2f;
+  return p;
+}
+
+}  // namespace
+
+// Large enough that a step's region runs on 2 threads when 2 are allowed (and on 1 when not).
+TEST(Gru4recFusedStep, EqualsForwardBackwardThenUpdateEveryInputMode) {
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    auto p = fused_params();
+    check_fused_step(p, 400, 32, 64, threads);
+    p.constrained_embedding = false;
+    p.embedding = 24;
+    p.layers = {40, 48};
+    check_fused_step(p, 400, 32, 64, threads);
+    p.embedding = 0;  // GRU embedding layer, then a GRUCell layer
+    p.momentum = 0.0f;
+    check_fused_step(p, 400, 32, 64, threads);
+  }
+}
+
+TEST(Gru4recFusedStep, TwoThreadsTrainLikeOne) {
+  // Splitting a step over threads changes only which thread computes what; the GEMM
+  // library may still round blocks of other shapes differently, hence the tolerance.
+  auto p = fused_params();
+  Gru4recNet a = fused_test_net(p, 400, 32, 64, 9), b = fused_test_net(p, 400, 32, 64, 9);
+  std::mt19937 g(6);
+  std::uniform_int_distribution<int32_t> item(0, 399);
+  const int saved = seqrec::num_threads();
+  for (int s = 0; s < 5; ++s) {
+    std::vector<int32_t> x(32), y(32), smp(64);
+    for (auto& v : x) v = item(g);
+    for (auto& v : y) v = item(g);
+    for (auto& v : smp) v = item(g);
+    seqrec::set_threads(1);
+    const double la = a.train_step(32, x.data(), y.data(), smp.data(), 64);
+    seqrec::set_threads(2);
+    const double lb = b.train_step(32, x.data(), y.data(), smp.data(), 64);
+    EXPECT_NEAR(la, lb, 1e-5 * std::fabs(la));
+  }
+  seqrec::set_threads(saved);
+  auto ta = a.tensors(), tb = b.tensors();
+  for (size_t i = 0; i < ta.size(); ++i)
+    for (size_t k = 0; k < ta[i]->w.size(); ++k)
+      ASSERT_NEAR(ta[i]->w[k], tb[i]->w[k], 1e-5f) << ta[i]->name << "[" << k << "]";
 }
 
 TEST(Gru4recInit, MatchesNumpyCompatibilityStream) {

@@ -2,6 +2,7 @@
 // the sampled losses, and the accuracy of the vectorised exp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <random>
@@ -148,6 +149,41 @@ TEST(KernelsGruEmbedding, BackwardMatchesFiniteDifferences) {
   expect_grad(loss, wh0, dwh0, "Wh0");
   expect_grad(loss, bh0, dbh0, "Bh0");
   expect_grad(loss, h, dh, "h");
+}
+
+TEST(KernelsGruDropout, MaskIsAFunctionOfKeyAndIndexOnly) {
+  // Entry i keeps iff the top 24 bits of the i-th 32-bit half of SplitMix64(key) are >= p 2^24:
+  // any split of the range (threads) gives the same mask, and the vector path equals this.
+  const uint64_t key = 0x0123456789abcdefULL;
+  const float p = 0.4f;
+  const int64_t n = 1000;
+  auto splitmix = [](uint64_t key, uint64_t m) {
+    uint64_t z = key + (m + 1) * 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  const uint32_t thr = static_cast<uint32_t>(0.4 * 16777216.0);
+  std::vector<float> whole(n), parts(n, -1.0f);
+  gru_dropout_mask_range(whole.data(), 0, n, p, key);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t half = static_cast<uint32_t>(splitmix(key, i / 2) >> (32 * (i % 2)));
+    const float want = (half >> 8) >= thr ? 1.0f / 0.6f : 0.0f;
+    ASSERT_EQ(whole[i], want) << i;
+  }
+  for (int64_t b : {0, 1, 7, 16, 17, 333, 998}) {
+    std::fill(parts.begin(), parts.end(), -1.0f);
+    gru_dropout_mask_range(parts.data(), 0, b, p, key);
+    gru_dropout_mask_range(parts.data(), b, n, p, key);
+    EXPECT_EQ(parts, whole) << "split at " << b;
+  }
+  // gru_dropout_mask draws the key from the xoshiro256** stream, one draw per mask.
+  uint64_t s1[4] = {1, 2, 3, 4}, s2[4] = {1, 2, 3, 4};
+  std::vector<float> m1(n), m2(n);
+  gru_dropout_mask(m1.data(), n, p, s1);
+  gru_dropout_mask_range(m2.data(), 0, n, p, gru_dropout_key(s2));
+  EXPECT_EQ(m1, m2);
+  EXPECT_TRUE(std::equal(s1, s1 + 4, s2));
 }
 
 TEST(KernelsGruDropout, InvertedMaskAndGradient) {
