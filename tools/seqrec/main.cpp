@@ -556,8 +556,14 @@ namespace {
 // wins.
 void reexec_with_bounded_spinning(char** argv) {
   if (std::getenv("GOMP_SPINCOUNT") != nullptr || std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  // Exec the binary's real path, not /proc/self/exe, so that the process keeps its name
+  // ("seqrec", not "exe") in ps, top and kill scripts.
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return;
+  self[n] = '\0';
   if (::setenv("GOMP_SPINCOUNT", "10000", 0) != 0) return;
-  ::execv("/proc/self/exe", argv);
+  ::execv(self, argv);
   // exec failed (no /proc, ...): run with libgomp's defaults.
 }
 
