@@ -12,7 +12,9 @@
 // Thread safety: every public member function may be called from any number of threads at
 // once. Requests on different sessions run in parallel (the session table is split into
 // independently locked shards); requests on the same session are applied one after the
-// other in the order they take the session's lock.
+// other in the order they take the session's lock. For models with a dot-product output
+// layer (GRU4Rec, SASRec) the output layer of concurrent requests is computed in batches
+// (RecommenderOptions::max_batch), with the same results as one request at a time.
 //
 // Session state. For a model with incremental inference (Model::new_state() != nullptr,
 // e.g. GRU4Rec) a session holds the model's state and every event costs one Model::step():
@@ -73,6 +75,14 @@ struct RecommenderOptions {
   /// restored). 1 suits a server, whose parallelism is across requests; 0 leaves the
   /// calling thread's setting alone.
   int32_t threads_per_request = 1;
+  /// Models with a dot-product output layer (Model::dot_product_head(): GRU4Rec, SASRec)
+  /// are scored through a repacked copy of it, and concurrent requests are gathered into
+  /// one pass over the item matrix: at most `max_batch` requests per pass (1 = each request
+  /// alone). A request never waits for company: it is scored at once if fewer than
+  /// `batch_lanes` passes are running, else with the requests queued behind them. A
+  /// request's scores do not depend on the batch it was scored in.
+  int32_t max_batch = 32;
+  int32_t batch_lanes = 1;
   /// The clock for idle times (tests inject a fake one).
   std::function<std::chrono::steady_clock::time_point()> now;
 };
@@ -168,6 +178,10 @@ struct RecommenderStats {
   int64_t reloads = 0;           ///< successful reloads
   int64_t reload_failures = 0;
   uint64_t model_generation = 0;
+  /// Passes over a dot-product head, and the requests scored in them (requests / batches =
+  /// the mean batch size); both 0 for models without a head.
+  int64_t scoring_batches = 0;
+  int64_t scoring_batched_requests = 0;
 };
 
 /// Outcome of a successful reload.

@@ -15,6 +15,8 @@
 
 #include "core/parallel.hpp"
 #include "seqrec/error.hpp"
+#include "serve/dot_head.hpp"
+#include "serve/score_batcher.hpp"
 #include "serve/session_store.hpp"
 #include "serve/topk.hpp"
 
@@ -40,11 +42,15 @@ struct Snapshot {
   int32_t history = 0;  // events kept per session
   std::string path;
   double loaded_unix = 0.0;
+  // Models with a dot-product output layer: its repacked copy, and the batcher that scores
+  // concurrent requests through it (null otherwise).
+  std::unique_ptr<serve::PackedDotHead> head;
+  std::unique_ptr<serve::ScoreBatcher> batcher;
 };
 
 /// Per-thread buffers: a score row and index lists, reused across requests.
 struct Scratch {
-  std::vector<float> scores;
+  std::vector<float> scores, query;
   std::vector<int32_t> items, forbidden, allowed;
 };
 
@@ -90,6 +96,8 @@ void check_options(const RecommenderOptions& o) {
        "threads_per_request must be in [0, 4096]");
   need(o.sweep_interval_seconds >= 0 && std::isfinite(o.sweep_interval_seconds),
        "sweep_interval_seconds must be >= 0");
+  need(o.max_batch >= 1 && o.max_batch <= 4096, "max_batch must be in [1, 4096]");
+  need(o.batch_lanes >= 1 && o.batch_lanes <= 4096, "batch_lanes must be in [1, 4096]");
 }
 
 }  // namespace
@@ -101,6 +109,7 @@ struct Recommender::Impl {
   std::shared_ptr<const Snapshot> snap;
   std::mutex reload_mu;  // one reload at a time
   mutable std::atomic<int64_t> events{0}, unknown{0}, reloads{0}, reload_failures{0};
+  mutable std::atomic<int64_t> batches{0}, batched{0};
   // Background sweeper of idle sessions.
   std::mutex sweep_mu;
   std::condition_variable sweep_cv;
@@ -174,6 +183,40 @@ struct Recommender::Impl {
       b.model->step(*st, 0);
       b.model->score_state(*st, row.data());
     }
+    const DotProductHead head = b.model->dot_product_head();
+    if (head.dim > 0) {
+      s->head = std::make_unique<serve::PackedDotHead>(head, n);
+      // The head must give the model's own scores (up to rounding): check on one query.
+      std::vector<float> query(static_cast<size_t>(head.dim)), via_head(static_cast<size_t>(n));
+      if (s->incremental) {
+        auto st = b.model->new_state();
+        b.model->step(*st, 0);
+        b.model->state_query(*st, query.data());
+      } else {
+        b.model->query_vectors(seqs, std::span<const PrefixQuery>(&q, 1), query.data());
+      }
+      const float* qp = query.data();
+      float* op = via_head.data();
+      s->head->score(1, &qp, &op);
+      for (int32_t i = 0; i < n; ++i) {
+        const float a = via_head[static_cast<size_t>(i)], e = row[static_cast<size_t>(i)];
+        if (!(std::fabs(a - e) <= 1e-3f * (1.0f + std::fabs(e))))
+          throw Error(path +
+                      ": the model's dot-product output layer disagrees with its scores "
+                      "(item " +
+                      std::to_string(i) + ": " + std::to_string(a) + " vs " + std::to_string(e) +
+                      ")");
+      }
+      const serve::PackedDotHead* h = s->head.get();
+      const Impl* self = this;
+      s->batcher = std::make_unique<serve::ScoreBatcher>(
+          [h, self](int32_t count, const float* const* qs, float* const* outs) {
+            h->score(count, qs, outs);
+            self->batches.fetch_add(1, std::memory_order_relaxed);
+            self->batched.fetch_add(count, std::memory_order_relaxed);
+          },
+          options.max_batch, options.batch_lanes);
+    }
     s->bundle = std::move(b);
     s->path = path;
     s->loaded_unix = unix_now();
@@ -239,6 +282,13 @@ struct Recommender::Impl {
     auto top = serve::select_top_k(sc.scores.data(), v.size(), r.k, f);
     r.items.reserve(top.size());
     for (const auto& [i, score] : top) r.items.push_back({v.token(i), score});
+  }
+
+  /// The head's query vector after the whole of `seq` (non-empty).
+  static void sequence_query(const Model& model, std::span<const int32_t> seq, float* out) {
+    std::span<const int32_t> seqs[1] = {seq};
+    const PrefixQuery q{0, static_cast<int32_t>(seq.size())};
+    model.query_vectors(seqs, std::span<const PrefixQuery>(&q, 1), out);
   }
 
   /// Brings a session in line with the model `s` (lock held): first use, or a reload since.
@@ -329,12 +379,19 @@ Recommendation Recommender::add_events(const SessionRequest& req) {
     const std::span<const int32_t> hist = ses->history();
     if (!hist.empty()) {
       sc.scores.resize(static_cast<size_t>(v.size()));
-      if (ses->state) {
+      std::span<const int32_t> window = hist;
+      if (snap.context > 0 && window.size() > static_cast<size_t>(snap.context))
+        window = window.subspan(window.size() - static_cast<size_t>(snap.context));
+      if (snap.head) {
+        sc.query.resize(static_cast<size_t>(snap.head->dim()));
+        if (ses->state)
+          model.state_query(*ses->state, sc.query.data());
+        else
+          Impl::sequence_query(model, window, sc.query.data());
+        snap.batcher->score(sc.query.data(), sc.scores.data());
+      } else if (ses->state) {
         model.score_state(*ses->state, sc.scores.data());
       } else {
-        std::span<const int32_t> window = hist;
-        if (snap.context > 0 && window.size() > static_cast<size_t>(snap.context))
-          window = window.subspan(window.size() - static_cast<size_t>(snap.context));
         std::vector<std::span<const int32_t>> seqs{window};
         PrefixQuery q{0, static_cast<int32_t>(window.size())};
         model.score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
@@ -371,9 +428,15 @@ Recommendation Recommender::recommend(const ItemsRequest& req) const {
   if (sc.items.empty()) return r;
   sc.scores.resize(static_cast<size_t>(v.size()));
   std::span<const int32_t> seq(sc.items);
-  std::vector<std::span<const int32_t>> seqs{seq};
-  PrefixQuery q{0, static_cast<int32_t>(seq.size())};
-  snap.bundle.model->score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
+  if (snap.head) {
+    sc.query.resize(static_cast<size_t>(snap.head->dim()));
+    Impl::sequence_query(*snap.bundle.model, seq, sc.query.data());
+    snap.batcher->score(sc.query.data(), sc.scores.data());
+  } else {
+    std::vector<std::span<const int32_t>> seqs{seq};
+    PrefixQuery q{0, static_cast<int32_t>(seq.size())};
+    snap.bundle.model->score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
+  }
   Impl::finish(snap, req.options, seq, sc, r);
   return r;
 }
@@ -467,6 +530,8 @@ RecommenderStats Recommender::stats() const {
   r.reloads = m.reloads.load();
   r.reload_failures = m.reload_failures.load();
   r.model_generation = m.current()->generation;
+  r.scoring_batches = m.batches.load();
+  r.scoring_batched_requests = m.batched.load();
   return r;
 }
 

@@ -679,6 +679,14 @@ int main(int argc, char** argv) {
                     "independently locked parts of the session table (0 = automatic)")
         ->check(CLI::Range(0, 4096))
         ->capture_default_str();
+    srv->add_option("--max-batch", r.max_batch,
+                    "GRU4Rec/SASRec: concurrent requests scored in one pass over the item "
+                    "matrix at most (1 = each alone)")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
+    srv->add_option("--batch-lanes", r.batch_lanes, "GRU4Rec/SASRec: scoring passes run at once")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
     srv->add_option("--port-file", serve_opts.port_file,
                     "write the port to this file once listening");
     srv->add_flag("--access-log", h.access_log, "one line per request on stderr");

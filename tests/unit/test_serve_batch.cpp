@@ -1,0 +1,441 @@
+// Batched scoring in the server: the repacked dot-product head (PackedDotHead: correct
+// scores, tail blocks, a row independent of its batch), the micro-batcher (ScoreBatcher:
+// every thread gets its own row, batches form under contention, limits, errors), and the
+// Recommender on real GRU4Rec and SASRec models: requests scored concurrently in batches
+// give exactly (bit for bit) the recommendations of the same requests one at a time, and
+// the model's own scores up to rounding.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "models/gru4rec.hpp"
+#include "models/sasrec.hpp"
+#include "seqrec/data.hpp"
+#include "seqrec/error.hpp"
+#include "seqrec/model.hpp"
+#include "seqrec/recommender.hpp"
+#include "serve/dot_head.hpp"
+#include "serve/score_batcher.hpp"
+
+using namespace seqrec;
+
+namespace {
+
+struct RandomHead {
+  std::vector<float> items, bias;
+  DotProductHead head(int32_t dim, bool with_bias) const {
+    return {dim, items.data(), with_bias ? bias.data() : nullptr};
+  }
+};
+
+RandomHead random_head(int32_t n, int32_t dim, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  RandomHead h;
+  h.items.resize(static_cast<size_t>(n) * dim);
+  h.bias.resize(static_cast<size_t>(n));
+  for (auto& x : h.items) x = d(g);
+  for (auto& x : h.bias) x = d(g);
+  return h;
+}
+
+std::vector<float> random_queries(int32_t count, int32_t dim, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> q(static_cast<size_t>(count) * dim);
+  for (auto& x : q) x = d(g);
+  return q;
+}
+
+/// Scores the queries `which` of `q` in one call; returns their rows.
+std::vector<std::vector<float>> score_batch(const serve::PackedDotHead& h,
+                                            const std::vector<float>& q,
+                                            const std::vector<int>& which) {
+  std::vector<std::vector<float>> rows(which.size(), std::vector<float>(h.n_items(), -1.0f));
+  std::vector<const float*> qs;
+  std::vector<float*> outs;
+  for (size_t r = 0; r < which.size(); ++r) {
+    qs.push_back(q.data() + static_cast<size_t>(which[r]) * h.dim());
+    outs.push_back(rows[r].data());
+  }
+  h.score(static_cast<int32_t>(which.size()), qs.data(), outs.data());
+  return rows;
+}
+
+bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+}  // namespace
+
+TEST(ServeDotHead, ScoresAreTheDotProductsPlusBiasIncludingTailBlocks) {
+  for (auto [n, dim] : std::vector<std::pair<int32_t, int32_t>>{
+           {1, 1}, {15, 3}, {16, 7}, {17, 16}, {37, 5}, {300, 100}, {1000, 50}}) {
+    for (bool with_bias : {true, false}) {
+      const RandomHead rh = random_head(n, dim, static_cast<uint32_t>(n * 31 + dim));
+      serve::PackedDotHead h(rh.head(dim, with_bias), n);
+      EXPECT_EQ(h.n_items(), n);
+      EXPECT_EQ(h.dim(), dim);
+      EXPECT_GE(h.bytes(), static_cast<int64_t>(n) * dim * 4);
+      const std::vector<float> q = random_queries(11, dim, 5);
+      std::vector<int> all(11);
+      for (int r = 0; r < 11; ++r) all[r] = r;
+      // Padding around each row: nothing outside [0, n) may be written.
+      std::vector<std::vector<float>> rows(11, std::vector<float>(n + 32, 7.0f));
+      std::vector<const float*> qs;
+      std::vector<float*> outs;
+      for (int r = 0; r < 11; ++r) {
+        qs.push_back(q.data() + static_cast<size_t>(r) * dim);
+        outs.push_back(rows[r].data() + 16);
+      }
+      h.score(11, qs.data(), outs.data());
+      for (int r = 0; r < 11; ++r) {
+        for (int j = 0; j < 16; ++j) ASSERT_EQ(rows[r][j], 7.0f);
+        for (int j = n + 16; j < n + 32; ++j) ASSERT_EQ(rows[r][j], 7.0f) << "wrote past the row";
+        for (int32_t i = 0; i < n; ++i) {
+          double want = with_bias ? rh.bias[i] : 0.0, mag = std::fabs(want);
+          for (int32_t k = 0; k < dim; ++k) {
+            const double t = static_cast<double>(q[r * dim + k]) * rh.items[i * dim + k];
+            want += t;
+            mag += std::fabs(t);
+          }
+          ASSERT_NEAR(rows[r][16 + i], want, 1e-5 * (1.0 + mag)) << n << "x" << dim;
+        }
+      }
+    }
+  }
+}
+
+TEST(ServeDotHead, ARowIsBitIdenticalInAnyBatch) {
+  const int32_t n = 531, dim = 100, count = 23;
+  const RandomHead rh = random_head(n, dim, 3);
+  serve::PackedDotHead h(rh.head(dim, true), n);
+  const std::vector<float> q = random_queries(count, dim, 9);
+  std::vector<std::vector<float>> alone;
+  for (int r = 0; r < count; ++r) alone.push_back(score_batch(h, q, {r})[0]);
+  std::mt19937 g(1);
+  for (int trial = 0; trial < 40; ++trial) {
+    const int size = 1 + static_cast<int>(g() % count);
+    std::vector<int> which(count);
+    for (int r = 0; r < count; ++r) which[r] = r;
+    std::shuffle(which.begin(), which.end(), g);
+    which.resize(static_cast<size_t>(size));
+    const auto rows = score_batch(h, q, which);
+    for (int r = 0; r < size; ++r)
+      ASSERT_TRUE(bit_equal(rows[r], alone[which[r]])) << "batch of " << size << ", row " << r;
+  }
+  // The same query several times in one batch.
+  const auto rows = score_batch(h, q, {4, 4, 4, 4, 4, 4, 4, 4, 4});
+  for (const auto& row : rows) EXPECT_TRUE(bit_equal(row, alone[4]));
+}
+
+TEST(ServeDotHead, RejectsAMissingHead) {
+  EXPECT_THROW(serve::PackedDotHead(DotProductHead{}, 10), InputError);
+  const RandomHead rh = random_head(4, 2, 1);
+  EXPECT_THROW(serve::PackedDotHead(rh.head(2, true), 0), InputError);
+}
+
+TEST(ServeBatcher, ConcurrentQueriesGetTheirOwnRowsAndShareBatches) {
+  const int32_t max_batch = 5;
+  std::atomic<int32_t> biggest{0}, running{0}, most_running{0};
+  serve::ScoreBatcher b(
+      [&](int32_t n, const float* const* q, float* const* out) {
+        ASSERT_GE(n, 1);
+        ASSERT_LE(n, max_batch);
+        int32_t seen = biggest.load();
+        while (n > seen && !biggest.compare_exchange_weak(seen, n)) {
+        }
+        const int32_t now = ++running;
+        int32_t m = most_running.load();
+        while (now > m && !most_running.compare_exchange_weak(m, now)) {
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(300));  // a slow pass
+        for (int32_t r = 0; r < n; ++r) {
+          out[r][0] = q[r][0] * 2.0f;
+          out[r][1] = q[r][1] + 1.0f;
+        }
+        --running;
+      },
+      max_batch, 1);
+  const int threads = 12, per_thread = 60;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t)
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        const float q[2] = {static_cast<float>(t * 1000 + i), static_cast<float>(-i)};
+        float out[2] = {0.0f, 0.0f};
+        b.score(q, out);
+        if (out[0] != q[0] * 2.0f || out[1] != q[1] + 1.0f) ++wrong;
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(b.queries(), threads * per_thread);
+  EXPECT_LT(b.batches(), b.queries()) << "no batch of more than one query formed";
+  EXPECT_EQ(biggest.load(), max_batch);
+  EXPECT_EQ(most_running.load(), 1) << "one lane: one pass at a time";
+}
+
+TEST(ServeBatcher, LanesRunPassesSideBySide) {
+  std::atomic<int32_t> running{0}, most_running{0};
+  serve::ScoreBatcher b(
+      [&](int32_t n, const float* const* q, float* const* out) {
+        const int32_t now = ++running;
+        int32_t m = most_running.load();
+        while (now > m && !most_running.compare_exchange_weak(m, now)) {
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        for (int32_t r = 0; r < n; ++r) out[r][0] = q[r][0];
+        --running;
+      },
+      1, 3);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 8; ++t)
+    ts.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        const float q = 1.0f;
+        float out = 0.0f;
+        b.score(&q, &out);
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(b.batches(), 80);  // max_batch 1: every query alone
+  EXPECT_LE(most_running.load(), 3);
+  EXPECT_GE(most_running.load(), 2);
+}
+
+TEST(ServeBatcher, AnErrorReachesTheRequestsOfItsBatchAndTheBatcherGoesOn) {
+  std::atomic<bool> fail{true};
+  serve::ScoreBatcher b(
+      [&](int32_t n, const float* const* q, float* const* out) {
+        if (fail) throw Error("scoring failed");
+        for (int32_t r = 0; r < n; ++r) out[r][0] = q[r][0];
+      },
+      8, 1);
+  const float q = 3.0f;
+  float out = 0.0f;
+  EXPECT_THROW(b.score(&q, &out), Error);
+  fail = false;
+  b.score(&q, &out);
+  EXPECT_EQ(out, 3.0f);
+  EXPECT_THROW(serve::ScoreBatcher(nullptr, 1, 1), InputError);
+  EXPECT_THROW(serve::ScoreBatcher([](int32_t, const float* const*, float* const*) {}, 0, 1),
+               InputError);
+  EXPECT_THROW(serve::ScoreBatcher([](int32_t, const float* const*, float* const*) {}, 1, 0),
+               InputError);
+}
+
+// ---------------------------------------------------------------------------------------
+// The Recommender with real neural models.
+
+namespace {
+
+struct Sessions {
+  SequenceSet train, test;
+  int32_t n_items = 0;
+};
+
+Sessions generated(int32_t items, uint64_t seed) {
+  GenerateOptions o;
+  o.n_events = 30000;
+  o.n_items = items;
+  o.mean_length = 6.0;
+  o.seed = seed;
+  EventLog log = generate_sessions(o);
+  Sessions s;
+  s.n_items = log.items.size();
+  for (size_t i = 0; i < log.seqs.size(); ++i) {
+    auto seq = log.seqs.seq(i);
+    if (seq.size() < 2) continue;
+    (i % 10 == 0 ? s.test : s.train).push("s" + std::to_string(i), seq);
+  }
+  return s;
+}
+
+FitContext quiet_fit() {
+  FitContext ctx;
+  ctx.progress = false;
+  ctx.threads = 1;
+  ctx.seed = 5;
+  return ctx;
+}
+
+ModelBundle bundle_of(std::unique_ptr<Model> m) {
+  ModelBundle b;
+  const int32_t n = m->n_items();
+  b.model = std::move(m);
+  for (int32_t i = 0; i < n; ++i) b.items.add("i" + std::to_string(i));
+  b.meta = {{"protocol", "session"}};
+  return b;
+}
+
+ModelBundle small_gru4rec(const Sessions& s) {
+  Config c = default_config("gru4rec");
+  for (auto [k, v] : std::vector<std::pair<const char*, const char*>>{
+           {"layers", "40"}, {"batch_size", "16"}, {"n_sample", "32"}, {"n_epochs", "1"}})
+    c.set(k, v);
+  auto m = std::make_unique<Gru4recModel>(c);
+  m->fit(s.train, s.n_items, quiet_fit());
+  return bundle_of(std::move(m));
+}
+
+ModelBundle small_sasrec(const Sessions& s) {
+  Config c = default_config("sasrec");
+  for (auto [k, v] : std::vector<std::pair<const char*, const char*>>{
+           {"hidden_units", "24"}, {"maxlen", "6"}, {"num_epochs", "1"}, {"batch_size", "32"}})
+    c.set(k, v);
+  auto m = std::make_unique<SasrecModel>(c);
+  m->fit(s.train, s.n_items, quiet_fit());
+  return bundle_of(std::move(m));
+}
+
+using Served = std::vector<std::vector<Recommendation>>;  // [session][event]
+
+/// Replays every test session event by event (one request per event, K = 25), sessions
+/// spread over `threads` threads.
+Served replay(Recommender& rec, const SequenceSet& test, int threads) {
+  Served out(test.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t s; (s = next++) < test.size();) {
+      const auto seq = test.seq(s);
+      for (int32_t item : seq) {
+        SessionRequest req;
+        req.session_id = test.ids[s];
+        req.events.push_back({"i" + std::to_string(item), std::nullopt});
+        req.options.k = 25;
+        out[s].push_back(rec.add_events(req));
+      }
+    }
+  };
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) ts.emplace_back(work);
+  for (auto& t : ts) t.join();
+  return out;
+}
+
+void expect_same(const Served& a, const Served& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t s = 0; s < a.size(); ++s) {
+    ASSERT_EQ(a[s].size(), b[s].size());
+    for (size_t e = 0; e < a[s].size(); ++e) {
+      const auto &x = a[s][e].items, &y = b[s][e].items;
+      ASSERT_EQ(x.size(), y.size());
+      for (size_t r = 0; r < x.size(); ++r) {
+        ASSERT_EQ(x[r].item, y[r].item) << "session " << s << " event " << e << " rank " << r;
+        ASSERT_EQ(std::memcmp(&x[r].score, &y[r].score, sizeof(float)), 0);
+      }
+    }
+  }
+}
+
+/// A second bundle with the same weights (a model file's round trip, in memory).
+ModelBundle copy_of(const ModelBundle& b) {
+  TensorWriter w;
+  b.model->save(w);
+  TensorReader r(w.entries(), "memory");
+  ModelBundle c;
+  c.model = create_model(b.model->type(), b.model->config());
+  c.model->load(r);
+  c.items = b.items;
+  c.meta = b.meta;
+  return c;
+}
+
+void check_batching(ModelBundle (*train)(const Sessions&), bool incremental) {
+  // Enough items that a pass takes a while and concurrent requests share passes.
+  const Sessions s = generated(20000, 17);
+  const ModelBundle trained = train(s);
+  auto make = [&](const Sessions&) { return copy_of(trained); };
+  RecommenderOptions one;
+  one.sweep_interval_seconds = 0;
+  one.max_batch = 1;
+  Recommender alone(make(s), one);
+  ASSERT_EQ(alone.model_info().incremental, incremental);
+  const Served want = replay(alone, s.test, 1);
+  EXPECT_EQ(alone.stats().scoring_batches, alone.stats().scoring_batched_requests);
+  EXPECT_GT(alone.stats().scoring_batches, 0);
+
+  // The served scores are the model's own (up to rounding: another summation order).
+  {
+    ModelBundle b = make(s);
+    const Model& m = *b.model;
+    const int32_t I = m.n_items();
+    std::vector<float> full(static_cast<size_t>(I));
+    for (size_t q = 0; q < 30 && q < s.test.size(); ++q) {
+      const auto seq = s.test.seq(q);
+      std::vector<std::span<const int32_t>> seqs{seq};
+      const PrefixQuery pq{0, static_cast<int32_t>(seq.size())};
+      m.score(seqs, std::span<const PrefixQuery>(&pq, 1), full.data());
+      for (const ScoredItem& it : want[q].back().items) {
+        const float e = full[static_cast<size_t>(std::stoi(it.item.substr(1)))];
+        ASSERT_NEAR(it.score, e, 1e-4f * (1.0f + std::fabs(e)));
+      }
+    }
+  }
+
+  // Concurrently, in batches of up to 32 (one or two lanes): bit-identical
+  // recommendations. Whether requests meet in a batch depends on the scheduler: replay
+  // until some did (almost always at once).
+  for (int32_t lanes : {1, 2}) {
+    bool shared = false;
+    for (int attempt = 0; attempt < 10 && !shared; ++attempt) {
+      RecommenderOptions many;
+      many.sweep_interval_seconds = 0;
+      many.max_batch = 32;
+      many.batch_lanes = lanes;
+      Recommender batched(make(s), many);
+      const Served got = replay(batched, s.test, 8);
+      expect_same(want, got);
+      const RecommenderStats st = batched.stats();
+      int64_t events = 0;
+      for (const auto& v : got) events += static_cast<int64_t>(v.size());
+      EXPECT_EQ(st.scoring_batched_requests, events);
+      EXPECT_LE(st.scoring_batches, events);
+      shared = st.scoring_batches < events;
+    }
+    EXPECT_TRUE(shared) << "no two requests were ever scored in one batch";
+  }
+
+  // The stateless endpoint gives the same as the session after the same events.
+  for (size_t q = 0; q < 20 && q < s.test.size(); ++q) {
+    ItemsRequest req;
+    for (int32_t item : s.test.seq(q)) req.items.push_back("i" + std::to_string(item));
+    req.options.k = 25;
+    const Recommendation r = alone.recommend(req);
+    const auto& w = want[q].back().items;
+    ASSERT_EQ(r.items.size(), w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      ASSERT_EQ(r.items[i].item, w[i].item);
+      ASSERT_EQ(r.items[i].score, w[i].score);
+    }
+  }
+}
+
+}  // namespace
+
+TEST(ServeBatchedModels, Gru4recConcurrentRequestsEqualSequentialOnes) {
+  check_batching(small_gru4rec, true);
+}
+
+TEST(ServeBatchedModels, SasrecConcurrentRequestsEqualSequentialOnes) {
+  check_batching(small_sasrec, false);
+}
+
+TEST(ServeBatchedModels, BadBatchOptionsAreRejected) {
+  const Sessions s = generated(60, 3);
+  RecommenderOptions o;
+  o.max_batch = 0;
+  EXPECT_THROW(Recommender(small_gru4rec(s), o), InputError);
+  o.max_batch = 4;
+  o.batch_lanes = 0;
+  EXPECT_THROW(Recommender(small_gru4rec(s), o), InputError);
+}
