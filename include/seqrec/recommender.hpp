@@ -83,6 +83,12 @@ struct RecommenderOptions {
   /// request's scores do not depend on the batch it was scored in.
   int32_t max_batch = 32;
   int32_t batch_lanes = 1;
+  /// How the repacked output layer is stored for the scoring pass. Int8: one byte a weight
+  /// (a quarter of the memory traffic of a pass); the items it finds within a rigorous
+  /// error bound of the K-th best are then rescored exactly from the model's float weights,
+  /// so the results are exactly those of Fp32 (float weights, every score exact).
+  enum class HeadStorage { Int8, Fp32 };
+  HeadStorage head_storage = HeadStorage::Int8;
   /// The clock for idle times (tests inject a fake one).
   std::function<std::chrono::steady_clock::time_point()> now;
 };
@@ -149,6 +155,10 @@ struct ServedModelInfo {
   int32_t context_length = 0;  ///< Model::context_length()
   int32_t history_length = 0;  ///< events kept per session
   bool exclude_seen_default = false;
+  /// How requests are scored: {"path": "model"} (Model::score / score_state, one request at
+  /// a time) or {"path": "dot-product head", "head_storage": "int8"|"fp32", "head_bytes",
+  /// "max_batch", "batch_lanes"}.
+  nlohmann::json scoring;
   nlohmann::json config;  ///< the model's configuration
   nlohmann::json meta;    ///< training metadata from the model file
 };
@@ -182,6 +192,8 @@ struct RecommenderStats {
   /// the mean batch size); both 0 for models without a head.
   int64_t scoring_batches = 0;
   int64_t scoring_batched_requests = 0;
+  /// Items scored exactly after an int8 pass (RecommenderOptions::HeadStorage::Int8).
+  int64_t scoring_rescored_items = 0;
 };
 
 /// Outcome of a successful reload.

@@ -109,7 +109,7 @@ struct Recommender::Impl {
   std::shared_ptr<const Snapshot> snap;
   std::mutex reload_mu;  // one reload at a time
   mutable std::atomic<int64_t> events{0}, unknown{0}, reloads{0}, reload_failures{0};
-  mutable std::atomic<int64_t> batches{0}, batched{0};
+  mutable std::atomic<int64_t> batches{0}, batched{0}, rescored{0};
   // Background sweeper of idle sessions.
   std::mutex sweep_mu;
   std::condition_variable sweep_cv;
@@ -185,7 +185,11 @@ struct Recommender::Impl {
     }
     const DotProductHead head = b.model->dot_product_head();
     if (head.dim > 0) {
-      s->head = std::make_unique<serve::PackedDotHead>(head, n);
+      s->head = std::make_unique<serve::PackedDotHead>(
+          head, n,
+          options.head_storage == RecommenderOptions::HeadStorage::Fp32
+              ? serve::HeadPrecision::Fp32
+              : serve::HeadPrecision::Int8);
       // The head must give the model's own scores (up to rounding): check on one query.
       std::vector<float> query(static_cast<size_t>(head.dim)), via_head(static_cast<size_t>(n));
       if (s->incremental) {
@@ -195,9 +199,9 @@ struct Recommender::Impl {
       } else {
         b.model->query_vectors(seqs, std::span<const PrefixQuery>(&q, 1), query.data());
       }
-      const float* qp = query.data();
-      float* op = via_head.data();
-      s->head->score(1, &qp, &op);
+      std::vector<int32_t> all(static_cast<size_t>(n));
+      for (int32_t i = 0; i < n; ++i) all[static_cast<size_t>(i)] = i;
+      s->head->exact(query.data(), all, via_head.data());
       for (int32_t i = 0; i < n; ++i) {
         const float a = via_head[static_cast<size_t>(i)], e = row[static_cast<size_t>(i)];
         if (!(std::fabs(a - e) <= 1e-3f * (1.0f + std::fabs(e))))
@@ -206,6 +210,18 @@ struct Recommender::Impl {
                       "(item " +
                       std::to_string(i) + ": " + std::to_string(a) + " vs " + std::to_string(e) +
                       ")");
+      }
+      // And the serving path (first pass, then top-K) finds the exact top-K.
+      {
+        const int32_t k = std::min<int32_t>(n, 20);
+        std::vector<float> pass(static_cast<size_t>(n));
+        const float* qp = query.data();
+        float* op = pass.data();
+        s->head->score(1, &qp, &op);
+        const auto got = s->head->top_k(query.data(), pass.data(), k, {});
+        const auto want = serve::select_top_k(via_head.data(), n, k, {});
+        if (got != want)
+          throw Error(path + ": internal: the serving top-K differs from the exact one");
       }
       const serve::PackedDotHead* h = s->head.get();
       const Impl* self = this;
@@ -266,8 +282,8 @@ struct Recommender::Impl {
   }
 
   /// Scores have been written into sc.scores: fill r.items.
-  static void finish(const Snapshot& s, const RecommendOptions& o, std::span<const int32_t> seen,
-                     Scratch& sc, Recommendation& r) {
+  void finish(const Snapshot& s, const RecommendOptions& o, std::span<const int32_t> seen,
+              Scratch& sc, Recommendation& r) const {
     const Vocab& v = s.bundle.items;
     serve::TopKFilter f;
     if (r.exclude_seen) f.excluded = seen;
@@ -279,7 +295,14 @@ struct Recommender::Impl {
       f.allowed = sc.allowed;
     }
     f.drop_neg_inf = r.exclude_seen;
-    auto top = serve::select_top_k(sc.scores.data(), v.size(), r.k, f);
+    std::vector<std::pair<int32_t, float>> top;
+    if (s.head) {
+      int64_t n = 0;
+      top = s.head->top_k(sc.query.data(), sc.scores.data(), r.k, f, &n);
+      rescored.fetch_add(n, std::memory_order_relaxed);
+    } else {
+      top = serve::select_top_k(sc.scores.data(), v.size(), r.k, f);
+    }
     r.items.reserve(top.size());
     for (const auto& [i, score] : top) r.items.push_back({v.token(i), score});
   }
@@ -396,7 +419,7 @@ Recommendation Recommender::add_events(const SessionRequest& req) {
         PrefixQuery q{0, static_cast<int32_t>(window.size())};
         model.score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
       }
-      Impl::finish(snap, req.options, hist, sc, r);
+      m.finish(snap, req.options, hist, sc, r);
     }
     bytes = ses->bytes();
   }
@@ -437,7 +460,7 @@ Recommendation Recommender::recommend(const ItemsRequest& req) const {
     PrefixQuery q{0, static_cast<int32_t>(seq.size())};
     snap.bundle.model->score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
   }
-  Impl::finish(snap, req.options, seq, sc, r);
+  m.finish(snap, req.options, seq, sc, r);
   return r;
 }
 
@@ -508,6 +531,14 @@ ServedModelInfo Recommender::model_info() const {
   i.context_length = s->context;
   i.history_length = s->history;
   i.exclude_seen_default = s->exclude_default;
+  if (s->head)
+    i.scoring = {{"path", "dot-product head"},
+                 {"head_storage", serve::head_precision_name(s->head->precision())},
+                 {"head_bytes", s->head->bytes()},
+                 {"max_batch", s->batcher->max_batch()},
+                 {"batch_lanes", s->batcher->lanes()}};
+  else
+    i.scoring = {{"path", "model"}};
   i.config = model.config().to_json();
   i.meta = s->bundle.meta;
   return i;
@@ -532,6 +563,7 @@ RecommenderStats Recommender::stats() const {
   r.model_generation = m.current()->generation;
   r.scoring_batches = m.batches.load();
   r.scoring_batched_requests = m.batched.load();
+  r.scoring_rescored_items = m.rescored.load();
   return r;
 }
 

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -75,38 +76,61 @@ bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
 
 }  // namespace
 
-TEST(ServeDotHead, ScoresAreTheDotProductsPlusBiasIncludingTailBlocks) {
+/// The definition of an exact score (dot_head.hpp): a float fma chain, then the bias.
+float reference(const RandomHead& rh, bool with_bias, int32_t dim, const float* q, int32_t i) {
+  float acc = 0.0f;
+  for (int32_t k = 0; k < dim; ++k)
+    acc = std::fma(q[k], rh.items[static_cast<size_t>(i) * dim + k], acc);
+  return acc + (with_bias ? rh.bias[static_cast<size_t>(i)] : 0.0f);
+}
+
+constexpr serve::HeadPrecision kBoth[] = {serve::HeadPrecision::Fp32, serve::HeadPrecision::Int8};
+
+TEST(ServeDotHead, PassesAreExactOrWithinTheBoundIncludingTailBlocks) {
   for (auto [n, dim] : std::vector<std::pair<int32_t, int32_t>>{
            {1, 1}, {15, 3}, {16, 7}, {17, 16}, {37, 5}, {300, 100}, {1000, 50}}) {
     for (bool with_bias : {true, false}) {
-      const RandomHead rh = random_head(n, dim, static_cast<uint32_t>(n * 31 + dim));
-      serve::PackedDotHead h(rh.head(dim, with_bias), n);
-      EXPECT_EQ(h.n_items(), n);
-      EXPECT_EQ(h.dim(), dim);
-      EXPECT_GE(h.bytes(), static_cast<int64_t>(n) * dim * 4);
-      const std::vector<float> q = random_queries(11, dim, 5);
-      std::vector<int> all(11);
-      for (int r = 0; r < 11; ++r) all[r] = r;
-      // Padding around each row: nothing outside [0, n) may be written.
-      std::vector<std::vector<float>> rows(11, std::vector<float>(n + 32, 7.0f));
-      std::vector<const float*> qs;
-      std::vector<float*> outs;
-      for (int r = 0; r < 11; ++r) {
-        qs.push_back(q.data() + static_cast<size_t>(r) * dim);
-        outs.push_back(rows[r].data() + 16);
+      RandomHead rh = random_head(n, dim, static_cast<uint32_t>(n * 31 + dim));
+      // Items of very different norms, a zero item and one of subnormal weights.
+      for (int32_t k = 0; k < dim; ++k) {
+        rh.items[static_cast<size_t>(k)] *= 50.0f;
+        if (n > 3) rh.items[static_cast<size_t>(2 * dim + k)] = 0.0f;
+        if (n > 4) rh.items[static_cast<size_t>(3 * dim + k)] = 1e-40f * static_cast<float>(k % 3);
       }
-      h.score(11, qs.data(), outs.data());
-      for (int r = 0; r < 11; ++r) {
-        for (int j = 0; j < 16; ++j) ASSERT_EQ(rows[r][j], 7.0f);
-        for (int j = n + 16; j < n + 32; ++j) ASSERT_EQ(rows[r][j], 7.0f) << "wrote past the row";
-        for (int32_t i = 0; i < n; ++i) {
-          double want = with_bias ? rh.bias[i] : 0.0, mag = std::fabs(want);
-          for (int32_t k = 0; k < dim; ++k) {
-            const double t = static_cast<double>(q[r * dim + k]) * rh.items[i * dim + k];
-            want += t;
-            mag += std::fabs(t);
+      for (serve::HeadPrecision prec : kBoth) {
+        serve::PackedDotHead h(rh.head(dim, with_bias), n, prec);
+        EXPECT_EQ(h.n_items(), n);
+        EXPECT_EQ(h.dim(), dim);
+        EXPECT_EQ(h.precision(), prec);
+        EXPECT_GE(h.bytes(), static_cast<int64_t>(n) * dim);
+        const std::vector<float> q = random_queries(11, dim, 5);
+        // Padding around each row: nothing outside [0, n) may be written.
+        std::vector<std::vector<float>> rows(11, std::vector<float>(n + 32, 7.0f));
+        std::vector<const float*> qs;
+        std::vector<float*> outs;
+        for (int r = 0; r < 11; ++r) {
+          qs.push_back(q.data() + static_cast<size_t>(r) * dim);
+          outs.push_back(rows[r].data() + 16);
+        }
+        h.score(11, qs.data(), outs.data());
+        std::vector<int32_t> all(static_cast<size_t>(n));
+        for (int32_t i = 0; i < n; ++i) all[static_cast<size_t>(i)] = i;
+        std::vector<float> ex(static_cast<size_t>(n));
+        for (int r = 0; r < 11; ++r) {
+          for (int j = 0; j < 16; ++j) ASSERT_EQ(rows[r][j], 7.0f);
+          for (int j = n + 16; j < n + 32; ++j) ASSERT_EQ(rows[r][j], 7.0f) << "wrote past the row";
+          const double bound = h.error_bound(qs[r]);
+          if (prec == serve::HeadPrecision::Fp32) EXPECT_EQ(bound, 0.0);
+          h.exact(qs[r], all, ex.data());
+          for (int32_t i = 0; i < n; ++i) {
+            const float want = reference(rh, with_bias, dim, qs[r], i);
+            ASSERT_EQ(ex[static_cast<size_t>(i)], want) << "exact() is the definition";
+            const float got = rows[r][16 + i];
+            if (prec == serve::HeadPrecision::Fp32)
+              ASSERT_EQ(got, want) << n << "x" << dim << " item " << i;
+            else
+              ASSERT_LE(std::fabs(static_cast<double>(got) - want), bound) << n << "x" << dim;
           }
-          ASSERT_NEAR(rows[r][16 + i], want, 1e-5 * (1.0 + mag)) << n << "x" << dim;
         }
       }
     }
@@ -116,30 +140,111 @@ TEST(ServeDotHead, ScoresAreTheDotProductsPlusBiasIncludingTailBlocks) {
 TEST(ServeDotHead, ARowIsBitIdenticalInAnyBatch) {
   const int32_t n = 531, dim = 100, count = 23;
   const RandomHead rh = random_head(n, dim, 3);
-  serve::PackedDotHead h(rh.head(dim, true), n);
-  const std::vector<float> q = random_queries(count, dim, 9);
-  std::vector<std::vector<float>> alone;
-  for (int r = 0; r < count; ++r) alone.push_back(score_batch(h, q, {r})[0]);
-  std::mt19937 g(1);
-  for (int trial = 0; trial < 40; ++trial) {
-    const int size = 1 + static_cast<int>(g() % count);
-    std::vector<int> which(count);
-    for (int r = 0; r < count; ++r) which[r] = r;
-    std::shuffle(which.begin(), which.end(), g);
-    which.resize(static_cast<size_t>(size));
-    const auto rows = score_batch(h, q, which);
-    for (int r = 0; r < size; ++r)
-      ASSERT_TRUE(bit_equal(rows[r], alone[which[r]])) << "batch of " << size << ", row " << r;
+  for (serve::HeadPrecision prec : kBoth) {
+    serve::PackedDotHead h(rh.head(dim, true), n, prec);
+    const std::vector<float> q = random_queries(count, dim, 9);
+    std::vector<std::vector<float>> alone;
+    for (int r = 0; r < count; ++r) alone.push_back(score_batch(h, q, {r})[0]);
+    std::mt19937 g(1);
+    for (int trial = 0; trial < 40; ++trial) {
+      const int size = 1 + static_cast<int>(g() % count);
+      std::vector<int> which(count);
+      for (int r = 0; r < count; ++r) which[r] = r;
+      std::shuffle(which.begin(), which.end(), g);
+      which.resize(static_cast<size_t>(size));
+      const auto rows = score_batch(h, q, which);
+      for (int r = 0; r < size; ++r)
+        ASSERT_TRUE(bit_equal(rows[r], alone[which[r]])) << "batch of " << size << ", row " << r;
+    }
+    // The same query several times in one batch.
+    const auto rows = score_batch(h, q, {4, 4, 4, 4, 4, 4, 4, 4, 4});
+    for (const auto& row : rows) EXPECT_TRUE(bit_equal(row, alone[4]));
   }
-  // The same query several times in one batch.
-  const auto rows = score_batch(h, q, {4, 4, 4, 4, 4, 4, 4, 4, 4});
-  for (const auto& row : rows) EXPECT_TRUE(bit_equal(row, alone[4]));
+}
+
+TEST(ServeDotHead, Int8TopKIsTheExactTopKWithFiltersTiesAndNearTies) {
+  const int32_t n = 700, dim = 40;
+  RandomHead rh = random_head(n, dim, 21);
+  // Near-ties: items 100..199 are item 50 plus noise far below the int8 resolution, so
+  // their first-pass scores are indistinguishable and all of them must be rescored; exact
+  // ties: items 300..309 are copies of item 300 (the same score: ordered by index).
+  std::mt19937 g(4);
+  std::normal_distribution<float> tiny(0.0f, 1e-5f);
+  for (int32_t i = 100; i < 200; ++i)
+    for (int32_t k = 0; k < dim; ++k)
+      rh.items[static_cast<size_t>(i) * dim + k] = rh.items[50u * dim + k] + tiny(g);
+  for (int32_t i = 301; i < 310; ++i) {
+    for (int32_t k = 0; k < dim; ++k)
+      rh.items[static_cast<size_t>(i) * dim + k] = rh.items[300u * dim + k];
+    rh.bias[static_cast<size_t>(i)] = rh.bias[300];
+  }
+  serve::PackedDotHead h8(rh.head(dim, true), n, serve::HeadPrecision::Int8);
+  serve::PackedDotHead h32(rh.head(dim, true), n, serve::HeadPrecision::Fp32);
+  std::vector<float> q = random_queries(40, dim, 77);
+  // Queries aimed at the tie groups, so that they are at the top.
+  for (int32_t k = 0; k < dim; ++k) {
+    q[static_cast<size_t>(k)] = rh.items[50u * dim + k];
+    q[static_cast<size_t>(dim + k)] = rh.items[300u * dim + k];
+  }
+  const std::vector<int32_t> excluded{3, 50, 120, 301, 699};
+  const std::vector<int32_t> forbidden{0, 101, 300};
+  std::vector<int32_t> allowed;
+  for (int32_t i = 0; i < n; i += 3) allowed.push_back(i);
+  int64_t rescored_total = 0;
+  for (int r = 0; r < 40; ++r) {
+    const float* qr = q.data() + static_cast<size_t>(r) * dim;
+    for (int32_t k : {1, 5, 20, 150, n, n + 5}) {
+      for (int f = 0; f < 4; ++f) {
+        serve::TopKFilter filter;
+        if (f >= 1) filter.excluded = excluded;
+        if (f >= 2) filter.forbidden = forbidden;
+        if (f == 3) {
+          filter.has_allowed = true;
+          filter.allowed = allowed;
+        }
+        std::vector<float> exact_row(static_cast<size_t>(n));
+        for (int32_t i = 0; i < n; ++i)
+          exact_row[static_cast<size_t>(i)] = reference(rh, true, dim, qr, i);
+        const auto want = serve::select_top_k(exact_row.data(), n, k, filter);
+        for (const serve::PackedDotHead* h : {&h8, &h32}) {
+          std::vector<float> row(static_cast<size_t>(n));
+          float* op = row.data();
+          h->score(1, &qr, &op);
+          int64_t rescored = -1;
+          const auto got = h->top_k(qr, row.data(), k, filter, &rescored);
+          ASSERT_EQ(got, want) << serve::head_precision_name(h->precision()) << " query " << r
+                               << " k " << k << " filter " << f;
+          if (h == &h8) {
+            ASSERT_GE(rescored, static_cast<int64_t>(std::min<size_t>(want.size(), k)));
+            rescored_total += rescored;
+          } else {
+            ASSERT_EQ(rescored, 0);
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(rescored_total, 0);
+  // A query that is not finite: every eligible item is rescored, nothing breaks.
+  std::vector<float> bad(static_cast<size_t>(dim), 1.0f);
+  bad[3] = std::numeric_limits<float>::infinity();
+  EXPECT_TRUE(std::isinf(h8.error_bound(bad.data())));
+  std::vector<float> row(static_cast<size_t>(n));
+  const float* bp = bad.data();
+  float* op = row.data();
+  h8.score(1, &bp, &op);
+  int64_t rescored = 0;
+  h8.top_k(bad.data(), row.data(), 20, {}, &rescored);
+  EXPECT_LE(rescored, n);
 }
 
 TEST(ServeDotHead, RejectsAMissingHead) {
-  EXPECT_THROW(serve::PackedDotHead(DotProductHead{}, 10), InputError);
+  EXPECT_THROW(serve::PackedDotHead(DotProductHead{}, 10, serve::HeadPrecision::Int8), InputError);
   const RandomHead rh = random_head(4, 2, 1);
-  EXPECT_THROW(serve::PackedDotHead(rh.head(2, true), 0), InputError);
+  EXPECT_THROW(serve::PackedDotHead(rh.head(2, true), 0, serve::HeadPrecision::Fp32), InputError);
+  EXPECT_EQ(serve::parse_head_precision("int8"), serve::HeadPrecision::Int8);
+  EXPECT_EQ(serve::parse_head_precision("fp32"), serve::HeadPrecision::Fp32);
+  EXPECT_THROW(serve::parse_head_precision("bf16"), InputError);
 }
 
 TEST(ServeBatcher, ConcurrentQueriesGetTheirOwnRowsAndShareBatches) {
@@ -360,9 +465,21 @@ void check_batching(ModelBundle (*train)(const Sessions&), bool incremental) {
   one.max_batch = 1;
   Recommender alone(make(s), one);
   ASSERT_EQ(alone.model_info().incremental, incremental);
+  ASSERT_EQ(alone.model_info().scoring["head_storage"], "int8");
   const Served want = replay(alone, s.test, 1);
   EXPECT_EQ(alone.stats().scoring_batches, alone.stats().scoring_batched_requests);
   EXPECT_GT(alone.stats().scoring_batches, 0);
+  EXPECT_GE(alone.stats().scoring_rescored_items, alone.stats().scoring_batches);
+
+  // Float storage: every score exact in the pass, the same results.
+  {
+    RecommenderOptions o = one;
+    o.head_storage = RecommenderOptions::HeadStorage::Fp32;
+    Recommender f32(make(s), o);
+    ASSERT_EQ(f32.model_info().scoring["head_storage"], "fp32");
+    expect_same(want, replay(f32, s.test, 1));
+    EXPECT_EQ(f32.stats().scoring_rescored_items, 0);
+  }
 
   // The served scores are the model's own (up to rounding: another summation order).
   {

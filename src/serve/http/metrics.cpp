@@ -173,6 +173,9 @@ std::string HttpMetrics::prometheus(const RecommenderStats& s, const ServedModel
   gauge("seqrec_scoring_batched_requests_total", "counter",
         "Requests scored in those passes (divided by the passes: the mean batch size).",
         static_cast<double>(s.scoring_batched_requests));
+  gauge("seqrec_scoring_rescored_items_total", "counter",
+        "Items scored exactly after an int8 pass (--head-storage int8).",
+        static_cast<double>(s.scoring_rescored_items));
   line(out, "# HELP seqrec_model_reloads_total Model reloads, by result.");
   line(out, "# TYPE seqrec_model_reloads_total counter");
   line(out, "seqrec_model_reloads_total{result=\"ok\"} %lld", static_cast<long long>(s.reloads));
