@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <new>
 #include <string>
@@ -21,6 +22,7 @@ namespace {
 constexpr int32_t kLanes = 16;              // items per block
 constexpr int32_t kRows = 8;                // queries per register tile
 constexpr double kUnit = 1.0 / 16777216.0;  // float unit roundoff, 2^-24
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 void* alloc_bytes(size_t n) {
   void* p = ::operator new (n, std::align_val_t{64});
@@ -32,6 +34,15 @@ void free_bytes(void* p) {
   if (p != nullptr) ::operator delete (p, std::align_val_t{64});
 }
 
+/// The largest float <= x - window (x itself when window == 0).
+float lower_threshold(float x, double window) {
+  if (window == 0.0) return x;
+  const double t = static_cast<double>(x) - window;
+  float f = static_cast<float>(t);
+  while (static_cast<double>(f) > t) f = std::nextafter(f, kNegInf);
+  return f;
+}
+
 template <class W>
 struct Tile {
   const W* panels;
@@ -39,6 +50,62 @@ struct Tile {
   const float* scale;  // Int8 only
   int32_t dim;
   int32_t n;  // items
+};
+
+/// Writes whole score rows.
+struct StoreSink {
+  float* const* out;
+};
+
+/// The fused selection of one query: keeps every item whose score is >= thr, where thr
+/// follows the keep-th best score seen so far (minus the window), so that at the end the
+/// kept items are a superset of those within `window` of the keep-th best overall.
+struct RowSelect {
+  float thr = kNegInf;
+  int32_t keep = 1;
+  double window = 0.0;
+  std::vector<float> heap;  // min-heap of the `keep` best scores so far
+  std::vector<std::pair<int32_t, float>>* out = nullptr;
+
+  void start(const HeadQuery& q) {
+    thr = kNegInf;
+    keep = std::max<int32_t>(1, q.keep);
+    window = q.window;
+    heap.clear();
+    out = q.out;
+    out->clear();
+  }
+  void compact() {
+    const float t = thr;
+    out->erase(
+        std::remove_if(out->begin(), out->end(), [t](const auto& c) { return !(c.second >= t); }),
+        out->end());
+  }
+  /// Scores s[0, 16) of items first.. with `mask` the lanes that reached thr.
+  void offer(int32_t first, const float* s, uint32_t mask) {
+    while (mask != 0) {
+      const int j = __builtin_ctz(mask);
+      mask &= mask - 1;
+      const float v = s[j];
+      if (!(v >= thr)) continue;  // thr rose within this block
+      out->emplace_back(first + j, v);
+      if (static_cast<int32_t>(heap.size()) < keep) {
+        heap.push_back(v);
+        std::push_heap(heap.begin(), heap.end(), std::greater<float>());
+        if (static_cast<int32_t>(heap.size()) == keep) thr = lower_threshold(heap.front(), window);
+      } else if (v > heap.front()) {
+        std::pop_heap(heap.begin(), heap.end(), std::greater<float>());
+        heap.back() = v;
+        std::push_heap(heap.begin(), heap.end(), std::greater<float>());
+        thr = lower_threshold(heap.front(), window);
+      }
+    }
+    if (out->size() > 4 * static_cast<size_t>(keep) + 256) compact();
+  }
+};
+
+struct SelectSink {
+  RowSelect* rows;
 };
 
 #if defined(__AVX512F__)
@@ -51,10 +118,34 @@ inline __m512 load16(const int8_t* p) {
       _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(p))));
 }
 
+template <int R>
+inline void emit(const StoreSink& s, int32_t first, int32_t left, const __m512* res) {
+  if (left >= kLanes) {
+    for (int r = 0; r < R; ++r) _mm512_storeu_ps(s.out[r] + first, res[r]);
+  } else {
+    const __mmask16 m = static_cast<__mmask16>((1u << left) - 1u);
+    for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(s.out[r] + first, m, res[r]);
+  }
+}
+
+template <int R>
+inline void emit(const SelectSink& s, int32_t first, int32_t left, const __m512* res) {
+  const uint32_t valid = left >= kLanes ? 0xffffu : (1u << left) - 1u;
+  for (int r = 0; r < R; ++r) {
+    const uint32_t m =
+        _mm512_cmp_ps_mask(res[r], _mm512_set1_ps(s.rows[r].thr), _CMP_GE_OQ) & valid;
+    if (m != 0) {
+      alignas(64) float v[kLanes];
+      _mm512_store_ps(v, res[r]);
+      s.rows[r].offer(first, v, m);
+    }
+  }
+}
+
 /// R queries x K consecutive blocks starting at block b: acc[u][r] over k, then the bias
-/// (and the item's scale for int8).
-template <class W, int R, int K>
-inline void tile(const Tile<W>& t, const float* const* q, float* const* out, int32_t b) {
+/// (and the item's scale for int8), handed to the sink.
+template <class W, class Sink, int R, int K>
+inline void tile(const Tile<W>& t, const float* const* q, const Sink& sink, int32_t b) {
   __m512 acc[K][R];
   for (int u = 0; u < K; ++u)
     for (int r = 0; r < R; ++r) acc[u][r] = _mm512_setzero_ps();
@@ -78,33 +169,39 @@ inline void tile(const Tile<W>& t, const float* const* q, float* const* out, int
     } else {
       for (int r = 0; r < R; ++r) res[r] = _mm512_add_ps(acc[u][r], bias);
     }
-    const int32_t left = t.n - first;
-    if (left >= kLanes) {
-      for (int r = 0; r < R; ++r) _mm512_storeu_ps(out[r] + first, res[r]);
-    } else {
-      const __mmask16 m = static_cast<__mmask16>((1u << left) - 1u);
-      for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(out[r] + first, m, res[r]);
-    }
+    emit<R>(sink, first, t.n - first, res);
   }
 }
 
-template <class W, int R>
-void rows(const Tile<W>& t, const float* const* q, float* const* out, int32_t b0, int32_t b1) {
+template <class W, class Sink, int R>
+void rows(const Tile<W>& t, const float* const* q, const Sink& sink, int32_t b0, int32_t b1) {
   int32_t b = b0;
-  for (; b + 2 <= b1; b += 2) tile<W, R, 2>(t, q, out, b);
-  for (; b < b1; ++b) tile<W, R, 1>(t, q, out, b);
+  for (; b + 2 <= b1; b += 2) tile<W, Sink, R, 2>(t, q, sink, b);
+  for (; b < b1; ++b) tile<W, Sink, R, 1>(t, q, sink, b);
 }
 
 #else
 
+template <int R>
+inline void emit(const StoreSink& s, int32_t first, int32_t left, int r, const float* res) {
+  for (int j = 0; j < std::min(kLanes, left); ++j) s.out[r][first + j] = res[j];
+}
+
+template <int R>
+inline void emit(const SelectSink& s, int32_t first, int32_t left, int r, const float* res) {
+  uint32_t m = 0;
+  for (int j = 0; j < std::min(kLanes, left); ++j)
+    if (res[j] >= s.rows[r].thr) m |= 1u << j;
+  if (m != 0) s.rows[r].offer(first, res, m);
+}
+
 /// Portable version with the same arithmetic (one fused multiply-add per term, in order).
-template <class W, int R>
-void rows(const Tile<W>& t, const float* const* q, float* const* out, int32_t b0, int32_t b1) {
+template <class W, class Sink, int R>
+void rows(const Tile<W>& t, const float* const* q, const Sink& sink, int32_t b0, int32_t b1) {
   const size_t stride = static_cast<size_t>(t.dim) * kLanes;
   for (int32_t b = b0; b < b1; ++b) {
     const W* p = t.panels + static_cast<size_t>(b) * stride;
     const int32_t first = b * kLanes;
-    const int32_t m = std::min(kLanes, t.n - first);
     for (int r = 0; r < R; ++r) {
       float acc[kLanes] = {};
       for (int32_t k = 0; k < t.dim; ++k) {
@@ -112,44 +209,52 @@ void rows(const Tile<W>& t, const float* const* q, float* const* out, int32_t b0
         const W* w = p + static_cast<size_t>(k) * kLanes;
         for (int j = 0; j < kLanes; ++j) acc[j] = std::fma(x, static_cast<float>(w[j]), acc[j]);
       }
-      for (int j = 0; j < m; ++j) {
+      float res[kLanes];
+      for (int j = 0; j < kLanes; ++j) {
         if constexpr (std::is_same_v<W, int8_t>)
-          out[r][first + j] = std::fma(acc[j], t.scale[first + j], t.bias[first + j]);
+          res[j] = std::fma(acc[j], t.scale[first + j], t.bias[first + j]);
         else
-          out[r][first + j] = acc[j] + t.bias[first + j];
+          res[j] = acc[j] + t.bias[first + j];
       }
+      emit<R>(sink, first, t.n - first, r, res);
     }
   }
 }
 
 #endif
 
-template <class W>
-void rows_any(int32_t r, const Tile<W>& t, const float* const* q, float* const* out, int32_t b0,
+inline StoreSink offset(const StoreSink& s, int32_t r) {
+  return {s.out + r};
+}
+inline SelectSink offset(const SelectSink& s, int32_t r) {
+  return {s.rows + r};
+}
+
+template <class W, class Sink>
+void rows_any(int32_t r, const Tile<W>& t, const float* const* q, const Sink& sink, int32_t b0,
               int32_t b1) {
   switch (r) {
     case 1:
-      return rows<W, 1>(t, q, out, b0, b1);
+      return rows<W, Sink, 1>(t, q, sink, b0, b1);
     case 2:
-      return rows<W, 2>(t, q, out, b0, b1);
+      return rows<W, Sink, 2>(t, q, sink, b0, b1);
     case 3:
-      return rows<W, 3>(t, q, out, b0, b1);
+      return rows<W, Sink, 3>(t, q, sink, b0, b1);
     case 4:
-      return rows<W, 4>(t, q, out, b0, b1);
+      return rows<W, Sink, 4>(t, q, sink, b0, b1);
     case 5:
-      return rows<W, 5>(t, q, out, b0, b1);
+      return rows<W, Sink, 5>(t, q, sink, b0, b1);
     case 6:
-      return rows<W, 6>(t, q, out, b0, b1);
+      return rows<W, Sink, 6>(t, q, sink, b0, b1);
     case 7:
-      return rows<W, 7>(t, q, out, b0, b1);
+      return rows<W, Sink, 7>(t, q, sink, b0, b1);
     default:
-      return rows<W, kRows>(t, q, out, b0, b1);
+      return rows<W, Sink, kRows>(t, q, sink, b0, b1);
   }
 }
 
-template <class W>
-void score_all(const Tile<W>& t, int32_t blocks, int32_t n, const float* const* q,
-               float* const* out) {
+template <class W, class Sink>
+void pass(const Tile<W>& t, int32_t blocks, int32_t n, const float* const* q, const Sink& sink) {
   // Items in chunks of about 256 KB of panels, so that a chunk stays in L2 while every
   // group of kRows queries goes over it (one pass over the matrix from memory per batch).
   const int64_t block_bytes = static_cast<int64_t>(t.dim) * kLanes * sizeof(W);
@@ -157,7 +262,7 @@ void score_all(const Tile<W>& t, int32_t blocks, int32_t n, const float* const* 
   for (int32_t b0 = 0; b0 < blocks; b0 += chunk) {
     const int32_t b1 = std::min(blocks, b0 + chunk);
     for (int32_t r = 0; r < n; r += kRows)
-      rows_any(std::min(kRows, n - r), t, q + r, out + r, b0, b1);
+      rows_any(std::min(kRows, n - r), t, q + r, offset(sink, r), b0, b1);
   }
 }
 
@@ -245,13 +350,35 @@ int64_t PackedDotHead::bytes() const {
 
 void PackedDotHead::score(int32_t n, const float* const* q, float* const* out) const {
   if (n <= 0) return;
+  const StoreSink sink{out};
   if (precision_ == HeadPrecision::Fp32) {
     const Tile<float> t{static_cast<const float*>(panels_), bias_, nullptr, dim_, n_};
-    score_all(t, blocks_, n, q, out);
+    pass(t, blocks_, n, q, sink);
   } else {
     const Tile<int8_t> t{static_cast<const int8_t*>(panels_), bias_, scale_, dim_, n_};
-    score_all(t, blocks_, n, q, out);
+    pass(t, blocks_, n, q, sink);
   }
+}
+
+void PackedDotHead::select(int32_t n, const HeadQuery* const* queries) const {
+  if (n <= 0) return;
+  thread_local std::vector<RowSelect> rows;
+  thread_local std::vector<const float*> qs;
+  if (rows.size() < static_cast<size_t>(n)) rows.resize(static_cast<size_t>(n));
+  qs.clear();
+  for (int32_t r = 0; r < n; ++r) {
+    rows[static_cast<size_t>(r)].start(*queries[r]);
+    qs.push_back(queries[r]->q);
+  }
+  const SelectSink sink{rows.data()};
+  if (precision_ == HeadPrecision::Fp32) {
+    const Tile<float> t{static_cast<const float*>(panels_), bias_, nullptr, dim_, n_};
+    pass(t, blocks_, n, qs.data(), sink);
+  } else {
+    const Tile<int8_t> t{static_cast<const int8_t*>(panels_), bias_, scale_, dim_, n_};
+    pass(t, blocks_, n, qs.data(), sink);
+  }
+  for (int32_t r = 0; r < n; ++r) rows[static_cast<size_t>(r)].compact();
 }
 
 double PackedDotHead::error_bound(const float* q) const {
@@ -308,63 +435,91 @@ void PackedDotHead::exact(const float* q, std::span<const int32_t> items, float*
   }
 }
 
-std::vector<std::pair<int32_t, float>> PackedDotHead::top_k(const float* q, float* row, int32_t k,
-                                                            const TopKFilter& filter,
-                                                            int64_t* rescored) const {
-  if (rescored != nullptr) *rescored = 0;
-  // The first pass's own top k (this also marks the excluded and forbidden items NaN).
-  std::vector<std::pair<int32_t, float>> approx = select_top_k(row, n_, k, filter);
-  if (precision_ == HeadPrecision::Fp32 || approx.empty()) return approx;
-  // Let T be those k items, a_k the k-th best first-pass score and R the error bound. Each
-  // t in T has exact(t) >= a(t) - R >= a_k - R, so the k-th best exact score is >= a_k - R,
-  // and an item of the true top k has exact(i) >= a_k - R, hence a(i) >= a_k - 2R. So the
-  // items with a(i) >= a_k - 2R contain the true top k (ties by index included); with
-  // fewer than k eligible items, all of them are candidates.
-  const double r = error_bound(q);
-  float threshold = -std::numeric_limits<float>::infinity();
-  if (static_cast<int32_t>(approx.size()) == k && std::isfinite(r)) {
-    const double t = static_cast<double>(approx.back().second) - 2.0 * r;
-    // Rounded down, so that the float comparison keeps every item the real one keeps.
-    threshold = std::nextafter(static_cast<float>(t), -std::numeric_limits<float>::infinity());
-    if (static_cast<double>(threshold) > t)
-      threshold = std::nextafter(threshold, -std::numeric_limits<float>::infinity());
-  }
-  thread_local std::vector<int32_t> cand;
-  thread_local std::vector<float> exact_scores;
-  cand.clear();
-  auto keep = [&](int32_t i) {
-    const float a = row[i];
-    if (!std::isnan(a) && a >= threshold) cand.push_back(i);
+namespace {
+
+/// Removes the excluded and forbidden items (and NaN scores) from cand.
+void drop_ineligible(std::vector<std::pair<int32_t, float>>& cand, const TopKFilter& filter,
+                     int32_t n) {
+  // A byte per item, set and cleared around the check.
+  thread_local std::vector<uint8_t> mark;
+  if (mark.size() < static_cast<size_t>(n)) mark.assign(static_cast<size_t>(n), 0);
+  auto set = [&](std::span<const int32_t> items, uint8_t v) {
+    for (int32_t i : items)
+      if (i >= 0 && i < n) mark[static_cast<size_t>(i)] = v;
   };
-  if (filter.has_allowed) {
-    for (int32_t i : filter.allowed)
-      if (i >= 0 && i < n_) keep(i);
-  } else {
-    int32_t i = 0;
-    for (; i + kLanes <= n_; i += kLanes) {
-      bool any = false;
-      for (int j = 0; j < kLanes; ++j) any |= row[i + j] >= threshold;
-      if (any)
-        for (int j = 0; j < kLanes; ++j) keep(i + j);
-    }
-    for (; i < n_; ++i) keep(i);
-  }
-  exact_scores.resize(cand.size());
-  exact(q, cand, exact_scores.data());
-  if (rescored != nullptr) *rescored = static_cast<int64_t>(cand.size());
-  std::vector<std::pair<int32_t, float>> all;
-  all.reserve(cand.size());
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-  for (size_t c = 0; c < cand.size(); ++c) {
-    const float e = exact_scores[c];
-    if (std::isnan(e) || (filter.drop_neg_inf && e == neg_inf)) continue;
-    all.emplace_back(cand[c], e);
-  }
-  const size_t keep_n = std::min(all.size(), static_cast<size_t>(k));
-  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(keep_n), all.end(),
+  set(filter.excluded, 1);
+  set(filter.forbidden, 1);
+  cand.erase(std::remove_if(cand.begin(), cand.end(),
+                            [&](const auto& c) {
+                              return mark[static_cast<size_t>(c.first)] != 0 ||
+                                     std::isnan(c.second);
+                            }),
+             cand.end());
+  set(filter.excluded, 0);
+  set(filter.forbidden, 0);
+}
+
+/// The best k of cand by (score desc, index asc), -inf dropped when asked.
+std::vector<std::pair<int32_t, float>> best_k(const std::vector<std::pair<int32_t, float>>& cand,
+                                              int32_t k, bool drop_neg_inf) {
+  std::vector<std::pair<int32_t, float>> top;
+  top.reserve(cand.size());
+  for (const auto& c : cand)
+    if (!std::isnan(c.second) && !(drop_neg_inf && c.second == kNegInf)) top.push_back(c);
+  const size_t keep_n = std::min(top.size(), static_cast<size_t>(std::max(k, 0)));
+  std::partial_sort(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(keep_n), top.end(),
                     Better{});
-  all.resize(keep_n);
-  return all;
+  top.resize(keep_n);
+  return top;
+}
+
+}  // namespace
+
+std::vector<std::pair<int32_t, float>> PackedDotHead::top_k(
+    const float* q, std::vector<std::pair<int32_t, float>>& cand, double window, int32_t k,
+    const TopKFilter& filter, int64_t* rescored) const {
+  if (rescored != nullptr) *rescored = 0;
+  if (k <= 0) return {};
+  drop_ineligible(cand, filter, n_);
+  if (static_cast<int32_t>(cand.size()) > k) {
+    // Only those within the window of the k-th best eligible first-pass score can be in
+    // the top k (see dot_head.hpp).
+    std::nth_element(cand.begin(), cand.begin() + (k - 1), cand.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    const float t = lower_threshold(cand[static_cast<size_t>(k - 1)].second, window);
+    cand.erase(
+        std::remove_if(cand.begin(), cand.end(), [t](const auto& c) { return !(c.second >= t); }),
+        cand.end());
+  }
+  if (precision_ != HeadPrecision::Fp32) {
+    thread_local std::vector<int32_t> ids;
+    thread_local std::vector<float> exact_scores;
+    ids.clear();
+    for (const auto& c : cand) ids.push_back(c.first);
+    exact_scores.resize(ids.size());
+    exact(q, ids, exact_scores.data());
+    for (size_t c = 0; c < cand.size(); ++c) cand[c].second = exact_scores[c];
+    if (rescored != nullptr) *rescored = static_cast<int64_t>(cand.size());
+  }
+  return best_k(cand, k, filter.drop_neg_inf);
+}
+
+std::vector<std::pair<int32_t, float>> PackedDotHead::top_k_among(const float* q,
+                                                                  std::span<const int32_t> items,
+                                                                  int32_t k,
+                                                                  const TopKFilter& filter) const {
+  thread_local std::vector<int32_t> ids;
+  thread_local std::vector<float> scores;
+  thread_local std::vector<std::pair<int32_t, float>> cand;
+  ids.clear();
+  for (int32_t i : items)
+    if (i >= 0 && i < n_) ids.push_back(i);
+  scores.resize(ids.size());
+  exact(q, ids, scores.data());
+  cand.clear();
+  for (size_t j = 0; j < ids.size(); ++j) cand.emplace_back(ids[j], scores[j]);
+  drop_ineligible(cand, filter, n_);
+  return best_k(cand, k, filter.drop_neg_inf);
 }
 
 }  // namespace seqrec::serve

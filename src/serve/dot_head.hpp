@@ -19,12 +19,21 @@
 // - Fp32: the matrix in float (4 bytes a weight); the pass gives the exact scores.
 // - Int8 (default): each item's vector quantised to int8 with its own scale (max |w| /
 //   127; 1 byte a weight, a quarter of the memory traffic). The pass gives approximate
-//   scores a(i) with |a(i) - exact(i)| <= R(q), a rigorous bound (error_bound()). top_k()
-//   then keeps every item whose a(i) is within 2R of the K-th best a (a superset of the
-//   true top K: see top_k()), rescores those exactly from the model's float matrix and
-//   selects among them. Results are identical to Fp32's; only the work differs (about 30
-//   items rescored per request on a trained GRU4Rec with 40k items; at worst, when nearly
-//   every score is that close, every eligible item is rescored).
+//   scores a(i) with |a(i) - exact(i)| <= R(q), a rigorous bound (error_bound()). Every
+//   item whose a(i) is within 2R of the K-th best eligible a is kept (a superset of the true
+//   top K: if T is the first pass's top K and a_K its worst, each t in T has exact(t) >=
+//   a_K - R, so the K-th best exact score is >= a_K - R, and an item i of the true top K
+//   has exact(i) >= a_K - R, hence a(i) >= a_K - 2R), rescored exactly from the model's
+//   float matrix, and the top K selected among them. Results are identical to Fp32's; only
+//   the work differs (about 30 items rescored per request on a trained GRU4Rec with 40k
+//   items; at worst, when nearly every score is that close, every eligible item is).
+//
+// Fused top-K. select() does not write score rows: each query's 16 scores of a block are
+// compared, in registers, with a threshold that follows its keep-th best score so far (minus
+// the window); the few blocks with a score above it hand those items to a small heap and a
+// candidate list. With keep = K + (excluded and forbidden items), the K-th best eligible
+// score is >= the final keep-th best score, so the candidates hold every item within the
+// window of it; top_k() then applies the filters, the window and the rescoring.
 //
 // Layout: the items in blocks of 16; a block is dim x 16 weights (item j of the block at
 // column j), 64-byte aligned, the last block padded with zeros.
@@ -42,6 +51,14 @@
 namespace seqrec::serve {
 
 enum class HeadPrecision { Fp32, Int8 };
+
+/// One query of PackedDotHead::select().
+struct HeadQuery {
+  const float* q = nullptr;                               ///< dim floats
+  int32_t keep = 20;                                      ///< see select()
+  double window = 0.0;                                    ///< see select()
+  std::vector<std::pair<int32_t, float>>* out = nullptr;  ///< the candidates
+};
 
 /// "fp32" / "int8" (InputError for anything else), and back.
 HeadPrecision parse_head_precision(const std::string& s);
@@ -72,12 +89,23 @@ class PackedDotHead {
   double error_bound(const float* q) const;
   /// Exact scores of `items` for query q into out[0, items.size()).
   void exact(const float* q, std::span<const int32_t> items, float* out) const;
-  /// The best min(k, eligible) items by exact score, as select_top_k() orders and filters
-  /// them, from the first pass's `row` of query q (which it modifies like select_top_k).
+  /// The fused pass for n queries: scores every item and keeps, per query, every item whose
+  /// first-pass score is within its `window` of the `keep`-th best (a superset: see
+  /// select()'s comment in the .cpp), into *out as (item, first-pass score), unordered. The
+  /// score rows never exist in memory. Thread-safe.
+  void select(int32_t n, const HeadQuery* const* queries) const;
+  /// The exact top k, as select_top_k() orders and filters them, from the candidates of
+  /// select() run with keep >= k + |excluded| + |forbidden| and window = 2 error_bound(q)
+  /// (cand is consumed). The filter's allow-list is not supported here (top_k_among()).
   /// `rescored` (optional) receives the number of items scored exactly (Int8).
-  std::vector<std::pair<int32_t, float>> top_k(const float* q, float* row, int32_t k,
-                                               const TopKFilter& filter,
+  std::vector<std::pair<int32_t, float>> top_k(const float* q,
+                                               std::vector<std::pair<int32_t, float>>& cand,
+                                               double window, int32_t k, const TopKFilter& filter,
                                                int64_t* rescored = nullptr) const;
+  /// The exact top k among `items` only (an allow-list), without a pass: each of them is
+  /// scored exactly.
+  std::vector<std::pair<int32_t, float>> top_k_among(const float* q, std::span<const int32_t> items,
+                                                     int32_t k, const TopKFilter& filter) const;
 
  private:
   HeadPrecision precision_;

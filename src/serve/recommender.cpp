@@ -52,6 +52,7 @@ struct Snapshot {
 struct Scratch {
   std::vector<float> scores, query;
   std::vector<int32_t> items, forbidden, allowed;
+  std::vector<std::pair<int32_t, float>> candidates;
 };
 
 Scratch& scratch() {
@@ -214,11 +215,11 @@ struct Recommender::Impl {
       // And the serving path (first pass, then top-K) finds the exact top-K.
       {
         const int32_t k = std::min<int32_t>(n, 20);
-        std::vector<float> pass(static_cast<size_t>(n));
-        const float* qp = query.data();
-        float* op = pass.data();
-        s->head->score(1, &qp, &op);
-        const auto got = s->head->top_k(query.data(), pass.data(), k, {});
+        std::vector<std::pair<int32_t, float>> cand;
+        serve::HeadQuery hq{query.data(), k, 2.0 * s->head->error_bound(query.data()), &cand};
+        const serve::HeadQuery* hp = &hq;
+        s->head->select(1, &hp);
+        const auto got = s->head->top_k(query.data(), cand, hq.window, k, {});
         const auto want = serve::select_top_k(via_head.data(), n, k, {});
         if (got != want)
           throw Error(path + ": internal: the serving top-K differs from the exact one");
@@ -226,8 +227,8 @@ struct Recommender::Impl {
       const serve::PackedDotHead* h = s->head.get();
       const Impl* self = this;
       s->batcher = std::make_unique<serve::ScoreBatcher>(
-          [h, self](int32_t count, const float* const* qs, float* const* outs) {
-            h->score(count, qs, outs);
+          [h, self](int32_t count, void* const* jobs) {
+            h->select(count, reinterpret_cast<const serve::HeadQuery* const*>(jobs));
             self->batches.fetch_add(1, std::memory_order_relaxed);
             self->batched.fetch_add(count, std::memory_order_relaxed);
           },
@@ -282,8 +283,10 @@ struct Recommender::Impl {
   }
 
   /// Scores have been written into sc.scores: fill r.items.
-  void finish(const Snapshot& s, const RecommendOptions& o, std::span<const int32_t> seen,
-              Scratch& sc, Recommendation& r) const {
+  /// The filter of a request (lookups into sc.forbidden / sc.allowed).
+  static serve::TopKFilter make_filter(const Snapshot& s, const RecommendOptions& o,
+                                       std::span<const int32_t> seen, Scratch& sc,
+                                       Recommendation& r) {
     const Vocab& v = s.bundle.items;
     serve::TopKFilter f;
     if (r.exclude_seen) f.excluded = seen;
@@ -295,16 +298,44 @@ struct Recommender::Impl {
       f.allowed = sc.allowed;
     }
     f.drop_neg_inf = r.exclude_seen;
-    std::vector<std::pair<int32_t, float>> top;
-    if (s.head) {
-      int64_t n = 0;
-      top = s.head->top_k(sc.query.data(), sc.scores.data(), r.k, f, &n);
-      rescored.fetch_add(n, std::memory_order_relaxed);
-    } else {
-      top = serve::select_top_k(sc.scores.data(), v.size(), r.k, f);
-    }
+    return f;
+  }
+
+  static void fill(const Snapshot& s, const std::vector<std::pair<int32_t, float>>& top,
+                   Recommendation& r) {
     r.items.reserve(top.size());
-    for (const auto& [i, score] : top) r.items.push_back({v.token(i), score});
+    for (const auto& [i, score] : top) r.items.push_back({s.bundle.items.token(i), score});
+  }
+
+  /// Scores have been written into sc.scores: fill r.items.
+  static void finish(const Snapshot& s, const RecommendOptions& o, std::span<const int32_t> seen,
+                     Scratch& sc, Recommendation& r) {
+    const serve::TopKFilter f = make_filter(s, o, seen, sc, r);
+    fill(s, serve::select_top_k(sc.scores.data(), s.bundle.items.size(), r.k, f), r);
+  }
+
+  /// A model with a dot-product head, its query vector in sc.query: the fused pass (in a
+  /// batch with concurrent requests), then the exact top-K on this thread.
+  void finish_head(const Snapshot& s, const RecommendOptions& o, std::span<const int32_t> seen,
+                   Scratch& sc, Recommendation& r) const {
+    const serve::TopKFilter f = make_filter(s, o, seen, sc, r);
+    const serve::PackedDotHead& head = *s.head;
+    if (f.has_allowed) {  // an allow-list: score just those, exactly
+      fill(s, head.top_k_among(sc.query.data(), f.allowed, r.k, f), r);
+      return;
+    }
+    serve::HeadQuery hq;
+    hq.q = sc.query.data();
+    // Enough that k eligible items remain among the best `keep` (see PackedDotHead::top_k).
+    hq.keep = static_cast<int32_t>(std::min<int64_t>(
+        static_cast<int64_t>(r.k) + static_cast<int64_t>(f.excluded.size() + f.forbidden.size()),
+        head.n_items()));
+    hq.window = 2.0 * head.error_bound(hq.q);
+    hq.out = &sc.candidates;
+    s.batcher->run(&hq);
+    int64_t n = 0;
+    fill(s, head.top_k(hq.q, sc.candidates, hq.window, r.k, f, &n), r);
+    rescored.fetch_add(n, std::memory_order_relaxed);
   }
 
   /// The head's query vector after the whole of `seq` (non-empty).
@@ -401,7 +432,6 @@ Recommendation Recommender::add_events(const SessionRequest& req) {
     r.exclude_seen = req.options.exclude_seen.value_or(snap.exclude_default);
     const std::span<const int32_t> hist = ses->history();
     if (!hist.empty()) {
-      sc.scores.resize(static_cast<size_t>(v.size()));
       std::span<const int32_t> window = hist;
       if (snap.context > 0 && window.size() > static_cast<size_t>(snap.context))
         window = window.subspan(window.size() - static_cast<size_t>(snap.context));
@@ -411,15 +441,18 @@ Recommendation Recommender::add_events(const SessionRequest& req) {
           model.state_query(*ses->state, sc.query.data());
         else
           Impl::sequence_query(model, window, sc.query.data());
-        snap.batcher->score(sc.query.data(), sc.scores.data());
-      } else if (ses->state) {
-        model.score_state(*ses->state, sc.scores.data());
+        m.finish_head(snap, req.options, hist, sc, r);
       } else {
-        std::vector<std::span<const int32_t>> seqs{window};
-        PrefixQuery q{0, static_cast<int32_t>(window.size())};
-        model.score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
+        sc.scores.resize(static_cast<size_t>(v.size()));
+        if (ses->state) {
+          model.score_state(*ses->state, sc.scores.data());
+        } else {
+          std::vector<std::span<const int32_t>> seqs{window};
+          PrefixQuery q{0, static_cast<int32_t>(window.size())};
+          model.score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
+        }
+        Impl::finish(snap, req.options, hist, sc, r);
       }
-      m.finish(snap, req.options, hist, sc, r);
     }
     bytes = ses->bytes();
   }
@@ -449,18 +482,18 @@ Recommendation Recommender::recommend(const ItemsRequest& req) const {
   r.model_generation = snap.generation;
   r.exclude_seen = req.options.exclude_seen.value_or(snap.exclude_default);
   if (sc.items.empty()) return r;
-  sc.scores.resize(static_cast<size_t>(v.size()));
   std::span<const int32_t> seq(sc.items);
   if (snap.head) {
     sc.query.resize(static_cast<size_t>(snap.head->dim()));
     Impl::sequence_query(*snap.bundle.model, seq, sc.query.data());
-    snap.batcher->score(sc.query.data(), sc.scores.data());
+    m.finish_head(snap, req.options, seq, sc, r);
   } else {
+    sc.scores.resize(static_cast<size_t>(v.size()));
     std::vector<std::span<const int32_t>> seqs{seq};
     PrefixQuery q{0, static_cast<int32_t>(seq.size())};
     snap.bundle.model->score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
+    Impl::finish(snap, req.options, seq, sc, r);
   }
-  m.finish(snap, req.options, seq, sc, r);
   return r;
 }
 

@@ -15,11 +15,10 @@ ScoreBatcher::ScoreBatcher(ScoreFn fn, int32_t max_batch, int32_t lanes)
   if (lanes_ < 1) throw InputError("score batcher: lanes must be at least 1");
 }
 
-void ScoreBatcher::score(const float* q, float* out) {
-  Job job{q, out, false, false, nullptr};
+void ScoreBatcher::run(void* payload) {
+  Job job{payload, false, false, nullptr};
   thread_local std::vector<Job*> batch;
-  thread_local std::vector<const float*> qs;
-  thread_local std::vector<float*> outs;
+  thread_local std::vector<void*> payloads;
   std::unique_lock<std::mutex> lock(mu_);
   bool queued = false;
   while (!job.done) {
@@ -42,15 +41,11 @@ void ScoreBatcher::score(const float* q, float* out) {
     for (Job* j : batch) j->taken = true;
     ++running_;
     lock.unlock();
-    qs.clear();
-    outs.clear();
-    for (Job* j : batch) {
-      qs.push_back(j->q);
-      outs.push_back(j->out);
-    }
+    payloads.clear();
+    for (Job* j : batch) payloads.push_back(j->payload);
     std::exception_ptr error;
     try {
-      fn_(static_cast<int32_t>(batch.size()), qs.data(), outs.data());
+      fn_(static_cast<int32_t>(batch.size()), payloads.data());
     } catch (...) {
       error = std::current_exception();
     }

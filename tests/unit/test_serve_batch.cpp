@@ -6,10 +6,12 @@
 // the model's own scores up to rounding.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <random>
@@ -24,6 +26,7 @@
 #include "seqrec/recommender.hpp"
 #include "serve/dot_head.hpp"
 #include "serve/score_batcher.hpp"
+#include "serve/topk.hpp"
 
 using namespace seqrec;
 
@@ -207,14 +210,40 @@ TEST(ServeDotHead, Int8TopKIsTheExactTopKWithFiltersTiesAndNearTies) {
           exact_row[static_cast<size_t>(i)] = reference(rh, true, dim, qr, i);
         const auto want = serve::select_top_k(exact_row.data(), n, k, filter);
         for (const serve::PackedDotHead* h : {&h8, &h32}) {
-          std::vector<float> row(static_cast<size_t>(n));
-          float* op = row.data();
-          h->score(1, &qr, &op);
-          int64_t rescored = -1;
-          const auto got = h->top_k(qr, row.data(), k, filter, &rescored);
+          std::vector<std::pair<int32_t, float>> got;
+          int64_t rescored = 0;
+          if (filter.has_allowed) {
+            got = h->top_k_among(qr, filter.allowed, k, filter);
+          } else {
+            std::vector<std::pair<int32_t, float>> cand;
+            serve::HeadQuery hq{
+                qr, static_cast<int32_t>(k + filter.excluded.size() + filter.forbidden.size()),
+                2.0 * h->error_bound(qr), &cand};
+            const serve::HeadQuery* hp = &hq;
+            h->select(1, &hp);
+            // The candidates are every item within the window of the keep-th best.
+            std::vector<float> row(static_cast<size_t>(n));
+            float* op = row.data();
+            h->score(1, &qr, &op);
+            std::vector<float> sorted = row;
+            std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+            const double cut =
+                hq.keep >= n ? -1e30 : sorted[static_cast<size_t>(hq.keep - 1)] - hq.window;
+            std::vector<int32_t> in_window, in_cand;
+            for (int32_t i = 0; i < n; ++i)
+              if (row[static_cast<size_t>(i)] >= cut) in_window.push_back(i);
+            for (const auto& c : cand) {
+              in_cand.push_back(c.first);
+              ASSERT_EQ(c.second, row[static_cast<size_t>(c.first)]);
+            }
+            std::sort(in_cand.begin(), in_cand.end());
+            ASSERT_TRUE(
+                std::includes(in_cand.begin(), in_cand.end(), in_window.begin(), in_window.end()));
+            got = h->top_k(qr, cand, hq.window, k, filter, &rescored);
+          }
           ASSERT_EQ(got, want) << serve::head_precision_name(h->precision()) << " query " << r
                                << " k " << k << " filter " << f;
-          if (h == &h8) {
+          if (h == &h8 && !filter.has_allowed) {
             ASSERT_GE(rescored, static_cast<int64_t>(std::min<size_t>(want.size(), k)));
             rescored_total += rescored;
           } else {
@@ -229,12 +258,12 @@ TEST(ServeDotHead, Int8TopKIsTheExactTopKWithFiltersTiesAndNearTies) {
   std::vector<float> bad(static_cast<size_t>(dim), 1.0f);
   bad[3] = std::numeric_limits<float>::infinity();
   EXPECT_TRUE(std::isinf(h8.error_bound(bad.data())));
-  std::vector<float> row(static_cast<size_t>(n));
-  const float* bp = bad.data();
-  float* op = row.data();
-  h8.score(1, &bp, &op);
+  std::vector<std::pair<int32_t, float>> cand;
+  serve::HeadQuery hq{bad.data(), 20, 2.0 * h8.error_bound(bad.data()), &cand};
+  const serve::HeadQuery* hp = &hq;
+  h8.select(1, &hp);
   int64_t rescored = 0;
-  h8.top_k(bad.data(), row.data(), 20, {}, &rescored);
+  h8.top_k(bad.data(), cand, hq.window, 20, {}, &rescored);
   EXPECT_LE(rescored, n);
 }
 
@@ -247,11 +276,16 @@ TEST(ServeDotHead, RejectsAMissingHead) {
   EXPECT_THROW(serve::parse_head_precision("bf16"), InputError);
 }
 
+struct TestJob {
+  float q[2];
+  float out[2];
+};
+
 TEST(ServeBatcher, ConcurrentQueriesGetTheirOwnRowsAndShareBatches) {
   const int32_t max_batch = 5;
   std::atomic<int32_t> biggest{0}, running{0}, most_running{0};
   serve::ScoreBatcher b(
-      [&](int32_t n, const float* const* q, float* const* out) {
+      [&](int32_t n, void* const* jobs) {
         ASSERT_GE(n, 1);
         ASSERT_LE(n, max_batch);
         int32_t seen = biggest.load();
@@ -263,8 +297,9 @@ TEST(ServeBatcher, ConcurrentQueriesGetTheirOwnRowsAndShareBatches) {
         }
         std::this_thread::sleep_for(std::chrono::microseconds(300));  // a slow pass
         for (int32_t r = 0; r < n; ++r) {
-          out[r][0] = q[r][0] * 2.0f;
-          out[r][1] = q[r][1] + 1.0f;
+          auto* j = static_cast<TestJob*>(jobs[r]);
+          j->out[0] = j->q[0] * 2.0f;
+          j->out[1] = j->q[1] + 1.0f;
         }
         --running;
       },
@@ -275,10 +310,9 @@ TEST(ServeBatcher, ConcurrentQueriesGetTheirOwnRowsAndShareBatches) {
   for (int t = 0; t < threads; ++t)
     ts.emplace_back([&, t] {
       for (int i = 0; i < per_thread; ++i) {
-        const float q[2] = {static_cast<float>(t * 1000 + i), static_cast<float>(-i)};
-        float out[2] = {0.0f, 0.0f};
-        b.score(q, out);
-        if (out[0] != q[0] * 2.0f || out[1] != q[1] + 1.0f) ++wrong;
+        TestJob j{{static_cast<float>(t * 1000 + i), static_cast<float>(-i)}, {0.0f, 0.0f}};
+        b.run(&j);
+        if (j.out[0] != j.q[0] * 2.0f || j.out[1] != j.q[1] + 1.0f) ++wrong;
       }
     });
   for (auto& t : ts) t.join();
@@ -292,13 +326,13 @@ TEST(ServeBatcher, ConcurrentQueriesGetTheirOwnRowsAndShareBatches) {
 TEST(ServeBatcher, LanesRunPassesSideBySide) {
   std::atomic<int32_t> running{0}, most_running{0};
   serve::ScoreBatcher b(
-      [&](int32_t n, const float* const* q, float* const* out) {
+      [&](int32_t n, void* const* jobs) {
         const int32_t now = ++running;
         int32_t m = most_running.load();
         while (now > m && !most_running.compare_exchange_weak(m, now)) {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        for (int32_t r = 0; r < n; ++r) out[r][0] = q[r][0];
+        for (int32_t r = 0; r < n; ++r) static_cast<TestJob*>(jobs[r])->out[0] = 1.0f;
         --running;
       },
       1, 3);
@@ -306,9 +340,8 @@ TEST(ServeBatcher, LanesRunPassesSideBySide) {
   for (int t = 0; t < 8; ++t)
     ts.emplace_back([&] {
       for (int i = 0; i < 10; ++i) {
-        const float q = 1.0f;
-        float out = 0.0f;
-        b.score(&q, &out);
+        TestJob j{};
+        b.run(&j);
       }
     });
   for (auto& t : ts) t.join();
@@ -320,22 +353,22 @@ TEST(ServeBatcher, LanesRunPassesSideBySide) {
 TEST(ServeBatcher, AnErrorReachesTheRequestsOfItsBatchAndTheBatcherGoesOn) {
   std::atomic<bool> fail{true};
   serve::ScoreBatcher b(
-      [&](int32_t n, const float* const* q, float* const* out) {
+      [&](int32_t n, void* const* jobs) {
         if (fail) throw Error("scoring failed");
-        for (int32_t r = 0; r < n; ++r) out[r][0] = q[r][0];
+        for (int32_t r = 0; r < n; ++r) {
+          auto* j = static_cast<TestJob*>(jobs[r]);
+          j->out[0] = j->q[0];
+        }
       },
       8, 1);
-  const float q = 3.0f;
-  float out = 0.0f;
-  EXPECT_THROW(b.score(&q, &out), Error);
+  TestJob j{{3.0f, 0.0f}, {0.0f, 0.0f}};
+  EXPECT_THROW(b.run(&j), Error);
   fail = false;
-  b.score(&q, &out);
-  EXPECT_EQ(out, 3.0f);
+  b.run(&j);
+  EXPECT_EQ(j.out[0], 3.0f);
   EXPECT_THROW(serve::ScoreBatcher(nullptr, 1, 1), InputError);
-  EXPECT_THROW(serve::ScoreBatcher([](int32_t, const float* const*, float* const*) {}, 0, 1),
-               InputError);
-  EXPECT_THROW(serve::ScoreBatcher([](int32_t, const float* const*, float* const*) {}, 1, 0),
-               InputError);
+  EXPECT_THROW(serve::ScoreBatcher([](int32_t, void* const*) {}, 0, 1), InputError);
+  EXPECT_THROW(serve::ScoreBatcher([](int32_t, void* const*) {}, 1, 0), InputError);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -545,6 +578,69 @@ TEST(ServeBatchedModels, Gru4recConcurrentRequestsEqualSequentialOnes) {
 
 TEST(ServeBatchedModels, SasrecConcurrentRequestsEqualSequentialOnes) {
   check_batching(small_sasrec, false);
+}
+
+TEST(ServeBatchedModels, FiltersAndExclusionOnAHeadModelMatchAFullRanking) {
+  const Sessions s = generated(3000, 23);
+  const ModelBundle trained = small_gru4rec(s);
+  const Model& m = *trained.model;
+  const DotProductHead head = m.dot_product_head();
+  const int32_t n = m.n_items(), dim = head.dim;
+  for (auto storage :
+       {RecommenderOptions::HeadStorage::Int8, RecommenderOptions::HeadStorage::Fp32}) {
+    RecommenderOptions o;
+    o.sweep_interval_seconds = 0;
+    o.head_storage = storage;
+    Recommender rec(copy_of(trained), o);
+    std::mt19937 g(8);
+    for (size_t t = 0; t < 40 && t < s.test.size(); ++t) {
+      const auto seq = s.test.seq(t);
+      ItemsRequest req;
+      for (int32_t i : seq) req.items.push_back("i" + std::to_string(i));
+      req.options.k = 1 + static_cast<int32_t>(g() % 40);
+      req.options.exclude_seen = t % 2 == 0;
+      std::vector<int32_t> forbidden, allowed;
+      for (int j = 0; j < 30; ++j) forbidden.push_back(static_cast<int32_t>(g() % n));
+      if (t % 3 == 0)
+        for (int j = 0; j < 200; ++j) allowed.push_back(static_cast<int32_t>(g() % n));
+      for (int32_t i : forbidden) req.options.forbidden_items.push_back("i" + std::to_string(i));
+      if (!allowed.empty()) {
+        req.options.allowed_items.emplace();
+        for (int32_t i : allowed) req.options.allowed_items->push_back("i" + std::to_string(i));
+      }
+      const Recommendation r = rec.recommend(req);
+      // The reference: the exact scores of every item, then select_top_k with the filter.
+      std::vector<float> q(static_cast<size_t>(dim)), row(static_cast<size_t>(n));
+      std::vector<std::span<const int32_t>> seqs{seq};
+      const PrefixQuery pq{0, static_cast<int32_t>(seq.size())};
+      m.query_vectors(seqs, std::span<const PrefixQuery>(&pq, 1), q.data());
+      for (int32_t i = 0; i < n; ++i) {
+        float acc = 0.0f;
+        for (int32_t k = 0; k < dim; ++k)
+          acc = std::fma(q[static_cast<size_t>(k)], head.items[static_cast<size_t>(i) * dim + k],
+                         acc);
+        row[static_cast<size_t>(i)] = acc + head.bias[i];
+      }
+      auto sorted_unique = [](std::vector<int32_t> v) {
+        std::sort(v.begin(), v.end());
+        v.erase(std::unique(v.begin(), v.end()), v.end());
+        return v;
+      };
+      const std::vector<int32_t> fs = sorted_unique(forbidden), as = sorted_unique(allowed);
+      serve::TopKFilter f;
+      if (*req.options.exclude_seen) f.excluded = seq;
+      f.forbidden = fs;
+      f.has_allowed = !allowed.empty();
+      f.allowed = as;
+      f.drop_neg_inf = *req.options.exclude_seen;
+      const auto want = serve::select_top_k(row.data(), n, *req.options.k, f);
+      ASSERT_EQ(r.items.size(), want.size()) << "request " << t;
+      for (size_t j = 0; j < want.size(); ++j) {
+        ASSERT_EQ(r.items[j].item, "i" + std::to_string(want[j].first)) << "request " << t;
+        ASSERT_EQ(r.items[j].score, want[j].second);
+      }
+    }
+  }
 }
 
 TEST(ServeBatchedModels, BadBatchOptionsAreRejected) {
