@@ -43,13 +43,30 @@ float lower_threshold(float x, double window) {
   return f;
 }
 
-template <class W>
-struct Tile {
-  const W* panels;
+/// The float pass: queries are float vectors.
+struct TileF32 {
+  using Query = const float*;
+  const float* panels;  // blocks x dim x 16
   const float* bias;
-  const float* scale;  // Int8 only
   int32_t dim;
   int32_t n;  // items
+};
+
+/// The int8 pass: items as int8 with a scale each, queries quantised to int8 too (offset by
+/// 128 to unsigned bytes, packed 4 to a word) with a scale each; the dot product is exact in
+/// int32 (VNNI's vpdpbusd, or the same in plain C++).
+struct QueryI8 {
+  const uint32_t* u = nullptr;  // dim4 / 4 words: 4 consecutive (q_k / sq + 128) bytes
+  float sq = 0.0f;              // the query's scale
+};
+struct TileI8 {
+  using Query = QueryI8;
+  const int8_t* panels;  // blocks x (dim4 / 4) x 16 items x 4 consecutive k
+  const float* bias;
+  const float* scale;
+  const int32_t* corr;  // 128 x sum_k m_ik: the offset's contribution, subtracted
+  int32_t dim4;
+  int32_t n;
 };
 
 /// Writes whole score rows.
@@ -67,9 +84,9 @@ struct RowSelect {
   std::vector<float> heap;  // min-heap of the `keep` best scores so far
   std::vector<std::pair<int32_t, float>>* out = nullptr;
 
-  void start(const HeadQuery& q) {
+  void start(const HeadQuery& q, int32_t keep_at_most) {
     thr = kNegInf;
-    keep = std::max<int32_t>(1, q.keep);
+    keep = std::clamp<int32_t>(q.keep, 1, keep_at_most);
     window = q.window;
     heap.clear();
     out = q.out;
@@ -110,14 +127,6 @@ struct SelectSink {
 
 #if defined(__AVX512F__)
 
-inline __m512 load16(const float* p) {
-  return _mm512_load_ps(p);
-}
-inline __m512 load16(const int8_t* p) {
-  return _mm512_cvtepi32_ps(
-      _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(p))));
-}
-
 template <int R>
 inline void emit(const StoreSink& s, int32_t first, int32_t left, const __m512* res) {
   if (left >= kLanes) {
@@ -142,18 +151,19 @@ inline void emit(const SelectSink& s, int32_t first, int32_t left, const __m512*
   }
 }
 
-/// R queries x K consecutive blocks starting at block b: acc[u][r] over k, then the bias
-/// (and the item's scale for int8), handed to the sink.
-template <class W, class Sink, int R, int K>
-inline void tile(const Tile<W>& t, const float* const* q, const Sink& sink, int32_t b) {
+/// R queries x K consecutive blocks starting at block b: acc[u][r] over k, then the bias,
+/// handed to the sink.
+template <class Sink, int R, int K>
+inline void tile(const TileF32& t, const TileF32::Query* q, const Sink& sink, int32_t b) {
   __m512 acc[K][R];
   for (int u = 0; u < K; ++u)
     for (int r = 0; r < R; ++r) acc[u][r] = _mm512_setzero_ps();
   const size_t stride = static_cast<size_t>(t.dim) * kLanes;
-  const W* p = t.panels + static_cast<size_t>(b) * stride;
+  const float* p = t.panels + static_cast<size_t>(b) * stride;
   for (int32_t k = 0; k < t.dim; ++k) {
     __m512 w[K];
-    for (int u = 0; u < K; ++u) w[u] = load16(p + u * stride + static_cast<size_t>(k) * kLanes);
+    for (int u = 0; u < K; ++u)
+      w[u] = _mm512_load_ps(p + u * stride + static_cast<size_t>(k) * kLanes);
     for (int r = 0; r < R; ++r) {
       const __m512 x = _mm512_set1_ps(q[r][k]);
       for (int u = 0; u < K; ++u) acc[u][r] = _mm512_fmadd_ps(x, w[u], acc[u][r]);
@@ -163,65 +173,133 @@ inline void tile(const Tile<W>& t, const float* const* q, const Sink& sink, int3
     const int32_t first = (b + u) * kLanes;
     const __m512 bias = _mm512_load_ps(t.bias + first);
     __m512 res[R];
-    if constexpr (std::is_same_v<W, int8_t>) {
-      const __m512 scale = _mm512_load_ps(t.scale + first);
-      for (int r = 0; r < R; ++r) res[r] = _mm512_fmadd_ps(acc[u][r], scale, bias);
-    } else {
-      for (int r = 0; r < R; ++r) res[r] = _mm512_add_ps(acc[u][r], bias);
-    }
+    for (int r = 0; r < R; ++r) res[r] = _mm512_add_ps(acc[u][r], bias);
     emit<R>(sink, first, t.n - first, res);
   }
 }
 
-template <class W, class Sink, int R>
-void rows(const Tile<W>& t, const float* const* q, const Sink& sink, int32_t b0, int32_t b1) {
-  int32_t b = b0;
-  for (; b + 2 <= b1; b += 2) tile<W, Sink, R, 2>(t, q, sink, b);
-  for (; b < b1; ++b) tile<W, Sink, R, 1>(t, q, sink, b);
-}
-
-#else
-
-template <int R>
-inline void emit(const StoreSink& s, int32_t first, int32_t left, int r, const float* res) {
-  for (int j = 0; j < std::min(kLanes, left); ++j) s.out[r][first + j] = res[j];
-}
-
-template <int R>
-inline void emit(const SelectSink& s, int32_t first, int32_t left, int r, const float* res) {
-  uint32_t m = 0;
-  for (int j = 0; j < std::min(kLanes, left); ++j)
-    if (res[j] >= s.rows[r].thr) m |= 1u << j;
-  if (m != 0) s.rows[r].offer(first, res, m);
-}
-
-/// Portable version with the same arithmetic (one fused multiply-add per term, in order).
-template <class W, class Sink, int R>
-void rows(const Tile<W>& t, const float* const* q, const Sink& sink, int32_t b0, int32_t b1) {
-  const size_t stride = static_cast<size_t>(t.dim) * kLanes;
-  for (int32_t b = b0; b < b1; ++b) {
-    const W* p = t.panels + static_cast<size_t>(b) * stride;
-    const int32_t first = b * kLanes;
+#if defined(__AVX512VNNI__)
+template <class Sink, int R, int K>
+inline void tile(const TileI8& t, const TileI8::Query* q, const Sink& sink, int32_t b) {
+  __m512i acc[K][R];
+  for (int u = 0; u < K; ++u)
+    for (int r = 0; r < R; ++r) acc[u][r] = _mm512_setzero_si512();
+  const size_t stride = static_cast<size_t>(t.dim4) * kLanes;  // bytes per block
+  const int8_t* p = t.panels + static_cast<size_t>(b) * stride;
+  const int32_t groups = t.dim4 / 4;
+  for (int32_t g = 0; g < groups; ++g) {
+    __m512i w[K];
+    for (int u = 0; u < K; ++u)
+      w[u] = _mm512_load_si512(p + u * stride + static_cast<size_t>(g) * 4 * kLanes);
     for (int r = 0; r < R; ++r) {
-      float acc[kLanes] = {};
-      for (int32_t k = 0; k < t.dim; ++k) {
-        const float x = q[r][k];
-        const W* w = p + static_cast<size_t>(k) * kLanes;
-        for (int j = 0; j < kLanes; ++j) acc[j] = std::fma(x, static_cast<float>(w[j]), acc[j]);
-      }
-      float res[kLanes];
-      for (int j = 0; j < kLanes; ++j) {
-        if constexpr (std::is_same_v<W, int8_t>)
-          res[j] = std::fma(acc[j], t.scale[first + j], t.bias[first + j]);
-        else
-          res[j] = acc[j] + t.bias[first + j];
-      }
-      emit<R>(sink, first, t.n - first, r, res);
+      const __m512i x = _mm512_set1_epi32(static_cast<int32_t>(q[r].u[g]));
+      for (int u = 0; u < K; ++u) acc[u][r] = _mm512_dpbusd_epi32(acc[u][r], x, w[u]);
     }
+  }
+  for (int u = 0; u < K; ++u) {
+    const int32_t first = (b + u) * kLanes;
+    const __m512 bias = _mm512_load_ps(t.bias + first);
+    const __m512 scale = _mm512_load_ps(t.scale + first);
+    const __m512i corr = _mm512_load_si512(t.corr + first);
+    __m512 res[R];
+    for (int r = 0; r < R; ++r) {
+      const __m512 dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[u][r], corr));
+      res[r] = _mm512_fmadd_ps(dot, _mm512_mul_ps(scale, _mm512_set1_ps(q[r].sq)), bias);
+    }
+    emit<R>(sink, first, t.n - first, res);
+  }
+}
+#endif
+
+#endif
+
+template <int R>
+inline void emit_rows(const StoreSink& s, int32_t first, int32_t left, const float (*res)[kLanes]) {
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < std::min(kLanes, left); ++j) s.out[r][first + j] = res[r][j];
+}
+
+template <int R>
+inline void emit_rows(const SelectSink& s, int32_t first, int32_t left,
+                      const float (*res)[kLanes]) {
+  for (int r = 0; r < R; ++r) {
+    uint32_t m = 0;
+    for (int j = 0; j < std::min(kLanes, left); ++j)
+      if (res[r][j] >= s.rows[r].thr) m |= 1u << j;
+    if (m != 0) s.rows[r].offer(first, res[r], m);
   }
 }
 
+/// Portable block of R queries (used where the vector kernel is not compiled): the same
+/// arithmetic, so the same results.
+template <class Sink, int R>
+inline void block_portable(const TileF32& t, const TileF32::Query* q, const Sink& sink, int32_t b) {
+  const size_t stride = static_cast<size_t>(t.dim) * kLanes;
+  const float* p = t.panels + static_cast<size_t>(b) * stride;
+  const int32_t first = b * kLanes;
+  alignas(64) float res[R][kLanes];
+  for (int r = 0; r < R; ++r) {
+    float acc[kLanes] = {};
+    for (int32_t k = 0; k < t.dim; ++k) {
+      const float x = q[r][k];
+      const float* w = p + static_cast<size_t>(k) * kLanes;
+      for (int j = 0; j < kLanes; ++j) acc[j] = std::fma(x, w[j], acc[j]);
+    }
+    for (int j = 0; j < kLanes; ++j) res[r][j] = acc[j] + t.bias[first + j];
+  }
+  emit_rows<R>(sink, first, t.n - first, res);
+}
+
+template <class Sink, int R>
+inline void block_portable(const TileI8& t, const TileI8::Query* q, const Sink& sink, int32_t b) {
+  const size_t stride = static_cast<size_t>(t.dim4) * kLanes;
+  const int8_t* p = t.panels + static_cast<size_t>(b) * stride;
+  const int32_t first = b * kLanes;
+  const int32_t groups = t.dim4 / 4;
+  alignas(64) float res[R][kLanes];
+  for (int r = 0; r < R; ++r) {
+    int32_t acc[kLanes] = {};
+    for (int32_t g = 0; g < groups; ++g) {
+      const uint32_t x = q[r].u[g];
+      const int8_t* w = p + static_cast<size_t>(g) * 4 * kLanes;
+      for (int j = 0; j < kLanes; ++j)
+        for (int c = 0; c < 4; ++c)
+          acc[j] += static_cast<int32_t>((x >> (8 * c)) & 0xffu) * w[4 * j + c];
+    }
+    for (int j = 0; j < kLanes; ++j)
+      res[r][j] = std::fma(static_cast<float>(acc[j] - t.corr[first + j]),
+                           t.scale[first + j] * q[r].sq, t.bias[first + j]);
+  }
+  emit_rows<R>(sink, first, t.n - first, res);
+}
+
+template <class Tile, class Sink, int R>
+void rows(const Tile& t, const typename Tile::Query* q, const Sink& sink, int32_t b0, int32_t b1) {
+  constexpr bool vector_kernel =
+#if defined(__AVX512F__)
+      std::is_same_v<Tile, TileF32>
+#if defined(__AVX512VNNI__)
+      || std::is_same_v<Tile, TileI8>
 #endif
+#else
+      false
+#endif
+      ;
+  if constexpr (vector_kernel) {
+#if defined(__AVX512F__)
+    // Enough blocks at a time that R x K independent accumulators hide the latency of the
+    // multiply-adds (one query alone would otherwise wait on a chain per k).
+    constexpr int K = R <= 2 ? 8 : (R <= 4 ? 4 : 2);
+    int32_t b = b0;
+    for (; b + K <= b1; b += K) tile<Sink, R, K>(t, q, sink, b);
+    if constexpr (K > 2)
+      for (; b + 2 <= b1; b += 2) tile<Sink, R, 2>(t, q, sink, b);
+    for (; b < b1; ++b) tile<Sink, R, 1>(t, q, sink, b);
+#endif
+  } else {
+    for (int32_t b = b0; b < b1; ++b) block_portable<Sink, R>(t, q, sink, b);
+  }
+}
 
 inline StoreSink offset(const StoreSink& s, int32_t r) {
   return {s.out + r};
@@ -230,40 +308,67 @@ inline SelectSink offset(const SelectSink& s, int32_t r) {
   return {s.rows + r};
 }
 
-template <class W, class Sink>
-void rows_any(int32_t r, const Tile<W>& t, const float* const* q, const Sink& sink, int32_t b0,
+template <class Tile, class Sink>
+void rows_any(int32_t r, const Tile& t, const typename Tile::Query* q, const Sink& sink, int32_t b0,
               int32_t b1) {
   switch (r) {
     case 1:
-      return rows<W, Sink, 1>(t, q, sink, b0, b1);
+      return rows<Tile, Sink, 1>(t, q, sink, b0, b1);
     case 2:
-      return rows<W, Sink, 2>(t, q, sink, b0, b1);
+      return rows<Tile, Sink, 2>(t, q, sink, b0, b1);
     case 3:
-      return rows<W, Sink, 3>(t, q, sink, b0, b1);
+      return rows<Tile, Sink, 3>(t, q, sink, b0, b1);
     case 4:
-      return rows<W, Sink, 4>(t, q, sink, b0, b1);
+      return rows<Tile, Sink, 4>(t, q, sink, b0, b1);
     case 5:
-      return rows<W, Sink, 5>(t, q, sink, b0, b1);
+      return rows<Tile, Sink, 5>(t, q, sink, b0, b1);
     case 6:
-      return rows<W, Sink, 6>(t, q, sink, b0, b1);
+      return rows<Tile, Sink, 6>(t, q, sink, b0, b1);
     case 7:
-      return rows<W, Sink, 7>(t, q, sink, b0, b1);
+      return rows<Tile, Sink, 7>(t, q, sink, b0, b1);
     default:
-      return rows<W, Sink, kRows>(t, q, sink, b0, b1);
+      return rows<Tile, Sink, kRows>(t, q, sink, b0, b1);
   }
 }
 
-template <class W, class Sink>
-void pass(const Tile<W>& t, int32_t blocks, int32_t n, const float* const* q, const Sink& sink) {
+template <class Tile, class Sink>
+void pass(const Tile& t, int64_t block_bytes, int32_t blocks, int32_t n,
+          const typename Tile::Query* q, const Sink& sink) {
   // Items in chunks of about 256 KB of panels, so that a chunk stays in L2 while every
   // group of kRows queries goes over it (one pass over the matrix from memory per batch).
-  const int64_t block_bytes = static_cast<int64_t>(t.dim) * kLanes * sizeof(W);
-  const int32_t chunk = std::max<int32_t>(2, static_cast<int32_t>((256 * 1024) / block_bytes));
+  const int32_t chunk =
+      std::max<int32_t>(8, static_cast<int32_t>((256 * 1024) / block_bytes) / 8 * 8);
   for (int32_t b0 = 0; b0 < blocks; b0 += chunk) {
     const int32_t b1 = std::min(blocks, b0 + chunk);
     for (int32_t r = 0; r < n; r += kRows)
       rows_any(std::min(kRows, n - r), t, q + r, offset(sink, r), b0, b1);
   }
+}
+
+/// Quantises q (dim floats) for the int8 pass: words of 4 offset bytes (dim4 / 4 of them)
+/// and the scale. False (and a zero query) when q is not finite.
+bool quantise(const float* q, int32_t dim, int32_t dim4, uint32_t* words, float* sq,
+              double* max_err) {
+  float m = 0.0f;
+  for (int32_t k = 0; k < dim; ++k) m = std::max(m, std::fabs(q[k]));
+  const bool finite = std::isfinite(m);
+  const float s = finite ? m / 127.0f : 0.0f;
+  double err = 0.0;
+  for (int32_t g = 0; g < dim4 / 4; ++g) {
+    uint32_t w = 0;
+    for (int c = 0; c < 4; ++c) {
+      const int32_t k = 4 * g + c;
+      float v = 0.0f;
+      if (k < dim && s > 0.0f) v = std::clamp(std::nearbyint(q[k] / s), -127.0f, 127.0f);
+      if (k < dim && finite)
+        err = std::max(err, std::fabs(static_cast<double>(q[k]) - static_cast<double>(s) * v));
+      w |= static_cast<uint32_t>(static_cast<int32_t>(v) + 128) << (8 * c);
+    }
+    words[g] = w;
+  }
+  *sq = s;
+  if (max_err != nullptr) *max_err = err;
+  return finite;
 }
 
 struct Better {
@@ -311,9 +416,15 @@ PackedDotHead::PackedDotHead(const DotProductHead& head, int32_t n_items, HeadPr
     }
     return;
   }
-  auto* p = static_cast<int8_t*>(alloc_bytes(weights));
+  // Int8: k padded to a multiple of 4; in a block, the 4 consecutive weights k = 4g..4g+3
+  // of item j are bytes 64 g + 4 j .. 64 g + 4 j + 3.
+  dim4_ = (dim_ + 3) / 4 * 4;
+  const size_t stride4 = static_cast<size_t>(dim4_) * kLanes;
+  auto* p = static_cast<int8_t*>(alloc_bytes(static_cast<size_t>(blocks_) * stride4));
   panels_ = p;
   scale_ = static_cast<float*>(alloc_bytes(static_cast<size_t>(blocks_) * kLanes * sizeof(float)));
+  corr_ =
+      static_cast<int32_t*>(alloc_bytes(static_cast<size_t>(blocks_) * kLanes * sizeof(int32_t)));
   for (int32_t i = 0; i < n_; ++i) {
     const float* row = head.items + static_cast<size_t>(i) * dim_;
     float m = 0.0f;
@@ -324,15 +435,20 @@ PackedDotHead::PackedDotHead(const DotProductHead& head, int32_t n_items, HeadPr
     scale_[i] = s;
     max_scale_ = std::max(max_scale_, static_cast<double>(s));
     max_abs_w_ = std::max(max_abs_w_, static_cast<double>(m));
-    int8_t* col = p + static_cast<size_t>(i / kLanes) * stride + i % kLanes;
+    int8_t* blk = p + static_cast<size_t>(i / kLanes) * stride4 + 4 * (i % kLanes);
+    int32_t sum = 0, l1 = 0;
     for (int32_t k = 0; k < dim_; ++k) {
       const float v = s > 0.0f ? std::nearbyint(row[k] / s) : 0.0f;
       const float c = std::clamp(v, -127.0f, 127.0f);
-      col[static_cast<size_t>(k) * kLanes] = static_cast<int8_t>(c);
+      blk[static_cast<size_t>(k / 4) * 4 * kLanes + k % 4] = static_cast<int8_t>(c);
+      sum += static_cast<int32_t>(c);
+      l1 += std::abs(static_cast<int32_t>(c));
       // The actual quantisation error (about s / 2; more only for tiny, subnormal scales).
       max_quant_err_ = std::max(
           max_quant_err_, std::fabs(static_cast<double>(row[k]) - static_cast<double>(s) * c));
     }
+    corr_[i] = 128 * sum;
+    max_l1_ = std::max(max_l1_, static_cast<double>(s) * l1);
   }
 }
 
@@ -340,66 +456,96 @@ PackedDotHead::~PackedDotHead() {
   free_bytes(panels_);
   free_bytes(bias_);
   free_bytes(scale_);
+  free_bytes(corr_);
 }
 
 int64_t PackedDotHead::bytes() const {
   const int64_t slots = static_cast<int64_t>(blocks_) * kLanes;
-  const int64_t w = precision_ == HeadPrecision::Fp32 ? 4 : 1;
-  return slots * dim_ * w + slots * 4 * (scale_ != nullptr ? 2 : 1);
+  if (precision_ == HeadPrecision::Fp32) return slots * dim_ * 4 + slots * 4;
+  return slots * dim4_ + slots * 4 * 3;
 }
 
 void PackedDotHead::score(int32_t n, const float* const* q, float* const* out) const {
   if (n <= 0) return;
   const StoreSink sink{out};
   if (precision_ == HeadPrecision::Fp32) {
-    const Tile<float> t{static_cast<const float*>(panels_), bias_, nullptr, dim_, n_};
-    pass(t, blocks_, n, q, sink);
-  } else {
-    const Tile<int8_t> t{static_cast<const int8_t*>(panels_), bias_, scale_, dim_, n_};
-    pass(t, blocks_, n, q, sink);
+    const TileF32 t{static_cast<const float*>(panels_), bias_, dim_, n_};
+    pass(t, static_cast<int64_t>(dim_) * kLanes * 4, blocks_, n, q, sink);
+    return;
   }
+  std::vector<uint32_t> words(static_cast<size_t>(n) * (dim4_ / 4));
+  std::vector<QueryI8> qs(static_cast<size_t>(n));
+  for (int32_t r = 0; r < n; ++r) {
+    uint32_t* w = words.data() + static_cast<size_t>(r) * (dim4_ / 4);
+    quantise(q[r], dim_, dim4_, w, &qs[static_cast<size_t>(r)].sq, nullptr);
+    qs[static_cast<size_t>(r)].u = w;
+  }
+  const TileI8 t{static_cast<const int8_t*>(panels_), bias_, scale_, corr_, dim4_, n_};
+  pass(t, static_cast<int64_t>(dim4_) * kLanes, blocks_, n, qs.data(), sink);
 }
 
 void PackedDotHead::select(int32_t n, const HeadQuery* const* queries) const {
   if (n <= 0) return;
   thread_local std::vector<RowSelect> rows;
-  thread_local std::vector<const float*> qs;
+  thread_local std::vector<const float*> qf;
+  thread_local std::vector<QueryI8> qi;
+  thread_local std::vector<uint32_t> words;
   if (rows.size() < static_cast<size_t>(n)) rows.resize(static_cast<size_t>(n));
-  qs.clear();
-  for (int32_t r = 0; r < n; ++r) {
-    rows[static_cast<size_t>(r)].start(*queries[r]);
-    qs.push_back(queries[r]->q);
-  }
+  for (int32_t r = 0; r < n; ++r) rows[static_cast<size_t>(r)].start(*queries[r], n_);
   const SelectSink sink{rows.data()};
   if (precision_ == HeadPrecision::Fp32) {
-    const Tile<float> t{static_cast<const float*>(panels_), bias_, nullptr, dim_, n_};
-    pass(t, blocks_, n, qs.data(), sink);
+    qf.clear();
+    for (int32_t r = 0; r < n; ++r) qf.push_back(queries[r]->q);
+    const TileF32 t{static_cast<const float*>(panels_), bias_, dim_, n_};
+    pass(t, static_cast<int64_t>(dim_) * kLanes * 4, blocks_, n, qf.data(), sink);
   } else {
-    const Tile<int8_t> t{static_cast<const int8_t*>(panels_), bias_, scale_, dim_, n_};
-    pass(t, blocks_, n, qs.data(), sink);
+    const size_t per = static_cast<size_t>(dim4_ / 4);
+    words.resize(static_cast<size_t>(n) * per);
+    qi.resize(static_cast<size_t>(n));
+    for (int32_t r = 0; r < n; ++r) {
+      uint32_t* w = words.data() + static_cast<size_t>(r) * per;
+      QueryI8& x = qi[static_cast<size_t>(r)];
+      x.u = w;
+      // A query that is not finite has an infinite error bound: keep every item (its
+      // first-pass scores are then the biases) and let the exact rescoring decide.
+      if (!quantise(queries[r]->q, dim_, dim4_, w, &x.sq, nullptr))
+        rows[static_cast<size_t>(r)].keep = n_;
+    }
+    const TileI8 t{static_cast<const int8_t*>(panels_), bias_, scale_, corr_, dim4_, n_};
+    pass(t, static_cast<int64_t>(dim4_) * kLanes, blocks_, n, qi.data(), sink);
   }
   for (int32_t r = 0; r < n; ++r) rows[static_cast<size_t>(r)].compact();
 }
 
 double PackedDotHead::error_bound(const float* q) const {
   if (precision_ == HeadPrecision::Fp32) return 0.0;
-  // With s_i the item's scale, m_ik its int8 weights, e = max |w_ik - s_i m_ik| (measured
-  // when packing: about s_i / 2) and g = dim u / (1 - dim u) (u = 2^-24) bounding a float
-  // fused multiply-add chain of dim terms relative to the sum of the terms' magnitudes:
-  //   quantisation          |sum q w - s sum q m|        <= e |q|_1
-  //   the int8 pass chain   s |acc - sum q m|             <= g 127 max(s) |q|_1
-  //   the exact chain       |acc' - sum q w|              <= g max|w| |q|_1
-  //   the final fma / add   one rounding each             <= u (|a| + |e|)
-  // and |a|, |e| <= 1.01 (|q|_1 max|w| + max|bias|); plus the absolute error of subnormal
-  // products (2^-149 each). Summed, with 1% to spare for this computation itself.
+  // The first pass computes a = fl(fl(sq s_i) x D + b_i) with D = sum_k (qq_k m_ik) exact
+  // in int32, where m_ik are the item's int8 weights (scale s_i, |w_ik - s_i m_ik| <= e_w,
+  // measured when packing: about s_i / 2) and qq_k the query's (scale sq, |q_k - sq qq_k|
+  // <= e_q). The exact score is e = fl(fl(sum_k q_k w_ik) + b_i), an fma chain. So with
+  // g = dim u / (1 - dim u) (u = 2^-24) bounding an fma chain of dim terms relative to the
+  // sum of their magnitudes, and |a|, |e| <= mag = 1.01 (|q|_1 max|w| + max|b|):
+  //   weights quantised     |sum q w - sum q s m|        <= e_w |q|_1
+  //   query quantised       |sum q s m - sq s D|          <= e_q max_i s_i sum_k |m_ik|
+  //   D to float (exact below 2^24), fl(sq s_i), the fma:  <= 3 u mag
+  //   the exact chain and its bias                         <= g max|w| |q|_1 + u mag
+  // plus the absolute error of subnormal products. Summed, with 1% to spare for this
+  // computation itself.
+  std::vector<uint32_t> words(static_cast<size_t>(dim4_ / 4));
+  float sq = 0.0f;
+  double e_q = 0.0;
   double q1 = 0.0;
   for (int32_t k = 0; k < dim_; ++k) q1 += std::fabs(static_cast<double>(q[k]));
-  if (!std::isfinite(q1)) return std::numeric_limits<double>::infinity();
+  if (!quantise(q, dim_, dim4_, words.data(), &sq, &e_q) || !std::isfinite(q1))
+    return std::numeric_limits<double>::infinity();
   const double g = dim_ * kUnit / (1.0 - dim_ * kUnit);
-  const double chains = q1 * (max_quant_err_ + g * (127.0 * max_scale_ + max_abs_w_));
   const double mag = 1.01 * (q1 * max_abs_w_ + max_abs_bias_);
-  const double tiny = (2.0 * dim_ + 4.0) * std::numeric_limits<float>::denorm_min();
-  return 1.01 * (chains + 2.0 * kUnit * mag + tiny);
+  const double rounding = 4.0 * kUnit * mag + g * max_abs_w_ * q1;
+  const double tiny = (2.0 * dim_ + 8.0) * std::numeric_limits<float>::denorm_min();
+  const double big = static_cast<double>(dim_) * 127.0 * 255.0 >= 16777216.0
+                         ? 2.0 * kUnit * mag  // D may round when converted to float
+                         : 0.0;
+  return 1.01 * (max_quant_err_ * q1 + e_q * max_l1_ + rounding + big + tiny);
 }
 
 void PackedDotHead::exact(const float* q, std::span<const int32_t> items, float* out) const {

@@ -19,7 +19,9 @@
 // - Fp32: the matrix in float (4 bytes a weight); the pass gives the exact scores.
 // - Int8 (default): each item's vector quantised to int8 with its own scale (max |w| /
 //   127; 1 byte a weight, a quarter of the memory traffic). The pass gives approximate
-//   scores a(i) with |a(i) - exact(i)| <= R(q), a rigorous bound (error_bound()). Every
+//   scores a(i) with |a(i) - exact(i)| <= R(q), a rigorous bound (error_bound()); the query
+//   is quantised to int8 as well (its own scale), so that the pass is an exact int32 dot
+//   product (AVX512-VNNI vpdpbusd: 64 multiply-adds an instruction). Every
 //   item whose a(i) is within 2R of the K-th best eligible a is kept (a superset of the true
 //   top K: if T is the first pass's top K and a_K its worst, each t in T has exact(t) >=
 //   a_K - R, so the K-th best exact score is >= a_K - R, and an item i of the true top K
@@ -110,12 +112,15 @@ class PackedDotHead {
  private:
   HeadPrecision precision_;
   int32_t n_ = 0, dim_ = 0, blocks_ = 0;
-  void* panels_ = nullptr;        // blocks_ x dim_ x 16 floats or int8
+  int32_t dim4_ = 0;              // dim_ rounded up to a multiple of 4 (Int8)
+  void* panels_ = nullptr;        // blocks_ x dim_ x 16 floats, or blocks_ x dim4_ x 16 int8
   float* bias_ = nullptr;         // blocks_ x 16
   float* scale_ = nullptr;        // blocks_ x 16 (Int8)
+  int32_t* corr_ = nullptr;       // blocks_ x 16 (Int8): 128 x the sum of the item's weights
   const float* items_ = nullptr;  // the model's matrix (n_ x dim_), for exact()
   const float* item_bias_ = nullptr;
-  double max_scale_ = 0.0, max_abs_w_ = 0.0, max_abs_bias_ = 0.0, max_quant_err_ = 0.0;
+  double max_scale_ = 0.0, max_abs_w_ = 0.0, max_abs_bias_ = 0.0, max_quant_err_ = 0.0,
+         max_l1_ = 0.0;
 };
 
 }  // namespace seqrec::serve
