@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <mutex>
@@ -641,6 +642,82 @@ TEST(ServeBatchedModels, FiltersAndExclusionOnAHeadModelMatchAFullRanking) {
       }
     }
   }
+}
+
+// The real rsc15-100k split (skipped without ../shared/data): GRU4Rec with the rsc15 preset
+// (100 units), every test prefix replayed. The int8 pass must give exactly the fp32 pass's
+// top 20; against the model's own score() (batched GEMMs, another summation order) the
+// lists may only differ at near-ties: the fraction identical is printed.
+TEST(ServeBatchedModels, Rsc15Int8EqualsFp32AndAlmostAlwaysTheModelsOwnRanking) {
+  const std::string dir = std::string(SEQREC_SHARED_DATA_DIR) + "/rsc15-100k/";
+  if (!std::filesystem::exists(dir + "yoochoose-clicks-100k_train_full.txt"))
+    GTEST_SKIP() << "shared data not found: " << dir;
+  const EventLog train = read_events(dir + "yoochoose-clicks-100k_train_full.txt");
+  const SequenceSet test =
+      remap(read_events(dir + "yoochoose-clicks-100k_test.txt"), train.items, nullptr);
+  Config c = default_config("gru4rec");
+  for (const Preset& pr : find_model("gru4rec").presets)
+    if (pr.name == "rsc15")
+      for (const auto& [k, v] : pr.values) c.set(k, v);
+  c.set("n_epochs", "1");
+  auto model = std::make_unique<Gru4recModel>(c);
+  model->fit(train.seqs, train.items.size(), quiet_fit());
+  ModelBundle trained;
+  trained.model = std::move(model);
+  trained.items = train.items;
+  trained.meta = {{"protocol", "session"}};
+  const Model& m = *trained.model;
+  const int32_t n = m.n_items();
+  ASSERT_EQ(m.dot_product_head().dim, 100);
+
+  std::vector<std::vector<std::vector<std::string>>> lists(2);  // [storage][prediction]
+  for (int st = 0; st < 2; ++st) {
+    RecommenderOptions o;
+    o.sweep_interval_seconds = 0;
+    o.head_storage =
+        st == 0 ? RecommenderOptions::HeadStorage::Int8 : RecommenderOptions::HeadStorage::Fp32;
+    Recommender rec(copy_of(trained), o);
+    for (size_t s = 0; s < test.size(); ++s) {
+      const auto seq = test.seq(s);
+      for (size_t t = 0; t + 1 < seq.size(); ++t) {
+        SessionRequest req;
+        req.session_id = test.ids[s];
+        req.events.push_back({trained.items.token(seq[t]), std::nullopt});
+        req.options.k = 20;
+        std::vector<std::string> ids;
+        for (const auto& it : rec.add_events(req).items) ids.push_back(it.item);
+        lists[st].push_back(std::move(ids));
+      }
+      rec.drop_session(test.ids[s]);
+    }
+  }
+  ASSERT_EQ(lists[0].size(), lists[1].size());
+  for (size_t i = 0; i < lists[0].size(); ++i) ASSERT_EQ(lists[0][i], lists[1][i]) << i;
+
+  // The model's own ranking of every prefix.
+  size_t same = 0, total = 0;
+  std::vector<float> row;
+  for (size_t s = 0; s < test.size(); ++s) {
+    const auto seq = test.seq(s);
+    std::vector<std::span<const int32_t>> seqs{seq};
+    std::vector<PrefixQuery> qs;
+    for (int32_t len = 1; len < static_cast<int32_t>(seq.size()); ++len) qs.push_back({0, len});
+    row.resize(qs.size() * static_cast<size_t>(n));
+    m.score(seqs, qs, row.data());
+    for (size_t q = 0; q < qs.size(); ++q) {
+      const auto top = serve::select_top_k(row.data() + q * n, n, 20, {});
+      std::vector<std::string> ids;
+      for (const auto& [i, sc] : top) ids.push_back(trained.items.token(i));
+      same += ids == lists[0][total] ? 1 : 0;
+      ++total;
+    }
+  }
+  ASSERT_EQ(total, lists[0].size());
+  std::printf(
+      "[ rsc15-100k ] %zu test predictions: int8 = fp32 top-20 in all; equal to the "
+      "model's own score() top-20 in %zu (%.4f%%)\n",
+      total, same, 100.0 * static_cast<double>(same) / static_cast<double>(total));
+  EXPECT_GE(static_cast<double>(same), 0.99 * static_cast<double>(total));
 }
 
 TEST(ServeBatchedModels, BadBatchOptionsAreRejected) {
