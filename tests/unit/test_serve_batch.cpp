@@ -720,6 +720,46 @@ TEST(ServeBatchedModels, Rsc15Int8EqualsFp32AndAlmostAlwaysTheModelsOwnRanking) 
   EXPECT_GE(static_cast<double>(same), 0.99 * static_cast<double>(total));
 }
 
+TEST(ServeBatchedModels, ReloadsWhileBatchedRequestsRun) {
+  const Sessions s = generated(5000, 29);
+  const ModelBundle trained = small_gru4rec(s);
+  RecommenderOptions o;
+  o.sweep_interval_seconds = 0;
+  o.batch_lanes = 2;
+  Recommender rec(copy_of(trained), o);
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> answered{0}, failed{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 6; ++t)
+    ts.emplace_back([&, t] {
+      for (size_t q = static_cast<size_t>(t); !stop; q = (q + 6) % s.test.size()) {
+        SessionRequest req;
+        req.session_id = "t" + std::to_string(t) + "-" + std::to_string(q % 50);
+        req.events.push_back({"i" + std::to_string(s.test.seq(q)[0]), std::nullopt});
+        req.options.k = 10;
+        try {
+          const Recommendation r = rec.add_events(req);
+          if (r.items.size() == 10)
+            ++answered;
+          else
+            ++failed;
+        } catch (...) {
+          ++failed;
+        }
+      }
+    });
+  for (int i = 0; i < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    const ReloadResult r = rec.replace_model(copy_of(trained));
+    EXPECT_FALSE(r.catalogue_changed);
+  }
+  stop = true;
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(answered.load(), 0);
+  EXPECT_EQ(rec.stats().model_generation, 6u);
+}
+
 TEST(ServeBatchedModels, BadBatchOptionsAreRejected) {
   const Sessions s = generated(60, 3);
   RecommenderOptions o;
