@@ -27,7 +27,7 @@
 # Environment (defaults): SEQREC (build-serve/seqrec, else build/seqrec), WORK
 #   (/tmp/seqrec-serve-load: data and models, reused across runs), EVENTS (4000000),
 #   ITEMS (40000: about 39.5k items survive preprocessing), DURATION (15), RATE (1000),
-#   RATE_CONNS (20), PEAK_CONNS (16), WRK_THREADS (2), SERVER_THREADS (32), K (20),
+#   RATE_CONNS (20), PEAK_CONNS (16), WRK_THREADS (2), SERVER_THREADS (64), K (20),
 #   SESSIONS (10000), TRAIN_ARGS (""), SERVE_ARGS (extra `seqrec serve` options, e.g.
 #   "--max-batch 1" or "--head-storage fp32"), REPEATS (3), PREFILL (0: events added to
 #   every session before the runs, e.g. 50 to give SASRec user-length histories).
@@ -49,7 +49,7 @@ RATE=${RATE:-1000}
 RATE_CONNS=${RATE_CONNS:-20}
 PEAK_CONNS=${PEAK_CONNS:-16}
 WRK_THREADS=${WRK_THREADS:-2}
-SERVER_THREADS=${SERVER_THREADS:-32}
+SERVER_THREADS=${SERVER_THREADS:-64}
 K=${K:-20}
 SESSIONS=${SESSIONS:-10000}
 TRAIN_ARGS=${TRAIN_ARGS:-}
@@ -57,6 +57,8 @@ SERVE_ARGS=${SERVE_ARGS:-}
 REPEATS=${REPEATS:-3}
 PREFILL=${PREFILL:-0}
 mkdir -p "$WORK"
+[ "$PEAK_CONNS" -le $((SERVER_THREADS - 4)) ] && [ "$RATE_CONNS" -le $((SERVER_THREADS - 4)) ] || {
+  echo "serve_load: PEAK_CONNS and RATE_CONNS must stay below SERVER_THREADS - 4" >&2; exit 2; }
 
 DATA="$WORK/data_${EVENTS}_${ITEMS}"
 if [ ! -f "$DATA/split/test.tsv" ]; then
@@ -120,8 +122,14 @@ random.seed(5)
 c = http.client.HTTPConnection("127.0.0.1", port)
 for s in range(1, sessions + 1):
     body = json.dumps({"session_id": "s%d" % s, "items": random.choices(items, k=n), "k": 1})
-    c.request("POST", "/v1/events", body, {"Content-Type": "application/json"})
-    r = c.getresponse(); r.read()
+    for attempt in range(3):  # a keep-alive connection the server timed out: reconnect
+        try:
+            c.request("POST", "/v1/events", body, {"Content-Type": "application/json"})
+            r = c.getresponse(); r.read()
+            break
+        except (ConnectionError, http.client.HTTPException):
+            c.close()
+            c = http.client.HTTPConnection("127.0.0.1", port)
     assert r.status == 200, r.status
 PY
 fi
@@ -134,7 +142,11 @@ DELAY=$(( RATE_CONNS * 1000 / RATE ))
 # short of RATE: a 3 s calibration run measures by how much, and the connections are
 # scaled up to make up for it.
 CAL=$(DELAY_MS=$DELAY wrk -t1 -c"$RATE_CONNS" -d3s -s bench/serve_load.lua "$URL" | wrk_json)
-CONNS=$(python3 -c "import json,math; r=json.loads('$CAL')['rps']; print(max($RATE_CONNS, round($RATE_CONNS*$RATE/r)) if r > 0 else $RATE_CONNS)")
+# Never more connections than the server has threads: a keep-alive connection holds a
+# worker thread, and connections beyond them are not served (the server then collapses to
+# a few hundred requests/s until they close). Nor more than twice the nominal number (a
+# calibration run slowed down by other work on the machine would ask for far too many).
+CONNS=$(python3 -c "import json,math; r=json.loads('$CAL')['rps']; c=max($RATE_CONNS, round($RATE_CONNS*$RATE/r)) if r > 0 else $RATE_CONNS; print(min(c, 2*$RATE_CONNS, $SERVER_THREADS - 4))")
 for i in $(seq 1 "$REPEATS"); do
   cut -d' ' -f1-3 /proc/loadavg > "$TMPD/load_rate_$i"
   echo "serve_load: [$i/$REPEATS] rate run: $CONNS connections x 1 request per $DELAY ms, ${DURATION}s (load $(cat "$TMPD/load_rate_$i"))" >&2
