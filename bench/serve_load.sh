@@ -15,7 +15,11 @@
 #    the server's own CPU time is reported too (requests per server CPU-second).
 # Besides wrk's client-side latency, each run reports the server-side latency from the
 # server's own histogram (GET /metrics, time from request headers to response written):
-# the upper bound of the bucket holding p50/p99/p99.9 ("p99_le_ms": 0.5 = at most 0.5 ms).
+# the upper bound of the bucket holding p50/p99/p99.9 ("p99_le_ms": 0.5 = at most 0.5 ms),
+# and for GRU4Rec/SASRec the mean number of requests scored per pass over the output layer
+# ("mean_batch") and the items rescored exactly per request after the int8 pass. The pair
+# of runs is repeated REPEATS times ("runs"); "rate" and "peak" hold the medians. The
+# server's peak RSS (VmHWM) is reported at the end.
 #
 # Usage: bench/serve_load.sh MODEL_TYPE|MODEL_FILE [OUT_JSON]
 #   MODEL_TYPE (pop, sr, vsknn, gru4rec, sasrec, ...) is trained on the generated data
@@ -23,12 +27,14 @@
 # Environment (defaults): SEQREC (build-serve/seqrec, else build/seqrec), WORK
 #   (/tmp/seqrec-serve-load: data and models, reused across runs), EVENTS (4000000),
 #   ITEMS (40000: about 39.5k items survive preprocessing), DURATION (15), RATE (1000),
-#   RATE_CONNS (20), PEAK_CONNS (16), WRK_THREADS (2), SERVER_THREADS (32), K (20),
-#   SESSIONS (10000), TRAIN_ARGS ("").
+#   RATE_CONNS (20), PEAK_CONNS (16), WRK_THREADS (2), SERVER_THREADS (64), K (20),
+#   SESSIONS (10000), TRAIN_ARGS (""), SERVE_ARGS (extra `seqrec serve` options, e.g.
+#   "--max-batch 1" or "--head-storage fp32"), REPEATS (3), PREFILL (0: events added to
+#   every session before the runs, e.g. 50 to give SASRec user-length histories).
 # Writes OUT_JSON (default bench/results/serve_load_<name>.json) and prints it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 1 ] || { sed -n 2,26p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,34p "$0"; exit 2; }
 command -v wrk >/dev/null || { echo "serve_load: wrk is not installed (scripts/setup)" >&2; exit 1; }
 SEQREC=${SEQREC:-}
 if [ -z "$SEQREC" ]; then
@@ -43,11 +49,16 @@ RATE=${RATE:-1000}
 RATE_CONNS=${RATE_CONNS:-20}
 PEAK_CONNS=${PEAK_CONNS:-16}
 WRK_THREADS=${WRK_THREADS:-2}
-SERVER_THREADS=${SERVER_THREADS:-32}
+SERVER_THREADS=${SERVER_THREADS:-64}
 K=${K:-20}
 SESSIONS=${SESSIONS:-10000}
 TRAIN_ARGS=${TRAIN_ARGS:-}
+SERVE_ARGS=${SERVE_ARGS:-}
+REPEATS=${REPEATS:-3}
+PREFILL=${PREFILL:-0}
 mkdir -p "$WORK"
+[ "$PEAK_CONNS" -le $((SERVER_THREADS - 4)) ] && [ "$RATE_CONNS" -le $((SERVER_THREADS - 4)) ] || {
+  echo "serve_load: PEAK_CONNS and RATE_CONNS must stay below SERVER_THREADS - 4" >&2; exit 2; }
 
 DATA="$WORK/data_${EVENTS}_${ITEMS}"
 if [ ! -f "$DATA/split/test.tsv" ]; then
@@ -76,14 +87,15 @@ mkdir -p "$(dirname "$OUT")"
 PORT_FILE=$(mktemp)
 LOG=$(mktemp)
 rm -f "$PORT_FILE"
+# shellcheck disable=SC2086
 "$SEQREC" serve "$MODEL" --host 127.0.0.1 --port 0 --port-file "$PORT_FILE" \
-  --threads "$SERVER_THREADS" --max-sessions 1000000 --default-k "$K" 2>"$LOG" &
+  --threads "$SERVER_THREADS" --max-sessions 1000000 --default-k "$K" $SERVE_ARGS 2>"$LOG" &
 SERVER=$!
-M0=; M1=; M2=
+TMPD=$(mktemp -d)
 cleanup() {
   kill "$SERVER" 2>/dev/null || true
   wait "$SERVER" 2>/dev/null || true
-  rm -f "$PORT_FILE" "$LOG" $M0 $M1 $M2
+  rm -rf "$PORT_FILE" "$LOG" "$TMPD"
 }
 trap cleanup EXIT
 for _ in $(seq 1 600); do
@@ -100,37 +112,68 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 wrk_json() { grep '^WRKJSON ' | sed 's/^WRKJSON //'; }
 export ITEMS_FILE="$DATA/test_items.txt" SESSIONS K
 
-echo "serve_load: $TYPE, $N_ITEMS items, K=$K, $URL; warm-up" >&2
+if [ "$PREFILL" -gt 0 ]; then
+  echo "serve_load: prefilling $SESSIONS sessions with $PREFILL events each" >&2
+  python3 - "$PORT" "$DATA/test_items.txt" "$SESSIONS" "$PREFILL" <<'PY'
+import http.client, json, random, sys
+port, items_file, sessions, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+items = [l.strip() for l in open(items_file) if l.strip()]
+random.seed(5)
+c = http.client.HTTPConnection("127.0.0.1", port)
+for s in range(1, sessions + 1):
+    body = json.dumps({"session_id": "s%d" % s, "items": random.choices(items, k=n), "k": 1})
+    for attempt in range(3):  # a keep-alive connection the server timed out: reconnect
+        try:
+            c.request("POST", "/v1/events", body, {"Content-Type": "application/json"})
+            r = c.getresponse(); r.read()
+            break
+        except (ConnectionError, http.client.HTTPException):
+            c.close()
+            c = http.client.HTTPConnection("127.0.0.1", port)
+    assert r.status == 200, r.status
+PY
+fi
+
+echo "serve_load: $TYPE, $N_ITEMS items, K=$K, $URL, server options: ${SERVE_ARGS:-none}; warm-up" >&2
 DELAY_MS=0 wrk -t1 -c4 -d3s -s bench/serve_load.lua "$URL" >/dev/null
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 DELAY=$(( RATE_CONNS * 1000 / RATE ))
 # Each connection's cycle is the delay plus the latency plus timer slack, so the rate falls
 # short of RATE: a 3 s calibration run measures by how much, and the connections are
 # scaled up to make up for it.
 CAL=$(DELAY_MS=$DELAY wrk -t1 -c"$RATE_CONNS" -d3s -s bench/serve_load.lua "$URL" | wrk_json)
-CONNS=$(python3 -c "import json,math; r=json.loads('$CAL')['rps']; print(max($RATE_CONNS, round($RATE_CONNS*$RATE/r)) if r > 0 else $RATE_CONNS)")
-echo "serve_load: rate run: $CONNS connections x 1 request per $DELAY ms, ${DURATION}s" >&2
-M0=$(mktemp); M1=$(mktemp); M2=$(mktemp)
-curl -s "$URL/metrics" > "$M0"
-C0=$(cpu_ticks)
-RATE_JSON=$(DELAY_MS=$DELAY wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 5s \
-  -s bench/serve_load.lua "$URL" | wrk_json)
-C1=$(cpu_ticks)
-curl -s "$URL/metrics" > "$M1"
-echo "serve_load: peak run: $PEAK_CONNS connections, $WRK_THREADS wrk threads, ${DURATION}s" >&2
-PEAK_JSON=$(DELAY_MS=0 wrk -t"$WRK_THREADS" -c"$PEAK_CONNS" -d"${DURATION}s" --timeout 5s \
-  -s bench/serve_load.lua "$URL" | wrk_json)
-C2=$(cpu_ticks)
-curl -s "$URL/metrics" > "$M2"
+# Never more connections than the server has threads: a keep-alive connection holds a
+# worker thread, and connections beyond them are not served (the server then collapses to
+# a few hundred requests/s until they close). Nor more than twice the nominal number (a
+# calibration run slowed down by other work on the machine would ask for far too many).
+CONNS=$(python3 -c "import json,math; r=json.loads('$CAL')['rps']; c=max($RATE_CONNS, round($RATE_CONNS*$RATE/r)) if r > 0 else $RATE_CONNS; print(min(c, 2*$RATE_CONNS, $SERVER_THREADS - 4))")
+for i in $(seq 1 "$REPEATS"); do
+  cut -d' ' -f1-3 /proc/loadavg > "$TMPD/load_rate_$i"
+  echo "serve_load: [$i/$REPEATS] rate run: $CONNS connections x 1 request per $DELAY ms, ${DURATION}s (load $(cat "$TMPD/load_rate_$i"))" >&2
+  curl -s "$URL/metrics" > "$TMPD/m_rate_${i}_0"
+  cpu_ticks > "$TMPD/c_rate_${i}_0"
+  DELAY_MS=$DELAY wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 5s \
+    -s bench/serve_load.lua "$URL" | wrk_json > "$TMPD/w_rate_$i"
+  cpu_ticks > "$TMPD/c_rate_${i}_1"
+  curl -s "$URL/metrics" > "$TMPD/m_rate_${i}_1"
+  cut -d' ' -f1-3 /proc/loadavg > "$TMPD/load_peak_$i"
+  echo "serve_load: [$i/$REPEATS] peak run: $PEAK_CONNS connections, $WRK_THREADS wrk threads, ${DURATION}s (load $(cat "$TMPD/load_peak_$i"))" >&2
+  curl -s "$URL/metrics" > "$TMPD/m_peak_${i}_0"
+  cpu_ticks > "$TMPD/c_peak_${i}_0"
+  DELAY_MS=0 wrk -t"$WRK_THREADS" -c"$PEAK_CONNS" -d"${DURATION}s" --timeout 5s \
+    -s bench/serve_load.lua "$URL" | wrk_json > "$TMPD/w_peak_$i"
+  cpu_ticks > "$TMPD/c_peak_${i}_1"
+  curl -s "$URL/metrics" > "$TMPD/m_peak_${i}_1"
+done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 SESSIONS_LIVE=$(curl -s "$URL/metrics" | awk '$1 == "seqrec_sessions_live" {print $2}')
+RSS_KB=$(awk '$1 == "VmHWM:" {print $2}' "/proc/$SERVER/status")
+SCORING=$(curl -s "$URL/v1/model" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin).get("scoring")))')
 TICKS=$(getconf CLK_TCK)
 
-python3 - "$OUT" "$M0" "$M1" "$M2" <<PY
-import json, re, sys
-rate = json.loads('''$RATE_JSON''')
-peak = json.loads('''$PEAK_JSON''')
+python3 - "$OUT" "$TMPD" <<PY
+import json, re, statistics, sys
+out_path, d = sys.argv[1], sys.argv[2]
 
 def buckets(path):
     out = {}
@@ -139,6 +182,12 @@ def buckets(path):
         if m:
             out[float("inf") if m.group(1) == "+Inf" else float(m.group(1))] = int(m.group(2))
     return out
+
+def counter(path, name):
+    for line in open(path):
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
 
 def server_side(a, b):
     """Upper bounds (ms) of the server-side p50/p99 from the histogram between two scrapes."""
@@ -151,23 +200,54 @@ def server_side(a, b):
         res["p%g_le_ms" % q] = next((le * 1e3 for le, c in cum if c >= total * q / 100), None) if total else None
     return res
 
-rate["server_latency"] = server_side(sys.argv[2], sys.argv[3])
-peak["server_latency"] = server_side(sys.argv[3], sys.argv[4])
 ticks = $TICKS
-rate["server_cpu_s"] = ($C1 - $C0) / ticks
-peak["server_cpu_s"] = ($C2 - $C1) / ticks
-for r in (rate, peak):
-    r["requests_per_server_cpu_s"] = round(r["requests"] / r["server_cpu_s"], 1) if r["server_cpu_s"] else None
-rate.update({"target_rps": $RATE, "connections": $CONNS, "delay_ms": $DELAY})
-peak.update({"connections": $PEAK_CONNS, "wrk_threads": $WRK_THREADS})
+runs = []
+for i in range(1, $REPEATS + 1):
+    run = {}
+    for kind in ("rate", "peak"):
+        r = json.loads(open(f"{d}/w_{kind}_{i}").read())
+        m0, m1 = f"{d}/m_{kind}_{i}_0", f"{d}/m_{kind}_{i}_1"
+        r["server_latency"] = server_side(m0, m1)
+        c0, c1 = (float(open(f"{d}/c_{kind}_{i}_{j}").read()) for j in (0, 1))
+        r["server_cpu_s"] = (c1 - c0) / ticks
+        r["requests_per_server_cpu_s"] = round(r["requests"] / r["server_cpu_s"], 1) if r["server_cpu_s"] else None
+        nb = counter(m1, "seqrec_scoring_batches_total") - counter(m0, "seqrec_scoring_batches_total")
+        nr = counter(m1, "seqrec_scoring_batched_requests_total") - counter(m0, "seqrec_scoring_batched_requests_total")
+        rs = counter(m1, "seqrec_scoring_rescored_items_total") - counter(m0, "seqrec_scoring_rescored_items_total")
+        if nb > 0:
+            r["mean_batch"] = round(nr / nb, 2)
+            r["rescored_per_request"] = round(rs / nr, 1)
+        r["loadavg_before"] = open(f"{d}/load_{kind}_{i}").read().strip()
+        if kind == "rate":
+            r.update({"target_rps": $RATE, "connections": $CONNS, "delay_ms": $DELAY})
+        else:
+            r.update({"connections": $PEAK_CONNS, "wrk_threads": $WRK_THREADS})
+        run[kind] = r
+    runs.append(run)
+
+def median_of(kind):
+    rs = [run[kind] for run in runs]
+    med = lambda xs: round(statistics.median(xs), 3) if xs else None
+    m = {"rps": med([r["rps"] for r in rs]),
+         "latency_ms": {p: med([r["latency_ms"][p] for r in rs]) for p in ("p50", "p90", "p99", "p99.9")},
+         "server_p99_le_ms": med([r["server_latency"]["p99_le_ms"] for r in rs if r["server_latency"]["p99_le_ms"] is not None]),
+         "requests_per_server_cpu_s": med([r["requests_per_server_cpu_s"] for r in rs if r["requests_per_server_cpu_s"]]),
+         "errors": sum(sum(r["errors"].values()) for r in rs)}
+    if all("mean_batch" in r for r in rs):
+        m["mean_batch"] = med([r["mean_batch"] for r in rs])
+        m["rescored_per_request"] = med([r["rescored_per_request"] for r in rs])
+    return m
+
 out = {
     "model": "$NAME", "type": "$TYPE", "n_items": $N_ITEMS, "k": $K,
-    "workload": "POST /v1/events, 1 event per request, $SESSIONS sessions, items from test.tsv",
-    "duration_s": $DURATION, "server_threads": $SERVER_THREADS,
-    "cores": $(nproc), "loadavg_before": "$LOAD_BEFORE", "loadavg_after": "$LOAD_AFTER",
+    "workload": "POST /v1/events, 1 event per request, $SESSIONS sessions (prefilled with $PREFILL events), items from test.tsv",
+    "server_args": "$SERVE_ARGS", "scoring": json.loads('$SCORING'),
+    "duration_s": $DURATION, "repeats": $REPEATS, "server_threads": $SERVER_THREADS,
+    "cores": $(nproc), "loadavg_after": "$LOAD_AFTER",
     "sessions_live_after": float("${SESSIONS_LIVE:-0}"),
-    "rate": rate, "peak": peak,
+    "server_peak_rss_mb": round(${RSS_KB:-0} / 1024, 1),
+    "rate": median_of("rate"), "peak": median_of("peak"), "runs": runs,
 }
-json.dump(out, open(sys.argv[1], "w"), indent=2)
-print(json.dumps(out, indent=2))
+json.dump(out, open(out_path, "w"), indent=2)
+print(json.dumps({k: out[k] for k in out if k != "runs"}, indent=2))
 PY

@@ -76,6 +76,18 @@ class SessionState {
   virtual size_t bytes() const = 0;
 };
 
+/// The output layer of a model whose scores are a dot product of a query vector with one
+/// vector per item, plus an optional per-item bias:
+///   score(i) = bias[i] + sum_k q[k] * items[i * dim + k]
+/// (GRU4Rec: q = the last layer's hidden state, items = Wy, bias = by; SASRec: q = the last
+/// position's output, items = the output item embeddings, no bias). A server uses it to score
+/// many concurrent requests in one pass over `items` (see src/serve/dot_head.hpp).
+struct DotProductHead {
+  int32_t dim = 0;               ///< query length; 0 = the model has no such head
+  const float* items = nullptr;  ///< n_items() x dim, row-major; owned by the model
+  const float* bias = nullptr;   ///< n_items() floats, or nullptr for none
+};
+
 /// A next-item recommender over a catalogue of n_items dense item indices.
 class Model {
  public:
@@ -102,6 +114,17 @@ class Model {
   virtual void step(SessionState& state, int32_t item) const {}
   /// Scores every item after the events stepped so far into out[n_items()].
   virtual void score_state(const SessionState& state, float* out) const {}
+  /// The model's dot-product output layer, or dim == 0 when it has none. The pointers stay
+  /// valid (and the values unchanged) until the model is modified (fit, load).
+  virtual DotProductHead dot_product_head() const { return {}; }
+  /// For a model with a dot-product head: the query vector of every query into out
+  /// (queries.size() x dim, row-major), such that score() equals the head applied to it up
+  /// to floating-point rounding. Thread-safe like score().
+  virtual void query_vectors(std::span<const std::span<const int32_t>> seqs,
+                             std::span<const PrefixQuery> queries, float* out) const {}
+  /// For a model with a dot-product head and incremental inference: the query vector
+  /// (dim floats) after the events stepped into `state`, consistent with score_state().
+  virtual void state_query(const SessionState& state, float* out) const {}
   /// Writes the learned state as named tensors (the config travels separately).
   virtual void save(TensorWriter& w) const = 0;
   /// Restores the state written by save(); throws Error on missing/mis-shaped tensors.

@@ -12,7 +12,9 @@
 // Thread safety: every public member function may be called from any number of threads at
 // once. Requests on different sessions run in parallel (the session table is split into
 // independently locked shards); requests on the same session are applied one after the
-// other in the order they take the session's lock.
+// other in the order they take the session's lock. For models with a dot-product output
+// layer (GRU4Rec, SASRec) the output layer of concurrent requests is computed in batches
+// (RecommenderOptions::max_batch), with the same results as one request at a time.
 //
 // Session state. For a model with incremental inference (Model::new_state() != nullptr,
 // e.g. GRU4Rec) a session holds the model's state and every event costs one Model::step():
@@ -73,6 +75,20 @@ struct RecommenderOptions {
   /// restored). 1 suits a server, whose parallelism is across requests; 0 leaves the
   /// calling thread's setting alone.
   int32_t threads_per_request = 1;
+  /// Models with a dot-product output layer (Model::dot_product_head(): GRU4Rec, SASRec)
+  /// are scored through a repacked copy of it, and concurrent requests are gathered into
+  /// one pass over the item matrix: at most `max_batch` requests per pass (1 = each request
+  /// alone). A request never waits for company: it is scored at once if fewer than
+  /// `batch_lanes` passes are running, else with the requests queued behind them. A
+  /// request's scores do not depend on the batch it was scored in.
+  int32_t max_batch = 32;
+  int32_t batch_lanes = 1;
+  /// How the repacked output layer is stored for the scoring pass. Int8: one byte a weight
+  /// (a quarter of the memory traffic of a pass); the items it finds within a rigorous
+  /// error bound of the K-th best are then rescored exactly from the model's float weights,
+  /// so the results are exactly those of Fp32 (float weights, every score exact).
+  enum class HeadStorage { Int8, Fp32 };
+  HeadStorage head_storage = HeadStorage::Int8;
   /// The clock for idle times (tests inject a fake one).
   std::function<std::chrono::steady_clock::time_point()> now;
 };
@@ -139,6 +155,10 @@ struct ServedModelInfo {
   int32_t context_length = 0;  ///< Model::context_length()
   int32_t history_length = 0;  ///< events kept per session
   bool exclude_seen_default = false;
+  /// How requests are scored: {"path": "model"} (Model::score / score_state, one request at
+  /// a time) or {"path": "dot-product head", "head_storage": "int8"|"fp32", "head_bytes",
+  /// "max_batch", "batch_lanes"}.
+  nlohmann::json scoring;
   nlohmann::json config;  ///< the model's configuration
   nlohmann::json meta;    ///< training metadata from the model file
 };
@@ -168,6 +188,12 @@ struct RecommenderStats {
   int64_t reloads = 0;           ///< successful reloads
   int64_t reload_failures = 0;
   uint64_t model_generation = 0;
+  /// Passes over a dot-product head, and the requests scored in them (requests / batches =
+  /// the mean batch size); both 0 for models without a head.
+  int64_t scoring_batches = 0;
+  int64_t scoring_batched_requests = 0;
+  /// Items scored exactly after an int8 pass (RecommenderOptions::HeadStorage::Int8).
+  int64_t scoring_rescored_items = 0;
 };
 
 /// Outcome of a successful reload.

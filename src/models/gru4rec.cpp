@@ -374,6 +374,26 @@ void Gru4recModel::score(std::span<const std::span<const int32_t>> seqs,
                          std::span<const PrefixQuery> queries, float* out) const {
   const int64_t Q = static_cast<int64_t>(queries.size());
   if (Q == 0) return;
+  std::vector<float> hq(static_cast<size_t>(Q * params_.layers.back()));
+  query_vectors(seqs, queries, hq.data());
+  net_.output_scores(Q, hq.data(), out);
+}
+
+DotProductHead Gru4recModel::dot_product_head() const {
+  DotProductHead h;
+  for (const Gru4recParam* t : net_.tensors()) {
+    if (t->name == "Wy") h.items = t->w.data();
+    if (t->name == "By") h.bias = t->w.data();
+  }
+  if (h.items == nullptr || n_items_ <= 0) return {};
+  h.dim = static_cast<int32_t>(params_.layers.back());
+  return h;
+}
+
+void Gru4recModel::query_vectors(std::span<const std::span<const int32_t>> seqs,
+                                 std::span<const PrefixQuery> queries, float* hq) const {
+  const int64_t Q = static_cast<int64_t>(queries.size());
+  if (Q == 0) return;
   // Distinct sequences, their longest requested prefix; run them longest first so that
   // the active ones at time t are a prefix of the list.
   std::vector<int64_t> need(seqs.size(), 0);
@@ -407,7 +427,6 @@ void Gru4recModel::score(std::span<const std::span<const int32_t>> seqs,
   const int64_t nseq = static_cast<int64_t>(ord.size());
   std::vector<std::vector<float>> h(L.size());
   for (size_t l = 0; l < L.size(); ++l) h[l].assign(static_cast<size_t>(nseq * L[l]), 0.0f);
-  std::vector<float> hq(static_cast<size_t>(Q * H));
   std::vector<float> scratch;
   std::vector<int32_t> x(static_cast<size_t>(nseq));
   size_t qi = 0;
@@ -423,10 +442,9 @@ void Gru4recModel::score(std::span<const std::span<const int32_t>> seqs,
     for (; qi < qo.size() && queries[static_cast<size_t>(qo[qi])].len == t + 1; ++qi) {
       const int64_t q = qo[qi];
       const int32_t r = rank[static_cast<size_t>(queries[static_cast<size_t>(q)].seq)];
-      std::memcpy(&hq[static_cast<size_t>(q * H)], top + r * H, static_cast<size_t>(H) * 4);
+      std::memcpy(hq + q * H, top + r * H, static_cast<size_t>(H) * 4);
     }
   }
-  net_.output_scores(Q, hq.data(), out);
 }
 
 Gru4recModel::State Gru4recModel::init_state() const {
@@ -509,6 +527,12 @@ void Gru4recModel::step(SessionState& state, int32_t item) const {
 
 void Gru4recModel::score_state(const SessionState& state, float* out) const {
   score_state(as_gru_state(state).s, out);
+}
+
+void Gru4recModel::state_query(const SessionState& state, float* out) const {
+  const State& s = as_gru_state(state).s;
+  if (s.h.size() != params_.layers.size()) throw InputError("gru4rec: state of another model");
+  std::copy(s.h.back().begin(), s.h.back().end(), out);
 }
 
 }  // namespace seqrec

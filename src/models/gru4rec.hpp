@@ -49,6 +49,11 @@ class Gru4recModel final : public ModelBase {
   std::unique_ptr<SessionState> new_state() const override;
   void step(SessionState& state, int32_t item) const override;
   void score_state(const SessionState& state, float* out) const override;
+  /// The output layer: scores = By + h Wy^T, h the last layer's hidden state.
+  DotProductHead dot_product_head() const override;
+  void query_vectors(std::span<const std::span<const int32_t>> seqs,
+                     std::span<const PrefixQuery> queries, float* out) const override;
+  void state_query(const SessionState& state, float* out) const override;
 
   const Gru4recParams& params() const { return params_; }
   const Gru4recNet& net() const { return net_; }

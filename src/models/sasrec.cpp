@@ -475,13 +475,28 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
 
 void SasrecModel::score(std::span<const std::span<const int32_t>> seqs,
                         std::span<const PrefixQuery> queries, float* out) const {
+  const int64_t d = net_.d, Q = static_cast<int64_t>(queries.size());
+  if (Q == 0) return;
+  std::vector<float> last(static_cast<size_t>(Q * d));
+  query_vectors(seqs, queries, last.data());
+  // out = F_last Eo^T: one GEMM for the whole batch of queries.
+  sgemm(false, true, Q, n_items_, d, 1.0f, last.data(), d, w_.data() + layout_.out_emb, d, 0.0f,
+        out, n_items_);
+}
+
+DotProductHead SasrecModel::dot_product_head() const {
+  if (w_.empty() || n_items_ <= 0) return {};
+  return {static_cast<int32_t>(net_.d), w_.data() + layout_.out_emb, nullptr};
+}
+
+void SasrecModel::query_vectors(std::span<const std::span<const int32_t>> seqs,
+                                std::span<const PrefixQuery> queries, float* last) const {
   if (w_.empty()) throw Error("sasrec: the model has not been trained or loaded");
   const int64_t L = net_.maxlen, d = net_.d, Q = static_cast<int64_t>(queries.size());
   if (Q == 0) return;
   thread_local Workspace ws;
   thread_local Packed pk;
   thread_local std::vector<int64_t> rel;
-  std::vector<float> last(static_cast<size_t>(Q * d));
   int64_t q0 = 0;
   while (q0 < Q) {
     pk.clear();
@@ -504,12 +519,9 @@ void SasrecModel::score(std::span<const std::span<const int32_t>> seqs,
                     std::to_string(n_items_));
     const Chunk ch = pk.chunk(0, pk.nseq(), rel);
     const float* F = sasrec::forward(net_, layout_, w_.data(), ch, ws, false, 0, 0, true);
-    std::memcpy(last.data() + q0 * d, F, static_cast<size_t>(ch.nseq * d) * sizeof(float));
+    std::memcpy(last + q0 * d, F, static_cast<size_t>(ch.nseq * d) * sizeof(float));
     q0 = q1;
   }
-  // out = F_last Eo^T: one GEMM for the whole batch of queries.
-  sgemm(false, true, Q, n_items_, d, 1.0f, last.data(), d, w_.data() + layout_.out_emb, d, 0.0f,
-        out, n_items_);
 }
 
 void SasrecModel::save(TensorWriter& w) const {

@@ -24,6 +24,10 @@ class SasrecModel final : public ModelBase {
              float* out) const override;
   /// Only the last maxlen items of a history are looked at.
   int32_t context_length() const override { return static_cast<int32_t>(net_.maxlen); }
+  /// The output layer: scores = F Eo^T, F the last position's output of the last block.
+  DotProductHead dot_product_head() const override;
+  void query_vectors(std::span<const std::span<const int32_t>> seqs,
+                     std::span<const PrefixQuery> queries, float* out) const override;
   void save(TensorWriter& w) const override;
   void load(const TensorReader& r) override;
 

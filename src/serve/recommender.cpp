@@ -15,6 +15,8 @@
 
 #include "core/parallel.hpp"
 #include "seqrec/error.hpp"
+#include "serve/dot_head.hpp"
+#include "serve/score_batcher.hpp"
 #include "serve/session_store.hpp"
 #include "serve/topk.hpp"
 
@@ -40,12 +42,17 @@ struct Snapshot {
   int32_t history = 0;  // events kept per session
   std::string path;
   double loaded_unix = 0.0;
+  // Models with a dot-product output layer: its repacked copy, and the batcher that scores
+  // concurrent requests through it (null otherwise).
+  std::unique_ptr<serve::PackedDotHead> head;
+  std::unique_ptr<serve::ScoreBatcher> batcher;
 };
 
 /// Per-thread buffers: a score row and index lists, reused across requests.
 struct Scratch {
-  std::vector<float> scores;
+  std::vector<float> scores, query;
   std::vector<int32_t> items, forbidden, allowed;
+  std::vector<std::pair<int32_t, float>> candidates;
 };
 
 Scratch& scratch() {
@@ -90,6 +97,8 @@ void check_options(const RecommenderOptions& o) {
        "threads_per_request must be in [0, 4096]");
   need(o.sweep_interval_seconds >= 0 && std::isfinite(o.sweep_interval_seconds),
        "sweep_interval_seconds must be >= 0");
+  need(o.max_batch >= 1 && o.max_batch <= 4096, "max_batch must be in [1, 4096]");
+  need(o.batch_lanes >= 1 && o.batch_lanes <= 4096, "batch_lanes must be in [1, 4096]");
 }
 
 }  // namespace
@@ -101,6 +110,7 @@ struct Recommender::Impl {
   std::shared_ptr<const Snapshot> snap;
   std::mutex reload_mu;  // one reload at a time
   mutable std::atomic<int64_t> events{0}, unknown{0}, reloads{0}, reload_failures{0};
+  mutable std::atomic<int64_t> batches{0}, batched{0}, rescored{0};
   // Background sweeper of idle sessions.
   std::mutex sweep_mu;
   std::condition_variable sweep_cv;
@@ -174,6 +184,56 @@ struct Recommender::Impl {
       b.model->step(*st, 0);
       b.model->score_state(*st, row.data());
     }
+    const DotProductHead head = b.model->dot_product_head();
+    if (head.dim > 0) {
+      s->head = std::make_unique<serve::PackedDotHead>(
+          head, n,
+          options.head_storage == RecommenderOptions::HeadStorage::Fp32
+              ? serve::HeadPrecision::Fp32
+              : serve::HeadPrecision::Int8);
+      // The head must give the model's own scores (up to rounding): check on one query.
+      std::vector<float> query(static_cast<size_t>(head.dim)), via_head(static_cast<size_t>(n));
+      if (s->incremental) {
+        auto st = b.model->new_state();
+        b.model->step(*st, 0);
+        b.model->state_query(*st, query.data());
+      } else {
+        b.model->query_vectors(seqs, std::span<const PrefixQuery>(&q, 1), query.data());
+      }
+      std::vector<int32_t> all(static_cast<size_t>(n));
+      for (int32_t i = 0; i < n; ++i) all[static_cast<size_t>(i)] = i;
+      s->head->exact(query.data(), all, via_head.data());
+      for (int32_t i = 0; i < n; ++i) {
+        const float a = via_head[static_cast<size_t>(i)], e = row[static_cast<size_t>(i)];
+        if (!(std::fabs(a - e) <= 1e-3f * (1.0f + std::fabs(e))))
+          throw Error(path +
+                      ": the model's dot-product output layer disagrees with its scores "
+                      "(item " +
+                      std::to_string(i) + ": " + std::to_string(a) + " vs " + std::to_string(e) +
+                      ")");
+      }
+      // And the serving path (first pass, then top-K) finds the exact top-K.
+      {
+        const int32_t k = std::min<int32_t>(n, 20);
+        std::vector<std::pair<int32_t, float>> cand;
+        serve::HeadQuery hq{query.data(), k, 2.0 * s->head->error_bound(query.data()), &cand};
+        const serve::HeadQuery* hp = &hq;
+        s->head->select(1, &hp);
+        const auto got = s->head->top_k(query.data(), cand, hq.window, k, {});
+        const auto want = serve::select_top_k(via_head.data(), n, k, {});
+        if (got != want)
+          throw Error(path + ": internal: the serving top-K differs from the exact one");
+      }
+      const serve::PackedDotHead* h = s->head.get();
+      const Impl* self = this;
+      s->batcher = std::make_unique<serve::ScoreBatcher>(
+          [h, self](int32_t count, void* const* jobs) {
+            h->select(count, reinterpret_cast<const serve::HeadQuery* const*>(jobs));
+            self->batches.fetch_add(1, std::memory_order_relaxed);
+            self->batched.fetch_add(count, std::memory_order_relaxed);
+          },
+          options.max_batch, options.batch_lanes);
+    }
     s->bundle = std::move(b);
     s->path = path;
     s->loaded_unix = unix_now();
@@ -223,8 +283,10 @@ struct Recommender::Impl {
   }
 
   /// Scores have been written into sc.scores: fill r.items.
-  static void finish(const Snapshot& s, const RecommendOptions& o, std::span<const int32_t> seen,
-                     Scratch& sc, Recommendation& r) {
+  /// The filter of a request (lookups into sc.forbidden / sc.allowed).
+  static serve::TopKFilter make_filter(const Snapshot& s, const RecommendOptions& o,
+                                       std::span<const int32_t> seen, Scratch& sc,
+                                       Recommendation& r) {
     const Vocab& v = s.bundle.items;
     serve::TopKFilter f;
     if (r.exclude_seen) f.excluded = seen;
@@ -236,9 +298,51 @@ struct Recommender::Impl {
       f.allowed = sc.allowed;
     }
     f.drop_neg_inf = r.exclude_seen;
-    auto top = serve::select_top_k(sc.scores.data(), v.size(), r.k, f);
+    return f;
+  }
+
+  static void fill(const Snapshot& s, const std::vector<std::pair<int32_t, float>>& top,
+                   Recommendation& r) {
     r.items.reserve(top.size());
-    for (const auto& [i, score] : top) r.items.push_back({v.token(i), score});
+    for (const auto& [i, score] : top) r.items.push_back({s.bundle.items.token(i), score});
+  }
+
+  /// Scores have been written into sc.scores: fill r.items.
+  static void finish(const Snapshot& s, const RecommendOptions& o, std::span<const int32_t> seen,
+                     Scratch& sc, Recommendation& r) {
+    const serve::TopKFilter f = make_filter(s, o, seen, sc, r);
+    fill(s, serve::select_top_k(sc.scores.data(), s.bundle.items.size(), r.k, f), r);
+  }
+
+  /// A model with a dot-product head, its query vector in sc.query: the fused pass (in a
+  /// batch with concurrent requests), then the exact top-K on this thread.
+  void finish_head(const Snapshot& s, const RecommendOptions& o, std::span<const int32_t> seen,
+                   Scratch& sc, Recommendation& r) const {
+    const serve::TopKFilter f = make_filter(s, o, seen, sc, r);
+    const serve::PackedDotHead& head = *s.head;
+    if (f.has_allowed) {  // an allow-list: score just those, exactly
+      fill(s, head.top_k_among(sc.query.data(), f.allowed, r.k, f), r);
+      return;
+    }
+    serve::HeadQuery hq;
+    hq.q = sc.query.data();
+    // Enough that k eligible items remain among the best `keep` (see PackedDotHead::top_k).
+    hq.keep = static_cast<int32_t>(std::min<int64_t>(
+        static_cast<int64_t>(r.k) + static_cast<int64_t>(f.excluded.size() + f.forbidden.size()),
+        head.n_items()));
+    hq.window = 2.0 * head.error_bound(hq.q);
+    hq.out = &sc.candidates;
+    s.batcher->run(&hq);
+    int64_t n = 0;
+    fill(s, head.top_k(hq.q, sc.candidates, hq.window, r.k, f, &n), r);
+    rescored.fetch_add(n, std::memory_order_relaxed);
+  }
+
+  /// The head's query vector after the whole of `seq` (non-empty).
+  static void sequence_query(const Model& model, std::span<const int32_t> seq, float* out) {
+    std::span<const int32_t> seqs[1] = {seq};
+    const PrefixQuery q{0, static_cast<int32_t>(seq.size())};
+    model.query_vectors(seqs, std::span<const PrefixQuery>(&q, 1), out);
   }
 
   /// Brings a session in line with the model `s` (lock held): first use, or a reload since.
@@ -328,18 +432,27 @@ Recommendation Recommender::add_events(const SessionRequest& req) {
     r.exclude_seen = req.options.exclude_seen.value_or(snap.exclude_default);
     const std::span<const int32_t> hist = ses->history();
     if (!hist.empty()) {
-      sc.scores.resize(static_cast<size_t>(v.size()));
-      if (ses->state) {
-        model.score_state(*ses->state, sc.scores.data());
+      std::span<const int32_t> window = hist;
+      if (snap.context > 0 && window.size() > static_cast<size_t>(snap.context))
+        window = window.subspan(window.size() - static_cast<size_t>(snap.context));
+      if (snap.head) {
+        sc.query.resize(static_cast<size_t>(snap.head->dim()));
+        if (ses->state)
+          model.state_query(*ses->state, sc.query.data());
+        else
+          Impl::sequence_query(model, window, sc.query.data());
+        m.finish_head(snap, req.options, hist, sc, r);
       } else {
-        std::span<const int32_t> window = hist;
-        if (snap.context > 0 && window.size() > static_cast<size_t>(snap.context))
-          window = window.subspan(window.size() - static_cast<size_t>(snap.context));
-        std::vector<std::span<const int32_t>> seqs{window};
-        PrefixQuery q{0, static_cast<int32_t>(window.size())};
-        model.score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
+        sc.scores.resize(static_cast<size_t>(v.size()));
+        if (ses->state) {
+          model.score_state(*ses->state, sc.scores.data());
+        } else {
+          std::vector<std::span<const int32_t>> seqs{window};
+          PrefixQuery q{0, static_cast<int32_t>(window.size())};
+          model.score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
+        }
+        Impl::finish(snap, req.options, hist, sc, r);
       }
-      Impl::finish(snap, req.options, hist, sc, r);
     }
     bytes = ses->bytes();
   }
@@ -369,12 +482,18 @@ Recommendation Recommender::recommend(const ItemsRequest& req) const {
   r.model_generation = snap.generation;
   r.exclude_seen = req.options.exclude_seen.value_or(snap.exclude_default);
   if (sc.items.empty()) return r;
-  sc.scores.resize(static_cast<size_t>(v.size()));
   std::span<const int32_t> seq(sc.items);
-  std::vector<std::span<const int32_t>> seqs{seq};
-  PrefixQuery q{0, static_cast<int32_t>(seq.size())};
-  snap.bundle.model->score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
-  Impl::finish(snap, req.options, seq, sc, r);
+  if (snap.head) {
+    sc.query.resize(static_cast<size_t>(snap.head->dim()));
+    Impl::sequence_query(*snap.bundle.model, seq, sc.query.data());
+    m.finish_head(snap, req.options, seq, sc, r);
+  } else {
+    sc.scores.resize(static_cast<size_t>(v.size()));
+    std::vector<std::span<const int32_t>> seqs{seq};
+    PrefixQuery q{0, static_cast<int32_t>(seq.size())};
+    snap.bundle.model->score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
+    Impl::finish(snap, req.options, seq, sc, r);
+  }
   return r;
 }
 
@@ -445,6 +564,14 @@ ServedModelInfo Recommender::model_info() const {
   i.context_length = s->context;
   i.history_length = s->history;
   i.exclude_seen_default = s->exclude_default;
+  if (s->head)
+    i.scoring = {{"path", "dot-product head"},
+                 {"head_storage", serve::head_precision_name(s->head->precision())},
+                 {"head_bytes", s->head->bytes()},
+                 {"max_batch", s->batcher->max_batch()},
+                 {"batch_lanes", s->batcher->lanes()}};
+  else
+    i.scoring = {{"path", "model"}};
   i.config = model.config().to_json();
   i.meta = s->bundle.meta;
   return i;
@@ -467,6 +594,9 @@ RecommenderStats Recommender::stats() const {
   r.reloads = m.reloads.load();
   r.reload_failures = m.reload_failures.load();
   r.model_generation = m.current()->generation;
+  r.scoring_batches = m.batches.load();
+  r.scoring_batched_requests = m.batched.load();
+  r.scoring_rescored_items = m.rescored.load();
   return r;
 }
 

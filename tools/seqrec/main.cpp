@@ -690,6 +690,7 @@ int main(int argc, char** argv) {
                                  "session state (see docs/http-api.md)");
   seqrec::serve::http::ServeOptions serve_opts;
   double serve_mem_mib = 1024.0;
+  std::string serve_head_storage = "int8";
   {
     auto& h = serve_opts.http;
     auto& r = serve_opts.recommender;
@@ -733,6 +734,19 @@ int main(int argc, char** argv) {
                     "independently locked parts of the session table (0 = automatic)")
         ->check(CLI::Range(0, 4096))
         ->capture_default_str();
+    srv->add_option("--max-batch", r.max_batch,
+                    "GRU4Rec/SASRec: concurrent requests scored in one pass over the item "
+                    "matrix at most (1 = each alone)")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
+    srv->add_option("--batch-lanes", r.batch_lanes, "GRU4Rec/SASRec: scoring passes run at once")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
+    srv->add_option("--head-storage", serve_head_storage,
+                    "GRU4Rec/SASRec: int8 (a quarter of the memory traffic, candidates "
+                    "rescored exactly) or fp32; the same results")
+        ->check(CLI::IsMember({"int8", "fp32"}))
+        ->capture_default_str();
     srv->add_option("--port-file", serve_opts.port_file,
                     "write the port to this file once listening");
     srv->add_flag("--access-log", h.access_log, "one line per request on stderr");
@@ -772,6 +786,9 @@ int main(int argc, char** argv) {
     if (*models) return run_models();
     if (*srv) {
       serve_opts.recommender.max_session_bytes = static_cast<int64_t>(serve_mem_mib * 1048576.0);
+      serve_opts.recommender.head_storage = serve_head_storage == "fp32"
+                                                ? seqrec::RecommenderOptions::HeadStorage::Fp32
+                                                : seqrec::RecommenderOptions::HeadStorage::Int8;
       serve_opts.quiet = g.quiet;
       return seqrec::serve::http::serve(serve_opts);
     }

@@ -272,6 +272,7 @@ json to_json(const ServedModelInfo& m) {
           {"context_length", m.context_length},
           {"history_length", m.history_length},
           {"exclude_seen_default", m.exclude_seen_default},
+          {"scoring", m.scoring},
           {"config", m.config},
           {"meta", m.meta}};
 }

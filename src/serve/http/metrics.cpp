@@ -167,6 +167,15 @@ std::string HttpMetrics::prometheus(const RecommenderStats& s, const ServedModel
         static_cast<double>(s.events));
   gauge("seqrec_unknown_items_total", "counter", "Unknown item ids in requests (skipped).",
         static_cast<double>(s.unknown_items));
+  gauge("seqrec_scoring_batches_total", "counter",
+        "Passes over the output layer of a dot-product model (GRU4Rec, SASRec).",
+        static_cast<double>(s.scoring_batches));
+  gauge("seqrec_scoring_batched_requests_total", "counter",
+        "Requests scored in those passes (divided by the passes: the mean batch size).",
+        static_cast<double>(s.scoring_batched_requests));
+  gauge("seqrec_scoring_rescored_items_total", "counter",
+        "Items scored exactly after an int8 pass (--head-storage int8).",
+        static_cast<double>(s.scoring_rescored_items));
   line(out, "# HELP seqrec_model_reloads_total Model reloads, by result.");
   line(out, "# TYPE seqrec_model_reloads_total counter");
   line(out, "seqrec_model_reloads_total{result=\"ok\"} %lld", static_cast<long long>(s.reloads));
