@@ -82,6 +82,15 @@ struct Packed {
   }
 };
 
+/// dEo[idx[k]] += src[k] for k < K (rows of d floats; repeated indices accumulate).
+void scatter_rows(float* dEo, const int32_t* idx, const float* src, int64_t K, int64_t d) {
+  for (int64_t k = 0; k < K; ++k) {
+    float* row = dEo + static_cast<int64_t>(idx[k]) * d;
+    const float* x = src + k * d;
+    for (int64_t j = 0; j < d; ++j) row[j] += x[j];
+  }
+}
+
 /// Contiguous groups of sequences of at most `max_tokens` tokens (at least one sequence).
 std::vector<int64_t> chunk_bounds(const Packed& p, int64_t max_tokens) {
   std::vector<int64_t> b{0};
@@ -330,7 +339,15 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
       const float scale = 1.0f / static_cast<float>(T);
       const float* Eo = w_.data() + layout_.out_emb;
       if (loss_kind == LossKind::SampledSoftmax || loss_kind == LossKind::Gbce) {
-        for (int64_t k = 0; k < K; ++k) {
+        // sampled_softmax: K negatives shared by every position of the batch (its softmax
+        // weights over them sum to at most 1 per position). gbce: K negatives per sequence,
+        // shared by that sequence's positions only; a BCE-type loss gives every negative the
+        // gradient of every position that sees it, and batch-wide sharing made that swamp the
+        // positives. Drawn from the step's RNG in sequence order, so chunking and threads do
+        // not change them.
+        const int64_t n_sets = loss_kind == LossKind::Gbce ? pk.nseq() : 1;
+        negs.resize(static_cast<size_t>(n_sets * K));
+        for (int64_t k = 0; k < n_sets * K; ++k) {
           if (pop_sampling) {
             const double u = static_cast<double>(rng.next() >> 11) * 0x1.0p-53;
             const auto it = std::upper_bound(cdf.begin(), cdf.end(), u);
@@ -341,8 +358,8 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
                 static_cast<int32_t>(rng.below(static_cast<uint32_t>(n_items)));
           }
         }
-        Eneg.resize(static_cast<size_t>(K * d));
-        for (int64_t k = 0; k < K; ++k)
+        Eneg.resize(static_cast<size_t>(n_sets * K * d));
+        for (int64_t k = 0; k < n_sets * K; ++k)
           std::memcpy(Eneg.data() + k * d,
                       Eo + static_cast<int64_t>(negs[static_cast<size_t>(k)]) * d,
                       static_cast<size_t>(d) * sizeof(float));
@@ -377,20 +394,28 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
                   l = kernels::sasrec_full_ce(tc, d, n_items, F, Eo, tgt, scale, df.data(), dEo,
                                               w.loss_scratch);
                   break;
-                case LossKind::SampledSoftmax:
-                case LossKind::Gbce: {
+                case LossKind::SampledSoftmax: {
                   auto& de = dEneg[static_cast<size_t>(tid)];
                   de.resize(static_cast<size_t>(K * d));
-                  l = kernels::sasrec_sampled(loss_kind == LossKind::Gbce
-                                                  ? kernels::SampledLoss::GBCE
-                                                  : kernels::SampledLoss::Softmax,
-                                              tc, d, F, Eo, tgt, K, negs.data(), Eneg.data(),
+                  l = kernels::sasrec_sampled(kernels::SampledLoss::Softmax, tc, d, F, Eo, tgt, K,
+                                              negs.data(), Eneg.data(),
                                               logq.empty() ? nullptr : logq.data(), beta, scale,
                                               df.data(), dEo, de.data(), w.loss_scratch);
-                  for (int64_t k = 0; k < K; ++k) {
-                    float* row = dEo + static_cast<int64_t>(negs[static_cast<size_t>(k)]) * d;
-                    const float* src = de.data() + k * d;
-                    for (int64_t j = 0; j < d; ++j) row[j] += src[j];
+                  scatter_rows(dEo, negs.data(), de.data(), K, d);
+                  break;
+                }
+                case LossKind::Gbce: {
+                  // One kernel call per sequence, with that sequence's own negatives.
+                  auto& de = dEneg[static_cast<size_t>(tid)];
+                  de.resize(static_cast<size_t>(K * d));
+                  for (int64_t s = s0; s < s1; ++s) {
+                    const int64_t r0 = pk.off[s] - tb, ts = pk.off[s + 1] - pk.off[s];
+                    const int32_t* ng = negs.data() + s * K;
+                    l += kernels::sasrec_sampled(kernels::SampledLoss::GBCE, ts, d, F + r0 * d, Eo,
+                                                 tgt + r0, K, ng, Eneg.data() + s * K * d, nullptr,
+                                                 beta, scale, df.data() + r0 * d, dEo, de.data(),
+                                                 w.loss_scratch);
+                    scatter_rows(dEo, ng, de.data(), K, d);
                   }
                   break;
                 }
@@ -558,12 +583,15 @@ ModelInfo sasrec_model_info() {
       param_int("num_epochs", "200", 1, 1000000, "passes over the users"),
       param_float("beta1", "0.9", 0, 0.999999, "Adam beta1"),
       param_float("beta2", "0.98", 0, 0.999999, "Adam beta2"),
-      param_choice("loss", "bce", {"bce", "ce", "sampled_softmax", "gbce"},
-                   "bce: one negative per position (original); ce: full softmax over the "
-                   "catalogue (SASRec+); sampled_softmax: n_negatives shared negatives with "
-                   "logQ correction; gbce: generalised BCE with n_negatives negatives"),
-      param_int("n_negatives", "256", 1, 1000000,
-                "negatives per batch of sampled_softmax and gbce (shared by all positions)"),
+      param_choice(
+          "loss", "bce", {"bce", "ce", "sampled_softmax", "gbce"},
+          "bce: one negative per position (original); ce: full softmax over the "
+          "catalogue (SASRec+); sampled_softmax: n_negatives shared negatives with "
+          "logQ correction; gbce: generalised BCE with n_negatives negatives per sequence"),
+      param_int(
+          "n_negatives", "256", 1, 1000000,
+          "negatives of sampled_softmax (per batch, shared by all its positions) and gbce (per "
+          "sequence, shared by its positions)"),
       param_float("gbce_t", "0.75", 0, 1,
                   "gBCE calibration parameter t (0: BCE, 1: fully calibrated)"),
       param_choice("sampling", "uniform", {"uniform", "pop"},
