@@ -38,6 +38,7 @@ void free_bytes(void* p) {
 float lower_threshold(float x, double window) {
   if (window == 0.0) return x;
   const double t = static_cast<double>(x) - window;
+  if (std::isnan(t)) return kNegInf;  // keep everything rather than nothing
   float f = static_cast<float>(t);
   while (static_cast<double>(f) > t) f = std::nextafter(f, kNegInf);
   return f;
