@@ -16,6 +16,7 @@
 #include "app/checkpoint.hpp"
 #include "app/compare_cli.hpp"
 #include "app/options.hpp"
+#include "app/param_flags.hpp"
 #include "app/workflow.hpp"
 #include "core/parallel.hpp"
 #include "core/progress.hpp"
@@ -30,69 +31,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string dashed(std::string s) {
-  std::replace(s.begin(), s.end(), '_', '-');
-  return s;
-}
-
-std::string type_word(ParamType t) {
-  switch (t) {
-    case ParamType::Int:
-      return "INT";
-    case ParamType::Float:
-      return "FLOAT";
-    case ParamType::Bool:
-      return "BOOL";
-    case ParamType::String:
-      return "TEXT";
-    case ParamType::IntList:
-      return "INTS";
-  }
-  return "TEXT";
-}
-
-/// Flags generated from a ParamSpec table: every spec becomes --name-with-dashes.
-class ParamFlags {
- public:
-  void add(CLI::App* app, const std::vector<ParamSpec>& specs, const std::string& group,
-           const std::string& prefix_help = "") {
-    for (const auto& s : specs) {
-      std::string help = prefix_help + s.help;
-      if (!s.default_value.empty()) help += " [default: " + s.default_value + "]";
-      if (auto it = options_.find(s.name); it != options_.end()) {
-        // Shared by several models: one flag, whose help lists each model's meaning.
-        it->second->description(it->second->get_description() + "\n" + help);
-        continue;
-      }
-      auto* o = app->add_option("--" + dashed(s.name), values_[s.name], help);
-      o->type_name(type_word(s.type));
-      o->group(group);
-      options_[s.name] = o;
-    }
-  }
-  /// Flags the user gave, as (name, value).
-  std::vector<std::pair<std::string, std::string>> given() const {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& [name, opt] : options_)
-      if (opt->count() > 0) out.emplace_back(name, values_.at(name));
-    return out;
-  }
-  /// Applies given flags that `config` knows; returns the names it did not know.
-  std::vector<std::string> apply(Config& config) const {
-    std::vector<std::string> unknown;
-    for (const auto& [name, value] : given()) {
-      if (config.has(name))
-        config.set(name, value, "--" + dashed(name));
-      else
-        unknown.push_back(name);
-    }
-    return unknown;
-  }
-
- private:
-  std::map<std::string, std::string> values_;
-  std::map<std::string, CLI::Option*> options_;
-};
+using cli::dashed;
+using cli::ParamFlags;
 
 /// Config from defaults, then an optional config file, then flags (flags win).
 Config build_config(const std::vector<ParamSpec>& specs, const std::string& config_file,
