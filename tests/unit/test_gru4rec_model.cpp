@@ -164,9 +164,22 @@ Gru4recNet fused_test_net(Gru4recParams p, int32_t I, int64_t n, int64_t K, uint
   return net;
 }
 
+/// Element-wise |a - b| <= 1e-5 (1 + |b|).
+::testing::AssertionResult near_all(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return ::testing::AssertionFailure() << "sizes differ";
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::fabs(a[i] - b[i]) > 1e-5f * (1.0f + std::fabs(b[i])))
+      return ::testing::AssertionFailure() << "[" << i << "] " << a[i] << " vs " << b[i];
+  return ::testing::AssertionSuccess();
+}
+
 /// train_step (the fused update) against forward_backward + apply_update over a few steps
-/// with changing rows: the same loss, weights, optimiser state and hidden state, bit for bit.
+/// with changing rows: the same loss, weights, optimiser state and hidden state. With one
+/// thread bit for bit. With two, the reference path's multi-threaded oneDNN GEMMs may split
+/// their sums differently from the fused path's per-block GEMMs (it did on a loaded CI
+/// machine), so the comparison allows float rounding there.
 void check_fused_step(Gru4recParams p, int32_t I, int64_t n, int64_t K, int threads) {
+  const bool exact = threads == 1;
   Gru4recNet a = fused_test_net(p, I, n, K, 3), b = fused_test_net(p, I, n, K, 3);
   std::mt19937 g(5);
   std::uniform_int_distribution<int32_t> item(0, I - 1);
@@ -183,16 +196,30 @@ void check_fused_step(Gru4recParams p, int32_t I, int64_t n, int64_t K, int thre
     const double la = a.train_step(rows, x.data(), y.data(), smp.data(), K);
     const double lb = b.forward_backward(rows, x.data(), y.data(), smp.data(), K);
     b.apply_update();
-    EXPECT_EQ(la, lb) << "step " << s;
     auto ta = a.tensors(), tb = b.tensors();
-    for (size_t i = 0; i < ta.size(); ++i) {
-      EXPECT_EQ(ta[i]->w, tb[i]->w) << ta[i]->name << " step " << s;
-      EXPECT_EQ(ta[i]->acc, tb[i]->acc) << ta[i]->name << " step " << s;
-      EXPECT_EQ(ta[i]->vel, tb[i]->vel) << ta[i]->name << " step " << s;
+    if (exact) {
+      EXPECT_EQ(la, lb) << "step " << s;
+      for (size_t i = 0; i < ta.size(); ++i) {
+        EXPECT_EQ(ta[i]->w, tb[i]->w) << ta[i]->name << " step " << s;
+        EXPECT_EQ(ta[i]->acc, tb[i]->acc) << ta[i]->name << " step " << s;
+        EXPECT_EQ(ta[i]->vel, tb[i]->vel) << ta[i]->name << " step " << s;
+      }
+      for (size_t l = 0; l < p.layers.size(); ++l)
+        EXPECT_TRUE(std::equal(a.state(l), a.state(l) + rows * p.layers[l], b.state(l)))
+            << "state " << l << " step " << s;
+    } else {
+      EXPECT_NEAR(la, lb, 1e-5 * (1 + std::fabs(lb))) << "step " << s;
+      for (size_t i = 0; i < ta.size(); ++i) {
+        EXPECT_TRUE(near_all(ta[i]->w, tb[i]->w)) << ta[i]->name << " step " << s;
+        EXPECT_TRUE(near_all(ta[i]->acc, tb[i]->acc)) << ta[i]->name << " step " << s;
+        EXPECT_TRUE(near_all(ta[i]->vel, tb[i]->vel)) << ta[i]->name << " step " << s;
+      }
+      for (size_t l = 0; l < p.layers.size(); ++l) {
+        const std::vector<float> sa(a.state(l), a.state(l) + rows * p.layers[l]),
+            sb(b.state(l), b.state(l) + rows * p.layers[l]);
+        EXPECT_TRUE(near_all(sa, sb)) << "state " << l << " step " << s;
+      }
     }
-    for (size_t l = 0; l < p.layers.size(); ++l)
-      EXPECT_TRUE(std::equal(a.state(l), a.state(l) + rows * p.layers[l], b.state(l)))
-          << "state " << l << " step " << s;
   }
   seqrec::set_threads(saved);
 }
@@ -217,14 +244,23 @@ TEST(Gru4recFusedStep, EqualsForwardBackwardThenUpdateEveryInputMode) {
   for (int threads : {1, 2}) {
     SCOPED_TRACE("threads " + std::to_string(threads));
     auto p = fused_params();
-    check_fused_step(p, 400, 32, 64, threads);
+    {
+      SCOPED_TRACE("constrained embedding");
+      check_fused_step(p, 400, 32, 64, threads);
+    }
     p.constrained_embedding = false;
     p.embedding = 24;
     p.layers = {40, 48};
-    check_fused_step(p, 400, 32, 64, threads);
+    {
+      SCOPED_TRACE("separate embedding, two layers");
+      check_fused_step(p, 400, 32, 64, threads);
+    }
     p.embedding = 0;  // GRU embedding layer, then a GRUCell layer
     p.momentum = 0.0f;
-    check_fused_step(p, 400, 32, 64, threads);
+    {
+      SCOPED_TRACE("GRU embedding layer");
+      check_fused_step(p, 400, 32, 64, threads);
+    }
   }
 }
 
