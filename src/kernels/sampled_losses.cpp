@@ -160,11 +160,7 @@ double top1max_row(float* r, int64_t C, int64_t j, float scale, float alpha, flo
 /// diagonal adds the constant ln 2).
 ///   dl/dy_m = (1/C) (1 - sigmoid(t - y_m))   (m != j);   dl/dt = -sum_{k != j} dl/dy_k
 double bpr_row(float* r, int64_t C, int64_t j, float scale, float alpha) {
-  if (alpha > 0.0f) {
-#pragma omp simd
-    for (int64_t k = 0; k < C; ++k) r[k] = elu(r[k], alpha);
-  }
-  const float t = r[j];
+  const float t = activate_row(r, C, j, alpha);
   const float invC = 1.0f / static_cast<float>(C);
   float L = 0.0f, G = 0.0f;
 #pragma omp simd reduction(+ : L, G)
@@ -187,11 +183,7 @@ double bpr_row(float* r, int64_t C, int64_t j, float scale, float alpha) {
 ///   dl/dy_m = (1/C) (sigma'(y_m - t) + 2 y_m sigma'(y_m^2))   (m != j)
 ///   dl/dt   = -(1/C) sum_{k != j} sigma'(y_k - t)
 double top1_row(float* r, int64_t C, int64_t j, float scale, float alpha) {
-  if (alpha > 0.0f) {
-#pragma omp simd
-    for (int64_t k = 0; k < C; ++k) r[k] = elu(r[k], alpha);
-  }
-  const float t = r[j];
+  const float t = activate_row(r, C, j, alpha);
   const float invC = 1.0f / static_cast<float>(C);
   float L = 0.0f, G = 0.0f;
 #pragma omp simd reduction(+ : L, G)
