@@ -341,6 +341,17 @@ std::string plot_caption(const std::string& name, const json& r) {
            " (mean ± std over seeds; log time axis, times below 1 ms drawn at 1 ms).";
   return "";
 }
+/// One bar series per model: the mean ± std of each of its `key` buckets.
+void add_bucket_series(svg::BarChart& c, const nlohmann::json& models, const char* key) {
+  for (size_t i = 0; i < models.size(); ++i) {
+    svg::Series s = model_series(models, i);
+    for (const auto& g : models[i][key]) {
+      s.y.push_back(num(g["mean"]));
+      s.y_err.push_back(num(g["std"], 0.0));
+    }
+    c.series.push_back(std::move(s));
+  }
+}
 
 }  // namespace
 
@@ -394,14 +405,7 @@ std::vector<std::pair<std::string, std::string>> compare_plots(const json& r) {
       c.groups.push_back(b["label"].get<std::string>());
       c.group_notes.push_back("n=" + fmt_count(b["n"].get<int64_t>()));
     }
-    for (size_t i = 0; i < models.size(); ++i) {
-      svg::Series s = model_series(models, i);
-      for (const auto& g : models[i]["by_length"]) {
-        s.y.push_back(num(g["mean"]));
-        s.y_err.push_back(num(g["std"], 0.0));
-      }
-      c.series.push_back(std::move(s));
-    }
+    add_bucket_series(c, models, "by_length");
     out.emplace_back("by_length.svg", svg::bar_chart(c));
   }
   {  // popular vs long tail
@@ -413,14 +417,7 @@ std::vector<std::pair<std::string, std::string>> compare_plots(const json& r) {
       c.group_notes.push_back("n=" + fmt_count(g["n"].get<int64_t>()) + " (" +
                               fmt_share(num(g["share"])) + " of targets)");
     }
-    for (size_t i = 0; i < models.size(); ++i) {
-      svg::Series s = model_series(models, i);
-      for (const auto& g : models[i]["by_popularity"]) {
-        s.y.push_back(num(g["mean"]));
-        s.y_err.push_back(num(g["std"], 0.0));
-      }
-      c.series.push_back(std::move(s));
-    }
+    add_bucket_series(c, models, "by_popularity");
     out.emplace_back("by_popularity.svg", svg::bar_chart(c));
   }
   {  // training time vs accuracy
