@@ -407,20 +407,12 @@ double Gru4recNet::step(int64_t n, const int32_t* x, const int32_t* y, const int
   // ---- 4. the step's parallel region.
   const int threads_all = num_threads();
   const int64_t uy = uy_;
+  const int64_t gh_stride = static_cast<int64_t>(gh_.size()) / max_rows_;
   double work = 6.0 * static_cast<double>(n * uy * H);
   for (size_t l = 0; l < L; ++l)
     work += 18.0 * static_cast<double>(n * p_.layers[l]) * static_cast<double>(2 * p_.layers[l]);
-  // KNOWN ISSUE: with a separate input embedding table (embedding != 0, not constrained),
-  // two threads sometimes gave different embedding rows than one (7% apart after two steps
-  // in Gru4recFusedStep; batches with a repeated input item), a race in the per-row sums of
-  // the input gradients. Until it is found, that configuration runs its step on one thread.
-  // The official presets (constrained embedding) are not affected.
-  const bool separate_embedding = !p_.constrained_embedding && p_.embedding != 0;
-  const int nt =
-      separate_embedding
-          ? 1
-          : static_cast<int>(std::max<int64_t>(
-                1, std::min<int64_t>(threads_all, static_cast<int64_t>(work / 4e6) + 1)));
+  const int nt = static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(threads_all, static_cast<int64_t>(work / 4e6) + 1)));
   // Gradient blocks of the fused dense update: kRows rows of the widest tensor per thread.
   constexpr int64_t kRows = 64, kColBlock = 64;
   int64_t widest = 0;
@@ -477,6 +469,10 @@ double Gru4recNet::step(int64_t n, const int32_t* x, const int32_t* y, const int
       clk = v;
     };
     const int64_t r0 = n * t / T, r1 = n * (t + 1) / T, m = r1 - r0;
+    // The GRU layers' shared scratch gh_ is split by rows at the widest layer's stride: the
+    // threads are not in step between layers, and a per-layer stride (r0 * 3h) let one
+    // thread's rows of a wider layer overlap another's rows of a narrower one.
+    float* gh_rows = gh_.data() + r0 * gh_stride;
     const int64_t blk = ((uy + T - 1) / T + 15) / 16 * 16;
     const int64_t c0 = std::min(uy, t * blk), c1 = std::min(uy, c0 + blk);
     int32_t* which = which_[static_cast<size_t>(t)].data();
@@ -515,8 +511,7 @@ double Gru4recNet::step(int64_t n, const int32_t* x, const int32_t* y, const int
         } else {
           const CellLayer& c = cells_[gru_emb ? l - 1 : l];
           kernels::gru_cell_forward(m, c.weights(), uin + r0 * c.in, hstate_[l].data() + r0 * h, ho,
-                                    act_[l].data() + r0 * 3 * h, ghn_[l].data() + r0 * h,
-                                    gh_.data() + r0 * 3 * h);
+                                    act_[l].data() + r0 * 3 * h, ghn_[l].data() + r0 * h, gh_rows);
           p = p_.dropout_p_hidden;
         }
         float* o = o_[l].data() + r0 * h;
