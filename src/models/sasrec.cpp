@@ -119,6 +119,8 @@ SasrecModel::SasrecModel(const Config& config) : ModelBase(config) {
   net_.norm_first = config.get_bool("norm_first");
   net_.gelu = config.get_string("activation") == "gelu";
   net_.shared_embedding = config.get_bool("shared_embedding");
+  net_.init_std = static_cast<float>(config.get_float("init_std"));
+  positions_from_start_ = config.get_string("positions") == "from_start";
   if (net_.maxlen < 1)
     throw InputError("sasrec: maxlen must be >= 1, got " + std::to_string(net_.maxlen));
   if (net_.heads < 1 || net_.d % net_.heads != 0)
@@ -313,7 +315,7 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
         for (int64_t i = 0; i < n; ++i) {
           pk.items.push_back(s[static_cast<size_t>(m - 1 - n + i)]);
           pk.target.push_back(s[static_cast<size_t>(m - n + i)]);
-          pk.pos.push_back(static_cast<int32_t>(L - n + i));
+          pk.pos.push_back(static_cast<int32_t>(pos_base(L, n) + i));
         }
         pk.off.push_back(static_cast<int64_t>(pk.items.size()));
         pk.stream.push_back(static_cast<uint64_t>(u - u0));
@@ -533,7 +535,7 @@ void SasrecModel::query_vectors(std::span<const std::span<const int32_t>> seqs,
       if (q1 > q0 && static_cast<int64_t>(pk.items.size()) + n > kScoreTokens) break;
       for (int64_t i = 0; i < n; ++i) {
         pk.items.push_back(prefix[static_cast<size_t>(m - n + i)]);
-        pk.pos.push_back(static_cast<int32_t>(L - n + i));
+        pk.pos.push_back(static_cast<int32_t>(pos_base(L, n) + i));
       }
       pk.off.push_back(static_cast<int64_t>(pk.items.size()));
       ++q1;
@@ -605,6 +607,15 @@ ModelInfo sasrec_model_info() {
                  "the queries, residual on the normed input)"),
       param_bool("shared_embedding", "true",
                  "score with the input item embedding (false: a separate output table)"),
+      param_float("init_std", "0", 0, 10,
+                  "initialisation: 0 = Xavier normal on every matrix (the original code); "
+                  "> 0 = N(0, init_std) on embeddings and projections, Xavier-uniform "
+                  "attention in-projections, zero biases (SASRec+, RecBole)"),
+      param_choice("positions", "from_end", {"from_end", "from_start"},
+                   "position rows: from_end = the newest item always has the last row (the "
+                   "original's left padding); from_start = the window's oldest item has row 0 "
+                   "(right padding, as SASRec+ of Klenitskiy & Vasilev), so a history shorter "
+                   "than maxlen also tells its length"),
       param_int("eval_every", "1", 1, 1000000,
                 "validate (and check early stopping) every this many epochs"),
   };

@@ -42,6 +42,10 @@ class SasrecModel final : public ModelBase {
 
  private:
   void setup(int32_t n_items);
+  /// First position row of a window of n items (n <= maxlen L): L - n for `from_end`
+  /// (the newest item on row L-1), 0 for `from_start`.
+  int64_t pos_base(int64_t L, int64_t n) const { return positions_from_start_ ? 0 : L - n; }
+  bool positions_from_start_ = false;
   sasrec::NetConfig net_;
   sasrec::Layout layout_;
   std::vector<float> w_;

@@ -98,6 +98,36 @@ void init_params(const NetConfig& c, const Layout& l, float* w, uint64_t seed) {
     for (int64_t i = 0; i < n; ++i) x[i] = (2.0f * rng.uniform() - 1.0f) * a;
   };
   auto fill = [&](float* x, int64_t n, float v) { std::fill(x, x + n, v); };
+  if (c.init_std > 0.0f) {
+    // N(0, init_std) everywhere but the attention in-projections, which keep PyTorch's
+    // nn.MultiheadAttention default: Xavier uniform over the stacked 3d x d matrix.
+    const double s = c.init_std;
+    normal(w + l.item_emb, c.n_items * d, s);
+    if (!c.shared_embedding) normal(w + l.out_emb, c.n_items * d, s);
+    normal(w + l.pos_emb, c.maxlen * d, s);
+    const float in_bound = static_cast<float>(std::sqrt(6.0 / static_cast<double>(4 * d)));
+    for (const BlockLayout& b : l.blocks) {
+      fill(w + b.ln_a_g, d, 1.0f);
+      fill(w + b.ln_a_b, d, 0.0f);
+      uniform(w + b.wq, d * d, in_bound);
+      uniform(w + b.wk, d * d, in_bound);
+      uniform(w + b.wv, d * d, in_bound);
+      fill(w + b.bq, d, 0.0f);
+      fill(w + b.bk, d, 0.0f);
+      fill(w + b.bv, d, 0.0f);
+      normal(w + b.wo, d * d, s);
+      fill(w + b.bo, d, 0.0f);
+      fill(w + b.ln_f_g, d, 1.0f);
+      fill(w + b.ln_f_b, d, 0.0f);
+      normal(w + b.w1, d * d, s);
+      fill(w + b.b1, d, 0.0f);
+      normal(w + b.w2, d * d, s);
+      fill(w + b.b2, d, 0.0f);
+    }
+    fill(w + l.ln_last_g, d, 1.0f);
+    fill(w + l.ln_last_b, d, 0.0f);
+    return;
+  }
   // Xavier normal: std = sqrt(2 / (fan_in + fan_out)). The reference tables have one more
   // row (the padding row 0).
   normal(w + l.item_emb, c.n_items * d, std::sqrt(2.0 / static_cast<double>(c.n_items + 1 + d)));

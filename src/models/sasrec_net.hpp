@@ -28,6 +28,11 @@ struct NetConfig {
   bool norm_first = false;       ///< Pre-LN blocks instead of the original layout
   bool gelu = false;             ///< GELU instead of ReLU in the FFN
   bool shared_embedding = true;  ///< output scores use the input item table
+  /// Initialisation: 0 = Xavier normal on every matrix (the original code, pmixer's port);
+  /// > 0 = N(0, init_std) on the embeddings, the attention output projection and the
+  /// feed-forward weights with Xavier-uniform attention in-projections and zero biases
+  /// (the scheme of Klenitskiy & Vasilev's SASRec+, RecBole and GPT-2).
+  float init_std = 0.0f;
 };
 
 /// Offsets (in floats) of every tensor inside the flat parameter vector.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "models/sasrec.hpp"
+#include "models/sasrec_net.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/eval.hpp"
 #include "seqrec/model.hpp"
@@ -256,4 +257,115 @@ TEST(SasrecModel, PresetsIncludeTheOriginalSettings) {
   ASSERT_NE(amazon, nullptr);
   ASSERT_NE(beauty, nullptr);
   EXPECT_EQ(amazon->values, beauty->values);
+}
+
+namespace {
+struct Moments {
+  double mean = 0, sd = 0, max_abs = 0;
+};
+Moments moments(const float* x, int64_t n) {
+  Moments m;
+  for (int64_t i = 0; i < n; ++i) m.mean += x[i];
+  m.mean /= static_cast<double>(n);
+  for (int64_t i = 0; i < n; ++i) {
+    m.sd += (x[i] - m.mean) * (x[i] - m.mean);
+    m.max_abs = std::max(m.max_abs, static_cast<double>(std::fabs(x[i])));
+  }
+  m.sd = std::sqrt(m.sd / static_cast<double>(n));
+  return m;
+}
+}  // namespace
+
+// init_std = 0 is the original code's Xavier normal; init_std > 0 the SASRec+ / RecBole
+// scheme: N(0, std) embeddings and projections, Xavier-uniform attention in-projections,
+// zero biases.
+TEST(SasrecModel, InitialisationSchemes) {
+  sasrec::NetConfig c;
+  c.d = 64;
+  c.maxlen = 200;
+  c.n_items = 3000;
+  c.blocks = 2;
+  const sasrec::Layout l = sasrec::make_layout(c);
+  std::vector<float> w(static_cast<size_t>(l.total));
+  sasrec::init_params(c, l, w.data(), 1);
+  EXPECT_NEAR(moments(w.data() + l.item_emb, c.n_items * c.d).sd, std::sqrt(2.0 / (3001 + 64)),
+              0.002);
+  EXPECT_NEAR(moments(w.data() + l.pos_emb, c.maxlen * c.d).sd, std::sqrt(2.0 / (201 + 64)), 0.004);
+  c.init_std = 0.02f;
+  sasrec::init_params(c, l, w.data(), 1);
+  const Moments item = moments(w.data() + l.item_emb, c.n_items * c.d);
+  EXPECT_NEAR(item.mean, 0.0, 0.001);
+  EXPECT_NEAR(item.sd, 0.02, 0.0005);
+  EXPECT_NEAR(moments(w.data() + l.pos_emb, c.maxlen * c.d).sd, 0.02, 0.001);
+  const double bound = std::sqrt(6.0 / (4.0 * 64));
+  for (const sasrec::BlockLayout& b : l.blocks) {
+    const Moments q = moments(w.data() + b.wq, c.d * c.d);
+    EXPECT_LE(q.max_abs, bound);
+    EXPECT_NEAR(q.sd, bound / std::sqrt(3.0), 0.01);
+    EXPECT_NEAR(moments(w.data() + b.w1, c.d * c.d).sd, 0.02, 0.002);
+    EXPECT_NEAR(moments(w.data() + b.wo, c.d * c.d).sd, 0.02, 0.002);
+    for (int64_t off : {b.bq, b.bk, b.bv, b.bo, b.b1, b.b2, b.ln_a_b, b.ln_f_b})
+      EXPECT_EQ(moments(w.data() + off, c.d).max_abs, 0.0);
+    EXPECT_EQ(w[static_cast<size_t>(b.ln_a_g)], 1.0f);
+  }
+}
+
+TEST(SasrecModel, SmallNormalInitialisationLearns) {
+  const int n_items = 30;
+  const auto full = synthetic(300, n_items, 9);
+  const auto train = drop_last(full);
+  auto m = create_model(
+      "sasrec",
+      sas_config({{"loss", "ce"}, {"init_std", "0.02"}, {"num_epochs", "10"}, {"lr", "0.005"}}));
+  m->fit(train, n_items, quiet());
+  auto pop = create_model("pop", default_config("pop"));
+  pop->fit(train, n_items, quiet());
+  const double s = ndcg10(*m, full, n_items), p = ndcg10(*pop, full, n_items);
+  EXPECT_GT(s, p + 0.3) << "sasrec " << s << " vs pop " << p;
+}
+
+// positions=from_start gives a window's oldest item row 0 (right padding, SASRec+);
+// from_end the newest item row maxlen-1 (left padding, the original). A from_start model
+// whose position rows are moved to rows L-n.. of a from_end model scores every history of
+// length n the same; histories longer than maxlen keep only their last maxlen items.
+TEST(SasrecModel, PositionsFromStartCountFromTheWindowsOldestItem) {
+  const auto data = synthetic(60, 20, 8);
+  const Config cs = sas_config({{"positions", "from_start"}});
+  auto m = create_model("sasrec", cs);
+  m->fit(data, 20, quiet());
+  const int64_t L = 12, d = 16;
+  TensorWriter w;
+  m->save(w);
+  std::vector<TensorEntry> entries = w.entries();
+  std::vector<float> pos;
+  for (TensorEntry& e : entries)
+    if (e.name == "pos_emb") {
+      const float* p = static_cast<const float*>(e.data);
+      pos.assign(p, p + L * d);
+      break;
+    }
+  ASSERT_EQ(pos.size(), static_cast<size_t>(L * d));
+  for (const int64_t n : {1, 4, 12}) {
+    std::vector<float> shifted(pos.size(), 0.0f);
+    for (int64_t i = 0; i < n; ++i)
+      std::copy(pos.begin() + i * d, pos.begin() + (i + 1) * d, shifted.begin() + (L - n + i) * d);
+    std::vector<TensorEntry> moved = entries;
+    for (TensorEntry& e : moved)
+      if (e.name == "pos_emb") e.data = shifted.data();
+    auto end = create_model("sasrec", sas_config({}));
+    end->load(TensorReader(moved, "memory"));
+    std::vector<int32_t> h;
+    for (int64_t i = 0; i < n; ++i) h.push_back(static_cast<int32_t>((3 * i + 1) % 20));
+    const auto a = score_all(*m, {h}), b = score_all(*end, {h});
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << "n " << n;
+  }
+  std::vector<int32_t> longq{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+  std::vector<int32_t> longer = longq;
+  longer.insert(longer.begin(), {0, 0, 7, 7});
+  const auto a = score_all(*m, {longq}), b = score_all(*m, {longer});
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5);
+  // The two layouts differ for a short history.
+  auto e = create_model("sasrec", sas_config({}));
+  e->fit(data, 20, quiet());
+  EXPECT_NE(score_all(*m, {{3, 4}}), score_all(*e, {{3, 4}}));
 }
