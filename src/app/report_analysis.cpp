@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "app/report.hpp"
+#include "core/clock_text.hpp"
 #include "eval/significance.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/eval.hpp"
@@ -123,15 +124,6 @@ std::string join_command(const std::vector<std::string>& argv) {
     s += (s.empty() ? "" : " ") + (plain ? a : "'" + a + "'");
   }
   return s;
-}
-
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
 }
 
 /// 1234567 -> "1,234,567".
@@ -257,7 +249,7 @@ json analyse_comparison(const CompareSetup& setup, const std::vector<CompareMode
 
   json res;
   res["seqrec_version"] = setup.seqrec_version;
-  res["generated"] = utc_now();
+  res["generated"] = utc_now_text("%Y-%m-%d %H:%M UTC");
   res["command"] = setup.command_line;
   res["machine"] = setup.machine.is_object() ? setup.machine : json::object();
   res["machine"]["threads"] = setup.threads;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock_text.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/model.hpp"
 
@@ -35,15 +36,6 @@ namespace {
 
 std::string errno_text() {
   return std::strerror(errno);
-}
-
-std::string utc_now_iso8601() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 std::string hex64(uint64_t v) {
@@ -187,7 +179,7 @@ void model_file::write(const std::string& path, const Model& model, const Vocab&
   nlohmann::json header = {
       {"format_version", mf::kFormatVersion},
       {"seqrec_version", SEQREC_VERSION},
-      {"created", utc_now_iso8601()},
+      {"created", utc_now_text("%Y-%m-%dT%H:%M:%SZ")},
       {"model_type", model.type()},
       {"config", model.config().to_json()},
       {"meta", meta.is_null() ? nlohmann::json::object() : meta},
