@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -116,6 +117,24 @@ TEST_F(Cli, PrepareTrainEvalRecommendInfo) {
   CmdResult i = run("info " + p("vsknn.seqrec"));
   EXPECT_EQ(i.code, 0) << i.out;
   EXPECT_NE(i.out.find("vsknn"), std::string::npos);
+  // Version, creation time, nested training statistics and the tensors are all shown.
+  for (const char* want : {"written by seqrec", "train_stats.events", "tensors ", "format     1"})
+    EXPECT_NE(i.out.find(want), std::string::npos) << want << "\n" << i.out;
+  const auto j = nlohmann::json::parse(run("info --json " + p("vsknn.seqrec")).out);
+  EXPECT_EQ(j["type"], "vsknn");
+  EXPECT_EQ(j["format_version"], 1);
+  EXPECT_FALSE(j["created"].get<std::string>().empty());
+  EXPECT_FALSE(j["seqrec_version"].get<std::string>().empty());
+  EXPECT_FALSE(j["tensors"].empty());
+  EXPECT_FALSE(j["checkpoint"].get<bool>());
+  // --items lists the vocabulary in the user's ids: the data's items, one per line.
+  CmdResult v = run("info --items " + p("vsknn.seqrec"));
+  ASSERT_EQ(v.code, 0) << v.out;
+  std::istringstream vin(v.out);
+  std::set<std::string> ids;
+  for (std::string l; std::getline(vin, l);) ids.insert(l);
+  EXPECT_EQ(static_cast<int64_t>(ids.size()), j["n_items"].get<int64_t>());
+  EXPECT_TRUE(ids.count(a.substr(0, a.find('\t'))) == 1) << a;
 }
 
 TEST_F(Cli, SequentialProtocolFromPairs) {

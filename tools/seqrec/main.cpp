@@ -20,6 +20,7 @@
 #include "app/workflow.hpp"
 #include "core/parallel.hpp"
 #include "core/progress.hpp"
+#include "io/model_file.hpp"
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/eval.hpp"
@@ -363,27 +364,72 @@ int run_recommend(const std::string& model_path, const std::string& session,
   return 0;
 }
 
-int run_info(const std::string& model_path, bool json) {
-  ModelBundle b = load_model(model_path);
-  nlohmann::json j = {{"type", b.model->type()},
+/// Flattens nested metadata objects into dotted keys ("train_stats.length.mean").
+void print_flat(const nlohmann::json& j, const std::string& prefix) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+    if (it.value().is_object() && !it.value().empty())
+      print_flat(it.value(), key);
+    else
+      std::printf("  %-36s %s\n", key.c_str(), it.value().dump().c_str());
+  }
+}
+
+int run_info(const std::string& model_path, bool json, bool list_items) {
+  const model_file::Contents c = model_file::read(model_path);
+  const nlohmann::json& h = c.header;
+  const ModelBundle& b = c.bundle;
+  if (list_items) {
+    for (int32_t i = 0; i < b.items.size(); ++i) std::printf("%s\n", b.items.token(i).c_str());
+    return 0;
+  }
+  auto text = [&](const char* key) { return h.contains(key) ? h[key].dump() : std::string("?"); };
+  nlohmann::json tensors = nlohmann::json::array();
+  int64_t tensor_bytes = 0;
+  for (const nlohmann::json& t : h["tensors"]) {
+    tensors.push_back({{"name", t["name"]},
+                       {"dtype", t["dtype"]},
+                       {"shape", t["shape"]},
+                       {"bytes", t["nbytes"]}});
+    tensor_bytes += t["nbytes"].get<int64_t>();
+  }
+  nlohmann::json first_items = nlohmann::json::array();
+  for (int32_t i = 0; i < std::min<int32_t>(b.items.size(), 10); ++i)
+    first_items.push_back(b.items.token(i));
+  nlohmann::json j = {{"file", model_path},
+                      {"file_bytes", fs::file_size(model_path)},
+                      {"format_version", h.value("format_version", 0)},
+                      {"seqrec_version", h.value("seqrec_version", std::string())},
+                      {"created", h.value("created", std::string())},
+                      {"type", b.model->type()},
+                      {"checkpoint", h.contains("checkpoint")},
                       {"n_items", b.items.size()},
+                      {"first_items", first_items},
                       {"config", b.model->config().to_json()},
-                      {"meta", b.meta}};
+                      {"meta", b.meta},
+                      {"tensors", tensors}};
   if (json) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("model      %s\nfile       %s (%s)\nitems      %d\n", b.model->type().c_str(),
+  std::printf("model      %s%s\nfile       %s (%s)\nformat     %s, written by seqrec %s on %s\n",
+              b.model->type().c_str(), h.contains("checkpoint") ? " (training checkpoint)" : "",
               model_path.c_str(),
-              fmt_bytes(static_cast<int64_t>(fs::file_size(model_path))).c_str(), b.items.size());
+              fmt_bytes(static_cast<int64_t>(fs::file_size(model_path))).c_str(),
+              text("format_version").c_str(), h.value("seqrec_version", std::string("?")).c_str(),
+              h.value("created", std::string("?")).c_str());
+  std::string first;
+  for (const auto& id : first_items) first += (first.empty() ? "" : " ") + id.get<std::string>();
+  std::printf("items      %d (first: %s%s; all: seqrec info --items)\n", b.items.size(),
+              first.c_str(), b.items.size() > 10 ? " ..." : "");
   std::printf("config\n");
-  for (auto it = j["config"].begin(); it != j["config"].end(); ++it)
-    std::printf("  %-20s %s\n", it.key().c_str(), it.value().dump().c_str());
+  print_flat(j["config"], "");
   std::printf("meta\n");
-  for (auto it = b.meta.begin(); it != b.meta.end(); ++it) {
-    if (it.value().is_object()) continue;
-    std::printf("  %-20s %s\n", it.key().c_str(), it.value().dump().c_str());
-  }
+  print_flat(b.meta, "");
+  std::printf("tensors    %zu, %s\n", tensors.size(), fmt_bytes(tensor_bytes).c_str());
+  for (const auto& t : tensors)
+    std::printf("  %-36s %-4s %s\n", t["name"].get<std::string>().c_str(),
+                t["dtype"].get<std::string>().c_str(), t["shape"].dump().c_str());
   return 0;
 }
 
@@ -612,6 +658,9 @@ int main(int argc, char** argv) {
   bool info_json = false;
   info->add_option("model", info_model, "model file")->required();
   info->add_flag("--json", info_json, "as JSON");
+  bool info_items = false;
+  info->add_flag("--items", info_items,
+                 "print the item vocabulary (the original ids, one per line, in model order)");
   auto* models = app.add_subcommand("models", "list model types and their parameters");
   auto* demo = app.add_subcommand(
       "demo", "the main job: generate data, train every model, print the comparison");
@@ -722,7 +771,7 @@ int main(int argc, char** argv) {
     }
     if (*rec)
       return run_recommend(rec_model, rec_session, rec_input, rec_k, rec_exclude, rec_json, g);
-    if (*info) return run_info(info_model, info_json);
+    if (*info) return run_info(info_model, info_json, info_items);
     if (*models) return run_models();
     if (*srv) {
       serve_opts.recommender.max_session_bytes = static_cast<int64_t>(serve_mem_mib * 1048576.0);
