@@ -641,7 +641,7 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0, 65535))
         ->capture_default_str();
     srv->add_option("--threads", h.threads,
-                    "worker threads running requests (default: 2 x cores, at least 4); "
+                    "worker threads running requests (default: 2 x cores, at least 8); "
                     "not a limit on connections")
         ->check(CLI::Range(1, 4096))
         ->capture_default_str();

@@ -714,7 +714,7 @@ struct EventServer::Impl {
 
 int default_http_threads() {
   const unsigned cores = std::thread::hardware_concurrency();
-  return std::max(4, 2 * static_cast<int>(cores));
+  return std::max(8, 2 * static_cast<int>(cores));
 }
 
 EventServer::EventServer(HttpHandler handler, HttpObserver observer, const HttpOptions& options)

@@ -17,9 +17,11 @@
 
 namespace seqrec::serve::http {
 
-/// The default number of worker threads: twice the cores, at least 4 (workers only run
-/// handlers, which are CPU work; more of them let concurrent GRU4Rec/SASRec requests share
-/// scoring passes).
+/// The default number of worker threads: twice the cores, at least 8. Workers only run
+/// handlers (CPU work; connections do not hold them), but GRU4Rec/SASRec requests that are
+/// handled at the same time share scoring passes, so a few more workers than cores raise
+/// the peak rate (GRU4Rec, 2 cores, 16 connections: 7,400 req/s with 4 workers, 9,500
+/// with 8 or 16).
 int default_http_threads();
 
 struct HttpOptions {
