@@ -19,6 +19,7 @@
 #include <ctime>
 #include <deque>
 #include <mutex>
+#include <new>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -282,9 +283,11 @@ struct EventServer::Impl {
             close_conn(c);
             break;
           case kReadTimer:
-            refuse(c, 408,
-                   "the request was not received completely within " +
-                       seconds_text(opt.read_timeout_seconds) + " s (--read-timeout)");
+            guarded(c, [&] {
+              refuse(c, 408,
+                     "the request was not received completely within " +
+                         seconds_text(opt.read_timeout_seconds) + " s (--read-timeout)");
+            });
             break;
           case kWriteTimer:
             observe(c, false);
@@ -381,9 +384,16 @@ struct EventServer::Impl {
       }
       const int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      auto c = std::make_unique<Conn>(limits);
-      c->fd = fd;
-      c->remote = address_text(ss);
+      std::unique_ptr<Conn> c;
+      try {
+        c = std::make_unique<Conn>(limits);
+        c->fd = fd;
+        c->remote = address_text(ss);
+        if (by_fd.size() <= static_cast<size_t>(fd)) by_fd.resize(static_cast<size_t>(fd) * 2 + 16);
+      } catch (const std::bad_alloc&) {
+        ::close(fd);
+        continue;
+      }
       epoll_event e{};
       e.events = EPOLLIN | EPOLLONESHOT;
       e.data.ptr = c.get();
@@ -391,7 +401,6 @@ struct EventServer::Impl {
         ::close(fd);
         continue;
       }
-      if (by_fd.size() <= static_cast<size_t>(fd)) by_fd.resize(static_cast<size_t>(fd) * 2 + 16);
       Conn* p = c.get();
       by_fd[static_cast<size_t>(fd)] = std::move(c);
       n_conns.fetch_add(1, std::memory_order_relaxed);
@@ -430,6 +439,18 @@ struct EventServer::Impl {
     if (opt.quiet || now - last_overload_log < std::chrono::seconds(10)) return;
     last_overload_log = now;
     std::fprintf(stderr, "seqrec serve: %s\n", what.c_str());
+  }
+
+  /// Runs f (I/O-thread work on c); if it throws (out of memory), gives c up instead of
+  /// letting the server go down. A connection a worker holds is left to the worker.
+  template <class F>
+  void guarded(Conn* c, F&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      if (!opt.quiet) std::fprintf(stderr, "seqrec serve: dropping a connection: %s\n", e.what());
+      if (!c->closed && c->state != Conn::State::Busy) close_conn(c);
+    }
   }
 
   void on_event(Conn* c) {
@@ -632,7 +653,10 @@ struct EventServer::Impl {
       std::lock_guard<std::mutex> lock(done_mu);
       done_local.swap(done);
     }
-    for (Conn* c : done_local) response_progress(c);
+    for (Conn* c : done_local) {
+      c->state = Conn::State::Writing;  // back with the I/O thread (Busy no more)
+      guarded(c, [&] { response_progress(c); });
+    }
   }
 
   void begin_stop() {
@@ -661,21 +685,27 @@ struct EventServer::Impl {
         c = work.front();
         work.pop_front();
       }
-      HttpResponse res;
       try {
-        res = handler(c->req);
-      } catch (const std::exception& e) {
-        res = error_response(500, std::string("internal error: ") + e.what());
+        HttpResponse res;
+        try {
+          res = handler(c->req);
+        } catch (const std::bad_alloc&) {
+          res = error_response(503, "out of memory");
+        } catch (const std::exception& e) {
+          res = error_response(500, std::string("internal error: ") + e.what());
+        } catch (...) {
+          res = error_response(500, "internal error");
+        }
+        if (stopping.load(std::memory_order_relaxed)) c->close_after = true;
+        c->status = res.status;
+        format_response(c->out, res, c->req.method == "HEAD", c->close_after,
+                        c->req.minor_version == 0);
+        c->out_off = 0;
+        write_out(c);
+        if (c->broken || c->out_off == c->out.size()) observe(c, !c->broken);
       } catch (...) {
-        res = error_response(500, "internal error");
+        c->broken = true;  // out of memory for the response: give the connection up
       }
-      if (stopping.load(std::memory_order_relaxed)) c->close_after = true;
-      c->status = res.status;
-      format_response(c->out, res, c->req.method == "HEAD", c->close_after,
-                      c->req.minor_version == 0);
-      c->out_off = 0;
-      write_out(c);
-      if (c->broken || c->out_off == c->out.size()) observe(c, !c->broken);
       bool was_empty;
       {
         std::lock_guard<std::mutex> lock(done_mu);
@@ -705,7 +735,7 @@ struct EventServer::Impl {
         else if (p == &kWakeTag)
           on_wake();
         else
-          on_event(static_cast<Conn*>(p));
+          guarded(static_cast<Conn*>(p), [&] { on_event(static_cast<Conn*>(p)); });
       }
       expire_timers();
     }
