@@ -751,7 +751,7 @@ EventServer::EventServer(HttpHandler handler, HttpObserver observer, const HttpO
     : impl_(std::make_unique<Impl>()) {
   auto positive = [](double v, const char* name) {
     if (!(v > 0) || v > 1e6)
-      throw InputError(std::string(name) + " must be between 0 and 1e6 seconds (exclusive of 0)");
+      throw InputError(std::string(name) + " must be more than 0 and at most 1e6 seconds");
   };
   if (options.threads < 1 || options.threads > 4096)
     throw InputError("--threads must be between 1 and 4096, got " +
