@@ -27,7 +27,8 @@
 # Environment (defaults): SEQREC (build-serve/seqrec, else build/seqrec), WORK
 #   (/tmp/seqrec-serve-load: data and models, reused across runs), EVENTS (4000000),
 #   ITEMS (40000: about 39.5k items survive preprocessing), DURATION (15), RATE (1000),
-#   RATE_CONNS (20), PEAK_CONNS (16), WRK_THREADS (2), SERVER_THREADS (64), K (20),
+#   RATE_CONNS (20), PEAK_CONNS (16), WRK_THREADS (2), SERVER_THREADS (the server's
+#   default --threads: worker threads; connections do not hold them), K (20),
 #   SESSIONS (10000), TRAIN_ARGS (""), SERVE_ARGS (extra `seqrec serve` options, e.g.
 #   "--max-batch 1" or "--head-storage fp32"), REPEATS (3), PREFILL (0: events added to
 #   every session before the runs, e.g. 50 to give SASRec user-length histories).
@@ -49,7 +50,7 @@ RATE=${RATE:-1000}
 RATE_CONNS=${RATE_CONNS:-20}
 PEAK_CONNS=${PEAK_CONNS:-16}
 WRK_THREADS=${WRK_THREADS:-2}
-SERVER_THREADS=${SERVER_THREADS:-64}
+SERVER_THREADS=${SERVER_THREADS:-}
 K=${K:-20}
 SESSIONS=${SESSIONS:-10000}
 TRAIN_ARGS=${TRAIN_ARGS:-}
@@ -57,8 +58,6 @@ SERVE_ARGS=${SERVE_ARGS:-}
 REPEATS=${REPEATS:-3}
 PREFILL=${PREFILL:-0}
 mkdir -p "$WORK"
-[ "$PEAK_CONNS" -le $((SERVER_THREADS - 4)) ] && [ "$RATE_CONNS" -le $((SERVER_THREADS - 4)) ] || {
-  echo "serve_load: PEAK_CONNS and RATE_CONNS must stay below SERVER_THREADS - 4" >&2; exit 2; }
 
 DATA="$WORK/data_${EVENTS}_${ITEMS}"
 if [ ! -f "$DATA/split/test.tsv" ]; then
@@ -89,7 +88,7 @@ LOG=$(mktemp)
 rm -f "$PORT_FILE"
 # shellcheck disable=SC2086
 "$SEQREC" serve "$MODEL" --host 127.0.0.1 --port 0 --port-file "$PORT_FILE" \
-  --threads "$SERVER_THREADS" --max-sessions 1000000 --default-k "$K" $SERVE_ARGS 2>"$LOG" &
+  ${SERVER_THREADS:+--threads "$SERVER_THREADS"} --max-sessions 1000000 --default-k "$K" $SERVE_ARGS 2>"$LOG" &
 SERVER=$!
 TMPD=$(mktemp -d)
 cleanup() {
@@ -104,6 +103,8 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 PORT=$(cat "$PORT_FILE")
+# The worker threads the server runs (its default unless SERVER_THREADS is set).
+SERVER_THREADS=$(sed -n 's/.*(\([0-9]*\) worker threads.*/\1/p' "$LOG" | head -1)
 URL="http://127.0.0.1:$PORT"
 N_ITEMS=$(curl -s "$URL/v1/model" | python3 -c 'import json,sys; print(json.load(sys.stdin)["n_items"])')
 TYPE=$(curl -s "$URL/v1/model" | python3 -c 'import json,sys; print(json.load(sys.stdin)["type"])')
@@ -142,11 +143,9 @@ DELAY=$(( RATE_CONNS * 1000 / RATE ))
 # short of RATE: a 3 s calibration run measures by how much, and the connections are
 # scaled up to make up for it.
 CAL=$(DELAY_MS=$DELAY wrk -t1 -c"$RATE_CONNS" -d3s -s bench/serve_load.lua "$URL" | wrk_json)
-# Never more connections than the server has threads: a keep-alive connection holds a
-# worker thread, and connections beyond them are not served (the server then collapses to
-# a few hundred requests/s until they close). Nor more than twice the nominal number (a
-# calibration run slowed down by other work on the machine would ask for far too many).
-CONNS=$(python3 -c "import json,math; r=json.loads('$CAL')['rps']; c=max($RATE_CONNS, round($RATE_CONNS*$RATE/r)) if r > 0 else $RATE_CONNS; print(min(c, 2*$RATE_CONNS, $SERVER_THREADS - 4))")
+# Never more than twice the nominal number (a calibration run slowed down by other work on
+# the machine would ask for far too many).
+CONNS=$(python3 -c "import json,math; r=json.loads('$CAL')['rps']; c=max($RATE_CONNS, round($RATE_CONNS*$RATE/r)) if r > 0 else $RATE_CONNS; print(min(c, 2*$RATE_CONNS))")
 for i in $(seq 1 "$REPEATS"); do
   cut -d' ' -f1-3 /proc/loadavg > "$TMPD/load_rate_$i"
   echo "serve_load: [$i/$REPEATS] rate run: $CONNS connections x 1 request per $DELAY ms, ${DURATION}s (load $(cat "$TMPD/load_rate_$i"))" >&2

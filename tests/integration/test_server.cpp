@@ -1,5 +1,6 @@
 // End-to-end tests of `seqrec serve`: the real binary on a free loopback port, models
-// trained by the CLI on a generated data set, driven with cpp-httplib's client.
+// trained by the CLI on a generated data set, driven with cpp-httplib's client (and raw
+// sockets where the connection options are checked).
 //
 // What is compared (ReplayMatchesRecommendAndEval):
 // - every test session is replayed event by event through POST /v1/events (K = 20, the
@@ -40,6 +41,7 @@
 #include <vector>
 
 #include "cli_runner.hpp"
+#include "unit/raw_http_client.hpp"
 
 extern char** environ;
 
@@ -505,4 +507,32 @@ TEST_F(Server, StartupErrorsAreReported) {
   CmdResult badk = run("serve " + p("sr.seqrec") + " --port 0 --default-k 50 --max-k 10");
   EXPECT_EQ(badk.code, 1);
   EXPECT_NE(badk.out.find("default_k"), std::string::npos) << badk.out;
+}
+
+// The connection options of `seqrec serve` reach its HTTP layer: --max-connections (503),
+// --read-timeout (408), --keep-alive (idle connections closed).
+TEST_F(Server, ConnectionOptionsAreApplied) {
+  using seqrec_test::RawClient;
+  using namespace std::chrono_literals;
+  ServerProcess srv(dir_, p("sr.seqrec"),
+                    {"--max-connections", "2", "--read-timeout", "0.3", "--keep-alive", "0.5"});
+  ASSERT_TRUE(srv.alive()) << srv.log();
+  RawClient a(srv.port()), b(srv.port());
+  ASSERT_TRUE(a.send(seqrec_test::get("/health")));
+  auto r = a.response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  ASSERT_TRUE(b.send("GET /health HTTP/1.1\r\nHost: x"));  // never completed
+  RawClient c(srv.port());
+  ASSERT_TRUE(c.send(seqrec_test::get("/health")));
+  r = c.response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_NE(r->body.find("--max-connections 2"), std::string::npos) << r->body;
+  r = b.response(3000ms);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 408);
+  EXPECT_TRUE(b.closed_by_server());
+  EXPECT_TRUE(a.closed_by_server(3000ms));  // idle beyond --keep-alive
+  EXPECT_EQ(srv.stop(), 0);
 }

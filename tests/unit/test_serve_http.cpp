@@ -1,6 +1,7 @@
 // The HTTP layer of the server (src/serve/http), in process: JSON parsing into typed
-// requests, every error answered as a 4xx JSON body, metrics, and a fuzz run of random
-// bytes and mutated JSON that the server must survive.
+// requests, every error answered as a 4xx JSON body, metrics, a fuzz run of random
+// bytes and mutated JSON that the server must survive, and the routes on raw sockets
+// (HEAD, chunked bodies, 100-continue, many more keep-alive connections than workers).
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -15,10 +16,14 @@
 #include "serve/http/json_api.hpp"
 #include "serve/http/metrics.hpp"
 #include "serve/http/server.hpp"
+#include "unit/raw_http_client.hpp"
 
 using namespace seqrec;
 using namespace seqrec::serve::http;
 using nlohmann::json;
+using namespace std::chrono_literals;
+using seqrec_test::RawClient;
+using seqrec_test::RawResponse;
 
 namespace {
 
@@ -319,3 +324,157 @@ TEST_F(ServeHttp, SurvivesFuzzing) {
   EXPECT_EQ(answered, 1500);
   EXPECT_EQ(get("/health").first, 200);
 }
+
+namespace {
+
+using seqrec_test::get;
+using seqrec_test::post;
+
+/// The routes on raw sockets (see unit/raw_http_client.hpp), `threads` workers.
+class ServeHttpRaw : public ::testing::Test {
+ protected:
+  void start(int threads, int64_t max_body = 4096) {
+    rec_ = make_recommender();
+    HttpOptions o;
+    o.port = 0;
+    o.threads = threads;
+    o.max_body = max_body;
+    o.quiet = true;
+    server_ = std::make_unique<HttpServer>(rec_, o);
+    port_ = server_->bind();
+    thread_ = std::thread([this] { server_->run(); });
+  }
+  void TearDown() override {
+    if (server_) server_->stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  RawResponse ask(const std::string& request, bool head = false) {
+    RawClient c(port_);
+    EXPECT_TRUE(c.send(request));
+    auto r = c.response(5000ms, head);
+    EXPECT_TRUE(r) << request;
+    return r ? *r : RawResponse();
+  }
+  void expect_error(const RawResponse& r, int status, const std::string& fragment) {
+    EXPECT_EQ(r.status, status) << r.body;
+    const json j = r.body_json();
+    ASSERT_TRUE(j.is_object() && j.contains("error")) << r.body;
+    EXPECT_EQ(j["error"]["status"], status);
+    EXPECT_NE(j["error"]["message"].get<std::string>().find(fragment), std::string::npos) << r.body;
+    EXPECT_EQ(r.headers.at("content-type"), "application/json");
+  }
+
+  std::shared_ptr<Recommender> rec_;
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+TEST_F(ServeHttpRaw, ManyMoreConnectionsThanWorkers) {
+  start(2);
+  constexpr int kConns = 200;
+  std::vector<std::unique_ptr<RawClient>> cs;
+  for (int i = 0; i < kConns; ++i) {
+    cs.push_back(std::make_unique<RawClient>(port_));
+    ASSERT_TRUE(cs.back()->connected());
+  }
+  for (int round = 0; round < 2; ++round) {  // twice: the connections are kept alive
+    for (int i = 0; i < kConns; ++i)
+      ASSERT_TRUE(cs[static_cast<size_t>(i)]->send(
+          post("/v1/events",
+               R"({"session_id": "c)" + std::to_string(i) + R"(", "items": ["it3"], "k": 2})")));
+    for (int i = 0; i < kConns; ++i) {
+      auto r = cs[static_cast<size_t>(i)]->response();
+      ASSERT_TRUE(r) << "connection " << i << " round " << round;
+      ASSERT_EQ(r->status, 200) << r->body;
+      const json j = r->body_json();
+      EXPECT_EQ(j["session_id"], "c" + std::to_string(i));
+      EXPECT_EQ(j["session_length"], round + 1);
+    }
+  }
+}
+
+TEST_F(ServeHttpRaw, ErrorsKeepTheirStatusAndJsonBody) {
+  start(2);
+  expect_error(ask(get("/nothing")), 404, "no such endpoint: GET /nothing");
+  expect_error(ask(get("/v1/sessions/")), 404, "/v1/sessions/ID");
+  RawResponse r = ask("PUT /v1/events HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}");
+  expect_error(r, 405, "method PUT is not allowed on /v1/events");
+  EXPECT_EQ(r.headers["allow"], "POST");
+  expect_error(ask("BREW /health HTTP/1.1\r\n\r\n"), 501, "method BREW is not implemented");
+  expect_error(ask("POST /v1/events HTTP/1.1\r\n\r\n"), 400, "this POST needs a JSON body");
+  expect_error(ask(post("/v1/events", "")), 400, "the request body is empty");
+  expect_error(ask(post("/v1/events", std::string(5000, ' '))), 413, "larger than 4096");
+  expect_error(ask("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n"), 414, "longer than");
+  expect_error(ask("GET / HTTP/1.1\r\nX: " + std::string(40000, 'a') + "\r\n\r\n"), 431,
+               "larger than");
+  expect_error(ask("GET /health HTTP/1.1\r\nContent-Length: x\r\n\r\n"), 400,
+               "invalid Content-Length");
+  expect_error(ask("hello\r\n\r\n"), 400, "malformed request line");
+  expect_error(ask("GET /v1/sessions/%G1 HTTP/1.1\r\n\r\n"), 400, "percent-encoding");
+  // A body-less POST /v1/reload reaches the reload (which fails: no model file here).
+  expect_error(ask("POST /v1/reload HTTP/1.1\r\n\r\n"), 500, "still serving model generation 1");
+}
+
+TEST_F(ServeHttpRaw, ChunkedHeadQueryAndPercentDecoding) {
+  start(2);
+  const std::string body = R"({"session_id": "a/b c", "items": ["it4"], "k": 1})";
+  RawResponse r = ask("POST /v1/events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + [&] {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "%zx", body.size() - 10);
+    return std::string(hex) + "\r\n" + body.substr(0, body.size() - 10) + "\r\na\r\n" +
+           body.substr(body.size() - 10) + "\r\n0\r\n\r\n";
+  }());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body_json()["session_id"], "a/b c");
+  r = ask(get("/v1/sessions/a%2Fb%20c?fields=all"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body_json()["history"], json::array({"it4"}));
+  // HEAD: the GET answer's headers, no body (the next response on the connection parses).
+  RawClient c(port_);
+  ASSERT_TRUE(c.send("HEAD /health HTTP/1.1\r\n\r\n" + get("/health")));
+  auto h = c.response(5000ms, true);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  EXPECT_GT(std::stoi(h->headers["content-length"]), 0);
+  auto g = c.response();
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->body_json()["status"], "ok");
+  r = ask("HEAD /v1/events HTTP/1.1\r\n\r\n", true);
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.headers["allow"], "POST");
+}
+
+TEST_F(ServeHttpRaw, ExpectContinueWithARealClientFlow) {
+  start(2);
+  RawClient c(port_);
+  const std::string body = R"({"items": ["it1"], "k": 1})";
+  ASSERT_TRUE(c.send("POST /v1/recommend HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n"));
+  auto interim = c.response();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->status, 100);
+  ASSERT_TRUE(c.send(body));
+  auto r = c.response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->body_json()["items"][0]["item"], "it1");
+}
+
+TEST_F(ServeHttpRaw, ParseErrorsAreCountedInTheMetrics) {
+  start(2);
+  ask("hello\r\n\r\n");
+  ask(get("/health"));
+  std::string text;
+  for (int i = 0; i < 200; ++i) {
+    text = ask(get("/metrics")).body;
+    if (text.find("route=\"other\",method=\"other\",status=\"400\"} 1") != std::string::npos) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_NE(text.find("route=\"other\",method=\"other\",status=\"400\"} 1"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("route=\"/health\",method=\"GET\",status=\"200\"} 1"), std::string::npos)
+      << text;
+}
+
+}  // namespace

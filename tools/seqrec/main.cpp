@@ -690,8 +690,25 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0, 65535))
         ->capture_default_str();
     srv->add_option("--threads", h.threads,
-                    "HTTP worker threads (each open keep-alive connection holds one)")
+                    "worker threads running requests (default: 2 x cores, at least 8); "
+                    "not a limit on connections")
         ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
+    srv->add_option("--max-connections", h.max_connections,
+                    "open connections at most (beyond: 503 and closed)")
+        ->check(CLI::Range(1, 10000000))
+        ->capture_default_str();
+    srv->add_option("--keep-alive", h.keep_alive_seconds,
+                    "seconds after which an idle keep-alive connection is closed")
+        ->check(CLI::Range(0.001, 1e6))
+        ->capture_default_str();
+    srv->add_option("--read-timeout", h.read_timeout_seconds,
+                    "seconds within which a started request must be complete (else 408)")
+        ->check(CLI::Range(0.001, 1e6))
+        ->capture_default_str();
+    srv->add_option("--write-timeout", h.write_timeout_seconds,
+                    "seconds a client may take to read a response before it is dropped")
+        ->check(CLI::Range(0.001, 1e6))
         ->capture_default_str();
     srv->add_option("--max-sessions", r.max_sessions,
                     "live sessions at most (least recently used evicted first)")

@@ -1,10 +1,10 @@
 #include "serve/http/server.hpp"
 
-#include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/socket.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "seqrec/error.hpp"
+#include "serve/http/event_server.hpp"
 #include "serve/http/json_api.hpp"
 #include "serve/http/metrics.hpp"
 
@@ -26,70 +27,63 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kJson = "application/json";
 
-// A request is handled start to end on one worker thread: the time its routing began.
-thread_local Clock::time_point t_request_start;
-thread_local bool t_request_started = false;
-
 std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-void reply(httplib::Response& res, int status, const json& j) {
-  res.status = status;
-  res.set_content(dump(j), kJson);
+HttpResponse reply(int status, const json& j) {
+  HttpResponse r;
+  r.status = status;
+  r.body = dump(j);
+  return r;
 }
 
-void reply_error(httplib::Response& res, int status, const std::string& message) {
-  res.status = status;
-  res.set_content(error_body(status, message), kJson);
+HttpResponse reply_error(int status, const std::string& message) {
+  HttpResponse r;
+  r.status = status;
+  r.body = error_body(status, message);
+  return r;
 }
 
 /// Runs a handler, turning exceptions into JSON errors: ApiError -> its status, the core's
 /// InputError -> 400, anything else -> 500 (the server itself never goes down).
 template <class F>
-void guarded(httplib::Response& res, F&& f) {
+HttpResponse guarded(F&& f) {
   try {
-    f();
+    return f();
   } catch (const ApiError& e) {
-    reply_error(res, e.status(), e.what());
+    return reply_error(e.status(), e.what());
   } catch (const InputError& e) {
-    reply_error(res, 400, e.what());
+    return reply_error(400, e.what());
   } catch (const std::bad_alloc&) {
-    reply_error(res, 503, "out of memory");
+    return reply_error(503, "out of memory");
   } catch (const std::exception& e) {
-    reply_error(res, 500, std::string("internal error: ") + e.what());
+    return reply_error(500, std::string("internal error: ") + e.what());
   } catch (...) {
-    reply_error(res, 500, "internal error");
+    return reply_error(500, "internal error");
   }
 }
 
-const char* status_text(int status) {
-  switch (status) {
-    case 400:
-      return "bad request";
-    case 408:
-      return "request timeout";
-    case 414:
-      return "request URI too long";
-    case 416:
-      return "range not satisfiable";
-    case 417:
-      return "expectation failed";
-    case 431:
-      return "request header fields too large";
-    case 500:
-      return "internal error";
-    case 503:
-      return "service unavailable";
-    default:
-      return status < 500 ? "bad request" : "server error";
-  }
+/// The methods of RFC 9110 (and PATCH): others are answered 501, these 405 on a route that
+/// does not take them.
+bool known_method(const std::string& m) {
+  return m == "GET" || m == "HEAD" || m == "POST" || m == "PUT" || m == "DELETE" ||
+         m == "CONNECT" || m == "OPTIONS" || m == "TRACE" || m == "PATCH";
 }
 
-bool known_path(const std::string& path) {
-  return path == "/v1/events" || path == "/v1/recommend" || path == "/health" ||
-         path == "/v1/model" || path == "/metrics" || path == "/v1/reload" ||
-         path.rfind("/v1/sessions/", 0) == 0;
+/// Client bytes for the access log: printable ASCII as is, the rest escaped.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c > 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -97,15 +91,14 @@ bool known_path(const std::string& path) {
 struct HttpServer::Impl {
   std::shared_ptr<Recommender> rec;
   HttpOptions options;
-  httplib::Server svr;
   HttpMetrics metrics;
   Clock::time_point started = Clock::now();
-  std::atomic<bool> stop_requested{false};
-  std::atomic<bool> bound{false};
-  int listen_fd = -1;
+  std::unique_ptr<EventServer> server;
 
-  void reload(httplib::Response& res) {
-    guarded(res, [&] {
+  double uptime() const { return std::chrono::duration<double>(Clock::now() - started).count(); }
+
+  HttpResponse reload() {
+    return guarded([&] {
       try {
         ReloadResult r = rec->reload();
         if (!options.quiet)
@@ -113,152 +106,127 @@ struct HttpServer::Impl {
                        static_cast<unsigned long long>(r.generation),
                        r.catalogue_changed ? "catalogue changed, sessions dropped"
                                            : "same catalogue, sessions kept");
-        reply(res, 200, to_json(r));
+        return reply(200, to_json(r));
       } catch (const Error& e) {
         const uint64_t g = rec->stats().model_generation;
         if (!options.quiet)
           std::fprintf(stderr, "seqrec serve: reload failed, still serving generation %llu: %s\n",
                        static_cast<unsigned long long>(g), e.what());
-        reply_error(res, 500,
-                    std::string("reload failed; still serving model generation ") +
-                        std::to_string(g) + ": " + e.what());
+        return reply_error(500, std::string("reload failed; still serving model generation ") +
+                                    std::to_string(g) + ": " + e.what());
       }
     });
   }
 
-  void routes() {
-    svr.Post("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded(res, [&] {
+  static HttpResponse not_allowed(const HttpRequest& req, const char* allow) {
+    HttpResponse r = reply_error(405, "method " + req.method + " is not allowed on " + req.path +
+                                          " (allowed: " + allow + ")");
+    r.allow = allow;
+    return r;
+  }
+
+  /// The routes (docs/http-api.md). Runs on a worker thread.
+  HttpResponse handle(const HttpRequest& req) {
+    const std::string& m = req.method;
+    const std::string& path = req.path;
+    const bool get = m == "GET" || m == "HEAD";  // HEAD: the GET answer without its body
+    if (!known_method(m))
+      return reply_error(501, "method " + m + " is not implemented (see docs/http-api.md)");
+    // A request without Content-Length (or chunked) has no body (RFC 9112 §6.3): fine for
+    // the body-less reload (`curl -X POST URL`), an error for every other POST.
+    if (m == "POST" && !req.framed() && path != "/v1/reload")
+      return reply_error(400, "this POST needs a JSON body (no Content-Length was sent)");
+    if (path == "/v1/events") {
+      if (m != "POST") return not_allowed(req, "POST");
+      return guarded([&] {
         SessionRequest r = parse_session_request(req.body);
-        res.set_content(recommendation_body(rec->add_events(r), &r.session_id), kJson);
+        HttpResponse res;
+        res.body = recommendation_body(rec->add_events(r), &r.session_id);
+        return res;
       });
-    });
-    svr.Post("/v1/recommend", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded(res, [&] {
-        res.set_content(recommendation_body(rec->recommend(parse_items_request(req.body)), nullptr),
-                        kJson);
+    }
+    if (path == "/v1/recommend") {
+      if (m != "POST") return not_allowed(req, "POST");
+      return guarded([&] {
+        HttpResponse res;
+        res.body = recommendation_body(rec->recommend(parse_items_request(req.body)), nullptr);
+        return res;
       });
-    });
-    svr.Get(R"(/v1/sessions/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded(res, [&] {
-        const std::string id = req.matches[1];
-        auto info = rec->session_info(id);
-        if (!info) throw ApiError(404, "no session '" + id + "'");
-        reply(res, 200, to_json(*info));
-      });
-    });
-    svr.Delete(R"(/v1/sessions/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded(res, [&] {
-        const std::string id = req.matches[1];
-        reply(res, 200, {{"session_id", id}, {"dropped", rec->drop_session(id)}});
-      });
-    });
-    svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-      guarded(res, [&] {
+    }
+    if (path.size() > 13 && path.compare(0, 13, "/v1/sessions/") == 0) {
+      const std::string id = path.substr(13);
+      if (get) {
+        return guarded([&] {
+          auto info = rec->session_info(id);
+          if (!info) throw ApiError(404, "no session '" + id + "'");
+          return reply(200, to_json(*info));
+        });
+      }
+      if (m == "DELETE")
+        return guarded([&] {
+          return reply(200, {{"session_id", id}, {"dropped", rec->drop_session(id)}});
+        });
+      return not_allowed(req, "GET, HEAD, DELETE");
+    }
+    if (path == "/health") {
+      if (!get) return not_allowed(req, "GET, HEAD");
+      return guarded([&] {
         const RecommenderStats s = rec->stats();
-        reply(res, 200,
-              {{"status", "ok"},
-               {"model_generation", s.model_generation},
-               {"live_sessions", s.live_sessions},
-               {"uptime_seconds", std::chrono::duration<double>(Clock::now() - started).count()}});
+        return reply(200, {{"status", "ok"},
+                           {"model_generation", s.model_generation},
+                           {"live_sessions", s.live_sessions},
+                           {"uptime_seconds", uptime()}});
       });
-    });
-    svr.Get("/v1/model", [this](const httplib::Request&, httplib::Response& res) {
-      guarded(res, [&] { reply(res, 200, to_json(rec->model_info())); });
-    });
-    svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      guarded(res, [&] {
-        res.set_content(
-            metrics.prometheus(rec->stats(), rec->model_info(),
-                               std::chrono::duration<double>(Clock::now() - started).count()),
-            "text/plain; version=0.0.4; charset=utf-8");
+    }
+    if (path == "/v1/model") {
+      if (!get) return not_allowed(req, "GET, HEAD");
+      return guarded([&] { return reply(200, to_json(rec->model_info())); });
+    }
+    if (path == "/metrics") {
+      if (!get) return not_allowed(req, "GET, HEAD");
+      return guarded([&] {
+        HttpResponse res;
+        res.body = metrics.prometheus(rec->stats(), rec->model_info(), uptime());
+        res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        return res;
       });
-    });
-    svr.Post("/v1/reload",
-             [this](const httplib::Request&, httplib::Response& res) { reload(res); });
+    }
+    if (path == "/v1/reload") {
+      if (m != "POST") return not_allowed(req, "POST");
+      return reload();
+    }
+    if (path == "/v1/sessions/" || path == "/v1/sessions")
+      return reply_error(404, "no such endpoint: " + m + " " + path +
+                                  " (a session is addressed as /v1/sessions/ID)");
+    return reply_error(404, "no such endpoint: " + m + " " + path + " (see docs/http-api.md)");
+  }
 
-    svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      t_request_start = Clock::now();
-      t_request_started = true;
-      // `curl -X POST URL` sends no Content-Length, which httplib refuses for a POST; a
-      // request without one has no body (RFC 9112), so answer the body-less reload here.
-      if (req.method == "POST" && req.path == "/v1/reload" && !req.has_header("Content-Length") &&
-          !req.has_header("Transfer-Encoding")) {
-        reload(res);
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      return httplib::Server::HandlerResponse::Unhandled;
-    });
-
-    // Errors httplib answers itself (no route, body too large, bad request line) and our
-    // own: give every 4xx/5xx a JSON body.
-    svr.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
-                                                                      httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-      if (res.status == 404 && known_path(req.path)) {
-        reply_error(res, 405, "method " + req.method + " is not allowed on " + req.path);
-      } else if (res.status == 404) {
-        reply_error(res, 404,
-                    "no such endpoint: " + req.method + " " + req.path + " (see docs/http-api.md)");
-      } else if (res.status == 400 && req.method == "POST" && !req.has_header("Content-Length") &&
-                 !req.has_header("Transfer-Encoding")) {
-        reply_error(res, 400, "this POST needs a JSON body (no Content-Length was sent)");
-      } else if (res.status == 413) {
-        reply_error(res, 413,
-                    "the request body is larger than " + std::to_string(options.max_body) +
-                        " bytes (--max-body)");
-      } else {
-        reply_error(res, res.status, status_text(res.status));
-      }
-      return httplib::Server::HandlerResponse::Handled;
-    }));
-    svr.set_exception_handler([](const httplib::Request&, httplib::Response& res,
-                                 std::exception_ptr) { reply_error(res, 500, "internal error"); });
-    svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      double secs = -1.0;
-      if (t_request_started) {
-        secs = std::chrono::duration<double>(Clock::now() - t_request_start).count();
-        t_request_started = false;
-      }
-      metrics.record(classify(req.method, req.path), res.status, secs);
-      if (options.access_log)
-        std::fprintf(stderr, "%s %s %s %d %.3f ms\n", req.remote_addr.c_str(), req.method.c_str(),
-                     req.path.c_str(), res.status, secs * 1e3);
-    });
+  /// Every answered request: metrics, and the access log.
+  void observe(const RequestRecord& r) {
+    const Route route =
+        r.method.empty()
+            ? Route::Other
+            : classify(r.method == "HEAD" ? std::string_view("GET") : r.method, r.path);
+    metrics.record(route, r.status, r.seconds);
+    if (!options.access_log) return;
+    char ms[32] = "-";
+    if (r.seconds >= 0) std::snprintf(ms, sizeof ms, "%.3f", r.seconds * 1e3);
+    std::fprintf(stderr, "%s %s %s %d %s ms%s\n", std::string(r.remote).c_str(),
+                 r.method.empty() ? "-" : printable(r.method).c_str(),
+                 r.path.empty() ? "-" : printable(r.path).c_str(), r.status, ms,
+                 r.written ? "" : " (not delivered: the client went away)");
   }
 };
 
 HttpServer::HttpServer(std::shared_ptr<Recommender> recommender, HttpOptions options)
     : impl_(std::make_unique<Impl>()) {
   if (!recommender) throw Error("HttpServer: no recommender");
-  if (options.threads < 1 || options.threads > 4096)
-    throw InputError("--threads must be between 1 and 4096, got " +
-                     std::to_string(options.threads));
-  if (options.max_body < 1) throw InputError("--max-body must be at least 1 byte");
-  if (options.port < 0 || options.port > 65535)
-    throw InputError("--port must be between 0 and 65535, got " + std::to_string(options.port));
-  impl_->rec = std::move(recommender);
-  impl_->options = std::move(options);
   Impl& m = *impl_;
-  const int threads = m.options.threads;
-  m.svr.new_task_queue = [threads] {
-    return new httplib::ThreadPool(static_cast<size_t>(threads));
-  };
-  m.svr.set_payload_max_length(static_cast<size_t>(m.options.max_body));
-  m.svr.set_tcp_nodelay(true);
-  // httplib's default also sets SO_REUSEPORT, which lets a second server bind a port in use
-  // and silently share it: only SO_REUSEADDR (quick restarts), so a busy port is an error.
-  // The callback sees only the listening socket: keep it, to raise its backlog in bind().
-  m.svr.set_socket_options([&m](auto sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    m.listen_fd = static_cast<int>(sock);
-  });
-  m.svr.set_keep_alive_max_count(1000000);
-  m.svr.set_keep_alive_timeout(m.options.keep_alive_seconds);
-  m.svr.set_read_timeout(10);
-  m.svr.set_write_timeout(10);
-  m.routes();
+  m.rec = std::move(recommender);
+  m.options = std::move(options);
+  m.server =
+      std::make_unique<EventServer>([&m](const HttpRequest& req) { return m.handle(req); },
+                                    [&m](const RequestRecord& r) { m.observe(r); }, m.options);
 }
 
 HttpServer::~HttpServer() {
@@ -266,37 +234,19 @@ HttpServer::~HttpServer() {
 }
 
 int HttpServer::bind() {
-  Impl& m = *impl_;
-  int port = m.options.port;
-  if (port == 0) {
-    port = m.svr.bind_to_any_port(m.options.host);
-    if (port <= 0) throw IoError("cannot listen on " + m.options.host + " (any port)");
-  } else if (!m.svr.bind_to_port(m.options.host, port)) {
-    throw IoError("cannot listen on " + m.options.host + ":" + std::to_string(port) +
-                  " (address in use, or not an address of this machine)");
-  }
-  // httplib listens with a backlog of 5 (compiled into Debian's library). When more clients
-  // connect at once the kernel drops the handshake's last ACK, and their first request is
-  // only retransmitted after the 200 ms minimum RTO. listen() again with a real backlog.
-  if (m.listen_fd >= 0) ::listen(m.listen_fd, SOMAXCONN);
-  m.bound = true;
-  return port;
+  return impl_->server->bind();
 }
 
 void HttpServer::run() {
-  Impl& m = *impl_;
-  if (!m.bound) bind();
-  if (m.stop_requested) return;
-  m.svr.listen_after_bind();
+  impl_->server->run();
 }
 
 void HttpServer::stop() {
-  impl_->stop_requested = true;
-  impl_->svr.stop();
+  impl_->server->stop();
 }
 
 bool HttpServer::running() const {
-  return impl_->svr.is_running();
+  return impl_->server->running();
 }
 
 int serve(const ServeOptions& o) {
@@ -313,6 +263,23 @@ int serve(const ServeOptions& o) {
     sigset_t mask;
     ~Restore() { pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
   } restore{old};
+
+  // Every connection is a file descriptor: raise the soft limit towards --max-connections
+  // (plus room for the model file, epoll, logs), as far as the hard limit allows.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    const rlim_t want = static_cast<rlim_t>(o.http.max_connections) + 64;
+    if (nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < want) {
+      nofile.rlim_cur = nofile.rlim_max == RLIM_INFINITY ? want : std::min(want, nofile.rlim_max);
+      setrlimit(RLIMIT_NOFILE, &nofile);
+      getrlimit(RLIMIT_NOFILE, &nofile);
+      if (nofile.rlim_cur < want && !o.quiet)
+        std::fprintf(stderr,
+                     "seqrec serve: warning: the file descriptor limit (%llu, ulimit -n) is below "
+                     "--max-connections %d; connections beyond it wait in the backlog\n",
+                     static_cast<unsigned long long>(nofile.rlim_cur), o.http.max_connections);
+    }
+  }
 
   const auto t0 = Clock::now();
   auto rec = std::make_shared<Recommender>(o.model_path, o.recommender);
@@ -331,12 +298,12 @@ int serve(const ServeOptions& o) {
   if (!o.quiet)
     std::fprintf(stderr,
                  "seqrec serve: %s model, %d items (%s) loaded in %.2f s\n"
-                 "seqrec serve: listening on http://%s:%d (%d threads; SIGHUP reloads, "
-                 "SIGINT/SIGTERM stop)\n",
+                 "seqrec serve: listening on http://%s:%d (%d worker threads, at most %d "
+                 "connections; SIGHUP reloads, SIGINT/SIGTERM stop)\n",
                  info.type.c_str(), info.n_items,
                  info.incremental ? "incremental session state" : "session histories",
                  std::chrono::duration<double>(Clock::now() - t0).count(), o.http.host.c_str(),
-                 port, o.http.threads);
+                 port, o.http.threads, o.http.max_connections);
 
   std::atomic<bool> finished{false};
   std::thread signals([&] {
