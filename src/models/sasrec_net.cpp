@@ -98,62 +98,52 @@ void init_params(const NetConfig& c, const Layout& l, float* w, uint64_t seed) {
     for (int64_t i = 0; i < n; ++i) x[i] = (2.0f * rng.uniform() - 1.0f) * a;
   };
   auto fill = [&](float* x, int64_t n, float v) { std::fill(x, x + n, v); };
-  if (c.init_std > 0.0f) {
-    // N(0, init_std) everywhere but the attention in-projections, which keep PyTorch's
-    // nn.MultiheadAttention default: Xavier uniform over the stacked 3d x d matrix.
-    const double s = c.init_std;
-    normal(w + l.item_emb, c.n_items * d, s);
-    if (!c.shared_embedding) normal(w + l.out_emb, c.n_items * d, s);
-    normal(w + l.pos_emb, c.maxlen * d, s);
-    const float in_bound = static_cast<float>(std::sqrt(6.0 / static_cast<double>(4 * d)));
-    for (const BlockLayout& b : l.blocks) {
-      fill(w + b.ln_a_g, d, 1.0f);
-      fill(w + b.ln_a_b, d, 0.0f);
-      uniform(w + b.wq, d * d, in_bound);
-      uniform(w + b.wk, d * d, in_bound);
-      uniform(w + b.wv, d * d, in_bound);
-      fill(w + b.bq, d, 0.0f);
-      fill(w + b.bk, d, 0.0f);
-      fill(w + b.bv, d, 0.0f);
-      normal(w + b.wo, d * d, s);
-      fill(w + b.bo, d, 0.0f);
-      fill(w + b.ln_f_g, d, 1.0f);
-      fill(w + b.ln_f_b, d, 0.0f);
-      normal(w + b.w1, d * d, s);
-      fill(w + b.b1, d, 0.0f);
-      normal(w + b.w2, d * d, s);
-      fill(w + b.b2, d, 0.0f);
-    }
-    fill(w + l.ln_last_g, d, 1.0f);
-    fill(w + l.ln_last_b, d, 0.0f);
-    return;
-  }
-  // Xavier normal: std = sqrt(2 / (fan_in + fan_out)). The reference tables have one more
-  // row (the padding row 0).
-  normal(w + l.item_emb, c.n_items * d, std::sqrt(2.0 / static_cast<double>(c.n_items + 1 + d)));
-  if (!c.shared_embedding)
-    normal(w + l.out_emb, c.n_items * d, std::sqrt(2.0 / static_cast<double>(c.n_items + 1 + d)));
-  normal(w + l.pos_emb, c.maxlen * d, std::sqrt(2.0 / static_cast<double>(c.maxlen + 1 + d)));
-  const double in_proj = std::sqrt(2.0 / static_cast<double>(4 * d));  // 3d x d in PyTorch
-  const double square = std::sqrt(1.0 / static_cast<double>(d));
-  const float bias_bound = 1.0f / std::sqrt(static_cast<float>(d));
+  // Two schemes, drawn in the same order:
+  //  init_std = 0: Xavier normal, std = sqrt(2 / (fan_in + fan_out)) (the reference tables
+  //    have one more row, the padding row 0; Q/K/V count as PyTorch's stacked 3d x d
+  //    matrix), FFN biases U(-1/sqrt(d), 1/sqrt(d)).
+  //  init_std > 0: N(0, init_std) for tables, W_O and the FFN, zero biases; Q/K/V keep
+  //    nn.MultiheadAttention's default, Xavier uniform over the stacked 3d x d matrix.
+  const bool small = c.init_std > 0.0f;
+  const double s = c.init_std;
+  auto table = [&](float* x, int64_t rows) {
+    normal(x, rows * d, small ? s : std::sqrt(2.0 / static_cast<double>(rows + 1 + d)));
+  };
+  auto in_proj = [&](float* x) {
+    if (small)
+      uniform(x, d * d, static_cast<float>(std::sqrt(6.0 / static_cast<double>(4 * d))));
+    else
+      normal(x, d * d, std::sqrt(2.0 / static_cast<double>(4 * d)));
+  };
+  auto square = [&](float* x) {
+    normal(x, d * d, small ? s : std::sqrt(1.0 / static_cast<double>(d)));
+  };
+  auto ffn_bias = [&](float* x) {
+    if (small)
+      fill(x, d, 0.0f);
+    else
+      uniform(x, d, 1.0f / std::sqrt(static_cast<float>(d)));
+  };
+  table(w + l.item_emb, c.n_items);
+  if (!c.shared_embedding) table(w + l.out_emb, c.n_items);
+  table(w + l.pos_emb, c.maxlen);
   for (const BlockLayout& b : l.blocks) {
     fill(w + b.ln_a_g, d, 1.0f);
     fill(w + b.ln_a_b, d, 0.0f);
-    normal(w + b.wq, d * d, in_proj);
-    normal(w + b.wk, d * d, in_proj);
-    normal(w + b.wv, d * d, in_proj);
+    in_proj(w + b.wq);
+    in_proj(w + b.wk);
+    in_proj(w + b.wv);
     fill(w + b.bq, d, 0.0f);
     fill(w + b.bk, d, 0.0f);
     fill(w + b.bv, d, 0.0f);
-    normal(w + b.wo, d * d, square);
+    square(w + b.wo);
     fill(w + b.bo, d, 0.0f);
     fill(w + b.ln_f_g, d, 1.0f);
     fill(w + b.ln_f_b, d, 0.0f);
-    normal(w + b.w1, d * d, square);
-    uniform(w + b.b1, d, bias_bound);
-    normal(w + b.w2, d * d, square);
-    uniform(w + b.b2, d, bias_bound);
+    square(w + b.w1);
+    ffn_bias(w + b.b1);
+    square(w + b.w2);
+    ffn_bias(w + b.b2);
   }
   fill(w + l.ln_last_g, d, 1.0f);
   fill(w + l.ln_last_b, d, 0.0f);
