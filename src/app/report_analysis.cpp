@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "app/report.hpp"
-#include "core/clock_text.hpp"
+#include "core/text_format.hpp"
 #include "eval/significance.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/eval.hpp"
@@ -126,33 +126,22 @@ std::string join_command(const std::vector<std::string>& argv) {
   return s;
 }
 
-/// 1234567 -> "1,234,567".
-std::string count_text(int64_t n) {
-  const std::string digits = std::to_string(n < 0 ? -n : n);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return (n < 0 ? "-" : "") + out;
-}
-
 /// The protocol in plain words, one sentence per aspect.
 json describe_protocol(const CompareSetup& s, int64_t n_pred, int64_t n_seq, bool exclude_seen) {
   json d = json::array();
   const EvalOptions& e = s.eval;
   if (s.protocol == "sequential")
-    d.push_back("Sequential (leave-one-out) protocol: for each of the " + count_text(n_seq) +
+    d.push_back("Sequential (leave-one-out) protocol: for each of the " + grouped_count(n_seq) +
                 " test users the last item of their history is predicted from all earlier "
                 "items (" +
-                count_text(n_pred) +
+                grouped_count(n_pred) +
                 " predictions). The models were trained on every history without its last "
                 "item.");
   else
     d.push_back(
         "Session-based protocol: every next event of each test session is predicted "
         "from the events before it in that session (" +
-        count_text(n_pred) + " predictions from " + count_text(n_seq) +
+        grouped_count(n_pred) + " predictions from " + grouped_count(n_seq) +
         " test sessions). The models were trained on the training sessions only.");
   if (e.sampled_negatives > 0)
     d.push_back("SAMPLED METRICS, NOT FULL RANKING: the target is ranked only against " +
@@ -163,7 +152,7 @@ json describe_protocol(const CompareSetup& s, int64_t n_pred, int64_t n_seq, boo
                 "ranking (Krichene & Rendle, KDD 2020): do not compare them with full-ranking "
                 "figures.");
   else
-    d.push_back("Full ranking: the target is ranked against all " + count_text(s.n_items) +
+    d.push_back("Full ranking: the target is ranked against all " + grouped_count(s.n_items) +
                 " items of the catalogue; no negative sampling.");
   switch (e.ties) {
     case TieMode::Conservative:
@@ -196,7 +185,7 @@ json describe_protocol(const CompareSetup& s, int64_t n_pred, int64_t n_seq, boo
   const json stats = split.value("stats", json::object());
   for (const auto& st : stats.is_object() ? stats.value("steps", json::array()) : json::array())
     if (st.value("step", "") == "test_unseen_items") removed += st.value("events_removed", 0LL);
-  d.push_back(unknown + " (" + count_text(removed) + " events).");
+  d.push_back(unknown + " (" + grouped_count(removed) + " events).");
   d.push_back(
       "Metrics, one target per prediction: Recall@K (= HR@K) is the share of "
       "predictions whose target is in the top K; MRR@K the mean of 1/rank (0 beyond "

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "core/clock_text.hpp"
+#include "core/text_format.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/model.hpp"
 
