@@ -132,13 +132,6 @@ void format_response(std::string& out, const HttpResponse& r, bool head, bool cl
   if (!head) out += r.body;
 }
 
-HttpResponse error_response(int status, const std::string& message) {
-  HttpResponse r;
-  r.status = status;
-  r.body = error_body(status, message);
-  return r;
-}
-
 std::string address_text(const sockaddr_storage& ss) {
   char buf[INET6_ADDRSTRLEN] = "?";
   if (ss.ss_family == AF_INET)
@@ -187,6 +180,13 @@ struct Conn {
 };
 
 }  // namespace
+
+HttpResponse error_response(int status, const std::string& message) {
+  HttpResponse r;
+  r.status = status;
+  r.body = error_body(status, message);
+  return r;
+}
 
 struct EventServer::Impl {
   HttpHandler handler;

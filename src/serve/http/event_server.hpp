@@ -54,6 +54,9 @@ struct RequestRecord {
   bool written = true;  ///< false: the client went away (or timed out) before taking it all
 };
 
+/// A JSON error answer: {"error": {"status": ..., "message": ...}} (json_api's error_body).
+HttpResponse error_response(int status, const std::string& message);
+
 /// Runs on a worker thread; may throw (-> 500). Called concurrently.
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 /// Runs on the worker or the I/O thread; called concurrently.

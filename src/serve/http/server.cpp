@@ -38,13 +38,6 @@ HttpResponse reply(int status, const json& j) {
   return r;
 }
 
-HttpResponse reply_error(int status, const std::string& message) {
-  HttpResponse r;
-  r.status = status;
-  r.body = error_body(status, message);
-  return r;
-}
-
 /// Runs a handler, turning exceptions into JSON errors: ApiError -> its status, the core's
 /// InputError -> 400, anything else -> 500 (the server itself never goes down).
 template <class F>
@@ -52,15 +45,15 @@ HttpResponse guarded(F&& f) {
   try {
     return f();
   } catch (const ApiError& e) {
-    return reply_error(e.status(), e.what());
+    return error_response(e.status(), e.what());
   } catch (const InputError& e) {
-    return reply_error(400, e.what());
+    return error_response(400, e.what());
   } catch (const std::bad_alloc&) {
-    return reply_error(503, "out of memory");
+    return error_response(503, "out of memory");
   } catch (const std::exception& e) {
-    return reply_error(500, std::string("internal error: ") + e.what());
+    return error_response(500, std::string("internal error: ") + e.what());
   } catch (...) {
-    return reply_error(500, "internal error");
+    return error_response(500, "internal error");
   }
 }
 
@@ -112,15 +105,15 @@ struct HttpServer::Impl {
         if (!options.quiet)
           std::fprintf(stderr, "seqrec serve: reload failed, still serving generation %llu: %s\n",
                        static_cast<unsigned long long>(g), e.what());
-        return reply_error(500, std::string("reload failed; still serving model generation ") +
-                                    std::to_string(g) + ": " + e.what());
+        return error_response(500, std::string("reload failed; still serving model generation ") +
+                                       std::to_string(g) + ": " + e.what());
       }
     });
   }
 
   static HttpResponse not_allowed(const HttpRequest& req, const char* allow) {
-    HttpResponse r = reply_error(405, "method " + req.method + " is not allowed on " + req.path +
-                                          " (allowed: " + allow + ")");
+    HttpResponse r = error_response(405, "method " + req.method + " is not allowed on " + req.path +
+                                             " (allowed: " + allow + ")");
     r.allow = allow;
     return r;
   }
@@ -131,11 +124,11 @@ struct HttpServer::Impl {
     const std::string& path = req.path;
     const bool get = m == "GET" || m == "HEAD";  // HEAD: the GET answer without its body
     if (!known_method(m))
-      return reply_error(501, "method " + m + " is not implemented (see docs/http-api.md)");
+      return error_response(501, "method " + m + " is not implemented (see docs/http-api.md)");
     // A request without Content-Length (or chunked) has no body (RFC 9112 §6.3): fine for
     // the body-less reload (`curl -X POST URL`), an error for every other POST.
     if (m == "POST" && !req.framed() && path != "/v1/reload")
-      return reply_error(400, "this POST needs a JSON body (no Content-Length was sent)");
+      return error_response(400, "this POST needs a JSON body (no Content-Length was sent)");
     if (path == "/v1/events") {
       if (m != "POST") return not_allowed(req, "POST");
       return guarded([&] {
@@ -196,9 +189,9 @@ struct HttpServer::Impl {
       return reload();
     }
     if (path == "/v1/sessions/" || path == "/v1/sessions")
-      return reply_error(404, "no such endpoint: " + m + " " + path +
-                                  " (a session is addressed as /v1/sessions/ID)");
-    return reply_error(404, "no such endpoint: " + m + " " + path + " (see docs/http-api.md)");
+      return error_response(404, "no such endpoint: " + m + " " + path +
+                                     " (a session is addressed as /v1/sessions/ID)");
+    return error_response(404, "no such endpoint: " + m + " " + path + " (see docs/http-api.md)");
   }
 
   /// Every answered request: metrics, and the access log.
