@@ -16,10 +16,10 @@ struct CmdResult {
   std::string out;  ///< stdout and stderr together
 };
 
-/// Runs `seqrec -q ARGS` (SEQREC_BINARY) and collects its output and exit code.
-inline CmdResult run(const std::string& args) {
+/// Runs a shell command line and collects its output (stdout and stderr) and exit code.
+inline CmdResult run_shell(const std::string& command) {
   CmdResult r;
-  const std::string cmd = std::string(SEQREC_BINARY) + " -q " + args + " 2>&1";
+  const std::string cmd = command + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
   char buf[4096];
@@ -28,6 +28,11 @@ inline CmdResult run(const std::string& args) {
   const int status = pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+/// Runs `seqrec -q ARGS` (SEQREC_BINARY) and collects its output and exit code.
+inline CmdResult run(const std::string& args) {
+  return run_shell(std::string(SEQREC_BINARY) + " -q " + args);
 }
 
 /// The whole content of a file.

@@ -6,7 +6,6 @@
 // apt-get install python3-torch); CI does not install it.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <string>
 
@@ -15,25 +14,10 @@
 namespace fs = std::filesystem;
 using seqrec_test::CmdResult;
 using seqrec_test::run;
-
-namespace {
-
-CmdResult shell(const std::string& cmd) {
-  CmdResult r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-}  // namespace
+using seqrec_test::run_shell;
 
 TEST(CrossCheck, SasrecForwardEqualsPyTorch) {
-  if (shell("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1").code != 0)
+  if (run_shell("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1").code != 0)
     GTEST_SKIP() << "PyTorch is not installed (apt-get install python3-torch); "
                     "cross-check skipped";
   const fs::path dir = fs::path(::testing::TempDir()) / "seqrec_crosscheck_torch";
@@ -61,7 +45,7 @@ TEST(CrossCheck, SasrecForwardEqualsPyTorch) {
                        " --num-epochs 2 --seed 5 -o " + model);
     ASSERT_EQ(tr.code, 0) << flags << "\n" << tr.out;
     CmdResult xc =
-        shell("/usr/bin/python3 " + script + " forward " + model + " " + SEQREC_BINARY + " 30");
+        run_shell("/usr/bin/python3 " + script + " forward " + model + " " + SEQREC_BINARY + " 30");
     EXPECT_EQ(xc.code, 0) << flags << "\n" << xc.out;
     EXPECT_NE(xc.out.find("OK"), std::string::npos) << xc.out;
   }
