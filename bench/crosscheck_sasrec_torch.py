@@ -14,7 +14,7 @@ PyTorch (Debian: apt-get install python3-torch) and nothing else from seqrec.
       2 x maxlen) with `SEQREC recommend`. Exit status 0 when every score agrees to 1e-4
       relative, 1 otherwise. Used by the integration test CrossCheck.SasrecForwardEqualsPyTorch.
 
-  train DATA.txt EPOCHS SEED [THREADS]
+  train DATA.txt EPOCHS SEED [THREADS] [PATIENCE]
       Trains SASRec+ (full cross-entropy, maxlen 200, d 64, 2 blocks, 1 head, dropout 0.1,
       N(0, 0.02) initialisation, Adam lr 1e-3 betas (0.9, 0.999), batch 128, right-padded
       batches) on a "user item" file (ML-1M layout) with Klenitskiy & Vasilev's data
@@ -22,6 +22,10 @@ PyTorch (Debian: apt-get install python3-torch) and nothing else from seqrec.
       validation item, training on the rest. Prints the training loss and the validation
       NDCG@10 (full ranking, seen items excluded) after every epoch, to put next to
       `seqrec train ... --preset ml1m_plus --positions from_start --validation --monitor`.
+      With PATIENCE > 0, stops after PATIENCE epochs without a better validation figure
+      (their protocol: 100 epochs, patience 10). At the end it restores the best epoch's
+      weights and prints the test NDCG@10 (input: every item but the last; target: the
+      last), the figure Klenitskiy & Vasilev publish (0.1821 on ML-1M).
 """
 import json
 import math
@@ -201,7 +205,28 @@ def pad_right(rows, value):
     return out
 
 
-def cmd_train(data, epochs, seed, threads=2):
+def ndcg10(model, users, inputs, targets, L):
+    """Mean NDCG@10 over users: full ranking, the user's input items excluded."""
+    total = 0.0
+    with torch.no_grad():
+        for b in range(0, len(users), 256):
+            us = users[b:b + 256]
+            ids = pad_right([inputs[u][-L:] for u in us], 0)
+            pos = torch.arange(ids.shape[1]).unsqueeze(0).expand_as(ids)
+            h = model.hidden(ids, pos)
+            last = (ids != 0).sum(1) - 1
+            sc = h[torch.arange(len(us)), last] @ model.table().T
+            sc[:, 0] = -1e9
+            for k, u in enumerate(us):
+                sc[k, torch.tensor(inputs[u])] = -1e9
+            tgt = torch.tensor([targets[u] for u in us])
+            rank = (sc > sc[torch.arange(len(us)), tgt].unsqueeze(1)).sum(1)
+            gain = 1.0 / torch.log2(rank.double() + 2)
+            total += float(torch.where(rank < 10, gain, torch.zeros_like(gain)).sum())
+    return total / len(users)
+
+
+def cmd_train(data, epochs, seed, threads=2, patience=0):
     torch.manual_seed(seed)
     random.seed(seed)
     torch.set_num_threads(threads)
@@ -217,6 +242,7 @@ def cmd_train(data, epochs, seed, threads=2):
     model.init_small(0.02)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
+    best, best_epoch, best_state, waited = -1.0, 0, None, 0
     for ep in range(1, epochs + 1):
         model.train()
         order = users[:]
@@ -228,32 +254,34 @@ def cmd_train(data, epochs, seed, threads=2):
             ids = pad_right([r[:-1] for r in rows], 0)
             labels = pad_right([r[1:] for r in rows], -100)
             pos = torch.arange(ids.shape[1]).unsqueeze(0).expand_as(ids)
-            logits = model.hidden(ids, pos) @ model.table().T
-            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+            # Scores only where there is a label: the same mean cross-entropy as over the
+            # whole padded batch with ignore_index, without the padding positions' GEMM.
+            real = labels != -100
+            logits = model.hidden(ids, pos)[real] @ model.table().T
+            loss = loss_fn(logits, labels[real])
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.item()
             batches += 1
         model.eval()
-        ndcg = 0.0
-        with torch.no_grad():
-            for b in range(0, len(users), 256):
-                us = users[b:b + 256]
-                ids = pad_right([train[u][-L:] for u in us], 0)
-                pos = torch.arange(ids.shape[1]).unsqueeze(0).expand_as(ids)
-                h = model.hidden(ids, pos)
-                last = (ids != 0).sum(1) - 1
-                sc = h[torch.arange(len(us)), last] @ model.table().T
-                sc[:, 0] = -1e9
-                for k, u in enumerate(us):
-                    sc[k, torch.tensor(train[u])] = -1e9
-                tgt = torch.tensor([seqs[u][-2] for u in us])
-                rank = (sc > sc[torch.arange(len(us)), tgt].unsqueeze(1)).sum(1)
-                gain = 1.0 / torch.log2(rank.double() + 2)
-                ndcg += float(torch.where(rank < 10, gain, torch.zeros_like(gain)).sum())
-        print(f'epoch {ep} loss {total / batches:.5f} validation ndcg@10 {ndcg / len(users):.4f}',
+        valid = ndcg10(model, users, train, {u: s[-2] for u, s in seqs.items()}, L)
+        print(f'epoch {ep} loss {total / batches:.5f} validation ndcg@10 {valid:.4f}',
               flush=True)
+        if valid > best:
+            best, best_epoch, waited = valid, ep, 0
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        else:
+            waited += 1
+            if patience and waited >= patience:
+                print(f'no improvement in {patience} epochs; stopping after epoch {ep}')
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    test = ndcg10(model, users, {u: s[:-1] for u, s in seqs.items()},
+                  {u: s[-1] for u, s in seqs.items()}, L)
+    print(f'best epoch {best_epoch} validation ndcg@10 {best:.4f} test ndcg@10 {test:.4f}',
+          flush=True)
     return 0
 
 
@@ -261,7 +289,9 @@ def main(argv):
     if len(argv) >= 3 and argv[0] == 'forward':
         return cmd_forward(argv[1], argv[2], int(argv[3]) if len(argv) > 3 else 50)
     if len(argv) >= 4 and argv[0] == 'train':
-        return cmd_train(argv[1], int(argv[2]), int(argv[3]), int(argv[4]) if len(argv) > 4 else 2)
+        return cmd_train(argv[1], int(argv[2]), int(argv[3]),
+                         int(argv[4]) if len(argv) > 4 else 2,
+                         int(argv[5]) if len(argv) > 5 else 0)
     print(__doc__)
     return 2
 
