@@ -30,10 +30,12 @@ def main():
     trained = re.search(r"trained sasrec in ([0-9.]+) s \(peak RSS ([0-9.]+) MiB\)", text)
     if not trained:
         sys.exit(f"{log}: no 'trained sasrec in ... s (peak RSS ... MiB)' line; did training fail?")
-    # Validation rounds; the trainer keeps the first epoch with the highest value.
-    valid = [(int(e), float(v)) for e, v in
-             re.findall(r"epoch (\d+): validation ndcg@10 = ([0-9.]+)", text)]
-    best = max(valid, key=lambda ev: (ev[1], -ev[0])) if valid else None
+    # The evaluated weights: those the trainer restored (the best validation round), or,
+    # when it restored none, the last round's (the best was the last epoch, or no --monitor).
+    restored = re.search(r"restored the best weights \(epoch (\d+), validation ([0-9.]+)\)", text)
+    rounds = re.findall(r"epoch (\d+): validation ndcg@10 = ([0-9.]+)", text)
+    best = restored.groups() if restored else (rounds[-1] if rounds else None)
+    best = (int(best[0]), float(best[1])) if best else None
     last = re.findall(r"sasrec: epoch (\d+)/(\d+) loss", text)
     f, s = metrics(full), metrics(samp)
     row = {
