@@ -19,9 +19,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PRESET=${1:?usage: bench/sasrec_accuracy.sh PRESET LOSS [SEEDS] [-- FLAGS...]}
 LOSS=${2:?usage: bench/sasrec_accuracy.sh PRESET LOSS [SEEDS] [-- FLAGS...]}
-SEEDS=${3:-"1 2 3"}
-shift $(($# < 3 ? $# : 3))
-[ "${1:-}" = "--" ] && shift
+if [ -z "${3:-}" ] || [ "$3" = "--" ]; then
+  SEEDS="1 2 3"
+  shift 2
+else
+  SEEDS=$3
+  shift 3
+fi
+if [ "${1:-}" = "--" ]; then shift; fi
 EXTRA=("$@")
 MODE=${MODE:-es}
 DATA=${DATA:-../shared/data/ml-1m/ml-1m.txt}
