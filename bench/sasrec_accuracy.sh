@@ -47,13 +47,12 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 "$SEQ" -q prepare "$DATA" --protocol sequential -o "$W/data" >/dev/null
 NAME=$(basename "$DATA" .txt)
+RUN=()
+if [ "$MODE" = es ]; then
+  RUN=(--validation --monitor --valid-metric ndcg@10 --eval-every "${EVAL_EVERY:-1}"
+    --patience "${PATIENCE:-10}")
+fi
 for s in $SEEDS; do
-  if [ "$MODE" = es ]; then
-    RUN=(--validation --monitor --valid-metric ndcg@10 --eval-every "${EVAL_EVERY:-1}"
-      --patience "${PATIENCE:-10}")
-  else
-    RUN=()
-  fi
   "$SEQ" --threads "$THREADS" train "$W/data" -m sasrec --preset "$PRESET" --loss "$LOSS" \
     --num-epochs "$EPOCHS" --seed "$s" "${RUN[@]}" "${EXTRA[@]}" -o "$W/m$s.seqrec" \
     >"$W/train$s.log" 2>&1 || { tail -5 "$W/train$s.log" >&2; exit 1; }

@@ -36,12 +36,12 @@ def main():
     rounds = re.findall(r"epoch (\d+): validation ndcg@10 = ([0-9.]+)", text)
     best = restored.groups() if restored else (rounds[-1] if rounds else None)
     best = (int(best[0]), float(best[1])) if best else None
-    last = re.findall(r"sasrec: epoch (\d+)/(\d+) loss", text)
+    epochs = re.findall(r"sasrec: epoch (\d+)/\d+ loss", text)
     f, s = metrics(full), metrics(samp)
     row = {
         "dataset": dataset, "preset": preset, "loss": loss, "seed": int(seed), "mode": mode,
         "train_flags": flags,
-        "epochs_run": int(last[-1][0]) if last else None,
+        "epochs_run": int(epochs[-1]) if epochs else None,
         "best_epoch": best[0] if best else None,
         "valid_ndcg@10": best[1] if best else None,
         "train_seconds": float(trained.group(1)), "peak_rss_mib": float(trained.group(2)),
