@@ -5,9 +5,10 @@
 #include <cstring>
 #include <vector>
 
+#include "core/isa_begin.hpp"
 #include "kernels/gemm.hpp"
 
-namespace seqrec::kernels {
+namespace seqrec::kernels::SEQREC_ISA_NS {
 
 namespace {
 
@@ -121,4 +122,6 @@ void causal_attention_backward(const AttentionShape& s, const float* q, const fl
   }
 }
 
-}  // namespace seqrec::kernels
+}  // namespace seqrec::kernels::SEQREC_ISA_NS
+
+#include "core/isa_end.hpp"

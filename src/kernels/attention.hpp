@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "core/isa.hpp"
 #include "kernels/sasrec_ops.hpp"
 
 namespace seqrec::kernels {
@@ -31,9 +32,9 @@ struct AttentionShape {
 /// and rescaled probabilities, the ones multiplied with V; row i of head h draws its mask
 /// from sas_derive_key(*dropout_key, h * 2^32 + i)); otherwise Ad may be null or equal to A.
 /// `out` rows of padding are zeroed.
-void causal_attention_forward(const AttentionShape& s, const float* q, const float* k,
-                              const float* v, float* A, float* Ad, float dropout,
-                              const uint64_t* dropout_key, float* out);
+SEQREC_DISPATCH(void, causal_attention_forward,
+                (const AttentionShape& s, const float* q, const float* k, const float* v, float* A,
+                 float* Ad, float dropout, const uint64_t* dropout_key, float* out));
 
 /// Backward of the forward above (A and Ad as it left them; Ad == A or null without
 /// dropout). dq, dk, dv are overwritten; padding rows get zero. `scratch` holds m*m floats.
@@ -41,8 +42,9 @@ void causal_attention_forward(const AttentionShape& s, const float* q, const flo
 ///   dA   = dA' * [A' != 0] / (1 - p)             (dropout)
 ///   dS_ij = A_ij (dA_ij - sum_k dA_ik A_ik)      (softmax, j <= i)
 ///   dq_h = dS k_h / sqrt(dh),   dk_h = dS^T q_h / sqrt(dh)
-void causal_attention_backward(const AttentionShape& s, const float* q, const float* k,
-                               const float* v, const float* A, const float* Ad, float dropout,
-                               const float* dout, float* dq, float* dk, float* dv, float* scratch);
+SEQREC_DISPATCH(void, causal_attention_backward,
+                (const AttentionShape& s, const float* q, const float* k, const float* v,
+                 const float* A, const float* Ad, float dropout, const float* dout, float* dq,
+                 float* dk, float* dv, float* scratch));
 
 }  // namespace seqrec::kernels

@@ -1,15 +1,14 @@
 #include "kernels/gru_cell.hpp"
 
+#include <immintrin.h>
+
 #include <cstring>
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
-
+#include "core/isa_begin.hpp"
 #include "kernels/fast_math.hpp"
 #include "kernels/gemm.hpp"
 
-namespace seqrec::kernels {
+namespace seqrec::kernels::SEQREC_ISA_NS {
 
 void gru_cell_forward(int64_t n, const GruCellWeights& w, const float* u, const float* h,
                       float* h_out, float* act, float* ghn, float* gh) {
@@ -260,7 +259,7 @@ void gru_dropout_mask_range(float* mask, int64_t begin, int64_t end, float p, ui
     mask[i] = mask_entry(key, i, threshold, keep);
     ++i;
   }
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#if SEQREC_ISA_VARIANT == 2
   // 8 SplitMix64 outputs = 16 entries per iteration: as 32-bit lanes, lane 2j holds the low
   // half of output j (entry 2j) and lane 2j + 1 its high half (entry 2j + 1).
   if (i + 16 <= end) {
@@ -310,4 +309,6 @@ void gru_column_sums(const float* a, int64_t n, int64_t cols, float* out) {
   }
 }
 
-}  // namespace seqrec::kernels
+}  // namespace seqrec::kernels::SEQREC_ISA_NS
+
+#include "core/isa_end.hpp"

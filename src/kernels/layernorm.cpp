@@ -2,7 +2,9 @@
 
 #include <cmath>
 
-namespace seqrec::kernels {
+#include "core/isa_begin.hpp"
+
+namespace seqrec::kernels::SEQREC_ISA_NS {
 
 void layernorm_forward(int64_t rows, int64_t d, const float* x, const float* gamma,
                        const float* beta, float* y, float* xhat, float* rstd, float eps) {
@@ -68,4 +70,6 @@ void layernorm_backward(int64_t rows, int64_t d, const float* dy, const float* x
   }
 }
 
-}  // namespace seqrec::kernels
+}  // namespace seqrec::kernels::SEQREC_ISA_NS
+
+#include "core/isa_end.hpp"

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "core/isa.hpp"
+
 namespace seqrec::kernels {
 
 /// SASRec's epsilon (the reference uses 1e-8, in PyTorch and in TensorFlow).
@@ -13,17 +15,17 @@ inline constexpr float kLayerNormEps = 1e-8f;
 
 /// y = LN(x) for `rows` rows of d features (row stride d). When `xhat` / `rstd` are not
 /// null, the normalised input (rows x d) and 1/sigma (rows) are stored for the backward.
-void layernorm_forward(int64_t rows, int64_t d, const float* x, const float* gamma,
-                       const float* beta, float* y, float* xhat, float* rstd,
-                       float eps = kLayerNormEps);
+SEQREC_DISPATCH(void, layernorm_forward,
+                (int64_t rows, int64_t d, const float* x, const float* gamma, const float* beta,
+                 float* y, float* xhat, float* rstd, float eps));
 
 /// Backward of layernorm_forward. With g = dy * gamma:
 ///   dL/dx     = rstd * (g - mean(g) - xhat * mean(g * xhat))
 ///   dL/dgamma = sum_rows dy * xhat,  dL/dbeta = sum_rows dy
 /// dx is overwritten (accumulate = false) or added to (accumulate = true); dgamma and
 /// dbeta are always accumulated. dx may alias dy only when accumulate is false.
-void layernorm_backward(int64_t rows, int64_t d, const float* dy, const float* xhat,
-                        const float* rstd, const float* gamma, float* dx, float* dgamma,
-                        float* dbeta, bool accumulate);
+SEQREC_DISPATCH(void, layernorm_backward,
+                (int64_t rows, int64_t d, const float* dy, const float* xhat, const float* rstd,
+                 const float* gamma, float* dx, float* dgamma, float* dbeta, bool accumulate));
 
 }  // namespace seqrec::kernels

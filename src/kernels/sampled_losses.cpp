@@ -5,10 +5,11 @@
 #include <limits>
 #include <vector>
 
+#include "core/isa_begin.hpp"
 #include "core/parallel.hpp"
 #include "kernels/fast_math.hpp"
 
-namespace seqrec::kernels {
+namespace seqrec::kernels::SEQREC_ISA_NS {
 
 namespace {
 
@@ -245,4 +246,6 @@ double sampled_loss(const LossOptions& opt, int64_t n, int64_t C, float* R, int6
   return total;
 }
 
-}  // namespace seqrec::kernels
+}  // namespace seqrec::kernels::SEQREC_ISA_NS
+
+#include "core/isa_end.hpp"

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "core/isa.hpp"
+
 namespace seqrec::kernels {
 
 enum class LossType { CrossEntropy, BprMax, Top1Max, Bpr, Top1 };
@@ -21,17 +23,19 @@ struct LossOptions {
 
 /// Loss and gradient of one row r (C entries) whose positive is column j; r is overwritten
 /// by scale * dl/dr. `scratch` holds 2*C floats. Returns l.
-double sampled_loss_row(const LossOptions& opt, float* r, int64_t C, int64_t j, float scale,
-                        float* scratch);
+SEQREC_DISPATCH(double, sampled_loss_row,
+                (const LossOptions& opt, float* r, int64_t C, int64_t j, float scale,
+                 float* scratch));
 
 /// Loss and gradient of rows [row_begin, row_end) (rows of R relative to row 0; the
 /// positive of row j is column j). `scratch` holds 2*C floats. Returns sum of l_j.
-double sampled_loss_rows(const LossOptions& opt, int64_t row_begin, int64_t row_end, int64_t C,
-                         float* R, int64_t ldr, float scale, float* scratch);
+SEQREC_DISPATCH(double, sampled_loss_rows,
+                (const LossOptions& opt, int64_t row_begin, int64_t row_end, int64_t C, float* R,
+                 int64_t ldr, float scale, float* scratch));
 
 /// All n rows, in parallel over rows (parallel_for); deterministic whatever the number of
 /// threads (each row is computed independently, the row losses are added in row order).
-double sampled_loss(const LossOptions& opt, int64_t n, int64_t C, float* R, int64_t ldr,
-                    float scale);
+SEQREC_DISPATCH(double, sampled_loss,
+                (const LossOptions& opt, int64_t n, int64_t C, float* R, int64_t ldr, float scale));
 
 }  // namespace seqrec::kernels

@@ -4,10 +4,11 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/isa_begin.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/sasrec_ops.hpp"
 
-namespace seqrec::kernels {
+namespace seqrec::kernels::SEQREC_ISA_NS {
 
 namespace {
 
@@ -129,4 +130,6 @@ double sasrec_sampled(SampledLoss kind, int64_t T, int64_t d, const float* F, co
   return loss;
 }
 
-}  // namespace seqrec::kernels
+}  // namespace seqrec::kernels::SEQREC_ISA_NS
+
+#include "core/isa_end.hpp"

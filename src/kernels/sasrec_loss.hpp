@@ -8,21 +8,25 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/isa.hpp"
+
 namespace seqrec::kernels {
 
 /// Binary cross-entropy with one negative per position (the original SASRec):
 ///   r = F_t . Eo[pos_t],  s = F_t . Eo[neg_t],  l = log(1 + e^-r) + log(1 + e^s)
 ///   dl/dr = sigma(r) - 1,  dl/ds = sigma(s)
-double sasrec_bce(int64_t T, int64_t d, const float* F, const float* Eo, const int32_t* pos,
-                  const int32_t* neg, float scale, float* dF, float* dEo);
+SEQREC_DISPATCH(double, sasrec_bce,
+                (int64_t T, int64_t d, const float* F, const float* Eo, const int32_t* pos,
+                 const int32_t* neg, float scale, float* dF, float* dEo));
 
 /// Full softmax cross-entropy over the catalogue (SASRec+ / "CE"):
 ///   z = F_t Eo^T,  l = logsumexp(z) - z_pos,  dl/dz = softmax(z) - onehot(pos)
 /// Computed in blocks of rows so that the logits never exceed `scratch` (grown as needed;
 /// at most max(1, 4M / n_items) rows at a time, capped at 512).
-double sasrec_full_ce(int64_t T, int64_t d, int64_t n_items, const float* F, const float* Eo,
-                      const int32_t* pos, float scale, float* dF, float* dEo,
-                      std::vector<float>& scratch);
+SEQREC_DISPATCH(double, sasrec_full_ce,
+                (int64_t T, int64_t d, int64_t n_items, const float* F, const float* Eo,
+                 const int32_t* pos, float scale, float* dF, float* dEo,
+                 std::vector<float>& scratch));
 
 enum class SampledLoss { Softmax, GBCE };
 
@@ -35,9 +39,10 @@ enum class SampledLoss { Softmax, GBCE };
 ///            dl/du = softmax(u) - onehot(0)
 ///   GBCE:    l = beta log(1 + e^-r) + sum_k log(1 + e^{z_k})   (Petrov & Macdonald 2023)
 ///            dl/dr = -beta sigma(-r),  dl/dz_k = sigma(z_k)
-double sasrec_sampled(SampledLoss kind, int64_t T, int64_t d, const float* F, const float* Eo,
-                      const int32_t* pos, int64_t K, const int32_t* neg, const float* Eneg,
-                      const float* logq, float beta, float scale, float* dF, float* dEo,
-                      float* dEneg, std::vector<float>& scratch);
+SEQREC_DISPATCH(double, sasrec_sampled,
+                (SampledLoss kind, int64_t T, int64_t d, const float* F, const float* Eo,
+                 const int32_t* pos, int64_t K, const int32_t* neg, const float* Eneg,
+                 const float* logq, float beta, float scale, float* dF, float* dEo, float* dEneg,
+                 std::vector<float>& scratch));
 
 }  // namespace seqrec::kernels

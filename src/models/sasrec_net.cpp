@@ -210,7 +210,8 @@ const float* last_block(const NetConfig& c, const Layout& l, const float* w, con
   const BlockLayout& bl = l.blocks[static_cast<size_t>(c.blocks - 1)];
   BlockActs& a = ws.blk[static_cast<size_t>(c.blocks - 1)];
   float* xq = grow(a.xq, Td);
-  kernels::layernorm_forward(T, d, H, w + bl.ln_a_g, w + bl.ln_a_b, xq, nullptr, nullptr);
+  kernels::layernorm_forward(T, d, H, w + bl.ln_a_g, w + bl.ln_a_b, xq, nullptr, nullptr,
+                             kernels::kLayerNormEps);
   const float* xkv = c.norm_first ? xq : H;
   float* k = grow(a.k, Td);
   float* v = grow(a.v, Td);
@@ -261,7 +262,8 @@ const float* last_block(const NetConfig& c, const Layout& l, const float* w, con
   }
   linear(S, d, d, o, w + bl.wo, w + bl.bo, h1, 1.0f);
   float* z = grow(a.z, Sd);
-  kernels::layernorm_forward(S, d, h1, w + bl.ln_f_g, w + bl.ln_f_b, z, nullptr, nullptr);
+  kernels::layernorm_forward(S, d, h1, w + bl.ln_f_g, w + bl.ln_f_b, z, nullptr, nullptr,
+                             kernels::kLayerNormEps);
   float* r = grow(a.r, Sd);
   linear(S, d, d, z, w + bl.w1, w + bl.b1, r);
   for (int64_t i = 0; i < Sd; ++i)
@@ -270,7 +272,8 @@ const float* last_block(const NetConfig& c, const Layout& l, const float* w, con
   linear(S, d, d, r, w + bl.w2, w + bl.b2, h2);
   add(h2, c.norm_first ? h1 : z, Sd);
   float* F = grow(ws.F, Sd);
-  kernels::layernorm_forward(S, d, h2, w + l.ln_last_g, w + l.ln_last_b, F, nullptr, nullptr);
+  kernels::layernorm_forward(S, d, h2, w + l.ln_last_g, w + l.ln_last_b, F, nullptr, nullptr,
+                             kernels::kLayerNormEps);
   return F;
 }
 
@@ -332,7 +335,7 @@ const float* forward(const NetConfig& c, const Layout& l, const float* w, const 
     // from Xq and the residual adds H.
     float* xq = grow(a.xq, Td);
     kernels::layernorm_forward(T, d, H, w + bl.ln_a_g, w + bl.ln_a_b, xq, grow(a.xhat_a, Td),
-                               grow(a.rstd_a, T));
+                               grow(a.rstd_a, T), kernels::kLayerNormEps);
     const float* xkv = c.norm_first ? xq : H;
     const float* R1 = c.norm_first ? H : xq;
     float* q = grow(a.q, Td);
@@ -368,7 +371,7 @@ const float* forward(const NetConfig& c, const Layout& l, const float* w, const 
     // Z = LN_f(H1); H2 = R2 + dropout(act(dropout(Z W1 + b1)) W2 + b2)
     float* z = grow(a.z, Td);
     kernels::layernorm_forward(T, d, h1, w + bl.ln_f_g, w + bl.ln_f_b, z, grow(a.xhat_f, Td),
-                               grow(a.rstd_f, T));
+                               grow(a.rstd_f, T), kernels::kLayerNormEps);
     float* f1 = grow(a.f1, Td);
     float* r = grow(a.r, Td);
     linear(T, d, d, z, w + bl.w1, w + bl.b1, f1);
@@ -395,7 +398,7 @@ const float* forward(const NetConfig& c, const Layout& l, const float* w, const 
   // F = LN_last(H)
   float* F = grow(ws.F, Td);
   kernels::layernorm_forward(T, d, H, w + l.ln_last_g, w + l.ln_last_b, F, grow(ws.xhat_l, Td),
-                             grow(ws.rstd_l, T));
+                             grow(ws.rstd_l, T), kernels::kLayerNormEps);
   return F;
 }
 

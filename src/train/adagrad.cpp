@@ -1,15 +1,14 @@
 #include "train/adagrad.hpp"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
-
+#include "core/isa_begin.hpp"
 #include "core/parallel.hpp"
 
-namespace seqrec::train {
+namespace seqrec::train::SEQREC_ISA_NS {
 
 namespace {
 
@@ -52,7 +51,7 @@ inline void prefetch_row_start(float* w, float* acc, float* vel, int64_t offset)
 void adagrad_step(float* __restrict w, float* __restrict acc, float* __restrict vel,
                   const float* __restrict g, int64_t count, float lr, float mu) {
   int64_t i = 0;
-#ifdef __AVX512F__
+#if SEQREC_ISA_VARIANT == 2
   const __m512 vlr = _mm512_set1_ps(lr), vmu = _mm512_set1_ps(mu),
                veps = _mm512_set1_ps(kAdagradEps);
   for (; i + 16 <= count; i += 16) {
@@ -117,4 +116,6 @@ void adagrad_rows_at(float* w, float* acc, float* vel, int64_t dim, const int32_
   }
 }
 
-}  // namespace seqrec::train
+}  // namespace seqrec::train::SEQREC_ISA_NS
+
+#include "core/isa_end.hpp"

@@ -25,19 +25,11 @@ void Adam::step(float* w, const float* g) {
   const float step_size = static_cast<float>(opt_.lr / bc1);
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   const float b1 = opt_.beta1, b2 = opt_.beta2, eps = opt_.eps;
-  const float c1 = 1.0f - b1, c2 = 1.0f - b2;
   float* m = m_.data();
   float* v = v_.data();
   const int64_t n = static_cast<int64_t>(m_.size());
   auto run = [&](int64_t begin, int64_t end, int) {
-    for (int64_t i = begin; i < end; ++i) {
-      const float gi = g[i];
-      const float mi = b1 * m[i] + c1 * gi;
-      const float vi = b2 * v[i] + c2 * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      w[i] -= step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
-    }
+    adam_update(w, m, v, g, begin, end, b1, b2, step_size, inv_sqrt_bc2, eps);
   };
   if (n >= (1 << 18))
     parallel_for(n, run);

@@ -10,7 +10,15 @@
 #include <span>
 #include <vector>
 
+#include "core/isa.hpp"
+
 namespace seqrec::train {
+
+/// The element-wise Adam update of entries [begin, end): m, v and w as above, with
+/// step_size = lr / (1 - b1^t) and inv_sqrt_bc2 = 1 / sqrt(1 - b2^t) precomputed.
+SEQREC_DISPATCH(void, adam_update,
+                (float* w, float* m, float* v, const float* g, int64_t begin, int64_t end, float b1,
+                 float b2, float step_size, float inv_sqrt_bc2, float eps));
 
 struct AdamOptions {
   float lr = 1e-3f;

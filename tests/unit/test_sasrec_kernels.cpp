@@ -89,7 +89,7 @@ TEST(SasrecKernels, LayerNormGradient) {
   std::vector<float> y(rows * d), xhat(rows * d), rstd(rows);
   auto f = [&]() {
     kernels::layernorm_forward(rows, d, x.data(), gamma.data(), beta.data(), y.data(), xhat.data(),
-                               rstd.data());
+                               rstd.data(), kernels::kLayerNormEps);
     return wsum(y, R);
   };
   f();

@@ -18,6 +18,7 @@
 #include "app/options.hpp"
 #include "app/param_flags.hpp"
 #include "app/workflow.hpp"
+#include "core/isa.hpp"
 #include "core/parallel.hpp"
 #include "core/progress.hpp"
 #include "io/model_file.hpp"
@@ -557,11 +558,18 @@ void reexec_with_bounded_spinning(char** argv) {
 
 int main(int argc, char** argv) {
   reexec_with_bounded_spinning(argv);
+  try {
+    isa::level();  // SEQREC_ISA checked (and oneDNN capped) before anything else runs
+  } catch (const seqrec::Error& e) {
+    std::fprintf(stderr, "seqrec: error: %s\n", e.what());
+    return 1;
+  }
   CLI::App app{
       "seqrec: session-based and sequential recommendation (GRU4Rec, SASRec, "
       "baselines).\nRun `seqrec demo` for a tour on built-in synthetic data."};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("seqrec ") + SEQREC_VERSION);
+  app.set_version_flag(
+      "--version", [] { return std::string("seqrec ") + SEQREC_VERSION + "\n" + isa::describe(); });
   GlobalOptions g;
   app.add_option("--threads", g.threads, "threads to use (0 = all cores)")
       ->check(CLI::Range(0, 4096));

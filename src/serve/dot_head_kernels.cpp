@@ -1,0 +1,67 @@
+// The scoring passes of PackedDotHead, once per instruction-set level
+// (dot_head_kernels.hpp; the code is in dot_head_kernels.inc).
+#include "serve/dot_head_kernels.hpp"
+
+#include <immintrin.h>
+
+#include "core/isa_begin.hpp"
+
+namespace seqrec::serve::detail::SEQREC_ISA_NS {
+
+namespace plain {
+#define SEQREC_HEAD_VNNI 0
+#include "serve/dot_head_kernels.inc"
+#undef SEQREC_HEAD_VNNI
+}  // namespace plain
+
+#if SEQREC_ISA_VARIANT == 2
+// The int8 pass with vpdpbusd, run at the avx512_vnni level.
+#if defined(__clang__)
+SEQREC_ISA_PRAGMA(clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function))
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512vnni")
+// GCC 12 flags _mm512_cvtepi32_ps's _mm512_undefined_ps() operand (a false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+namespace vnni {
+#define SEQREC_HEAD_VNNI 1
+#include "serve/dot_head_kernels.inc"
+#undef SEQREC_HEAD_VNNI
+}  // namespace vnni
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif
+#endif
+
+void head_pass_store(const TileF32* f32, const TileI8* i8, int32_t blocks, int32_t n,
+                     const float* const* qf, const QueryI8* qi, float* const* out) {
+#if SEQREC_ISA_VARIANT == 2
+  if (i8 != nullptr && isa::level() == isa::Level::Avx512Vnni)
+    return vnni::pass_store(f32, i8, blocks, n, qf, qi, out);
+#endif
+  plain::pass_store(f32, i8, blocks, n, qf, qi, out);
+}
+
+void head_pass_select(const TileF32* f32, const TileI8* i8, int32_t blocks, int32_t n,
+                      const float* const* qf, const QueryI8* qi, RowSelect* rows) {
+#if SEQREC_ISA_VARIANT == 2
+  if (i8 != nullptr && isa::level() == isa::Level::Avx512Vnni)
+    return vnni::pass_select(f32, i8, blocks, n, qf, qi, rows);
+#endif
+  plain::pass_select(f32, i8, blocks, n, qf, qi, rows);
+}
+
+void head_exact(const float* items, const float* item_bias, int32_t n_items, int32_t dim,
+                const float* q, const int32_t* ids, size_t m, float* out) {
+  plain::exact_impl(items, item_bias, n_items, dim, q, ids, m, out);
+}
+
+}  // namespace seqrec::serve::detail::SEQREC_ISA_NS
+
+#include "core/isa_end.hpp"
