@@ -548,13 +548,13 @@ int run_demo(const Config& gen_cfg, const std::string& out_dir, const std::strin
       split.items.size(), k, k, best.first.c_str(), best_recall, 100 * best_recall, k, k, k,
       best.first.c_str(), best_mrr, best_mrr > 0 ? best_recall / best_mrr : 0.0);
   std::printf(
-      "Why simple rules can win here: the generator picks each next click either from a few "
+      "Why simple rules can win here: the generator picks each next click either among %d "
       "fixed successors of the current item (item-to-item transitions, probability %.2f) or "
       "at random by popularity; nothing depends on earlier clicks. Sequential rules (sr) and "
       "session kNN (vsknn) count exactly those transitions, so on this data they are hard to "
       "beat; GRU4Rec and SASRec earn their cost on real logs with longer-range patterns "
       "(try `seqrec compare` on your own data).\n",
-      go.follow_prob);
+      go.n_successors, go.follow_prob);
   std::printf(
       "\nmodels saved in %s/ (try: seqrec recommend --model %s/%s.seqrec --session "
       "\"%s\")\ntotal %.1f s\n",
