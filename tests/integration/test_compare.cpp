@@ -343,3 +343,27 @@ TEST_F(Compare, RefusesAFolderThatHoldsSomethingElse) {
                 .code,
             0);
 }
+
+TEST_F(Compare, KilledWhileTrainingThenRunAgainReusesWhatFinished) {
+  // A real interruption: compare and its training child are killed (their process group)
+  // once GRU4Rec's training has started, i.e. after pop and sr finished.
+  const std::string args = "--threads 1 compare " + p("log.tsv") +
+                           " --models pop,sr,gru4rec --seeds 1 --no-curves -o " + p("rep") +
+                           " --set gru4rec.layers=16 --set gru4rec.n_sample=32"
+                           " --set gru4rec.sample_store_size=1000 --epochs 200 --cache-dir none";
+  const std::string started = p("rep") + "/work/logs/gru4rec-seed1.log";
+  CmdResult killed = seqrec_test::run_shell(
+      "setsid " + std::string(SEQREC_BINARY) + " -q " + args + " & pid=$!; i=0; while [ ! -s " +
+      started + " ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; kill -TERM -$pid; " +
+      "wait $pid; echo \"exit $?\"");
+  ASSERT_TRUE(fs::exists(started)) << killed.out;
+  ASSERT_TRUE(has(killed.out, "exit 143")) << killed.out;  // killed, not finished
+  EXPECT_FALSE(fs::exists(p("rep") + "/results.json"));
+
+  CmdResult again = run_loud(args);
+  ASSERT_EQ(again.code, 0) << again.out;
+  EXPECT_TRUE(has(again.out, "pop (pop), seed 1: reusing")) << again.out;
+  EXPECT_TRUE(has(again.out, "sr (sr), seed 1: reusing")) << again.out;
+  EXPECT_TRUE(has(again.out, "gru4rec (gru4rec, preset rsc15), seed 1: training")) << again.out;
+  EXPECT_TRUE(fs::exists(p("rep") + "/results.json"));
+}
