@@ -764,7 +764,9 @@ json run_compare(const CompareOptions& opt) {
     double total = 0;
     for (size_t i = 0; i < plans.size(); ++i) {
       const int64_t ep = epochs_of(plans[i].config);
-      const double rate = reference_rate(plans[i].type, plans[i].config, ep > 0);
+      // The reference rates are 2-thread figures; one thread trains about half as fast.
+      const double rate =
+          reference_rate(plans[i].type, plans[i].config, ep > 0) * (opt.threads == 1 ? 0.5 : 1.0);
       // + 1 s per run: starting the process and reading the split.
       left[i].reference = static_cast<double>(train_events) * std::max<int64_t>(ep, 1) / rate + 1;
       left[i].left = opt.seeds + (validation_runs ? 1 : 0);
@@ -772,13 +774,12 @@ json run_compare(const CompareOptions& opt) {
       parts += (parts.empty() ? "" : ", ") + plans[i].label + " " +
                fmt_duration(left[i].reference * left[i].left);
     }
-    say(opt.quiet,
-        "estimated time: about " + fmt_duration(total) + " (" + parts +
-            "): " + std::to_string(train_events) +
-            " training events x epochs / a reference rate per model measured on a 2-thread "
-            "machine, times the runs (seeds" +
-            (validation_runs ? std::string(" + 1 validation run") : std::string()) +
-            "); a rough figure, revised with measured times as models finish");
+    say(opt.quiet, "estimated time: about " + fmt_duration(total) + " (" + parts +
+                       "): " + std::to_string(train_events) +
+                       " training events x epochs / a reference rate per model (docs/compare.md), "
+                       "times the runs (seeds" +
+                       (validation_runs ? std::string(" + 1 validation run") : std::string()) +
+                       "); a rough figure, revised with measured times as models finish");
   }
   auto time_left = [&] {
     double t = 0;
@@ -826,9 +827,14 @@ json run_compare(const CompareOptions& opt) {
       if (validation) a.insert(a.end(), {"--validation", "--monitor", "--valid-metric", metric});
       return a;
     };
+    // The child's first and last lines ("training TYPE on ...", "trained TYPE in ...") say
+    // what compare's own lines say; its progress, epoch and validation lines are passed on.
     std::function<void(const std::string&)> forward;
     if (!opt.quiet)
       forward = [&](const std::string& line) {
+        if (line.rfind("training " + p.type + " on ", 0) == 0 ||
+            line.rfind("trained " + p.type + " in ", 0) == 0)
+          return;
         std::fprintf(stderr, "compare:       %s: %s\n", p.label.c_str(), line.c_str());
       };
 

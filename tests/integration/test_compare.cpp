@@ -250,7 +250,8 @@ TEST_F(Compare, ShowsAnEstimateAndEachModelsProgress) {
   // The child's own progress, passed on with the model's label: a line per epoch.
   EXPECT_TRUE(has(r.out, "gru4rec: gru4rec epoch 1/2")) << r.out;
   EXPECT_TRUE(has(r.out, "gru4rec: gru4rec epoch 2/2")) << r.out;
-  EXPECT_TRUE(has(r.out, "pop: training pop on")) << r.out;
+  EXPECT_TRUE(has(r.out, "pop: pop 100.0%")) << r.out;
+  EXPECT_FALSE(has(r.out, "pop: trained pop in")) << r.out;  // compare says that itself
   // -q keeps compare silent.
   CmdResult q = run("--threads 1 compare " + p("log.tsv") + " --models pop --seeds 1 -o " +
                     p("rep_q") + " --no-curves --cache-dir none");
