@@ -898,7 +898,7 @@ json run_compare(const CompareOptions& opt) {
 
     // Learning curve: a validation run (train_tr -> valid), the test set never looked at.
     if (!opt.curves) {
-      mr.curve_note = "learning curves were turned off (--curves false)";
+      mr.curve_note = "learning curves were turned off (--no-curves)";
     } else if (valid_predictable == 0) {
       mr.curve_note = "the split has no validation pair, so no learning curve";
     } else {

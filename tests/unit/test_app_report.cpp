@@ -208,8 +208,11 @@ TEST(CompareReport, WarnsAboutModelsStillImprovingAtTheirLastEpoch) {
   // Converged: best at the last epoch, but less than 1% above three evaluations before.
   models[1].curve = curve_of({0.1, 0.5, 0.6, 0.600, 0.601, 0.602, 0.603});
   models[1].config = {{"n_epochs", 7}};
-  // Peaked early: best at epoch 3 of 6.
-  models[2].curve = curve_of({0.3, 0.5, 0.6, 0.55, 0.5, 0.45});
+  // Peaked early, validated every second epoch: best at epoch 4 of 8.
+  models[2].curve = json::array();
+  for (int e : {2, 4, 6, 8})
+    models[2].curve.push_back(
+        {{"epoch", e}, {"metrics", {{"recall@5", e == 4 ? 0.6 : 0.5 - 0.01 * e}}}});
   const json r = analyse_comparison(setup, models, test, counts);
 
   ASSERT_EQ(r["warnings"].size(), 1u) << r["warnings"].dump(1);
@@ -224,8 +227,12 @@ TEST(CompareReport, WarnsAboutModelsStillImprovingAtTheirLastEpoch) {
   EXPECT_FALSE(r["models"][1].contains("still_improving"));
   EXPECT_FALSE(r["models"][2].contains("still_improving"));
 
-  // Both views carry the warning.
+  // Both views carry the warning; the curve notes count epochs, not curve points.
   const auto plots = compare_plots(r);
+  EXPECT_NE(
+      compare_markdown(r, plots).find("peaked: best validation Recall@5 0.6000 at epoch 4 of 8"),
+      std::string::npos)
+      << compare_markdown(r, plots);
   EXPECT_NE(compare_markdown(r, plots).find("**Warning:** rising was still improving"),
             std::string::npos);
   EXPECT_NE(compare_html(r, plots).find("<strong>Warning:</strong> rising was still improving"),
