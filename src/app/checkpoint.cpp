@@ -211,6 +211,7 @@ ModelBundle train_model_checkpointed(const std::string& type, const Config& conf
       save_checkpoint(opt.path, m, data.items, counts, cm, st, info("epoch"));
       wrote = true;
       if (ctx.progress) {
+        progress_break_line();  // a bar spanning the epochs may be showing
         std::error_code ec;
         const auto size = fs::file_size(opt.path, ec);
         std::fprintf(stderr, "checkpoint after epoch %lld written to %s (%.1f MiB, %.2f s)\n",

@@ -2,6 +2,7 @@
 #include "app/compare.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -14,13 +15,16 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
 
+#include "app/checkpoint.hpp"
 #include "app/options.hpp"
 #include "app/report.hpp"
 #include "app/workflow.hpp"
+#include "io/model_file.hpp"
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/model.hpp"
@@ -364,8 +368,10 @@ struct ChildResult {
 };
 
 /// Runs `argv` with stdout and stderr going to `log_path` and waits for it; the peak RSS
-/// is the kernel's ru_maxrss of that child (kilobytes on Linux).
-ChildResult run_child(const std::vector<std::string>& argv, const std::string& log_path) {
+/// is the kernel's ru_maxrss of that child (kilobytes on Linux). While it runs, every line
+/// the child writes to the log is passed to `on_line` (if set), so that its progress shows.
+ChildResult run_child(const std::vector<std::string>& argv, const std::string& log_path,
+                      const std::function<void(const std::string&)>& on_line) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -379,17 +385,106 @@ ChildResult run_child(const std::vector<std::string>& argv, const std::string& l
   const int rc = posix_spawn(&pid, argv[0].c_str(), &fa, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) throw IoError("cannot start '" + argv[0] + "': " + std::strerror(rc));
+  // The log is read as it grows: whole lines are passed on, a partial one waits.
+  const int log_fd = on_line ? ::open(log_path.c_str(), O_RDONLY) : -1;
+  std::string pending;
+  auto drain = [&] {
+    if (log_fd < 0) return;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(log_fd, buf, sizeof buf)) > 0) {
+      pending.append(buf, static_cast<size_t>(n));
+      size_t start = 0, end;
+      while ((end = pending.find_first_of("\r\n", start)) != std::string::npos) {
+        if (end > start) on_line(pending.substr(start, end - start));
+        start = end + 1;
+      }
+      pending.erase(0, start);
+    }
+  };
   int status = 0;
   struct rusage ru {};
-  while (wait4(pid, &status, 0, &ru) < 0) {
-    if (errno != EINTR)
+  for (;;) {
+    const pid_t w = wait4(pid, &status, log_fd >= 0 ? WNOHANG : 0, &ru);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) {
+      if (log_fd >= 0) ::close(log_fd);
       throw IoError(std::string("waiting for a training process: ") + std::strerror(errno));
+    }
+    drain();
+    if (w == 0) ::poll(nullptr, 0, 200);  // the child runs on: look again in 0.2 s
   }
+  drain();
+  if (!pending.empty() && on_line) on_line(pending);
+  if (log_fd >= 0) ::close(log_fd);
   ChildResult r;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.peak_rss_bytes = static_cast<int64_t>(ru.ru_maxrss) * 1024;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+/// FNV-1a 64 of a file's bytes, in hex ("" when it cannot be read).
+std::string file_checksum(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "";
+  uint64_t h = model_file::kFnvOffset;
+  std::vector<char> buf(1 << 20);
+  while (f) {
+    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    h = model_file::fnv1a64(buf.data(), static_cast<size_t>(f.gcount()), h);
+  }
+  char hex[24];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+/// What decides a training's result, recorded next to its model file when it finishes
+/// (WORK/models/TAG.done.json): a later compare that would run the same training reuses
+/// the model instead. The program path is left out (a rebuilt binary in another place
+/// trains the same); its version is kept.
+json training_key(const std::vector<std::string>& argv, const json& config, const json& data) {
+  return {{"arguments", std::vector<std::string>(argv.begin() + 1, argv.end())},
+          {"config", config},
+          {"data", data},
+          {"seqrec_version", SEQREC_VERSION}};
+}
+
+json read_json_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return nullptr;
+  try {
+    return json::parse(f);
+  } catch (const json::exception&) {
+    return nullptr;  // a record cut short by an interruption: as if there were none
+  }
+}
+
+/// The finished-training record at `done_path` when it matches `key` and its model file
+/// (if `check_model`) still has the recorded size and checksum; null otherwise.
+json reusable_training(const std::string& done_path, const json& key, const std::string& model_path,
+                       bool check_model) {
+  json rec = read_json_file(done_path);
+  if (!rec.is_object() || rec.value("key", json()) != key) return nullptr;
+  if (check_model) {
+    std::error_code ec;
+    const auto size = fs::file_size(model_path, ec);
+    if (ec || static_cast<int64_t>(size) != rec.value("model_bytes", int64_t{-1}) ||
+        file_checksum(model_path) != rec.value("model_fnv1a64", std::string()))
+      return nullptr;
+  }
+  return rec;
+}
+
+/// Written last, after the model file: an interruption before this leaves no record.
+void record_training(const std::string& done_path, json rec) {
+  const std::string tmp = done_path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << rec.dump(2) << "\n";
+    if (!f) throw IoError("cannot write '" + tmp + "'");
+  }
+  fs::rename(tmp, done_path);
 }
 
 std::string tail_of(const std::string& path, size_t lines) {
@@ -406,6 +501,135 @@ std::string tail_of(const std::string& path, size_t lines) {
   for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
     out += "    " + all[i] + "\n";
   return out;
+}
+
+/// Reference training rates (events trained per second, 2 threads) from docs/performance.md,
+/// for the estimate printed before a compare starts. GRU4Rec, rsc15 preset: ~55k events/s.
+/// SASRec on ML-1M (1.0M events, ml1m preset): 12.3 s per epoch with full cross-entropy
+/// (~80k events/s), 2.3-3.1 s with the sampled losses (~350k events/s). Models without an
+/// epoch parameter fit in one pass over the events (~2M events/s).
+double reference_rate(const std::string& type, const Config& config, bool iterative) {
+  if (type == "gru4rec") return 55e3;
+  if (type == "sasrec")
+    return config.has("loss") && config.get_string("loss") == "ce" ? 80e3 : 350e3;
+  return iterative ? 50e3 : 2e6;
+}
+
+/// Epochs of a model configuration (its first epoch parameter), or 0 for one pass.
+int64_t epochs_of(const Config& c) {
+  for (const auto& name : epoch_param_names())
+    if (c.has(name)) return c.get_int(name);
+  return 0;
+}
+
+std::string fmt_duration(double s) {
+  char buf[48];
+  if (s < 90)
+    std::snprintf(buf, sizeof buf, "%.0f s", s);
+  else if (s < 5400)
+    std::snprintf(buf, sizeof buf, "%.0f min", s / 60);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f h", s / 3600);
+  return buf;
+}
+
+/// The arguments that define a compare: a re-run with the same ones may continue in the
+/// same folder (OUT/compare.json); the thread count is one of them because the training
+/// commands carry it. Quietness and the report's command line are not.
+json compare_identity(const CompareOptions& opt) {
+  auto abs = [](const std::string& p) {
+    return p.empty() ? p : fs::absolute(fs::path(p)).lexically_normal().string();
+  };
+  std::vector<std::string> configs;
+  for (const auto& c : opt.configs) {
+    const auto eq = c.find('=');
+    configs.push_back(eq == std::string::npos ? c : c.substr(0, eq + 1) + abs(c.substr(eq + 1)));
+  }
+  return {{"data", abs(opt.data)},
+          {"test", abs(opt.test_file)},
+          {"work", abs(opt.work_dir)},
+          {"protocol", opt.protocol},
+          {"models", opt.models},
+          {"presets", opt.presets},
+          {"configs", configs},
+          {"sets", opt.sets},
+          {"epochs", opt.epochs},
+          {"seeds", opt.seeds},
+          {"curves", opt.curves},
+          {"metric", opt.metric},
+          {"threads", opt.threads},
+          {"input_format", opt.read_cfg.to_json()},
+          {"preprocessing", opt.prepare_cfg.to_json()},
+          {"evaluation", opt.eval_cfg.to_json()}};
+}
+
+/// Refuses an existing, non-empty OUT that does not hold a compare with these arguments
+/// (unless --force); records the arguments in OUT/compare.json. Returns whether OUT holds
+/// an earlier run of this same compare.
+bool claim_out_dir(const CompareOptions& opt) {
+  const fs::path out(opt.out_dir);
+  const fs::path id_path = out / "compare.json";
+  const json identity = compare_identity(opt);
+  std::error_code ec;
+  bool same = false;
+  if (fs::exists(out, ec)) {
+    if (!fs::is_directory(out, ec))
+      throw InputError("-o " + opt.out_dir + ": exists and is not a folder");
+    if (!fs::is_empty(out, ec)) {
+      const json prev = read_json_file(id_path.string());
+      const json prev_args = prev.is_object() ? prev.value("arguments", json()) : json();
+      same = prev_args == identity;
+      // A compare that stopped before any training finished (e.g. on a mistyped model
+      // name) left only what it can make again: a corrected command may take it over.
+      const bool nothing_trained = prev.is_object() && !prev.value("trained", true);
+      if (!same && !opt.force && !nothing_trained) {
+        std::string why;
+        if (!prev_args.is_object()) {
+          why = "it is not a folder written by `seqrec compare` (no compare.json)";
+        } else {
+          for (auto it = identity.begin(); it != identity.end(); ++it)
+            if (prev_args.value(it.key(), json()) != it.value()) {
+              why = "it holds a compare with other arguments (" + it.key() + ": " +
+                    prev_args.value(it.key(), json()).dump() + " there, " + it.value().dump() +
+                    " now)";
+              break;
+            }
+          if (why.empty()) why = "it holds a compare with other arguments";
+        }
+        throw InputError("-o " + opt.out_dir + ": the folder is not empty and " + why +
+                         "; choose a new or empty folder, run the same compare again to "
+                         "continue it, or add --force to write into it anyway (files of the "
+                         "same names are replaced; trainings recorded with identical "
+                         "arguments are reused)");
+      }
+    }
+  }
+  fs::create_directories(out);
+  const std::string tmp = (out / "compare.json.tmp").string();
+  {
+    std::ofstream f(tmp);
+    f << json{{"written_by", "seqrec compare"}, {"arguments", identity}, {"trained", false}}.dump(2)
+      << "\n";
+    if (!f) throw IoError("cannot write '" + tmp + "'");
+  }
+  fs::rename(tmp, id_path);
+  return same;
+}
+
+/// Notes in OUT/compare.json that a training finished (or was reused): from then on the
+/// folder belongs to this compare's arguments.
+void mark_out_dir_trained(const CompareOptions& opt) {
+  const fs::path id_path = fs::path(opt.out_dir) / "compare.json";
+  json id = read_json_file(id_path.string());
+  if (!id.is_object() || id.value("trained", false)) return;
+  id["trained"] = true;
+  const std::string tmp = id_path.string() + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << id.dump(2) << "\n";
+    if (!f) throw IoError("cannot write '" + tmp + "'");
+  }
+  fs::rename(tmp, id_path);
 }
 
 /// The machine the timings come from: CPU model, logical cores, load average now.
@@ -445,7 +669,10 @@ json run_compare(const CompareOptions& opt) {
     throw Error("compare: the seqrec executable '" + opt.seqrec_binary + "' was not found");
   const std::string work =
       opt.work_dir.empty() ? (fs::path(opt.out_dir) / "work").string() : opt.work_dir;
-  fs::create_directories(opt.out_dir);
+  if (claim_out_dir(opt))
+    say(opt.quiet, opt.out_dir +
+                       " holds an earlier run of this same compare: trainings it finished are "
+                       "reused");
   for (const char* sub : {"models", "configs", "logs"})
     fs::create_directories(fs::path(work) / sub);
 
@@ -471,8 +698,13 @@ json run_compare(const CompareOptions& opt) {
   setup.split_dir = rd.split_dir;
   setup.n_items = td.items.size();
   setup.test_dropped_events = test.dropped_events;
+  // What the trainings' results depend on besides their command and configuration.
+  json train_data_key, valid_data_key;
   {
     TrainData tr = load_train_data(rd.split_dir, SplitPart::Valid, ro);
+    train_data_key = data_fingerprint(td.items, td.train);
+    valid_data_key = {{"train_tr", data_fingerprint(tr.items, tr.train)},
+                      {"valid", data_fingerprint(tr.items, valid.test)}};
     setup.stats = {{"train_full", sequence_stats(td.train)},
                    {"test", sequence_stats(test.test)},
                    {"train_tr", sequence_stats(tr.train)},
@@ -517,11 +749,50 @@ json run_compare(const CompareOptions& opt) {
           std::to_string(test.test.size()) + " test sequences; " + std::to_string(plans.size()) +
           " models x " + std::to_string(opt.seeds) + " seeds");
 
+  // Before anything trains: an estimate of the whole run from reference rates, replaced by
+  // the measured time of a model's first run for its other runs (docs/compare.md).
+  const int64_t train_events = td.train.n_events();
+  struct RunsLeft {
+    double reference = 0;  ///< seconds per run from the reference rate
+    double measured = -1;  ///< seconds of this model's first training run, once known
+    int left = 0;
+  };
+  std::vector<RunsLeft> left(plans.size());
+  const bool validation_runs = opt.curves && valid_predictable > 0;
+  {
+    std::string parts;
+    double total = 0;
+    for (size_t i = 0; i < plans.size(); ++i) {
+      const int64_t ep = epochs_of(plans[i].config);
+      // The reference rates are 2-thread figures; one thread trains about half as fast.
+      const double rate =
+          reference_rate(plans[i].type, plans[i].config, ep > 0) * (opt.threads == 1 ? 0.5 : 1.0);
+      // + 1 s per run: starting the process and reading the split.
+      left[i].reference = static_cast<double>(train_events) * std::max<int64_t>(ep, 1) / rate + 1;
+      left[i].left = opt.seeds + (validation_runs ? 1 : 0);
+      total += left[i].reference * left[i].left;
+      parts += (parts.empty() ? "" : ", ") + plans[i].label + " " +
+               fmt_duration(left[i].reference * left[i].left);
+    }
+    say(opt.quiet, "estimated time: about " + fmt_duration(total) + " (" + parts +
+                       "): " + std::to_string(train_events) +
+                       " training events x epochs / a reference rate per model (docs/compare.md), "
+                       "times the runs (seeds" +
+                       (validation_runs ? std::string(" + 1 validation run") : std::string()) +
+                       "); a rough figure, revised with measured times as models finish");
+  }
+  auto time_left = [&] {
+    double t = 0;
+    for (const auto& l : left) t += (l.measured >= 0 ? l.measured : l.reference) * l.left;
+    return t;
+  };
+
   std::vector<CompareModelResult> results;
   const int total_runs = static_cast<int>(plans.size()) * opt.seeds;
   int run_no = 0;
   const std::string threads = std::to_string(opt.threads);
-  for (const ModelPlan& p : plans) {
+  for (size_t pi = 0; pi < plans.size(); ++pi) {
+    const ModelPlan& p = plans[pi];
     CompareModelResult mr;
     mr.label = p.label;
     mr.type = p.type;
@@ -536,11 +807,11 @@ json run_compare(const CompareOptions& opt) {
     const std::string cfg_path = (fs::path(work) / "configs" / (p.label + ".json")).string();
     write_text(cfg_path, mr.config.dump(2) + "\n");
 
+    // The child reports its progress into its log (no -q); compare passes the lines on.
     auto train_argv = [&](int seed, const std::string& model_path, bool validation) {
       std::vector<std::string> a{opt.seqrec_binary,
                                  "--threads",
                                  threads,
-                                 "-q",
                                  "train",
                                  rd.split_dir,
                                  "-m",
@@ -556,26 +827,59 @@ json run_compare(const CompareOptions& opt) {
       if (validation) a.insert(a.end(), {"--validation", "--monitor", "--valid-metric", metric});
       return a;
     };
+    // The child's first and last lines ("training TYPE on ...", "trained TYPE in ...") say
+    // what compare's own lines say; its progress, epoch and validation lines are passed on.
+    std::function<void(const std::string&)> forward;
+    if (!opt.quiet)
+      forward = [&](const std::string& line) {
+        if (line.rfind("training " + p.type + " on ", 0) == 0 ||
+            line.rfind("trained " + p.type + " in ", 0) == 0)
+          return;
+        std::fprintf(stderr, "compare:       %s: %s\n", p.label.c_str(), line.c_str());
+      };
 
     for (int seed = 1; seed <= opt.seeds; ++seed) {
       ++run_no;
       const std::string tag = p.label + "-seed" + std::to_string(seed);
       const std::string model_path = (fs::path(work) / "models" / (tag + ".seqrec")).string();
       const std::string log_path = (fs::path(work) / "logs" / (tag + ".log")).string();
-      say(opt.quiet, "[" + std::to_string(run_no) + "/" + std::to_string(total_runs) +
-                         "] training " + p.label + " (" + p.type +
-                         (p.preset.empty() ? "" : ", preset " + p.preset) + "), seed " +
-                         std::to_string(seed) + " ...");
+      const std::string done_path = (fs::path(work) / "models" / (tag + ".done.json")).string();
       CompareRun run;
       run.seed = seed;
       run.command = train_argv(seed, model_path, false);
-      const ChildResult cr = run_child(run.command, log_path);
-      if (cr.exit_code != 0)
-        throw Error("training " + p.label + " (seed " + std::to_string(seed) +
-                    ") failed with exit code " + std::to_string(cr.exit_code) + "; the end of " +
-                    log_path + ":\n" + tail_of(log_path, 8));
-      run.process_seconds = cr.seconds;
-      run.peak_rss_bytes = cr.peak_rss_bytes;
+      const json key = training_key(run.command, mr.config, train_data_key);
+      const std::string head = "[" + std::to_string(run_no) + "/" + std::to_string(total_runs) +
+                               "] " + p.label + " (" + p.type +
+                               (p.preset.empty() ? "" : ", preset " + p.preset) + "), seed " +
+                               std::to_string(seed);
+      const json prev = reusable_training(done_path, key, model_path, true);
+      if (!prev.is_null()) {
+        run.process_seconds = prev.value("process_seconds", 0.0);
+        run.peak_rss_bytes = prev.value("peak_rss_bytes", int64_t{0});
+        say(opt.quiet, head +
+                           ": reusing the model an earlier run of this compare trained with "
+                           "the same arguments (" +
+                           model_path + ")");
+      } else {
+        say(opt.quiet, head + ": training ...");
+        fs::remove(done_path);
+        const ChildResult cr = run_child(run.command, log_path, forward);
+        if (cr.exit_code != 0)
+          throw Error("training " + p.label + " (seed " + std::to_string(seed) +
+                      ") failed with exit code " + std::to_string(cr.exit_code) + "; the end of " +
+                      log_path + ":\n" + tail_of(log_path, 8));
+        run.process_seconds = cr.seconds;
+        run.peak_rss_bytes = cr.peak_rss_bytes;
+        record_training(done_path,
+                        {{"key", key},
+                         {"model_bytes", static_cast<int64_t>(fs::file_size(model_path))},
+                         {"model_fnv1a64", file_checksum(model_path)},
+                         {"process_seconds", cr.seconds},
+                         {"peak_rss_bytes", cr.peak_rss_bytes}});
+        if (left[pi].measured < 0) left[pi].measured = cr.seconds;
+      }
+      --left[pi].left;
+      mark_out_dir_trained(opt);
       run.model_bytes = static_cast<int64_t>(fs::file_size(model_path));
       ModelBundle b = load_model(model_path);
       if (b.items.tokens() != td.items.tokens())
@@ -587,32 +891,51 @@ json run_compare(const CompareOptions& opt) {
                          fmt("%.0f", run.peak_rss_bytes / 1048576.0) + " MiB), evaluated in " +
                          fmt("%.2f", run.eval.seconds) + " s: " + metric + " = " +
                          fmt("%.4f", run.eval.metrics.count(metric) ? run.eval.metrics.at(metric)
-                                                                    : std::nan("")));
+                                                                    : std::nan("")) +
+                         "; about " + fmt_duration(time_left()) + " of training left (estimate)");
       mr.runs.push_back(std::move(run));
     }
 
     // Learning curve: a validation run (train_tr -> valid), the test set never looked at.
     if (!opt.curves) {
-      mr.curve_note = "learning curves were turned off (--curves false)";
+      mr.curve_note = "learning curves were turned off (--no-curves)";
     } else if (valid_predictable == 0) {
       mr.curve_note = "the split has no validation pair, so no learning curve";
     } else {
       const std::string tag = p.label + "-validation";
       const std::string model_path = (fs::path(work) / "models" / (tag + ".seqrec")).string();
       const std::string log_path = (fs::path(work) / "logs" / (tag + ".log")).string();
+      const std::string done_path = (fs::path(work) / "models" / (tag + ".done.json")).string();
       mr.curve_command = train_argv(1, model_path, true);
-      say(opt.quiet, "      validation run of " + p.label + " for its learning curve ...");
-      const ChildResult cr = run_child(mr.curve_command, log_path);
-      if (cr.exit_code != 0)
-        throw Error("the validation run of " + p.label + " failed with exit code " +
-                    std::to_string(cr.exit_code) + "; the end of " + log_path + ":\n" +
-                    tail_of(log_path, 8));
-      ModelBundle b = load_model(model_path);
-      const json hist = b.meta.value("validation_history", json::array());
+      const json key = training_key(mr.curve_command, mr.config, valid_data_key);
+      // The record holds the curve itself: the model file is not needed afterwards.
+      json prev = reusable_training(done_path, key, model_path, false);
+      json hist;
+      if (!prev.is_null()) {
+        hist = prev.value("validation_history", json::array());
+        say(opt.quiet, "      validation run of " + p.label +
+                           ": reusing the learning curve of an earlier run with the same "
+                           "arguments");
+      } else {
+        say(opt.quiet, "      validation run of " + p.label + " for its learning curve ...");
+        fs::remove(done_path);
+        const ChildResult cr = run_child(mr.curve_command, log_path, forward);
+        if (cr.exit_code != 0)
+          throw Error("the validation run of " + p.label + " failed with exit code " +
+                      std::to_string(cr.exit_code) + "; the end of " + log_path + ":\n" +
+                      tail_of(log_path, 8));
+        ModelBundle b = load_model(model_path);
+        hist = b.meta.value("validation_history", json::array());
+        record_training(done_path, {{"key", key},
+                                    {"validation_history", hist},
+                                    {"process_seconds", cr.seconds},
+                                    {"peak_rss_bytes", cr.peak_rss_bytes}});
+        if (hist.empty()) fs::remove(model_path);
+      }
+      --left[pi].left;
       if (hist.empty()) {
         mr.curve = nullptr;
         mr.curve_note = "the model is fitted in one pass (no epochs)";
-        fs::remove(model_path);
       } else {
         mr.curve = hist;
         mr.curve_note =
@@ -631,6 +954,7 @@ json run_compare(const CompareOptions& opt) {
   res["total_seconds"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   write_compare_report(res, opt.out_dir);
+  for (const auto& w : res["warnings"]) say(opt.quiet, "warning: " + w.get<std::string>());
   say(opt.quiet, "report written to " + (fs::path(opt.out_dir) / "report.md").string() + " and " +
                      (fs::path(opt.out_dir) / "report.html").string() + " (" +
                      fmt("%.0f", res["total_seconds"].get<double>()) + " s in all)");

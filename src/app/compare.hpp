@@ -39,6 +39,9 @@ struct CompareOptions {
   std::string seqrec_binary;         ///< the seqrec executable that trains in child processes
   int threads = 0;                   ///< for training (children) and evaluation; 0 = all
   bool quiet = false;
+  /// Write into an existing, non-empty out_dir that holds no compare with these arguments
+  /// (by default that is refused; a re-run of the same compare continues it).
+  bool force = false;
   std::string command_line;  ///< shown in the report
 };
 

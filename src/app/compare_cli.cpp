@@ -116,6 +116,10 @@ CompareCommand::CompareCommand(CLI::App& app) : s_(std::make_unique<State>()) {
                 "(session), ndcg@10 (sequential)]");
   c->add_flag("--no-curves", s_->no_curves,
               "skip the validation runs that draw the learning curves");
+  c->add_flag("--force", o.force,
+              "write into an existing, non-empty OUT that holds no compare with these "
+              "arguments (without it that is refused; the same compare run again continues "
+              "where it stopped)");
   c->add_flag("--report-only", s_->report_only,
               "train nothing: write report.md, report.html and the plots again from "
               "OUT/results.json (e.g. after upgrading seqrec)");

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <map>
 #include <numeric>
@@ -196,6 +197,51 @@ json describe_protocol(const CompareSetup& s, int64_t n_pred, int64_t n_seq, boo
   return d;
 }
 
+/// A model cut short: on its validation curve (evaluated epochs e_1..e_n, values v_1..v_n,
+/// n >= 2) the best value is at one of the last two evaluated epochs and is at least
+/// kStillImprovingGain (relative) above v_{max(1, n-3)}, the value three evaluations before
+/// the last. Returns {best_epoch, last_epoch, gain, param, suggested_epochs, warning}, or
+/// null when the curve does not say so.
+constexpr double kStillImprovingGain = 0.01;
+json still_improving(const json& curve, const std::string& label, const json& config) {
+  std::vector<double> v;
+  std::vector<int> ep;
+  for (size_t i = 0; i < curve["values"].size(); ++i) {
+    if (!curve["values"][i].is_number()) continue;
+    v.push_back(curve["values"][i].get<double>());
+    ep.push_back(curve["epochs"][i].get<int>());
+  }
+  const size_t n = v.size();
+  if (n < 2) return nullptr;
+  const size_t best = static_cast<size_t>(std::max_element(v.begin(), v.end()) - v.begin());
+  if (best + 2 < n) return nullptr;
+  const double base = v[n >= 4 ? n - 4 : 0];
+  const double gain = base > 0 ? (v[best] - base) / base : (v[best] > base ? 1.0 : 0.0);
+  if (gain < kStillImprovingGain) return nullptr;
+  std::string param;
+  for (const auto& name : epoch_param_names())
+    if (config.is_object() && config.contains(name)) {
+      param = name;
+      break;
+    }
+  const int last = ep.back(), suggested = std::max(2 * last, last + 1);
+  const std::string how = param.empty()
+                              ? "train it for longer"
+                              : "give it more epochs with `--epochs " + std::to_string(suggested) +
+                                    "` (every model) or `--set " + label + "." + param + "=" +
+                                    std::to_string(suggested) + "` (this one)";
+  char pct[32];
+  std::snprintf(pct, sizeof pct, "%.1f%%", 100 * gain);
+  const std::string warning =
+      label + " was still improving when training stopped: its validation " +
+      curve["metric"].get<std::string>() + " was best at epoch " + std::to_string(ep[best]) +
+      " of " + std::to_string(last) + " and rose " + pct + " over the last " +
+      std::to_string(n >= 4 ? 3 : n - 1) +
+      " evaluations, so its rank in this table may be too low; " + how + ".";
+  return {{"best_epoch", ep[best]},        {"last_epoch", last}, {"gain", gain}, {"param", param},
+          {"suggested_epochs", suggested}, {"warning", warning}};
+}
+
 }  // namespace
 
 json analyse_comparison(const CompareSetup& setup, const std::vector<CompareModelResult>& models,
@@ -371,6 +417,7 @@ json analyse_comparison(const CompareSetup& setup, const std::vector<CompareMode
 
   // Per model.
   json jm = json::array();
+  json warnings = json::array();
   for (size_t m = 0; m < nm; ++m) {
     const CompareModelResult& mr = models[m];
     json j;
@@ -492,6 +539,11 @@ json analyse_comparison(const CompareSetup& setup, const std::vector<CompareMode
       const std::string cmd = join_command(mr.curve_command);
       j["curve"] = {{"metric", headline},       {"epochs", epochs},   {"values", vals},
                     {"best_epoch", best_epoch}, {"best_value", best}, {"command", cmd}};
+      const json still = still_improving(j["curve"], mr.label, mr.config);
+      if (!still.is_null()) {
+        j["still_improving"] = still;
+        warnings.push_back(still["warning"]);
+      }
     } else {
       j["curve"] = nullptr;
     }
@@ -547,6 +599,7 @@ json analyse_comparison(const CompareSetup& setup, const std::vector<CompareMode
   }
   res["significance"] = sig;
   res["models"] = jm;
+  res["warnings"] = warnings;
   return res;
 }
 

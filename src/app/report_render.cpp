@@ -474,6 +474,9 @@ Doc build_doc(const json& r, const std::vector<std::pair<std::string, std::strin
     for (size_t i = 0; i < rank.size(); ++i) s += (i ? " > " : "") + rank[i].second;
     d.p(s + ".");
   }
+  // Models cut short (results.json "warnings"): said next to the ranking they may upset.
+  for (const auto& w : r.value("warnings", json::array()))
+    d.p("**Warning:** " + w.get<std::string>());
 
   d.h(2, "Protocol");
   std::vector<std::string> desc;
@@ -669,7 +672,7 @@ Doc build_doc(const json& r, const std::vector<std::pair<std::string, std::strin
           notes.push_back(m["label"].get<std::string>() + ": best validation " + head_label + " " +
                           fmtf("%.4f", num(cv["best_value"])) + " at epoch " +
                           std::to_string(cv["best_epoch"].get<int>()) + " of " +
-                          std::to_string(cv["epochs"].size()));
+                          std::to_string(cv["epochs"].back().get<int>()));
         else
           notes.push_back(m["label"].get<std::string>() + ": no curve, " +
                           m.value("curve_note", std::string()));

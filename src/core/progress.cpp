@@ -22,6 +22,9 @@ std::string human_count(double v) {
     std::snprintf(buf, sizeof buf, "%.0f", v);
   return buf;
 }
+// The stream whose last output is a bar's unfinished line (a terminal only), or null.
+std::FILE* g_open_bar_line = nullptr;
+
 std::string human_time(double s) {
   char buf[32];
   if (s < 0 || s > 1e7) return "?";
@@ -35,15 +38,23 @@ std::string human_time(double s) {
 }  // namespace
 
 Progress::Progress(std::string label, int64_t total, std::string unit, bool enabled)
+    : Progress(std::move(label), total, std::move(unit), enabled, stderr,
+               isatty(STDERR_FILENO) != 0) {}
+
+Progress::Progress(std::string label, int64_t total, std::string unit, bool enabled, std::FILE* out,
+                   bool tty)
     : label_(std::move(label)),
       unit_(std::move(unit)),
       total_(total),
       enabled_(enabled),
-      tty_(isatty(STDERR_FILENO) != 0),
+      tty_(tty),
+      out_(out),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
-Progress::~Progress() { finish(); }
+Progress::~Progress() {
+  finish();
+}
 
 double Progress::elapsed_seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -53,15 +64,25 @@ void Progress::add(int64_t n) {
   done_ += n;
   if (!enabled_) return;
   auto now = std::chrono::steady_clock::now();
-  // Terminals redraw often; logs get a line every 10 s.
+  // Terminals redraw often; logs get a line every 10 s. A terminal bar that is not showing
+  // (none drawn yet, or cleared by message()) is drawn at once.
   const double period = tty_ ? 0.2 : 10.0;
-  if (std::chrono::duration<double>(now - last_draw_).count() >= period) {
+  if ((tty_ && !drawn_) || std::chrono::duration<double>(now - last_draw_).count() >= period) {
     last_draw_ = now;
     draw(false);
   }
 }
 
-void Progress::set_note(std::string note) { note_ = std::move(note); }
+void Progress::set_note(std::string note) {
+  note_ = std::move(note);
+}
+
+void Progress::message(const std::string& line) {
+  if (g_open_bar_line == out_) progress_break_line();
+  drawn_ = false;
+  std::fprintf(out_, "%s\n", line.c_str());
+  std::fflush(out_);
+}
 
 void Progress::finish() {
   if (finished_) return;
@@ -93,11 +114,20 @@ void Progress::draw(bool final) {
   }
   if (!note_.empty()) line += "  " + note_;
   if (tty_) {
-    std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), final ? "\n" : "");
+    std::fprintf(out_, "\r\033[K%s%s", line.c_str(), final ? "\n" : "");
+    drawn_ = !final;
+    g_open_bar_line = final ? nullptr : out_;
   } else {
-    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fprintf(out_, "%s\n", line.c_str());
   }
-  std::fflush(stderr);
+  std::fflush(out_);
+}
+
+void progress_break_line() {
+  if (g_open_bar_line == nullptr) return;
+  std::fputs("\r\033[K", g_open_bar_line);
+  std::fflush(g_open_bar_line);
+  g_open_bar_line = nullptr;
 }
 
 int64_t peak_rss_bytes() {

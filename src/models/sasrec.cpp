@@ -467,11 +467,16 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
     epoch_losses_.push_back(epoch_loss / static_cast<double>(positions));
     epoch_seconds_.push_back(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    if (ctx.progress)
-      std::fprintf(stderr, "sasrec: epoch %lld/%lld loss %.5f in %.2f s (%.0f seqs/s)\n",
-                   static_cast<long long>(epoch), static_cast<long long>(epochs),
-                   epoch_losses_.back(), epoch_seconds_.back(),
-                   static_cast<double>(n_users) / epoch_seconds_.back());
+    if (ctx.progress) {
+      // The bar spans every epoch: the summary goes on a line of its own, not onto the
+      // bar's unfinished line.
+      char summary[160];
+      std::snprintf(
+          summary, sizeof summary, "sasrec: epoch %lld/%lld loss %.5f in %.2f s (%.0f seqs/s)",
+          static_cast<long long>(epoch), static_cast<long long>(epochs), epoch_losses_.back(),
+          epoch_seconds_.back(), static_cast<double>(n_users) / epoch_seconds_.back());
+      bar.message(summary);
+    }
     if (ctx.validate && (epoch % eval_every == 0 || epoch == epochs)) {
       const double v = ctx.validate(*this, static_cast<int>(epoch));
       if (std::isfinite(v)) {

@@ -173,9 +173,12 @@ TEST_F(Compare, SequentialSampledWithLabelsAndNoCurves) {
   const std::string md = slurp(p("rep") + "/report.md");
   EXPECT_NE(md.find("SAMPLED METRICS, NOT FULL RANKING"), std::string::npos);
   EXPECT_NE(md.find("HR@10"), std::string::npos);
-  EXPECT_NE(md.find("--curves"), std::string::npos);
-  for (const char* f : kPlots)
-    if (fs::exists(p("rep") + "/" + f)) EXPECT_EQ(xml_problem(slurp(p("rep") + "/" + f)), "");
+  EXPECT_NE(md.find("--no-curves"), std::string::npos);  // the flag that exists
+  for (const char* f : kPlots) {
+    if (fs::exists(p("rep") + "/" + f)) {
+      EXPECT_EQ(xml_problem(slurp(p("rep") + "/" + f)), "");
+    }
+  }
 }
 
 TEST_F(Compare, GivenSplitFilesInAFolder) {
@@ -222,4 +225,149 @@ TEST_F(Compare, ClearErrors) {
   CmdResult f = run(base + "--models pop --metric recall");
   EXPECT_EQ(f.code, 1);
   EXPECT_NE(f.out.find("--metric"), std::string::npos) << f.out;
+}
+
+namespace {
+
+/// `seqrec ARGS` without -q: what a user sees on the terminal (stdout and stderr).
+CmdResult run_loud(const std::string& args) {
+  return seqrec_test::run_shell(std::string(SEQREC_BINARY) + " " + args);
+}
+
+bool has(const std::string& s, const std::string& what) {
+  return s.find(what) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_F(Compare, ShowsAnEstimateAndEachModelsProgress) {
+  CmdResult r =
+      run_loud("--threads 1 compare " + p("log.tsv") +
+               " --models pop,gru4rec --seeds 1 --no-curves -o " + p("rep") + kTinyModels);
+  ASSERT_EQ(r.code, 0) << r.out;
+  // An estimate before anything trains, then a revised one after every run.
+  const size_t est = r.out.find("compare: estimated time: about ");
+  ASSERT_NE(est, std::string::npos) << r.out;
+  EXPECT_LT(est, r.out.find("training ...")) << r.out;
+  EXPECT_TRUE(has(r.out, "of training left (estimate)")) << r.out;
+  // The child's own progress, passed on with the model's label: a line per epoch.
+  EXPECT_TRUE(has(r.out, "gru4rec: gru4rec epoch 1/2")) << r.out;
+  EXPECT_TRUE(has(r.out, "gru4rec: gru4rec epoch 2/2")) << r.out;
+  EXPECT_TRUE(has(r.out, "pop: pop 100.0%")) << r.out;
+  EXPECT_FALSE(has(r.out, "pop: trained pop in")) << r.out;  // compare says that itself
+  // -q keeps compare silent.
+  CmdResult q = run("--threads 1 compare " + p("log.tsv") + " --models pop --seeds 1 -o " +
+                    p("rep_q") + " --no-curves --cache-dir none");
+  ASSERT_EQ(q.code, 0) << q.out;
+  EXPECT_FALSE(has(q.out, "estimated time")) << q.out;
+}
+
+TEST_F(Compare, AnInterruptedRunResumesWithTheModelsItFinished) {
+  // kTinyModels without its --epochs, which changes below.
+  const std::string base = "--threads 1 compare " + p("log.tsv") +
+                           " --models pop,sr,gru4rec --seeds 1 -o " + p("rep") +
+                           " --set gru4rec.layers=16 --set gru4rec.n_sample=32"
+                           " --set gru4rec.sample_store_size=1000 --cache-dir none";
+  const std::string args = base + " --epochs 2";
+  CmdResult first = run_loud(args);
+  ASSERT_EQ(first.code, 0) << first.out;
+  const json j1 = json::parse(slurp(p("rep") + "/results.json"));
+  const fs::path models = fs::path(p("rep")) / "work" / "models";
+  ASSERT_TRUE(fs::exists(models / "pop-seed1.done.json"));
+
+  // Interrupted while GRU4Rec trained: its model half written and unrecorded, no report.
+  fs::remove(models / "gru4rec-seed1.done.json");
+  fs::remove(models / "gru4rec-validation.done.json");
+  fs::resize_file(models / "gru4rec-seed1.seqrec", 100);
+  for (const char* f : {"results.json", "report.md", "report.html"}) fs::remove(p("rep") + "/" + f);
+  // And sr's model file was damaged since: a recorded training whose file no longer matches
+  // its checksum is trained again.
+  {
+    std::fstream f(models / "sr-seed1.seqrec", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-1, std::ios::end);
+    f.put('\x5a');
+  }
+
+  CmdResult again = run_loud(args);
+  ASSERT_EQ(again.code, 0) << again.out;
+  EXPECT_TRUE(has(again.out, "holds an earlier run of this same compare")) << again.out;
+  EXPECT_TRUE(has(again.out, "pop (pop), seed 1: reusing")) << again.out;
+  EXPECT_TRUE(has(again.out, "validation run of pop: reusing")) << again.out;
+  EXPECT_TRUE(has(again.out, "sr (sr), seed 1: training")) << again.out;
+  EXPECT_TRUE(has(again.out, "gru4rec (gru4rec, preset rsc15), seed 1: training")) << again.out;
+  EXPECT_TRUE(has(again.out, "validation run of gru4rec for its learning curve")) << again.out;
+  const json j2 = json::parse(slurp(p("rep") + "/results.json"));
+  ASSERT_EQ(j2["models"].size(), 3u);
+  EXPECT_EQ(j2["models"][0]["metrics"]["recall@20"], j1["models"][0]["metrics"]["recall@20"]);
+  EXPECT_EQ(j2["models"][0]["runs"][0]["peak_rss_bytes"],
+            j1["models"][0]["runs"][0]["peak_rss_bytes"]);  // the recorded measurement
+  EXPECT_EQ(j2["models"][2]["curve"]["epochs"], json({1, 2}));
+
+  // Different arguments into the same folder need --force; then what changed is trained
+  // again (GRU4Rec's epochs) and what did not is reused (pop has no epochs).
+  const std::string args3 = base + " --epochs 3";
+  CmdResult refused = run_loud(args3);
+  EXPECT_EQ(refused.code, 1) << refused.out;
+  EXPECT_TRUE(has(refused.out, "--force")) << refused.out;
+  CmdResult forced = run_loud(args3 + " --force");
+  ASSERT_EQ(forced.code, 0) << forced.out;
+  EXPECT_TRUE(has(forced.out, "pop (pop), seed 1: reusing")) << forced.out;
+  EXPECT_TRUE(has(forced.out, "gru4rec (gru4rec, preset rsc15), seed 1: training")) << forced.out;
+  const json j3 = json::parse(slurp(p("rep") + "/results.json"));
+  EXPECT_EQ(j3["models"][2]["curve"]["epochs"], json({1, 2, 3}));
+}
+
+TEST_F(Compare, RefusesAFolderThatHoldsSomethingElse) {
+  fs::create_directories(p("rep"));
+  { std::ofstream(p("rep") + "/notes.txt") << "mine\n"; }
+  auto args_with = [&](int seeds) {
+    return "--threads 1 compare " + p("log.tsv") + " --models pop --seeds " +
+           std::to_string(seeds) + " -o " + p("rep") + " --no-curves --cache-dir none";
+  };
+  const std::string args = args_with(1);
+  CmdResult r = run(args);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_TRUE(has(r.out, "not empty")) << r.out;
+  EXPECT_TRUE(has(r.out, "not a folder written by `seqrec compare`")) << r.out;
+  EXPECT_TRUE(has(r.out, "--force")) << r.out;
+  EXPECT_FALSE(fs::exists(p("rep") + "/results.json"));
+  CmdResult forced = run(args + " --force");
+  ASSERT_EQ(forced.code, 0) << forced.out;
+  EXPECT_EQ(slurp(p("rep") + "/notes.txt"), "mine\n");
+  // Now it holds this compare: the same arguments continue it, other ones are refused with
+  // the argument that differs.
+  EXPECT_EQ(run(args).code, 0);
+  CmdResult other = run(args_with(2));
+  EXPECT_EQ(other.code, 1) << other.out;
+  EXPECT_TRUE(has(other.out, "seeds: 1 there, 2 now")) << other.out;
+  // An empty existing folder is fine.
+  fs::create_directories(p("empty"));
+  EXPECT_EQ(run("--threads 1 compare " + p("log.tsv") + " --models pop --seeds 1 -o " + p("empty") +
+                " --no-curves --cache-dir none")
+                .code,
+            0);
+}
+
+TEST_F(Compare, KilledWhileTrainingThenRunAgainReusesWhatFinished) {
+  // A real interruption: compare and its training child are killed (their process group)
+  // once GRU4Rec's training has started, i.e. after pop and sr finished.
+  const std::string args = "--threads 1 compare " + p("log.tsv") +
+                           " --models pop,sr,gru4rec --seeds 1 --no-curves -o " + p("rep") +
+                           " --set gru4rec.layers=16 --set gru4rec.n_sample=32"
+                           " --set gru4rec.sample_store_size=1000 --epochs 200 --cache-dir none";
+  const std::string started = p("rep") + "/work/logs/gru4rec-seed1.log";
+  CmdResult killed = seqrec_test::run_shell(
+      "setsid " + std::string(SEQREC_BINARY) + " -q " + args + " & pid=$!; i=0; while [ ! -s " +
+      started + " ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; kill -TERM -$pid; " +
+      "wait $pid; echo \"exit $?\"");
+  ASSERT_TRUE(fs::exists(started)) << killed.out;
+  ASSERT_TRUE(has(killed.out, "exit 143")) << killed.out;  // killed, not finished
+  EXPECT_FALSE(fs::exists(p("rep") + "/results.json"));
+
+  CmdResult again = run_loud(args);
+  ASSERT_EQ(again.code, 0) << again.out;
+  EXPECT_TRUE(has(again.out, "pop (pop), seed 1: reusing")) << again.out;
+  EXPECT_TRUE(has(again.out, "sr (sr), seed 1: reusing")) << again.out;
+  EXPECT_TRUE(has(again.out, "gru4rec (gru4rec, preset rsc15), seed 1: training")) << again.out;
+  EXPECT_TRUE(fs::exists(p("rep") + "/results.json"));
 }

@@ -177,3 +177,64 @@ TEST(CompareReport, RefusesRunsOnDifferentPredictions) {
   models[0].runs[0].eval.ranks[0].rank = 50;
   EXPECT_THROW(analyse_comparison(setup, models, test, counts), Error);
 }
+
+namespace {
+
+/// A validation curve: [{"epoch": e, "metrics": {"recall@5": v}}] for epochs 1..n.
+json curve_of(const std::vector<double>& values) {
+  json c = json::array();
+  for (size_t i = 0; i < values.size(); ++i)
+    c.push_back({{"epoch", static_cast<int>(i + 1)}, {"metrics", {{"recall@5", values[i]}}}});
+  return c;
+}
+
+}  // namespace
+
+TEST(CompareReport, WarnsAboutModelsStillImprovingAtTheirLastEpoch) {
+  const SequenceSet test = make_test();
+  std::vector<int64_t> counts(10, 1);
+  CompareSetup setup;
+  setup.protocol = "session";
+  setup.n_items = 10;
+  setup.eval.cutoffs = {5, 10};
+  setup.metric = "recall@5";
+  setup.seeds = 2;
+  std::vector<CompareModelResult> models{make_model("rising", test, half),
+                                         make_model("flat", test, perfect),
+                                         make_model("peaked", test, perfect)};
+  // Still rising: best at the last of 10 epochs, +20% over the last three evaluations.
+  models[0].curve = curve_of({0.1, 0.2, 0.3, 0.35, 0.4, 0.42, 0.45, 0.48, 0.52, 0.54});
+  models[0].config = {{"num_epochs", 10}};
+  // Converged: best at the last epoch, but less than 1% above three evaluations before.
+  models[1].curve = curve_of({0.1, 0.5, 0.6, 0.600, 0.601, 0.602, 0.603});
+  models[1].config = {{"n_epochs", 7}};
+  // Peaked early, validated every second epoch: best at epoch 4 of 8.
+  models[2].curve = json::array();
+  for (int e : {2, 4, 6, 8})
+    models[2].curve.push_back(
+        {{"epoch", e}, {"metrics", {{"recall@5", e == 4 ? 0.6 : 0.5 - 0.01 * e}}}});
+  const json r = analyse_comparison(setup, models, test, counts);
+
+  ASSERT_EQ(r["warnings"].size(), 1u) << r["warnings"].dump(1);
+  const std::string w = r["warnings"][0].get<std::string>();
+  EXPECT_NE(w.find("rising was still improving"), std::string::npos) << w;
+  EXPECT_NE(w.find("--epochs 20"), std::string::npos) << w;
+  EXPECT_NE(w.find("--set rising.num_epochs=20"), std::string::npos) << w;
+  const json& si = r["models"][0]["still_improving"];
+  EXPECT_EQ(si["best_epoch"], 10);
+  EXPECT_EQ(si["last_epoch"], 10);
+  EXPECT_NEAR(si["gain"].get<double>(), 0.54 / 0.45 - 1, 1e-12);
+  EXPECT_FALSE(r["models"][1].contains("still_improving"));
+  EXPECT_FALSE(r["models"][2].contains("still_improving"));
+
+  // Both views carry the warning; the curve notes count epochs, not curve points.
+  const auto plots = compare_plots(r);
+  EXPECT_NE(
+      compare_markdown(r, plots).find("peaked: best validation Recall@5 0.6000 at epoch 4 of 8"),
+      std::string::npos)
+      << compare_markdown(r, plots);
+  EXPECT_NE(compare_markdown(r, plots).find("**Warning:** rising was still improving"),
+            std::string::npos);
+  EXPECT_NE(compare_html(r, plots).find("<strong>Warning:</strong> rising was still improving"),
+            std::string::npos);
+}
