@@ -9,8 +9,8 @@ namespace seqrec {
 
 namespace {
 constexpr double kInf = 1e300;
-ParamSpec spec(std::string name, ParamType t, std::string def, std::string help,
-               double lo = -kInf, double hi = kInf, std::vector<std::string> choices = {}) {
+ParamSpec spec(std::string name, ParamType t, std::string def, std::string help, double lo = -kInf,
+               double hi = kInf, std::vector<std::string> choices = {}) {
   return ParamSpec{std::move(name), t, std::move(def), std::move(help), lo, hi, std::move(choices)};
 }
 }  // namespace
@@ -90,16 +90,17 @@ std::vector<ParamSpec> eval_option_specs() {
            "session (every next event), sequential (last item of each sequence), or auto "
            "(the split's protocol; session for a plain file)",
            -kInf, kInf, {"auto", "session", "sequential"}),
-      spec("cutoffs", ParamType::IntList, "1,5,10,20", "list lengths K for the metrics", 1,
-           1e6),
+      spec("cutoffs", ParamType::IntList, "1,5,10,20", "list lengths K for the metrics", 1, 1e6),
       spec("ties", ParamType::String, "conservative",
            "ranking of items scored equal to the target: conservative (target below them), "
            "standard (above), median",
            -kInf, kInf, {"conservative", "standard", "median"}),
       spec("exclude_seen", ParamType::String, "auto",
-           "remove the sequence's earlier items from the ranking (auto: yes for sequential, no "
-           "for session)",
-           -kInf, kInf, {"auto", "true", "false"}),
+           "which of the sequence's earlier items leave the ranking: none; except-target (all "
+           "but the target, so a target that repeats one stays rankable); all (every one, so "
+           "a repeated target counts as a miss, as in S3-Rec's code); auto: except-target for "
+           "sequential, none for session (true = except-target, false = none)",
+           -kInf, kInf, {"auto", "none", "except-target", "all", "true", "false"}),
       spec("sampled", ParamType::Int, "0",
            "rank the target among this many sampled negatives instead of the full catalogue "
            "(sequential protocol; reported as sampled)",
@@ -194,8 +195,7 @@ EvalOptions to_eval_options(const Config& c, const std::string& split_protocol) 
   e.cutoffs.clear();
   for (int64_t k : c.get_int_list("cutoffs")) e.cutoffs.push_back(static_cast<int>(k));
   e.ties = parse_ties(c.get_string("ties"));
-  const std::string x = c.get_string("exclude_seen");
-  e.exclude_seen = x == "auto" ? -1 : (x == "true" ? 1 : 0);
+  e.exclude_seen = parse_exclude_seen(c.get_string("exclude_seen"));
   e.sampled_negatives = static_cast<int>(c.get_int("sampled"));
   if (e.sampled_negatives > 0 && e.protocol != Protocol::Sequential)
     throw InputError("--sampled applies to the sequential protocol only");
