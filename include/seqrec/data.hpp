@@ -30,8 +30,13 @@ struct ReadOptions {
   std::string item_col;     ///< column name or 0-based index; "" = detect
   std::string time_col;     ///< column name or 0-based index; "" = detect, "none" = no time
   double time_scale = 1.0;  ///< raw time * time_scale = seconds (1e-3 for milliseconds)
-  int sequence_ids = -1;    ///< Sequences format: -1 detect, 1 first token is the id, 0 not
-  std::string cache_dir;    ///< binary cache folder; "" = no cache
+  /// Detect milliseconds, microseconds and nanoseconds read as seconds: when the median time
+  /// (after time_scale) lies beyond kLatestPlausibleTime, every time is divided by the
+  /// smallest of 1e3, 1e6, 1e9 that brings it back (ReadInfo::time_note says so). Off when
+  /// the user named the unit (`--time-unit s`); then such times only get a note.
+  bool detect_time_unit = true;
+  int sequence_ids = -1;  ///< Sequences format: -1 detect, 1 first token is the id, 0 not
+  std::string cache_dir;  ///< binary cache folder; "" = no cache
 };
 
 /// Reads an interaction log. Events are grouped by session/user; within a sequence they
@@ -47,7 +52,12 @@ struct ReadInfo {
   bool cache_written = false;  ///< a new cache file was written
   std::string cache_path;      ///< the cache file for this input ("" when no cache_dir)
   std::string cache_note;      ///< why the cache was not used or written, if it was not
+  std::string time_unit;       ///< "ms", "us" or "ns" when detect_time_unit converted the times
+  std::string time_note;       ///< what was noticed about the times and the flag that changes it
 };
+
+/// 2200-01-01T00:00:00Z in unix seconds: a median time beyond it is not seconds.
+inline constexpr double kLatestPlausibleTime = 7258118400.0;
 /// As above, and reports what was done in `info` (may be null).
 EventLog read_events(const std::string& path, const ReadOptions& opt, ReadInfo* info);
 

@@ -24,19 +24,21 @@ std::vector<ParamSpec> read_option_specs() {
       spec("delimiter", ParamType::String, "auto",
            "column delimiter of delimited files: auto, tab, comma, semicolon, space, or the "
            "character itself"),
-      spec("header", ParamType::String, "auto", "whether the first line is a header",
-           -kInf, kInf, {"auto", "true", "false"}),
+      spec("header", ParamType::String, "auto", "whether the first line is a header", -kInf, kInf,
+           {"auto", "true", "false"}),
       spec("session_col", ParamType::String, "",
            "session/user column: a name or a 0-based index (default: detected)"),
       spec("item_col", ParamType::String, "",
            "item column: a name or a 0-based index (default: detected)"),
       spec("time_col", ParamType::String, "",
            "time column: a name, a 0-based index, or 'none' (default: detected)"),
-      spec("time_unit", ParamType::String, "s", "unit of the time column", -kInf, kInf,
-           {"s", "ms", "us", "ns", "days"}),
+      spec("time_unit", ParamType::String, "auto",
+           "unit of the time column; auto: seconds, unless their median lies beyond the year "
+           "2200, then milliseconds, microseconds or nanoseconds (the smallest that fits)",
+           -kInf, kInf, {"auto", "s", "ms", "us", "ns", "days"}),
       spec("sequence_ids", ParamType::String, "auto",
-           "one-sequence-per-line files: whether the first token of a line is its id",
-           -kInf, kInf, {"auto", "true", "false"}),
+           "one-sequence-per-line files: whether the first token of a line is its id", -kInf, kInf,
+           {"auto", "true", "false"}),
       spec("cache_dir", ParamType::String, "",
            "folder for the binary cache of parsed logs (default: $XDG_CACHE_HOME/seqrec or "
            "~/.cache/seqrec; 'none' disables it)"),
@@ -47,8 +49,8 @@ std::vector<ParamSpec> generate_option_specs() {
   return {
       spec("events", ParamType::Int, "200000", "number of events to generate", 1, 2e9),
       spec("items", ParamType::Int, "5000", "catalogue size", 2, 2e9),
-      spec("zipf", ParamType::Float, "1.0", "popularity exponent: p(item of rank r) ~ 1/r^zipf",
-           0, 5),
+      spec("zipf", ParamType::Float, "1.0", "popularity exponent: p(item of rank r) ~ 1/r^zipf", 0,
+           5),
       spec("mean_length", ParamType::Float, "4.0", "mean session length", 1, 1e6),
       spec("follow_prob", ParamType::Float, "0.6",
            "probability that the next item follows the current item's transitions", 0, 1),
@@ -126,14 +128,19 @@ ReadOptions to_read_options(const Config& c) {
   const std::string f = c.get_string("format");
   o.format = f == "auto" ? Format::Auto : parse_format(f);
   std::string d = c.get_string("delimiter");
-  if (d == "auto") d = "";
-  else if (d == "tab" || d == "\\t") d = "\t";
-  else if (d == "comma") d = ",";
-  else if (d == "semicolon") d = ";";
-  else if (d == "space") d = " ";
+  if (d == "auto")
+    d = "";
+  else if (d == "tab" || d == "\\t")
+    d = "\t";
+  else if (d == "comma")
+    d = ",";
+  else if (d == "semicolon")
+    d = ";";
+  else if (d == "space")
+    d = " ";
   else if (d.size() != 1)
-    throw InputError("--delimiter: expected one character or tab/comma/semicolon/space, got '" +
-                     d + "'");
+    throw InputError("--delimiter: expected one character or tab/comma/semicolon/space, got '" + d +
+                     "'");
   o.delimiter = d;
   const std::string h = c.get_string("header");
   o.header = h == "auto" ? -1 : (h == "true" ? 1 : 0);
@@ -142,6 +149,7 @@ ReadOptions to_read_options(const Config& c) {
   o.time_col = c.get_string("time_col");
   const std::string u = c.get_string("time_unit");
   o.time_scale = u == "ms" ? 1e-3 : u == "us" ? 1e-6 : u == "ns" ? 1e-9 : u == "days" ? 86400 : 1;
+  o.detect_time_unit = u == "auto";
   const std::string s = c.get_string("sequence_ids");
   o.sequence_ids = s == "auto" ? -1 : (s == "true" ? 1 : 0);
   std::string cache = c.get_string("cache_dir");
