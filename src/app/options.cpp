@@ -64,9 +64,11 @@ std::vector<ParamSpec> generate_option_specs() {
 
 std::vector<ParamSpec> prepare_option_specs() {
   return {
-      spec("protocol", ParamType::String, "session",
-           "session: GRU4Rec time split; sequential: leave-one-out per user", -kInf, kInf,
-           {"session", "sequential"}),
+      spec("protocol", ParamType::String, "auto",
+           "session: GRU4Rec time split; sequential: leave-one-out per user; auto: sequential "
+           "when there are no timestamps or at least 10% of the sequences span more than a "
+           "day (user histories), else session",
+           -kInf, kInf, {"auto", "session", "sequential"}),
       spec("min_session_length", ParamType::Int, "2",
            "session protocol: drop sessions shorter than this (before and after the item "
            "filter)",
@@ -193,6 +195,14 @@ SequentialSplitOptions to_sequential_split_options(const Config& c) {
   s.item_core = static_cast<int>(c.get_int("item_core"));
   s.remove_repeats = c.get_bool("remove_repeats");
   return s;
+}
+
+PrepareOptions to_prepare_options(const Config& c) {
+  PrepareOptions p;
+  p.protocol = c.get_string("protocol");
+  p.session = to_session_split_options(c);
+  p.sequential = to_sequential_split_options(c);
+  return p;
 }
 
 EvalOptions to_eval_options(const Config& c, const std::string& split_protocol) {
