@@ -30,8 +30,13 @@ struct ReadOptions {
   std::string item_col;     ///< column name or 0-based index; "" = detect
   std::string time_col;     ///< column name or 0-based index; "" = detect, "none" = no time
   double time_scale = 1.0;  ///< raw time * time_scale = seconds (1e-3 for milliseconds)
-  int sequence_ids = -1;    ///< Sequences format: -1 detect, 1 first token is the id, 0 not
-  std::string cache_dir;    ///< binary cache folder; "" = no cache
+  /// Detect milliseconds, microseconds and nanoseconds read as seconds: when the median time
+  /// (after time_scale) lies beyond kLatestPlausibleTime, every time is divided by the
+  /// smallest of 1e3, 1e6, 1e9 that brings it back (ReadInfo::time_note says so). Off when
+  /// the user named the unit (`--time-unit s`); then such times only get a note.
+  bool detect_time_unit = true;
+  int sequence_ids = -1;  ///< Sequences format: -1 detect, 1 first token is the id, 0 not
+  std::string cache_dir;  ///< binary cache folder; "" = no cache
 };
 
 /// Reads an interaction log. Events are grouped by session/user; within a sequence they
@@ -47,7 +52,12 @@ struct ReadInfo {
   bool cache_written = false;  ///< a new cache file was written
   std::string cache_path;      ///< the cache file for this input ("" when no cache_dir)
   std::string cache_note;      ///< why the cache was not used or written, if it was not
+  std::string time_unit;       ///< "ms", "us" or "ns" when detect_time_unit converted the times
+  std::string time_note;       ///< what was noticed about the times and the flag that changes it
 };
+
+/// 2200-01-01T00:00:00Z in unix seconds: a median time beyond it is not seconds.
+inline constexpr double kLatestPlausibleTime = 7258118400.0;
 /// As above, and reports what was done in `info` (may be null).
 EventLog read_events(const std::string& path, const ReadOptions& opt, ReadInfo* info);
 
@@ -104,6 +114,60 @@ struct PreparedSplit {
 
 PreparedSplit prepare_session(const EventLog& log, const SessionSplitOptions& opt);
 PreparedSplit prepare_sequential(const EventLog& log, const SequentialSplitOptions& opt);
+
+/// The protocol `prepare --protocol auto` picks for a log, and why.
+///
+/// Rule: no timestamps -> sequential (the session protocol needs times). Otherwise the
+/// sequences of 2 or more events are examined: when at least kUserHistoryShare of them
+/// span more than kSessionSpanSeconds (first to last event), they are user histories,
+/// not sessions -> sequential; else session. Sessions last minutes to hours (rsc15-100k:
+/// 0% span more than a day, the DIGINETICA sample 0.07%); user logs span weeks to years
+/// (ml-100k: 32% of the users, although most rated everything in one sitting).
+struct ProtocolChoice {
+  std::string protocol;         ///< "session" or "sequential"
+  std::string reason;           ///< one clause: what was seen in the data
+  bool user_histories = false;  ///< the sequences look like user histories
+  nlohmann::json facts;         ///< the counts the rule looked at
+};
+inline constexpr double kSessionSpanSeconds = 86400.0;
+inline constexpr double kUserHistoryShare = 0.10;
+ProtocolChoice choose_protocol(const SequenceSet& seqs);
+
+/// Everything `seqrec prepare` does between reading and writing.
+struct PrepareOptions {
+  std::string protocol = "auto";  ///< "auto" (choose_protocol), "session" or "sequential"
+  SessionSplitOptions session;
+  SequentialSplitOptions sequential;
+  /// Write a degenerate split (see prepare_split) instead of throwing InputError.
+  bool force = false;
+};
+
+/// A test set is degenerate when it gives fewer than kMinTestPredictions predictions or
+/// holds fewer than kMinTestEventShare of the split's events (rsc15, GRU4Rec's benchmark:
+/// 0.22%; the one-session test set of a millisecond log read as seconds: a few events).
+inline constexpr int64_t kMinTestPredictions = 10;
+inline constexpr double kMinTestEventShare = 0.001;
+
+/// Predictions the evaluation protocol makes on a part of a split: session, every next
+/// event (sum of length - 1); sequential, the last item of each sequence of 2+ events.
+int64_t split_predictions(const SequenceSet& part, const std::string& protocol);
+
+/// Chooses the protocol (opt.protocol "auto": choose_protocol), runs prepare_session or
+/// prepare_sequential, and records in `stats`:
+/// - "detected": sentences for the user (seqrec prepare prints them on stderr), each
+///   saying what was detected, what the split holds because of it and which flag changes
+///   it: the protocol auto chose; an explicit session protocol on what looks like user
+///   histories; what `read` (may be null) noticed about the time unit; a forced split;
+/// - "protocol_choice": the rule's facts, the protocol asked for and the one used;
+/// - "test_predictions", "valid_predictions", "test_event_share".
+/// Throws InputError for a degenerate test set (see kMinTestPredictions) unless opt.force.
+PreparedSplit prepare_split(const EventLog& log, const PrepareOptions& opt,
+                            const ReadInfo* read = nullptr);
+
+/// `seqrec prepare -o DIR`: throws InputError unless `dir` does not exist or is an empty
+/// folder; a non-empty folder is accepted with `force` (its files named like the split's
+/// are overwritten, others stay). A path that is not a folder is always refused.
+void check_split_folder(const std::string& dir, bool force);
 
 /// Writes items.tsv (the catalogue, one id per line in index order), train_full.tsv,
 /// test.tsv, train_tr.tsv, valid.tsv and split.json into `dir`

@@ -2,17 +2,16 @@
 //
 // Session-based: every next event of every test session is predicted from its prefix,
 // the whole catalogue is ranked. Sequential: the last item of each sequence is predicted
-// from the rest; full ranking with the user's seen items excluded by default, or the
-// papers' sampled variant (always labelled "sampled").
+// from the rest; full ranking with the user's seen items (other than the target) excluded
+// by default, or the papers' sampled variant (always labelled "sampled").
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "seqrec/dataset.hpp"
 #include "seqrec/model.hpp"
@@ -24,6 +23,21 @@ enum class Protocol { Session, Sequential };
 /// (the target below all ties); standard: 1 + #{score > target}; median: the middle.
 enum class TieMode { Conservative, Standard, Median };
 
+/// Which of a sequence's earlier items (the prefix a prediction is made from) leave the
+/// ranking: the values of EvalOptions::exclude_seen.
+enum ExcludeSeen : int {
+  kExcludeSeenDefault = -1,      ///< the protocol's: session none, sequential except-target
+  kExcludeSeenNone = 0,          ///< nothing: repeats of earlier items can be predicted
+  kExcludeSeenExceptTarget = 1,  ///< every earlier item but the target, which stays rankable
+  /// Every earlier item, the target too when it repeats one: such a prediction is a miss
+  /// (rank +inf). S3-Rec's released evaluation removes the whole history this way.
+  kExcludeSeenAll = 2,
+};
+/// "auto" -> -1, "none"/"false" -> 0, "except-target"/"true" -> 1, "all" -> 2; else InputError.
+int parse_exclude_seen(const std::string& s);
+/// "none", "except-target" or "all" for 0, 1, 2 (the mode after the protocol default).
+const char* exclude_seen_name(int mode);
+
 Protocol parse_protocol(const std::string& s);
 TieMode parse_ties(const std::string& s);
 const char* protocol_name(Protocol p);
@@ -33,11 +47,11 @@ struct EvalOptions {
   Protocol protocol = Protocol::Session;
   std::vector<int> cutoffs{1, 5, 10, 20};
   TieMode ties = TieMode::Conservative;
-  int exclude_seen = -1;       ///< -1 = protocol default (session: no, sequential: yes)
-  int sampled_negatives = 0;   ///< > 0: rank among this many sampled negatives (sequential)
+  int exclude_seen = kExcludeSeenDefault;  ///< an ExcludeSeen value
+  int sampled_negatives = 0;  ///< > 0: rank among this many sampled negatives (sequential)
   uint64_t seed = 42;
-  int threads = 0;             ///< 0 = all cores
-  int batch_size = 256;        ///< predictions scored per model call
+  int threads = 0;       ///< 0 = all cores
+  int batch_size = 256;  ///< predictions scored per model call
   bool progress = true;
   /// Also return every prediction's rank (EvalResult::ranks), for per-query analyses such
   /// as paired significance tests. Off by default: the default path stores nothing.
@@ -77,9 +91,13 @@ double rank_metric(RankMetric m, double rank, int k);
 RankMetric parse_rank_metric(const std::string& name);
 
 struct EvalResult {
-  std::string protocol;        ///< "session", "sequential" or "sequential-sampled-100"
+  std::string protocol;  ///< "session", "sequential" or "sequential-sampled-100"
   std::string ties;
-  bool exclude_seen = false;
+  bool exclude_seen = false;      ///< some earlier items were excluded (mode not "none")
+  std::string exclude_seen_mode;  ///< "none", "except-target" or "all" (exclude_seen_name)
+  /// Predictions whose target repeats an item of its own prefix: what except-target keeps
+  /// rankable and all turns into misses (counted under every mode).
+  int64_t n_repeated_targets = 0;
   int sampled_negatives = 0;
   int64_t n_sequences = 0;
   int64_t n_predictions = 0;
@@ -93,6 +111,11 @@ struct EvalResult {
   std::vector<QueryRank> ranks;
   nlohmann::json to_json() const;
 };
+
+/// The number of predictions `protocol` makes on `test`: session, every next event (the sum
+/// of length - 1); sequential, one per sequence of 2 or more events. evaluate() throws
+/// InputError when it is 0.
+int64_t count_predictions(const SequenceSet& test, Protocol protocol);
 
 /// Evaluates `model` on `test` (items already mapped to the model's indices).
 /// `train_counts` (item -> training events) feeds the average-popularity metric.

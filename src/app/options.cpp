@@ -9,8 +9,8 @@ namespace seqrec {
 
 namespace {
 constexpr double kInf = 1e300;
-ParamSpec spec(std::string name, ParamType t, std::string def, std::string help,
-               double lo = -kInf, double hi = kInf, std::vector<std::string> choices = {}) {
+ParamSpec spec(std::string name, ParamType t, std::string def, std::string help, double lo = -kInf,
+               double hi = kInf, std::vector<std::string> choices = {}) {
   return ParamSpec{std::move(name), t, std::move(def), std::move(help), lo, hi, std::move(choices)};
 }
 }  // namespace
@@ -24,19 +24,21 @@ std::vector<ParamSpec> read_option_specs() {
       spec("delimiter", ParamType::String, "auto",
            "column delimiter of delimited files: auto, tab, comma, semicolon, space, or the "
            "character itself"),
-      spec("header", ParamType::String, "auto", "whether the first line is a header",
-           -kInf, kInf, {"auto", "true", "false"}),
+      spec("header", ParamType::String, "auto", "whether the first line is a header", -kInf, kInf,
+           {"auto", "true", "false"}),
       spec("session_col", ParamType::String, "",
            "session/user column: a name or a 0-based index (default: detected)"),
       spec("item_col", ParamType::String, "",
            "item column: a name or a 0-based index (default: detected)"),
       spec("time_col", ParamType::String, "",
            "time column: a name, a 0-based index, or 'none' (default: detected)"),
-      spec("time_unit", ParamType::String, "s", "unit of the time column", -kInf, kInf,
-           {"s", "ms", "us", "ns", "days"}),
+      spec("time_unit", ParamType::String, "auto",
+           "unit of the time column; auto: seconds, unless their median lies beyond the year "
+           "2200, then milliseconds, microseconds or nanoseconds (the smallest that fits)",
+           -kInf, kInf, {"auto", "s", "ms", "us", "ns", "days"}),
       spec("sequence_ids", ParamType::String, "auto",
-           "one-sequence-per-line files: whether the first token of a line is its id",
-           -kInf, kInf, {"auto", "true", "false"}),
+           "one-sequence-per-line files: whether the first token of a line is its id", -kInf, kInf,
+           {"auto", "true", "false"}),
       spec("cache_dir", ParamType::String, "",
            "folder for the binary cache of parsed logs (default: $XDG_CACHE_HOME/seqrec or "
            "~/.cache/seqrec; 'none' disables it)"),
@@ -47,8 +49,8 @@ std::vector<ParamSpec> generate_option_specs() {
   return {
       spec("events", ParamType::Int, "200000", "number of events to generate", 1, 2e9),
       spec("items", ParamType::Int, "5000", "catalogue size", 2, 2e9),
-      spec("zipf", ParamType::Float, "1.0", "popularity exponent: p(item of rank r) ~ 1/r^zipf",
-           0, 5),
+      spec("zipf", ParamType::Float, "1.0", "popularity exponent: p(item of rank r) ~ 1/r^zipf", 0,
+           5),
       spec("mean_length", ParamType::Float, "4.0", "mean session length", 1, 1e6),
       spec("follow_prob", ParamType::Float, "0.6",
            "probability that the next item follows the current item's transitions", 0, 1),
@@ -62,9 +64,11 @@ std::vector<ParamSpec> generate_option_specs() {
 
 std::vector<ParamSpec> prepare_option_specs() {
   return {
-      spec("protocol", ParamType::String, "session",
-           "session: GRU4Rec time split; sequential: leave-one-out per user", -kInf, kInf,
-           {"session", "sequential"}),
+      spec("protocol", ParamType::String, "auto",
+           "session: GRU4Rec time split; sequential: leave-one-out per user; auto: sequential "
+           "when there are no timestamps or at least 10% of the sequences span more than a "
+           "day (user histories), else session",
+           -kInf, kInf, {"auto", "session", "sequential"}),
       spec("min_session_length", ParamType::Int, "2",
            "session protocol: drop sessions shorter than this (before and after the item "
            "filter)",
@@ -90,16 +94,17 @@ std::vector<ParamSpec> eval_option_specs() {
            "session (every next event), sequential (last item of each sequence), or auto "
            "(the split's protocol; session for a plain file)",
            -kInf, kInf, {"auto", "session", "sequential"}),
-      spec("cutoffs", ParamType::IntList, "1,5,10,20", "list lengths K for the metrics", 1,
-           1e6),
+      spec("cutoffs", ParamType::IntList, "1,5,10,20", "list lengths K for the metrics", 1, 1e6),
       spec("ties", ParamType::String, "conservative",
            "ranking of items scored equal to the target: conservative (target below them), "
            "standard (above), median",
            -kInf, kInf, {"conservative", "standard", "median"}),
       spec("exclude_seen", ParamType::String, "auto",
-           "remove the sequence's earlier items from the ranking (auto: yes for sequential, no "
-           "for session)",
-           -kInf, kInf, {"auto", "true", "false"}),
+           "which of the sequence's earlier items leave the ranking: none; except-target (all "
+           "but the target, so a target that repeats one stays rankable); all (every one, so "
+           "a repeated target counts as a miss, as in S3-Rec's code); auto: except-target for "
+           "sequential, none for session (true = except-target, false = none)",
+           -kInf, kInf, {"auto", "none", "except-target", "all", "true", "false"}),
       spec("sampled", ParamType::Int, "0",
            "rank the target among this many sampled negatives instead of the full catalogue "
            "(sequential protocol; reported as sampled)",
@@ -125,14 +130,19 @@ ReadOptions to_read_options(const Config& c) {
   const std::string f = c.get_string("format");
   o.format = f == "auto" ? Format::Auto : parse_format(f);
   std::string d = c.get_string("delimiter");
-  if (d == "auto") d = "";
-  else if (d == "tab" || d == "\\t") d = "\t";
-  else if (d == "comma") d = ",";
-  else if (d == "semicolon") d = ";";
-  else if (d == "space") d = " ";
+  if (d == "auto")
+    d = "";
+  else if (d == "tab" || d == "\\t")
+    d = "\t";
+  else if (d == "comma")
+    d = ",";
+  else if (d == "semicolon")
+    d = ";";
+  else if (d == "space")
+    d = " ";
   else if (d.size() != 1)
-    throw InputError("--delimiter: expected one character or tab/comma/semicolon/space, got '" +
-                     d + "'");
+    throw InputError("--delimiter: expected one character or tab/comma/semicolon/space, got '" + d +
+                     "'");
   o.delimiter = d;
   const std::string h = c.get_string("header");
   o.header = h == "auto" ? -1 : (h == "true" ? 1 : 0);
@@ -141,6 +151,7 @@ ReadOptions to_read_options(const Config& c) {
   o.time_col = c.get_string("time_col");
   const std::string u = c.get_string("time_unit");
   o.time_scale = u == "ms" ? 1e-3 : u == "us" ? 1e-6 : u == "ns" ? 1e-9 : u == "days" ? 86400 : 1;
+  o.detect_time_unit = u == "auto";
   const std::string s = c.get_string("sequence_ids");
   o.sequence_ids = s == "auto" ? -1 : (s == "true" ? 1 : 0);
   std::string cache = c.get_string("cache_dir");
@@ -186,6 +197,14 @@ SequentialSplitOptions to_sequential_split_options(const Config& c) {
   return s;
 }
 
+PrepareOptions to_prepare_options(const Config& c) {
+  PrepareOptions p;
+  p.protocol = c.get_string("protocol");
+  p.session = to_session_split_options(c);
+  p.sequential = to_sequential_split_options(c);
+  return p;
+}
+
 EvalOptions to_eval_options(const Config& c, const std::string& split_protocol) {
   EvalOptions e;
   std::string p = c.get_string("protocol");
@@ -194,8 +213,7 @@ EvalOptions to_eval_options(const Config& c, const std::string& split_protocol) 
   e.cutoffs.clear();
   for (int64_t k : c.get_int_list("cutoffs")) e.cutoffs.push_back(static_cast<int>(k));
   e.ties = parse_ties(c.get_string("ties"));
-  const std::string x = c.get_string("exclude_seen");
-  e.exclude_seen = x == "auto" ? -1 : (x == "true" ? 1 : 0);
+  e.exclude_seen = parse_exclude_seen(c.get_string("exclude_seen"));
   e.sampled_negatives = static_cast<int>(c.get_int("sampled"));
   if (e.sampled_negatives > 0 && e.protocol != Protocol::Sequential)
     throw InputError("--sampled applies to the sequential protocol only");

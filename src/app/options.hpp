@@ -19,6 +19,8 @@ ReadOptions to_read_options(const Config& c);
 GenerateOptions to_generate_options(const Config& c);
 SessionSplitOptions to_session_split_options(const Config& c);
 SequentialSplitOptions to_sequential_split_options(const Config& c);
+/// The whole prepare table (protocol, both pipelines); `force` is left false.
+PrepareOptions to_prepare_options(const Config& c);
 /// `split_protocol` ("session"/"sequential"/"") is used when the option says "auto".
 EvalOptions to_eval_options(const Config& c, const std::string& split_protocol);
 

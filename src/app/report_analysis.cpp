@@ -170,7 +170,12 @@ json describe_protocol(const CompareSetup& s, int64_t n_pred, int64_t n_seq, boo
       d.push_back("Ties: the target is ranked in the middle of the items with an equal score.");
       break;
   }
-  if (exclude_seen)
+  if (e.exclude_seen == kExcludeSeenAll)
+    d.push_back(
+        "Exclusions: every item that already occurs earlier in the sequence is removed from "
+        "the ranking, the target too when it repeats one (--exclude-seen all), so such a "
+        "prediction counts as a miss.");
+  else if (exclude_seen)
     d.push_back(
         "Exclusions: items that already occur earlier in the sequence are removed from "
         "the ranking, except the target itself.");
@@ -302,6 +307,8 @@ json analyse_comparison(const CompareSetup& setup, const std::vector<CompareMode
       {"sampled_negatives", setup.eval.sampled_negatives},
       {"ties", e0.ties},
       {"exclude_seen", e0.exclude_seen},
+      {"exclude_seen_mode", e0.exclude_seen_mode},
+      {"n_repeated_targets", e0.n_repeated_targets},
       {"cutoffs", cutoffs},
       {"hit_name", hit_label},
       {"n_items", setup.n_items},

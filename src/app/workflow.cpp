@@ -116,6 +116,15 @@ ModelBundle train_model(const std::string& type, const Config& config, const Tra
 }
 
 EvalResult evaluate_bundle(const ModelBundle& bundle, const TestData& data, EvalOptions opt) {
+  if (count_predictions(data.test, opt.protocol) == 0)
+    throw InputError(data.source, 0,
+                     "the test set gives 0 predictions: none of its " +
+                         std::to_string(data.test.size()) +
+                         " sequences has 2 or more events over items the model knows (" +
+                         std::to_string(data.dropped_events) +
+                         " events with unknown items were skipped); metrics would be "
+                         "meaningless. Prepare the data with `seqrec prepare`, which refuses "
+                         "degenerate test sets");
   EvalResult r = evaluate(*bundle.model, data.test, opt, bundle.item_counts);
   r.n_skipped_unknown = data.dropped_events;
   return r;

@@ -2,11 +2,13 @@
 // sequence statistics and write_split.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "core/text_format.hpp"
 #include "data/text_util.hpp"
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
@@ -435,6 +437,194 @@ PreparedSplit prepare_sequential(const EventLog& log, const SequentialSplitOptio
                  {"valid", sequence_stats(out.valid)}}},
                {"warnings", json::array()}};
   return out;
+}
+
+namespace {
+
+std::string percent(double share) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, share < 0.01 ? "%.2g%%" : "%.1f%%", 100.0 * share);
+  return buf;
+}
+
+std::string days_text(double seconds) {
+  char buf[48];
+  const double d = seconds / 86400.0;
+  std::snprintf(buf, sizeof buf, "%g day%s", d, d == 1.0 ? "" : "s");
+  return buf;
+}
+
+/// "1 session", "2 sessions", "1,234 predictions".
+std::string count_of(int64_t n, const std::string& noun) {
+  return grouped_count(n) + " " + noun + (n == 1 ? "" : "s");
+}
+
+template <class T>
+double median_of(std::vector<T> v) {
+  if (v.empty()) return 0.0;
+  const size_t n = v.size();
+  std::sort(v.begin(), v.end());
+  return n % 2 ? static_cast<double>(v[n / 2])
+               : 0.5 * (static_cast<double>(v[n / 2 - 1]) + static_cast<double>(v[n / 2]));
+}
+
+}  // namespace
+
+ProtocolChoice choose_protocol(const SequenceSet& seqs) {
+  ProtocolChoice c;
+  const int64_t n_seqs = static_cast<int64_t>(seqs.size());
+  if (!seqs.has_times()) {
+    c.protocol = "sequential";
+    c.reason = "the data have no timestamps, which the session protocol needs";
+    c.facts = {{"timestamps", false}, {"sequences", n_seqs}};
+    return c;
+  }
+  int64_t n = 0, long_span = 0;
+  std::vector<int64_t> lens;
+  std::vector<double> spans;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const auto t = seqs.seq_times(s);
+    if (t.size() < 2) continue;
+    const auto [lo, hi] = std::minmax_element(t.begin(), t.end());
+    const double span = *hi - *lo;
+    ++n;
+    long_span += span > kSessionSpanSeconds;
+    lens.push_back(static_cast<int64_t>(t.size()));
+    spans.push_back(span);
+  }
+  const double share = n > 0 ? static_cast<double>(long_span) / static_cast<double>(n) : 0.0;
+  c.user_histories = n > 0 && share >= kUserHistoryShare;
+  c.protocol = c.user_histories ? "sequential" : "session";
+  c.facts = {{"timestamps", true},
+             {"sequences", n_seqs},
+             {"sequences_with_2_or_more_events", n},
+             {"spanning_more_than_a_day", long_span},
+             {"share_spanning_more_than_a_day", share},
+             {"user_history_share_threshold", kUserHistoryShare},
+             {"median_length", median_of(lens)},
+             {"median_span_days", median_of(spans) / 86400.0}};
+  c.reason =
+      grouped_count(long_span) + " of the " + grouped_count(n) +
+      " sequences with 2 or more events (" + percent(share) +
+      ") span more than a day, so they look like " +
+      (c.user_histories
+           ? "user histories, not sessions (the rule: " + percent(kUserHistoryShare) + " or more)"
+           : std::string("sessions (user histories: ") + percent(kUserHistoryShare) + " or more)");
+  return c;
+}
+
+int64_t split_predictions(const SequenceSet& part, const std::string& protocol) {
+  int64_t n = 0;
+  for (size_t s = 0; s < part.size(); ++s) {
+    const int64_t len = part.length(s);
+    if (len < 2) continue;
+    n += protocol == "session" ? len - 1 : 1;
+  }
+  return n;
+}
+
+PreparedSplit prepare_split(const EventLog& log, const PrepareOptions& opt, const ReadInfo* read) {
+  if (opt.protocol != "auto" && opt.protocol != "session" && opt.protocol != "sequential")
+    throw InputError("protocol: expected auto, session or sequential, got '" + opt.protocol + "'");
+  json detected = json::array();
+  if (read != nullptr && !read->time_note.empty())
+    detected.push_back("time unit: " + read->time_note);
+  const ProtocolChoice choice = choose_protocol(log.seqs);
+  const std::string protocol = opt.protocol == "auto" ? choice.protocol : opt.protocol;
+  const bool session = protocol == "session";
+  PreparedSplit split =
+      session ? prepare_session(log, opt.session) : prepare_sequential(log, opt.sequential);
+
+  // What the test set holds, in the words of its protocol.
+  const int64_t test_pred = split_predictions(split.test, protocol);
+  const int64_t valid_pred = split_predictions(split.valid, protocol);
+  const int64_t total = session
+                            ? split.train_full.n_events() + split.test.n_events()
+                            : split.train_full.n_events() + static_cast<int64_t>(split.test.size());
+  const double share =
+      total > 0 ? static_cast<double>(split.test.n_events()) / static_cast<double>(total) : 0.0;
+  const int64_t n_test = static_cast<int64_t>(split.test.size());
+  const std::string holds =
+      session ? "the test set holds " + count_of(n_test, "session") + " (" +
+                    (n_test == 1 ? "the one that ends" : "those that end") + " in the last " +
+                    days_text(opt.session.test_seconds) +
+                    " of the log): " + count_of(split.test.n_events(), "event") + ", " +
+                    count_of(test_pred, "prediction")
+              : "the test set holds the last item of each of the " + count_of(n_test, "sequence") +
+                    " with 3 or more events: " + count_of(test_pred, "prediction");
+  if (opt.protocol == "auto") {
+    std::string other;
+    if (!log.seqs.has_times())
+      other = "";
+    else if (session)
+      other = " --protocol sequential gives leave-one-out per sequence (its last item) instead.";
+    else
+      other =
+          " --protocol session gives GRU4Rec's time split (sessions ending in the last "
+          "--test-days) instead.";
+    detected.push_back("protocol: " + protocol + " (chosen by --protocol auto): " + choice.reason +
+                       "; " + holds + "." + other);
+  } else if (session && choice.user_histories) {
+    detected.push_back(
+        "protocol: session (as asked), but " + choice.reason + "; " + holds +
+        ". --protocol sequential (which the default --protocol auto picks here) tests the "
+        "last item of every user instead.");
+  }
+
+  const bool degenerate = test_pred < kMinTestPredictions || share < kMinTestEventShare;
+  if (degenerate) {
+    const std::string what = "degenerate test set: " + holds + ", " + percent(share) +
+                             " of the split's " + grouped_count(total) +
+                             " events (seqrec asks for at least " +
+                             std::to_string(kMinTestPredictions) + " predictions and " +
+                             percent(kMinTestEventShare) + " of the events)";
+    const std::string fix =
+        session ? "raise --test-days (now " + days_text(opt.session.test_seconds) +
+                      "), check that the times are seconds (--time-unit), or use --protocol "
+                      "sequential"
+                : "lower --user-core / --item-core or use more data";
+    if (!opt.force)
+      throw InputError(log.source, 0,
+                       what + "; metrics on it would mean nothing. To change it: " + fix +
+                           "; --force writes it anyway");
+    detected.push_back("forced: " + what + "; written because of --force (to change it: " + fix +
+                       ")");
+  }
+
+  json& st = split.stats;
+  st["detected"] = detected;
+  st["protocol_choice"] = {{"requested", opt.protocol},
+                           {"used", protocol},
+                           {"auto_would_choose", choice.protocol},
+                           {"reason", choice.reason},
+                           {"facts", choice.facts}};
+  if (read != nullptr && !read->time_unit.empty()) st["time_unit_detected"] = read->time_unit;
+  st["test_predictions"] = test_pred;
+  st["valid_predictions"] = valid_pred;
+  st["test_event_share"] = share;
+  st["forced"] = degenerate;
+  return split;
+}
+
+void check_split_folder(const std::string& dir, bool force) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(dir, ec);
+  if (ec || !fs::exists(status)) return;  // created by write_split
+  if (!fs::is_directory(status))
+    throw InputError("-o '" + dir + "' exists and is not a folder; give a folder for the split");
+  std::vector<std::string> names;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    names.push_back(it->path().filename().string());
+  if (ec) throw IoError("cannot list folder '" + dir + "': " + ec.message());
+  if (names.empty() || force) return;
+  std::sort(names.begin(), names.end());
+  std::string list;
+  for (size_t i = 0; i < names.size() && i < 3; ++i) list += (i ? ", " : "") + names[i];
+  if (names.size() > 3) list += " and " + std::to_string(names.size() - 3) + " more";
+  throw InputError("-o '" + dir + "' is not empty (it holds " + list +
+                   "): a split goes into a new or empty folder, so that no file of another "
+                   "split is mixed into it. Choose another folder, empty this one, or pass "
+                   "--force to write the split's files over it (other files stay)");
 }
 
 void write_split(const std::string& dir, const PreparedSplit& split,

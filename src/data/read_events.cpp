@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -719,6 +720,69 @@ EventLog parse_file(const std::string& path, const ReadOptions& opt, ReadInfo* i
   return log;
 }
 
+// The median of the times (of at most 100,001 evenly spaced ones: enough to tell units).
+double median_time(const std::vector<double>& t) {
+  const size_t n = t.size();
+  const size_t step = std::max<size_t>(1, n / 100000);
+  std::vector<double> v;
+  v.reserve(n / step + 1);
+  for (size_t i = 0; i < n; i += step) v.push_back(t[i]);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+
+std::string sci(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
+}
+
+std::string year_of(double seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f", 1970.0 + seconds / 31556952.0);
+  return buf;
+}
+
+// Times far beyond the year 2200 are not seconds: milliseconds (or finer) read as seconds
+// make every session look a thousand times shorter and the session protocol's "last day"
+// a minute and a half. Converts them (opt.detect_time_unit) or notes it.
+void check_time_unit(EventLog* log, const ReadOptions& opt, ReadInfo* info) {
+  std::vector<double>& t = log->seqs.times;
+  if (t.empty()) return;
+  const double med = median_time(t);
+  if (!(med > kLatestPlausibleTime)) return;
+  if (!opt.detect_time_unit) {
+    info->time_note = "the times read as seconds have a median of " + sci(med) + " (the year " +
+                      year_of(med) +
+                      "); if they are milliseconds, microseconds or nanoseconds give --time-unit "
+                      "ms, us or ns (or --time-unit auto to detect it)";
+    return;
+  }
+  static const struct {
+    const char* unit;
+    const char* name;
+    double div;
+    const char* div_text;
+  } kUnits[] = {{"ms", "milliseconds", 1e3, "1,000"},
+                {"us", "microseconds", 1e6, "1,000,000"},
+                {"ns", "nanoseconds", 1e9, "1,000,000,000"}};
+  for (const auto& u : kUnits) {
+    if (med / u.div > kLatestPlausibleTime) continue;
+    const double f = 1.0 / u.div;
+    for (double& x : t) x *= f;
+    info->time_unit = u.unit;
+    info->time_note = std::string("the times are ") + u.name + ", not seconds: as seconds their " +
+                      "median " + sci(med) + " would be the year " + year_of(med) +
+                      " (beyond 2200), so every time was divided by " + u.div_text +
+                      "; give --time-unit " + u.unit + " to say so, or --time-unit s to read " +
+                      "them as seconds";
+    return;
+  }
+  info->time_note = "the times have a median of " + sci(med) +
+                    ", beyond the year 2200 even as nanoseconds; they were kept as they are "
+                    "(give --time-unit to name their unit)";
+}
+
 }  // namespace
 
 std::string cache_file_for(const std::string& path, const ReadOptions& opt) {
@@ -730,21 +794,26 @@ EventLog read_events(const std::string& path, const ReadOptions& opt, ReadInfo* 
   ReadInfo local;
   if (!info) info = &local;
   *info = ReadInfo{};
-  if (opt.cache_dir.empty()) return parse_file(path, opt, info);
-  const std::string key = cache_key(path, opt);
-  info->cache_path = cache_path_for_key(opt.cache_dir, key);
   EventLog log;
-  std::string why;
-  if (load_cache(info->cache_path, key, &log, &info->format, &why)) {
-    info->from_cache = true;
-    info->layout = "binary cache " + info->cache_path;
-    log.source = path;
-    return log;
+  if (opt.cache_dir.empty()) {
+    log = parse_file(path, opt, info);
+  } else {
+    // The cache holds the times as parsed; the unit check runs after it, on every read.
+    const std::string key = cache_key(path, opt);
+    info->cache_path = cache_path_for_key(opt.cache_dir, key);
+    std::string why;
+    if (load_cache(info->cache_path, key, &log, &info->format, &why)) {
+      info->from_cache = true;
+      info->layout = "binary cache " + info->cache_path;
+      log.source = path;
+    } else {
+      log = parse_file(path, opt, info);
+      std::string why_save;
+      info->cache_written = save_cache(info->cache_path, key, log, info->format, &why_save);
+      info->cache_note = why.empty() ? why_save : why + (why_save.empty() ? "" : "; " + why_save);
+    }
   }
-  log = parse_file(path, opt, info);
-  std::string why_save;
-  info->cache_written = save_cache(info->cache_path, key, log, info->format, &why_save);
-  info->cache_note = why.empty() ? why_save : why + (why_save.empty() ? "" : "; " + why_save);
+  check_time_unit(&log, opt, info);
   return log;
 }
 

@@ -50,6 +50,7 @@ struct ThreadState {
 struct BatchSums {
   MetricAccumulator acc;
   std::vector<double> pop;  // per cutoff: sum over predictions of the mean top-K popularity
+  int64_t repeated = 0;     // predictions whose target occurs in its prefix
 };
 
 /// Restores the thread count on scope exit.
@@ -88,6 +89,15 @@ constexpr int64_t kMaxBufferFloats = int64_t{1} << 24;
 
 }  // namespace
 
+int64_t count_predictions(const SequenceSet& test, Protocol protocol) {
+  int64_t n = 0;
+  for (size_t s = 0; s < test.size(); ++s) {
+    const int64_t len = test.length(s);
+    if (len >= 2) n += protocol == Protocol::Session ? len - 1 : 1;
+  }
+  return n;
+}
+
 EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptions& opt,
                     std::span<const int64_t> train_counts) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -103,11 +113,16 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
     throw InputError(
         "sampled negatives need the sequential protocol (the session protocol "
         "always ranks the full catalogue)");
-  if (opt.exclude_seen < -1 || opt.exclude_seen > 1)
-    throw InputError("exclude_seen must be -1 (protocol default), 0 or 1, got " +
-                     std::to_string(opt.exclude_seen));
-  const bool exclude_seen =
-      opt.exclude_seen < 0 ? opt.protocol == Protocol::Sequential : opt.exclude_seen == 1;
+  if (opt.exclude_seen < kExcludeSeenDefault || opt.exclude_seen > kExcludeSeenAll)
+    throw InputError(
+        "exclude_seen must be -1 (protocol default), 0 (none), 1 (except-target) or 2 (all), "
+        "got " +
+        std::to_string(opt.exclude_seen));
+  const int exclude_mode = opt.exclude_seen != kExcludeSeenDefault ? opt.exclude_seen
+                           : opt.protocol == Protocol::Sequential  ? kExcludeSeenExceptTarget
+                                                                   : kExcludeSeenNone;
+  const bool exclude_seen = exclude_mode != kExcludeSeenNone;
+  const bool exclude_target = exclude_mode == kExcludeSeenAll;
   const bool sampled = opt.sampled_negatives > 0;
   const int n_neg = opt.sampled_negatives;
 
@@ -147,9 +162,10 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
   }
   const int64_t n_queries = static_cast<int64_t>(queries.size());
   if (n_queries == 0)
-    throw InputError(
-        "test set has no predictable events: no test sequence has at least 2 "
-        "events over items known to the model");
+    throw InputError("test set has no predictable events: none of its " +
+                     std::to_string(test.size()) +
+                     " sequences has 2 or more events over items known to the model, so "
+                     "there is nothing to predict (0 predictions)");
 
   // Popularity of each item relative to the most popular one.
   std::vector<double> pop;
@@ -219,10 +235,13 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
       if (c.nan > 0) throw Error("model produced NaN scores");
       int64_t gt = c.gt, eq = c.eq;
 
-      // Exclusion: items of the prefix other than the target leave the ranking.
+      // Exclusion: items of the prefix other than the target leave the ranking; under
+      // "all" the target too when it is one of them, which makes the prediction a miss.
+      bool repeated = false;
       if (exclude_seen) {
         for (size_t p = 0; p < static_cast<size_t>(qu.len); ++p) {
           const int32_t it = seq[p];
+          if (it == target) repeated = true;
           if (it == target || st.mark[static_cast<size_t>(it)] != 0) continue;
           st.mark[static_cast<size_t>(it)] = 1;
           st.masked.push_back(it);
@@ -231,6 +250,16 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
           eq -= v == t;
           row[it] = kMasked;
         }
+      } else {
+        for (size_t p = 0; p < static_cast<size_t>(qu.len) && !repeated; ++p)
+          repeated = seq[p] == target;
+      }
+      out.repeated += repeated;
+      const bool target_excluded = exclude_target && repeated;
+      if (target_excluded) {
+        st.mark[static_cast<size_t>(target)] = 1;
+        st.masked.push_back(target);
+        row[target] = kMasked;
       }
 
       if (sampled) {
@@ -258,7 +287,9 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
         }
         for (int32_t it : seq) st.in_seq[static_cast<size_t>(it)] = 0;
       }
-      const double rank = eval_detail::rank_from_counts(gt, eq, opt.ties);
+      // An excluded target is not in the ranking at all: beyond every cutoff.
+      const double rank = target_excluded ? std::numeric_limits<double>::infinity()
+                                          : eval_detail::rank_from_counts(gt, eq, opt.ties);
       out.acc.add_rank(rank);
       if (!ranks.empty()) ranks[static_cast<size_t>(qb + r)] = {qu.seq, qu.len, target, rank};
 
@@ -324,9 +355,11 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
   // Merge in batch order: the same sums whatever the number of threads.
   MetricAccumulator acc(cutoffs);
   std::vector<double> pop_sum(n_cut, 0.0);
+  int64_t repeated = 0;
   for (const BatchSums& s : sums) {
     acc.merge(s.acc);
     for (size_t k = 0; k < n_cut; ++k) pop_sum[k] += s.pop[k];
+    repeated += s.repeated;
   }
   std::vector<int32_t> best_pos(static_cast<size_t>(n_items), std::numeric_limits<int32_t>::max());
   for (const auto& st : states) {
@@ -340,6 +373,8 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
   if (sampled) res.protocol += "-sampled-" + std::to_string(n_neg);
   res.ties = ties_name(opt.ties);
   res.exclude_seen = exclude_seen;
+  res.exclude_seen_mode = exclude_seen_name(exclude_mode);
+  res.n_repeated_targets = repeated;
   res.sampled_negatives = n_neg;
   res.n_sequences = n_sequences;
   res.n_predictions = acc.n;

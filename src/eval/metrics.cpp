@@ -8,6 +8,28 @@
 
 namespace seqrec {
 
+int parse_exclude_seen(const std::string& s) {
+  if (s == "auto") return kExcludeSeenDefault;
+  if (s == "none" || s == "false") return kExcludeSeenNone;
+  if (s == "except-target" || s == "true") return kExcludeSeenExceptTarget;
+  if (s == "all") return kExcludeSeenAll;
+  throw InputError("unknown exclude_seen mode '" + s +
+                   "' (valid: auto, none, except-target, all; true/false mean "
+                   "except-target/none)");
+}
+
+const char* exclude_seen_name(int mode) {
+  switch (mode) {
+    case kExcludeSeenNone:
+      return "none";
+    case kExcludeSeenExceptTarget:
+      return "except-target";
+    case kExcludeSeenAll:
+      return "all";
+  }
+  return "?";
+}
+
 Protocol parse_protocol(const std::string& s) {
   if (s == "session") return Protocol::Session;
   if (s == "sequential") return Protocol::Sequential;

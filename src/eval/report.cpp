@@ -13,6 +13,8 @@ nlohmann::json EvalResult::to_json() const {
   j["protocol"] = protocol;
   j["ties"] = ties;
   j["exclude_seen"] = exclude_seen;
+  j["exclude_seen_mode"] = exclude_seen_mode;
+  j["n_repeated_targets"] = n_repeated_targets;
   j["sampled_negatives"] = sampled_negatives;
   j["n_sequences"] = n_sequences;
   j["n_predictions"] = n_predictions;
@@ -47,9 +49,23 @@ bool is_sequential(const EvalResult& r) {
   return r.protocol.rfind("sequential", 0) == 0;
 }
 
+/// The exclusion rule in words, with how many targets it touches.
+std::string describe_exclusion(const EvalResult& r) {
+  std::string s;
+  if (r.exclude_seen_mode == "all")
+    s = "all seen items excluded (--exclude-seen all: a repeated target counts as a miss)";
+  else if (r.exclude_seen_mode == "except-target" ||
+           (r.exclude_seen_mode.empty() && r.exclude_seen))
+    s = "seen items excluded except the target (--exclude-seen except-target)";
+  else
+    s = "seen items kept (--exclude-seen none)";
+  s += "; " + std::to_string(r.n_repeated_targets) + " of " + std::to_string(r.n_predictions) +
+       " targets repeat an earlier item";
+  return s;
+}
+
 std::string describe(const EvalResult& r) {
-  std::string s = "protocol " + r.protocol + ", ties " + r.ties + ", seen items " +
-                  (r.exclude_seen ? "excluded" : "kept");
+  std::string s = "protocol " + r.protocol + ", ties " + r.ties + ", " + describe_exclusion(r);
   if (r.sampled_negatives > 0)
     s += " (SAMPLED: target ranked among " + std::to_string(r.sampled_negatives) +
          " random negatives, not the full catalogue)";

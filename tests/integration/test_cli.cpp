@@ -213,11 +213,13 @@ TEST_F(Cli, BadInputGivesClearErrors) {
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("error"), std::string::npos) << r.out;
 
-  // prepare never overwrites its input.
+  // prepare never overwrites its input, not even with --force (which lets it write into a
+  // non-empty folder).
   const std::string before = slurp(fs::path(split) / "train_full.tsv");
   r = run("prepare " + (fs::path(split) / "train_full.tsv").string() + " -o " + split +
-          " --cache-dir none");
+          " --force --cache-dir none");
   EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("input file"), std::string::npos) << r.out;
   EXPECT_EQ(slurp(fs::path(split) / "train_full.tsv"), before);
 }
 

@@ -227,5 +227,198 @@ TEST_F(DataPrepare, WriteSplitAndRefuseToOverwriteInput) {
   EXPECT_FALSE(input_error([&] { write_split(out, s, path("link.tsv")); }).empty());
 }
 
+// --- Defaults that do not silently mislead (issue 13) ------------------------------------
+
+/// A log of `users` users, `per_user` events each: the first `long_users` users' events are
+/// 3 days apart (histories over weeks), the others' 60 s apart (one sitting). Items cycle
+/// over 12 so that every item has support.
+std::string user_log(int users, int per_user, int long_users, double t0 = 1.6e9) {
+  std::string text = "UserId\tItemId\tTime\n";
+  for (int u = 0; u < users; ++u) {
+    const double gap = u < long_users ? 3 * 86400.0 : 60.0;
+    for (int k = 0; k < per_user; ++k) {
+      char line[96];
+      std::snprintf(line, sizeof line, "u%d\t%d\t%.0f\n", u, (u + k) % 12,
+                    t0 + u * 1000.0 + k * gap);
+      text += line;
+    }
+  }
+  return text;
+}
+
+/// Sessions of 4 clicks 40 s apart, one starting every `every` seconds: the last day holds
+/// a share 86400 / (n * every) of them.
+std::string session_log(int n, double every, double t0 = 1.6e9, double scale = 1.0) {
+  std::string text = "SessionId\tItemId\tTime\n";
+  for (int s = 0; s < n; ++s)
+    for (int k = 0; k < 4; ++k) {
+      char line[96];
+      std::snprintf(line, sizeof line, "s%d\t%d\t%.0f\n", s, (s * 3 + k) % 20,
+                    (t0 + s * every + k * 40.0) * scale);
+      text += line;
+    }
+  return text;
+}
+
+TEST_F(DataPrepare, ChooseProtocolTellsUserHistoriesFromSessions) {
+  // 2 of 20 users (10%) span more than a day: user histories, the rule's threshold.
+  ProtocolChoice c = choose_protocol(read_events(write("a.tsv", user_log(20, 6, 2))).seqs);
+  EXPECT_EQ(c.protocol, "sequential");
+  EXPECT_TRUE(c.user_histories);
+  EXPECT_EQ(c.facts["spanning_more_than_a_day"], 2);
+  EXPECT_EQ(c.facts["sequences_with_2_or_more_events"], 20);
+  EXPECT_NE(c.reason.find("2 of the 20"), std::string::npos) << c.reason;
+  // 1 of 20 (5%): sessions.
+  c = choose_protocol(read_events(write("b.tsv", user_log(20, 6, 1))).seqs);
+  EXPECT_EQ(c.protocol, "session");
+  EXPECT_FALSE(c.user_histories);
+  // Real sessions: none spans a day.
+  c = choose_protocol(read_events(write("c.tsv", session_log(200, 3600))).seqs);
+  EXPECT_EQ(c.protocol, "session");
+  EXPECT_EQ(c.facts["spanning_more_than_a_day"], 0);
+  // No timestamps: the session protocol cannot run.
+  c = choose_protocol(seqs("1 a b c\n2 b c d\n").seqs);
+  EXPECT_EQ(c.protocol, "sequential");
+  EXPECT_NE(c.reason.find("no timestamps"), std::string::npos);
+}
+
+TEST_F(DataPrepare, AutoProtocolGivesUserLogsLeaveOneOut) {
+  // 40 users with long histories: auto must not pick the session protocol, which would
+  // test only the users active in the last day.
+  const EventLog log = read_events(write("users.tsv", user_log(40, 8, 40)));
+  PrepareOptions o;  // protocol "auto" by default
+  const PreparedSplit s = prepare_split(log, o);
+  EXPECT_EQ(s.protocol, "sequential");
+  EXPECT_EQ(s.test.size(), 40u);
+  EXPECT_EQ(s.stats["test_predictions"], 40);
+  EXPECT_EQ(s.stats["protocol_choice"]["requested"], "auto");
+  EXPECT_EQ(s.stats["protocol_choice"]["used"], "sequential");
+  ASSERT_EQ(s.stats["detected"].size(), 1u);
+  const std::string note = s.stats["detected"][0];
+  // What was detected, what the split holds, and the flag that changes it.
+  for (const char* want : {"chosen by --protocol auto", "user histories", "40 sequences",
+                           "40 predictions", "--protocol session"})
+    EXPECT_NE(note.find(want), std::string::npos) << want << "\n" << note;
+  // Asking for the session protocol still works, and says what it gives up.
+  o.protocol = "session";
+  o.session.min_item_support = 1;
+  o.session.test_seconds = 20000;  // users 19..39 end in the last 5.5 hours
+  o.session.valid_seconds = 0;
+  const PreparedSplit t = prepare_split(log, o);
+  EXPECT_EQ(t.protocol, "session");
+  ASSERT_EQ(t.stats["detected"].size(), 1u);
+  const std::string warn = t.stats["detected"][0];
+  EXPECT_NE(warn.find("protocol: session (as asked), but"), std::string::npos) << warn;
+  EXPECT_NE(warn.find("--protocol sequential"), std::string::npos) << warn;
+  EXPECT_THROW(prepare_split(log, PrepareOptions{"sideways"}), InputError);
+}
+
+TEST_F(DataPrepare, AutoProtocolKeepsSessionsSessions) {
+  const EventLog log = read_events(write("s.tsv", session_log(600, 3500)));
+  const PreparedSplit s = prepare_split(log, PrepareOptions{});
+  EXPECT_EQ(s.protocol, "session");
+  // Sessions 575..599 end in the last day: 25 x 3 predictions.
+  EXPECT_EQ(s.test.size(), 25u);
+  EXPECT_EQ(s.stats["test_predictions"], 75);
+  const std::string note = s.stats["detected"][0];
+  EXPECT_NE(note.find("protocol: session (chosen by --protocol auto)"), std::string::npos) << note;
+  EXPECT_NE(note.find("--protocol sequential"), std::string::npos) << note;
+  EXPECT_NE(note.find("25 sessions"), std::string::npos) << note;
+  EXPECT_NE(note.find("75 predictions"), std::string::npos) << note;
+}
+
+TEST_F(DataPrepare, MillisecondTimesAreDetectedAndConverted) {
+  const std::string ms = write("ms.tsv", session_log(600, 3500, 1.6e9, 1000.0));
+  ReadInfo info;
+  const EventLog log = read_events(ms, ReadOptions{}, &info);
+  EXPECT_EQ(info.time_unit, "ms");
+  EXPECT_NE(info.time_note.find("milliseconds"), std::string::npos) << info.time_note;
+  EXPECT_NE(info.time_note.find("--time-unit s"), std::string::npos) << info.time_note;
+  EXPECT_NEAR(log.seqs.times.front(), 1.6e9, 1.0);
+  // The split is then the same as for seconds, and says what was converted.
+  const PreparedSplit s = prepare_split(log, PrepareOptions{}, &info);
+  EXPECT_EQ(s.protocol, "session");
+  EXPECT_EQ(s.stats["test_predictions"], 75);
+  EXPECT_EQ(s.stats["time_unit_detected"], "ms");
+  EXPECT_NE(s.stats["detected"][0].get<std::string>().find("time unit: the times are "
+                                                           "milliseconds"),
+            std::string::npos)
+      << s.stats["detected"];
+  // Microseconds too.
+  ReadInfo us_info;
+  const EventLog us =
+      read_events(write("us.tsv", session_log(10, 3600, 1.6e9, 1e6)), ReadOptions{}, &us_info);
+  EXPECT_EQ(us_info.time_unit, "us");
+  EXPECT_NEAR(us.seqs.times.front(), 1.6e9, 1.0);
+  // A unit given by the user is kept, with a note naming the flag.
+  ReadOptions given;
+  given.detect_time_unit = false;
+  ReadInfo kept;
+  const EventLog raw = read_events(ms, given, &kept);
+  EXPECT_EQ(kept.time_unit, "");
+  EXPECT_NEAR(raw.seqs.times.front(), 1.6e12, 1e3);
+  EXPECT_NE(kept.time_note.find("--time-unit ms"), std::string::npos) << kept.time_note;
+  // Seconds stay seconds, silently.
+  ReadInfo sec;
+  read_events(write("sec.tsv", session_log(10, 3600)), ReadOptions{}, &sec);
+  EXPECT_EQ(sec.time_unit, "");
+  EXPECT_EQ(sec.time_note, "");
+}
+
+TEST_F(DataPrepare, DegenerateTestSetIsRefusedUnlessForced) {
+  // Milliseconds read as seconds: "the last day" is 86 real seconds, one session.
+  ReadOptions as_seconds;
+  as_seconds.detect_time_unit = false;
+  const EventLog log =
+      read_events(write("ms.tsv", session_log(600, 3500, 1.6e9, 1000.0)), as_seconds);
+  PrepareOptions o;
+  o.protocol = "session";
+  const std::string m = input_error([&] { prepare_split(log, o); });
+  for (const char* want : {"ms.tsv", "degenerate", "1 session (the one that ends", "4 events",
+                           "3 predictions", "--test-days", "--time-unit", "--force"})
+    EXPECT_NE(m.find(want), std::string::npos) << want << "\n" << m;
+  o.force = true;
+  const PreparedSplit s = prepare_split(log, o);
+  EXPECT_EQ(s.test.size(), 1u);
+  EXPECT_TRUE(s.stats["forced"].get<bool>());
+  const std::string note = s.stats["detected"].back();
+  EXPECT_NE(note.find("forced:"), std::string::npos) << note;
+
+  // Enough predictions, but a tiny share of the data: one test session of 12 events (11
+  // predictions) two days after 14,000 training events (0.086%).
+  std::string text = "SessionId\tItemId\tTime\n";
+  for (int s2 = 0; s2 < 3500; ++s2)
+    for (int k = 0; k < 4; ++k)
+      text += "s" + std::to_string(s2) + "\t" + std::to_string((s2 + k) % 50) + "\t" +
+              std::to_string(s2 * 60 + k) + "\n";
+  for (int k = 0; k < 12; ++k)
+    text +=
+        "t\t" + std::to_string(k) + "\t" + std::to_string(3500 * 60 + 2 * 86400 + k * 10) + "\n";
+  const EventLog big = read_events(write("big.tsv", text));
+  PrepareOptions b;
+  b.protocol = "session";
+  const std::string m2 = input_error([&] { prepare_split(big, b); });
+  EXPECT_NE(m2.find("degenerate"), std::string::npos) << m2;
+  EXPECT_NE(m2.find("11 predictions"), std::string::npos) << m2;
+  // The same pipeline without the check (prepare_session) accepts it.
+  EXPECT_EQ(prepare_session(big, b.session).test.size(), 1u);
+}
+
+TEST_F(DataPrepare, SplitFolderMustBeNewOrEmpty) {
+  EXPECT_NO_THROW(check_split_folder(path("new"), false));
+  std::filesystem::create_directories(path("empty"));
+  EXPECT_NO_THROW(check_split_folder(path("empty"), false));
+  std::filesystem::create_directories(path("full"));
+  write("full/split.json", "{}");
+  write("full/notes.txt", "mine");
+  const std::string m = input_error([&] { check_split_folder(path("full"), false); });
+  for (const char* want : {"full", "not empty", "notes.txt, split.json", "--force"})
+    EXPECT_NE(m.find(want), std::string::npos) << want << "\n" << m;
+  EXPECT_NO_THROW(check_split_folder(path("full"), true));
+  write("file", "x");
+  EXPECT_NE(input_error([&] { check_split_folder(path("file"), true); }).find("not a folder"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace seqrec

@@ -194,6 +194,86 @@ TEST(EvalSequential, HandComputed) {
   EXPECT_NEAR(r.metrics.at("mrr@5"), (1.0 / 3 + 1.0 / 4) / 2, 1e-12);
 }
 
+// exclude_seen = all (S3-Rec's rule): the target leaves the ranking too when it repeats an
+// item of its prefix, so that prediction is a miss. In table_test() only A's last target
+// (0, after [0, 1, 2]) repeats one.
+//   sequential: A miss, C rank 3 -> hr@5 = 1/2, mrr@5 = (1/3)/2 = 1/6
+//   session:    A len1 rank 1, A len2 rank 2, A len3 miss, C rank 3 -> mrr@5 = 11/24
+TEST(EvalSequential, ExcludeSeenAllMakesRepeatedTargetsMisses) {
+  FakeModel m = table_model();
+  auto o = quiet(Protocol::Sequential, {1, 5});
+  o.exclude_seen = kExcludeSeenAll;
+  o.keep_ranks = true;
+  auto r = evaluate(m, table_test(), o, {});
+  EXPECT_TRUE(r.exclude_seen);
+  EXPECT_EQ(r.exclude_seen_mode, "all");
+  EXPECT_EQ(r.n_repeated_targets, 1);
+  EXPECT_DOUBLE_EQ(r.metrics.at("hr@1"), 0.0);
+  EXPECT_DOUBLE_EQ(r.metrics.at("hr@5"), 0.5);
+  EXPECT_NEAR(r.metrics.at("mrr@5"), 1.0 / 6.0, 1e-12);
+  ASSERT_EQ(r.ranks.size(), 2u);
+  EXPECT_GT(r.ranks[0].rank, 1e300);  // not in the ranking at all
+  EXPECT_EQ(rank_metric(RankMetric::Ndcg, r.ranks[0].rank, 1000000), 0.0);
+  EXPECT_DOUBLE_EQ(r.ranks[1].rank, 3.0);
+  // The default (except-target) keeps A's target rankable: rank 1.
+  o.exclude_seen = kExcludeSeenDefault;
+  r = evaluate(m, table_test(), o, {});
+  EXPECT_EQ(r.exclude_seen_mode, "except-target");
+  EXPECT_EQ(r.n_repeated_targets, 1);
+  EXPECT_DOUBLE_EQ(r.metrics.at("hr@1"), 0.5);
+  // Nothing excluded: the count is still reported.
+  o.exclude_seen = kExcludeSeenNone;
+  r = evaluate(m, table_test(), o, {});
+  EXPECT_EQ(r.exclude_seen_mode, "none");
+  EXPECT_FALSE(r.exclude_seen);
+  EXPECT_EQ(r.n_repeated_targets, 1);
+
+  auto so = quiet(Protocol::Session, {1, 5});
+  so.exclude_seen = kExcludeSeenAll;
+  r = evaluate(m, table_test(), so, {});
+  EXPECT_EQ(r.n_predictions, 4);
+  EXPECT_EQ(r.n_repeated_targets, 1);
+  EXPECT_DOUBLE_EQ(r.metrics.at("recall@1"), 0.25);
+  EXPECT_NEAR(r.metrics.at("mrr@5"), 11.0 / 24.0, 1e-12);
+  // Top-1 lists: "last 0" minus {0} -> 1; "last 1" minus {0, 1} -> 2; "last 2" minus
+  // {0, 1, 2} -> 4; "last 2" minus {2} -> 0: coverage@1 = 4/5.
+  EXPECT_DOUBLE_EQ(r.metrics.at("coverage@1"), 0.8);
+
+  // A sampled run follows the same rule: the repeated target is a miss.
+  o.exclude_seen = kExcludeSeenAll;
+  o.sampled_negatives = 2;
+  r = evaluate(m, table_test(), o, {});
+  EXPECT_DOUBLE_EQ(r.metrics.at("hr@5"), 0.5);
+}
+
+TEST(EvalOptionsNames, ExcludeSeenModes) {
+  EXPECT_EQ(parse_exclude_seen("auto"), kExcludeSeenDefault);
+  EXPECT_EQ(parse_exclude_seen("none"), kExcludeSeenNone);
+  EXPECT_EQ(parse_exclude_seen("false"), kExcludeSeenNone);
+  EXPECT_EQ(parse_exclude_seen("except-target"), kExcludeSeenExceptTarget);
+  EXPECT_EQ(parse_exclude_seen("true"), kExcludeSeenExceptTarget);
+  EXPECT_EQ(parse_exclude_seen("all"), kExcludeSeenAll);
+  EXPECT_STREQ(exclude_seen_name(kExcludeSeenAll), "all");
+  try {
+    parse_exclude_seen("history");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("except-target"), std::string::npos) << e.what();
+  }
+  FakeModel m = table_model();
+  auto o = quiet(Protocol::Sequential, {5});
+  o.exclude_seen = 3;
+  EXPECT_THROW(evaluate(m, table_test(), o, {}), InputError);
+}
+
+TEST(EvalEvaluate, CountPredictions) {
+  EXPECT_EQ(count_predictions(table_test(), Protocol::Session), 4);
+  EXPECT_EQ(count_predictions(table_test(), Protocol::Sequential), 2);
+  SequenceSet shorts;
+  shorts.push("x", std::vector<int32_t>{1});
+  EXPECT_EQ(count_predictions(shorts, Protocol::Session), 0);
+}
+
 TEST(EvalSampled, AllTiesGiveClosedFormRanks) {
   // A constant model: the target ties with all N negatives.
   // conservative: N + 1; standard: 1; median: 1 + N/2.
@@ -299,7 +379,7 @@ TEST(EvalEvaluate, MatchesPerQueryReference) {
   FakeModel m = hashed_model();
   const SequenceSet t = random_test();
   for (Protocol p : {Protocol::Session, Protocol::Sequential}) {
-    for (int ex : {0, 1}) {
+    for (int ex : {0, 1, 2}) {
       for (TieMode ties : {TieMode::Conservative, TieMode::Standard, TieMode::Median}) {
         MetricAccumulator ref({1, 10, 50});
         std::vector<float> row(300);
@@ -311,9 +391,14 @@ TEST(EvalEvaluate, MatchesPerQueryReference) {
             m.score(std::vector<std::span<const int32_t>>{seq.first(len)},
                     std::vector<PrefixQuery>{{0, static_cast<int32_t>(len)}}, row.data());
             std::vector<uint8_t> mask(300, 0);
-            if (ex)
-              for (size_t k = 0; k < len; ++k) mask[seq[k]] = 1;
-            ref.add_rank(target_rank(row, seq[len], ties, mask));
+            bool repeated = false;
+            for (size_t k = 0; k < len; ++k) {
+              if (ex) mask[seq[k]] = 1;
+              repeated = repeated || seq[k] == seq[len];
+            }
+            // "all": a target that repeats a prefix item is not ranked at all.
+            ref.add_rank(ex == 2 && repeated ? std::numeric_limits<double>::infinity()
+                                             : target_rank(row, seq[len], ties, mask));
           }
         }
         auto o = quiet(p, {1, 10, 50});
@@ -436,6 +521,21 @@ TEST(EvalReport, JsonAndTable) {
   EXPECT_DOUBLE_EQ(j["recall@1"].get<double>(), 0.25);
   EXPECT_TRUE(j.contains("coverage@5"));
   EXPECT_TRUE(j.contains("avg_pop@5"));
+  // The exclusion rule is labelled in the JSON and in the table.
+  EXPECT_EQ(j["exclude_seen_mode"], "none");
+  EXPECT_EQ(j["n_repeated_targets"], 1);
+  {
+    auto ao = quiet(Protocol::Sequential, {5});
+    ao.exclude_seen = kExcludeSeenAll;
+    const auto a = evaluate(m, table_test(), ao, counts);
+    EXPECT_EQ(a.to_json()["exclude_seen_mode"], "all");
+    const std::string t = format_results_table({{"m", a}}, {5});
+    EXPECT_NE(t.find("--exclude-seen all"), std::string::npos) << t;
+    EXPECT_NE(t.find("1 of 2 targets repeat an earlier item"), std::string::npos) << t;
+    const std::string d = format_results_table(
+        {{"m", evaluate(m, table_test(), quiet(Protocol::Sequential, {5}), counts)}}, {5});
+    EXPECT_NE(d.find("--exclude-seen except-target"), std::string::npos) << d;
+  }
 
   auto s = evaluate(m, table_test(), quiet(Protocol::Sequential, {1, 5}), counts);
   const std::string table = format_results_table({{"table", r}, {"pop-baseline", r}}, {1, 5});

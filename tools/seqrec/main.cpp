@@ -107,15 +107,19 @@ void print_steps(const nlohmann::json& stats) {
 }
 
 int run_prepare(const std::string& input, const std::string& out_dir, const Config& read_cfg,
-                const Config& prep_cfg, const GlobalOptions& g) {
+                const Config& prep_cfg, bool force, const GlobalOptions& g) {
   Progress p("prepare", 0, "", false);
-  EventLog log = read_events(input, to_read_options(read_cfg));
+  check_split_folder(out_dir, force);
+  ReadInfo info;
+  EventLog log = read_events(input, to_read_options(read_cfg), &info);
   std::printf("read %s: %lld events, %zu sequences, %d items (%.1f s)\n", input.c_str(),
               static_cast<long long>(log.seqs.n_events()), log.seqs.size(), log.items.size(),
               p.elapsed_seconds());
-  PreparedSplit split = prep_cfg.get_string("protocol") == "session"
-                            ? prepare_session(log, to_session_split_options(prep_cfg))
-                            : prepare_sequential(log, to_sequential_split_options(prep_cfg));
+  PrepareOptions po = to_prepare_options(prep_cfg);
+  po.force = force;
+  PreparedSplit split = prepare_split(log, po, &info);
+  for (const auto& d : split.stats["detected"])
+    std::fprintf(stderr, "prepare: %s\n", d.get<std::string>().c_str());
   split.stats["options"] = prep_cfg.to_json();
   split.stats["input"] = fs::absolute(input).string();
   write_split(out_dir, split, input);
@@ -624,9 +628,13 @@ int main(int argc, char** argv) {
   // prepare
   auto* prep = app.add_subcommand("prepare", "filter a log and split it for evaluation");
   std::string prep_in, prep_out, prep_config;
+  bool prep_force = false;
   ParamFlags prep_read_flags, prep_flags;
   prep->add_option("input", prep_in, "interaction log")->required();
-  prep->add_option("-o,--out", prep_out, "output folder for the split")->required();
+  prep->add_option("-o,--out", prep_out, "output folder for the split (new or empty)")->required();
+  prep->add_flag("--force", prep_force,
+                 "write into a non-empty folder, and write a degenerate split (a test set with "
+                 "fewer than 10 predictions or 0.1% of the events) instead of refusing");
   prep->add_option("--config", prep_config, "file of name = value lines (flags win)");
   prep_flags.add(prep, prepare_option_specs(), "Preprocessing");
   prep_read_flags.add(prep, read_option_specs(), "Input format");
@@ -819,7 +827,7 @@ int main(int argc, char** argv) {
     if (*prep) {
       Config rc = build_config(read_option_specs(), "", prep_read_flags);
       Config pc = build_config(prepare_option_specs(), prep_config, prep_flags);
-      return run_prepare(prep_in, prep_out, rc, pc, g);
+      return run_prepare(prep_in, prep_out, rc, pc, prep_force, g);
     }
     if (*train) {
       Config rc = build_config(read_option_specs(), "", train_read_flags);
