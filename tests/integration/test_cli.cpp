@@ -227,3 +227,99 @@ TEST_F(Cli, DemoPrintsComparisonTable) {
   for (const char* m : {"pop", "sr", "vsknn"}) EXPECT_NE(r.out.find(m), std::string::npos) << m;
   EXPECT_NE(r.out.find("20"), std::string::npos);
 }
+
+// ---- A new user's first hour (issue 13): options anywhere, suggestions, exit codes.
+
+TEST_F(Cli, GlobalOptionsAreAcceptedAfterTheSubcommand) {
+  ASSERT_EQ(run("generate --events 5000 --items 200 -o " + p("log.tsv")).code, 0);
+  // --threads and -q after the subcommand's own options, and between them.
+  CmdResult r = seqrec_test::run_shell(std::string(SEQREC_BINARY) + " train " + p("log.tsv") +
+                                       " -m pop --threads 2 -o " + p("m.seqrec") + " -q");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(fs::exists(p("m.seqrec")));
+  EXPECT_EQ(r.out.find("%"), std::string::npos) << "-q after the subcommand: no progress\n"
+                                                << r.out;
+  r = run("models --threads 1");
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = seqrec_test::run_shell(std::string(SEQREC_BINARY) + " models --version");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("seqrec "), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, ThreadsMustBeACountAndTheMessageNamesTheFlag) {
+  for (const std::string args : {"--threads -1 models", "models --threads -1",
+                                 "models --threads many", "--threads 100000 models"}) {
+    CmdResult r = run(args);
+    EXPECT_EQ(r.code, 1) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find("seqrec: error: --threads"), std::string::npos) << args << "\n" << r.out;
+  }
+}
+
+TEST_F(Cli, UnknownOptionSuggestsTheNearestName) {
+  ASSERT_EQ(run("generate --events 5000 --items 200 -o " + p("log.tsv")).code, 0);
+  CmdResult r = run("train " + p("log.tsv") + " -m sasrec -o " + p("s.seqrec") + " --num-epoch 3");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("unknown option --num-epoch"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("did you mean --num-epochs?"), std::string::npos) << r.out;
+  r = run("prepare " + p("log.tsv") + " -o " + p("split") + " --min-item-suport 3");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("did you mean --min-item-support?"), std::string::npos) << r.out;
+  // A parameter of another model: the nearest parameter of the chosen one.
+  r = run("train " + p("log.tsv") + " -m sasrec -o " + p("s.seqrec") + " --n-epochs 3");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("did you mean --num-epochs?"), std::string::npos) << r.out;
+  // A misspelt subcommand.
+  r = run("trian " + p("log.tsv"));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("did you mean train?"), std::string::npos) << r.out;
+  // Nothing close: no suggestion, still a clear message.
+  r = run("models --zzzzzzzzzz");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("unknown option --zzzzzzzzzz"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("did you mean"), std::string::npos) << r.out;
+}
+
+// docs/cli.md documents the exit statuses in one table; every command-line error is 1 there
+// (CLI11's own codes, 105-109 and others, never reach the user).
+TEST_F(Cli, CommandLineErrorsExitWithTheDocumentedStatus) {
+  const std::string doc = slurp(fs::path(SEQREC_SOURCE_DIR) / "docs" / "cli.md");
+  EXPECT_NE(doc.find("| 1 | user error"), std::string::npos)
+      << "docs/cli.md lost its exit status table";
+  for (const std::string args : {"", "nosuchcommand", "train", "train x -m pop", "info a b",
+                                 "models --bogus", "recommend -m x --exclude-seen maybe",
+                                 "serve m --port 99999", "--threads x models", "generate -o"}) {
+    CmdResult r = run(args);
+    EXPECT_EQ(r.code, 1) << "'" << args << "'\n" << r.out;
+    EXPECT_NE(r.out.find("seqrec: error: "), std::string::npos) << "'" << args << "'\n" << r.out;
+    EXPECT_NE(r.out.find("--help"), std::string::npos) << "'" << args << "'\n" << r.out;
+  }
+  EXPECT_EQ(run("train --help").code, 0);
+  EXPECT_EQ(run("--version").code, 0);
+}
+
+TEST_F(Cli, PreparePrintsTheOutputFolderWithOneSlash) {
+  ASSERT_EQ(run("generate --events 5000 --items 200 -o " + p("log.tsv")).code, 0);
+  for (const std::string out : {p("a/"), p("b"), p("c//")}) {
+    CmdResult r = run("prepare " + p("log.tsv") + " -o " + out + " --cache-dir none");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(r.out.find("//"), std::string::npos) << r.out;
+    std::string shown = out;
+    while (shown.back() == '/') shown.pop_back();
+    EXPECT_NE(r.out.find("split written to " + shown + "/ ("), std::string::npos) << r.out;
+  }
+}
+
+// The demo's closing hint is a command that works as printed (seqrec need not be on PATH).
+TEST_F(Cli, DemoHintRunsAsPrinted) {
+  CmdResult r = run("demo --events 20000 --items 300 --models pop -o " + p("demo/"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("//"), std::string::npos) << r.out;
+  const auto at = r.out.find("(try: ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const auto end = r.out.find(")\n", at);
+  ASSERT_NE(end, std::string::npos) << r.out;
+  const std::string hint = r.out.substr(at + 6, end - at - 6);
+  CmdResult h = seqrec_test::run_shell("env PATH=/usr/bin:/bin " + hint);
+  EXPECT_EQ(h.code, 0) << hint << "\n" << h.out;
+  EXPECT_NE(h.out.find("rank\titem\tscore"), std::string::npos) << hint << "\n" << h.out;
+}
