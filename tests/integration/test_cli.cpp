@@ -323,3 +323,32 @@ TEST_F(Cli, DemoHintRunsAsPrinted) {
   EXPECT_EQ(h.code, 0) << hint << "\n" << h.out;
   EXPECT_NE(h.out.find("rank\titem\tscore"), std::string::npos) << hint << "\n" << h.out;
 }
+
+// compare's report shows the paths inside its folder relative to it (the split folder, the
+// training commands), however the folder was named: not /tmp/... of the machine it ran on.
+TEST_F(Cli, CompareReportShowsPathsRelativeToTheReport) {
+  const nlohmann::json example = nlohmann::json::parse(
+      slurp(fs::path(SEQREC_SOURCE_DIR) / "docs" / "examples" / "rsc15-100k" / "results.json"));
+  const std::string work =
+      fs::path(example["data"]["split_dir"].get<std::string>()).parent_path().string();
+  ASSERT_FALSE(work.empty());
+  for (const bool absolute : {true, false}) {
+    const std::string rep = absolute ? p("abs_report") : "rel_report";
+    const fs::path rep_dir = absolute ? fs::path(rep) : dir_ / rep;
+    fs::create_directories(rep_dir);
+    nlohmann::json results = example;
+    results["command"] = "";  // the user's own command line is shown as typed
+    std::string text = results.dump();
+    for (size_t at = text.find(work); at != std::string::npos; at = text.find(work, at + 1))
+      text.replace(at, work.size(), rep + "/work");
+    write(rep_dir / "results.json", text);
+    CmdResult r = seqrec_test::run_shell("cd " + dir_.string() + " && " + SEQREC_BINARY +
+                                         " -q compare -o " + rep + " --report-only");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const std::string md = slurp(rep_dir / "report.md");
+    EXPECT_NE(md.find("Split folder: `work/split`"), std::string::npos) << md;
+    EXPECT_NE(md.find(" -o work/models/"), std::string::npos) << md;
+    EXPECT_EQ(md.find(rep + "/work"), std::string::npos) << md;
+    EXPECT_EQ(slurp(rep_dir / "report.html").find(rep + "/work"), std::string::npos);
+  }
+}
