@@ -352,3 +352,26 @@ TEST_F(Cli, CompareReportShowsPathsRelativeToTheReport) {
     EXPECT_EQ(slurp(rep_dir / "report.html").find(rep + "/work"), std::string::npos);
   }
 }
+
+// `cmake --install BUILD --prefix P` installs a working P/bin/seqrec.
+TEST_F(Cli, InstallTargetInstallsAWorkingSeqrec) {
+  const fs::path build = fs::path(SEQREC_BINARY).parent_path();
+  ASSERT_TRUE(fs::exists(build / "CMakeCache.txt")) << build;
+  CmdResult r =
+      seqrec_test::run_shell("cmake --install " + build.string() + " --prefix " + p("prefix"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  const fs::path installed = dir_ / "prefix" / "bin" / "seqrec";
+  ASSERT_TRUE(fs::exists(installed)) << r.out;
+  r = seqrec_test::run_shell(installed.string() + " --version");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("seqrec "), std::string::npos) << r.out;
+  r = seqrec_test::run_shell(installed.string() + " models");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("gru4rec"), std::string::npos) << r.out;
+  // Run by name from PATH, the demo's hint says plain `seqrec`.
+  r = seqrec_test::run_shell(
+      "cd " + dir_.string() + " && PATH=" + (dir_ / "prefix" / "bin").string() +
+      ":/usr/bin:/bin seqrec -q demo --events 20000 --items 300 --models pop -o d");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("(try: seqrec recommend --model d/pop.seqrec"), std::string::npos) << r.out;
+}
