@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -322,6 +323,15 @@ TEST_F(Cli, DemoHintRunsAsPrinted) {
   CmdResult h = seqrec_test::run_shell("env PATH=/usr/bin:/bin " + hint);
   EXPECT_EQ(h.code, 0) << hint << "\n" << h.out;
   EXPECT_NE(h.out.find("rank\titem\tscore"), std::string::npos) << hint << "\n" << h.out;
+  // So is info's hint for the full item list.
+  CmdResult info = run("info " + p("demo/pop.seqrec"));
+  ASSERT_EQ(info.code, 0) << info.out;
+  const auto all = info.out.find("; all: ");
+  ASSERT_NE(all, std::string::npos) << info.out;
+  const std::string items_cmd = info.out.substr(all + 7, info.out.find(")\n", all) - all - 7);
+  CmdResult items = seqrec_test::run_shell("env PATH=/usr/bin:/bin " + items_cmd);
+  EXPECT_EQ(items.code, 0) << items_cmd << "\n" << items.out;
+  EXPECT_GT(std::count(items.out.begin(), items.out.end(), '\n'), 100) << items_cmd;
 }
 
 // compare's report shows the paths inside its folder relative to it (the split folder, the

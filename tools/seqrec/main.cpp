@@ -193,8 +193,8 @@ int run_train(const std::string& data, const std::string& type, const std::strin
     for (const auto& p : info.params) own.push_back(dashed(p.name));
     const std::string near = cli::nearest_name(dashed(name), own);
     throw InputError("--" + dashed(name) + " is not a parameter of model '" + type + "'" +
-                     (near.empty() ? "" : " (did you mean --" + near + "?)") +
-                     " (see `seqrec models`)");
+                     (near.empty() ? "" : " (did you mean --" + near + "?)") + " (see `" + g.prog +
+                     " models`)");
   }
   if (fs::exists(out) && fs::is_directory(out))
     throw InputError("--out '" + out + "' is a folder; give a model file name");
@@ -392,7 +392,7 @@ void print_flat(const nlohmann::json& j, const std::string& prefix) {
   }
 }
 
-int run_info(const std::string& model_path, bool json, bool list_items) {
+int run_info(const std::string& model_path, bool json, bool list_items, const GlobalOptions& g) {
   const model_file::Contents c = model_file::read(model_path);
   const nlohmann::json& h = c.header;
   const ModelBundle& b = c.bundle;
@@ -437,8 +437,8 @@ int run_info(const std::string& model_path, bool json, bool list_items) {
               h.value("created", std::string("?")).c_str());
   std::string first;
   for (const auto& id : first_items) first += (first.empty() ? "" : " ") + id.get<std::string>();
-  std::printf("items      %d (first: %s%s; all: seqrec info --items)\n", b.items.size(),
-              first.c_str(), b.items.size() > 10 ? " ..." : "");
+  std::printf("items      %d (first: %s%s; all: %s info --items %s)\n", b.items.size(),
+              first.c_str(), b.items.size() > 10 ? " ..." : "", g.prog.c_str(), model_path.c_str());
   std::printf("config\n");
   print_flat(j["config"], "");
   std::printf("meta\n");
@@ -663,16 +663,17 @@ CLI::Validator threads_validator(int min) {
 
 int main(int argc, char** argv) {
   reexec_with_bounded_spinning(argv);
+  GlobalOptions g;
+  g.prog = invocation_name(argc > 0 ? argv[0] : nullptr);
   CLI::App app{
       "seqrec: session-based and sequential recommendation (GRU4Rec, SASRec, "
-      "baselines).\nRun `seqrec demo` for a tour on built-in synthetic data."};
+      "baselines).\nRun `" +
+      g.prog + " demo` for a tour on built-in synthetic data."};
   app.require_subcommand(1);
   // Global options (--threads, -q, --version) are accepted after the subcommand too: what a
   // subcommand does not know falls through to here. (serve has a --threads of its own.)
   app.fallthrough();
   app.set_version_flag("--version", std::string("seqrec ") + SEQREC_VERSION);
-  GlobalOptions g;
-  g.prog = invocation_name(argc > 0 ? argv[0] : nullptr);
   app.add_option("--threads", g.threads, "threads to use (0 = all cores)")
       ->check(threads_validator(0));
   app.add_flag("-q,--quiet", g.quiet, "no progress output");
@@ -898,7 +899,7 @@ int main(int argc, char** argv) {
     }
     if (*rec)
       return run_recommend(rec_model, rec_session, rec_input, rec_k, rec_exclude, rec_json, g);
-    if (*info) return run_info(info_model, info_json, info_items);
+    if (*info) return run_info(info_model, info_json, info_items, g);
     if (*models) return run_models();
     if (*srv) {
       serve_opts.recommender.max_session_bytes = static_cast<int64_t>(serve_mem_mib * 1048576.0);
