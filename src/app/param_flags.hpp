@@ -42,6 +42,8 @@ inline size_t edit_distance(std::string_view a, std::string_view b) {
 /// the word is the start of exactly one candidate.
 inline std::string nearest_name(const std::string& word,
                                 const std::vector<std::string>& candidates) {
+  // "-n" is one edit from every one-letter option: no guess beats a random one there.
+  if (word.size() <= 2) return std::string();
   std::string best;
   size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
   std::vector<std::string> prefixed;

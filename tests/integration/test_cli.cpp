@@ -273,6 +273,11 @@ TEST_F(Cli, UnknownOptionSuggestsTheNearestName) {
   r = run("trian " + p("log.tsv"));
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("did you mean train?"), std::string::npos) << r.out;
+  // A one-letter option is one edit from every other one: no guess.
+  r = run("recommend -m " + p("s.seqrec") + " -n 5");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("unknown option -n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("did you mean"), std::string::npos) << r.out;
   // Nothing close: no suggestion, still a clear message.
   r = run("models --zzzzzzzzzz");
   EXPECT_EQ(r.code, 1) << r.out;
