@@ -106,7 +106,7 @@ class Docs : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = fs::path(::testing::TempDir()) /
-            ("seqrec_docs_" +
+            ("seqrec_docs_" + std::to_string(::getpid()) + "_" +
              std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(root_);
     dir_ = root_ / "run";
