@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -18,6 +19,45 @@ namespace seqrec::cli {
 inline std::string dashed(std::string s) {
   std::replace(s.begin(), s.end(), '_', '-');
   return s;
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions).
+inline size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+/// The candidate that `word` most likely misspells ("--num-epoch" -> "--num-epochs"), or ""
+/// when none is close: at most a third of the word's letters differ (at least two may), or
+/// the word is the start of exactly one candidate.
+inline std::string nearest_name(const std::string& word,
+                                const std::vector<std::string>& candidates) {
+  // "-n" is one edit from every one-letter option: no guess beats a random one there.
+  if (word.size() <= 2) return std::string();
+  std::string best;
+  size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
+  std::vector<std::string> prefixed;
+  for (const auto& c : candidates) {
+    if (c == word) continue;
+    if (word.size() >= 3 && c.rfind(word, 0) == 0) prefixed.push_back(c);
+    const size_t d = edit_distance(word, c);
+    if (d < best_d) {
+      best_d = d;
+      best = c;
+    }
+  }
+  if (best.empty() && prefixed.size() == 1) best = prefixed.front();
+  return best;
 }
 
 inline std::string type_word(ParamType t) {

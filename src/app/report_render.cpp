@@ -761,8 +761,9 @@ Doc build_doc(const json& r, const std::vector<std::pair<std::string, std::strin
       if (m["curve"].is_object()) cmds += m["curve"]["command"].get<std::string>() + "\n";
     }
     d.p("Training commands (first seed of each model; the other seeds differ only in `--seed`; "
-        "`--validation --monitor` lines are the learning-curve runs). Every parameter of every "
-        "model is in results.json.");
+        "`--validation --monitor` lines are the learning-curve runs; paths inside this report's "
+        "folder are written relative to it). Every parameter of every model is in "
+        "results.json.");
     if (!cmds.empty()) cmds.pop_back();
     d.code(cmds);
   }
@@ -781,6 +782,56 @@ std::string compare_html(const json& results,
                          const std::vector<std::pair<std::string, std::string>>& plots) {
   return render_html(build_doc(results, plots, true));
 }
+
+namespace {
+
+/// `text` with every path inside the report folder `report` (absolute, normalised) written
+/// relative to it ("/tmp/r/work/split" or "r/work/split" -> "work/split"), so that the
+/// report reads the same wherever it is opened; other paths stay as the user gave them.
+std::string relative_to_report(const std::string& text, const fs::path& report) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t end = std::min(text.find_first_of(" \n`", i), text.size());
+    std::string token = text.substr(i, end - i);
+    if (token.find('/') != std::string::npos) {
+      std::error_code ec;
+      const fs::path abs = fs::absolute(fs::path(token), ec).lexically_normal();
+      const fs::path rel = abs.lexically_relative(report);
+      if (!ec && !rel.empty() && *rel.begin() != ".." && rel != ".")
+        token = rel.generic_string() + (token.back() == '/' ? "/" : "");
+    }
+    out += token;
+    if (end < text.size()) out += text[end];
+    i = end + 1;
+  }
+  return out;
+}
+
+/// The results with the paths the report shows (split folder, data note, training commands)
+/// made relative to the report folder `dir` where they lie inside it.
+json with_report_paths(json r, const std::string& dir) {
+  std::error_code ec;
+  const fs::path report = fs::absolute(fs::path(dir), ec).lexically_normal();
+  if (ec) return r;
+  auto fix = [&](json& obj, const char* key) {
+    if (obj.is_object() && obj.contains(key) && obj[key].is_string())
+      obj[key] = relative_to_report(obj[key].get<std::string>(), report);
+  };
+  if (r.contains("data")) {
+    fix(r["data"], "split_dir");
+    fix(r["data"], "note");
+  }
+  if (r.contains("models") && r["models"].is_array())
+    for (auto& m : r["models"]) {
+      if (m.contains("runs") && m["runs"].is_array())
+        for (auto& run : m["runs"]) fix(run, "command");
+      if (m.contains("curve")) fix(m["curve"], "command");
+    }
+  return r;
+}
+
+}  // namespace
 
 void write_compare_report(const json& results, const std::string& dir) {
   std::error_code ec;
@@ -807,8 +858,9 @@ void write_compare_report(const json& results, const std::string& dir) {
   }
   for (const auto& [name, doc] : plots) write(name, doc);
   write("results.json", results.dump(2) + "\n");
-  write("report.md", compare_markdown(results, plots));
-  write("report.html", compare_html(results, plots));
+  const json shown = with_report_paths(results, dir);
+  write("report.md", compare_markdown(shown, plots));
+  write("report.html", compare_html(shown, plots));
 }
 
 }  // namespace seqrec

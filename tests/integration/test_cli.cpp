@@ -1,7 +1,9 @@
 // End-to-end tests of the seqrec command-line program: each runs the real binary.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -28,7 +30,7 @@ class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::path(::testing::TempDir()) /
-           ("seqrec_cli_" +
+           ("seqrec_cli_" + std::to_string(::getpid()) + "_" +
             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
@@ -228,4 +230,166 @@ TEST_F(Cli, DemoPrintsComparisonTable) {
   ASSERT_EQ(r.code, 0) << r.out;
   for (const char* m : {"pop", "sr", "vsknn"}) EXPECT_NE(r.out.find(m), std::string::npos) << m;
   EXPECT_NE(r.out.find("20"), std::string::npos);
+}
+
+// ---- A new user's first hour (issue 13): options anywhere, suggestions, exit codes.
+
+TEST_F(Cli, GlobalOptionsAreAcceptedAfterTheSubcommand) {
+  ASSERT_EQ(run("generate --events 5000 --items 200 -o " + p("log.tsv")).code, 0);
+  // --threads and -q after the subcommand's own options, and between them.
+  CmdResult r = seqrec_test::run_shell(std::string(SEQREC_BINARY) + " train " + p("log.tsv") +
+                                       " -m pop --threads 2 -o " + p("m.seqrec") + " -q");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(fs::exists(p("m.seqrec")));
+  EXPECT_EQ(r.out.find("%"), std::string::npos) << "-q after the subcommand: no progress\n"
+                                                << r.out;
+  r = run("models --threads 1");
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = seqrec_test::run_shell(std::string(SEQREC_BINARY) + " models --version");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("seqrec "), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, ThreadsMustBeACountAndTheMessageNamesTheFlag) {
+  for (const std::string args : {"--threads -1 models", "models --threads -1",
+                                 "models --threads many", "--threads 100000 models"}) {
+    CmdResult r = run(args);
+    EXPECT_EQ(r.code, 1) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find("seqrec: error: --threads"), std::string::npos) << args << "\n" << r.out;
+  }
+}
+
+TEST_F(Cli, UnknownOptionSuggestsTheNearestName) {
+  ASSERT_EQ(run("generate --events 5000 --items 200 -o " + p("log.tsv")).code, 0);
+  CmdResult r = run("train " + p("log.tsv") + " -m sasrec -o " + p("s.seqrec") + " --num-epoch 3");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("unknown option --num-epoch"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("did you mean --num-epochs?"), std::string::npos) << r.out;
+  r = run("prepare " + p("log.tsv") + " -o " + p("split") + " --min-item-suport 3");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("did you mean --min-item-support?"), std::string::npos) << r.out;
+  // A parameter of another model: the nearest parameter of the chosen one.
+  r = run("train " + p("log.tsv") + " -m sasrec -o " + p("s.seqrec") + " --n-epochs 3");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("did you mean --num-epochs?"), std::string::npos) << r.out;
+  // A misspelt subcommand.
+  r = run("trian " + p("log.tsv"));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("did you mean train?"), std::string::npos) << r.out;
+  // A one-letter option is one edit from every other one: no guess.
+  r = run("recommend -m " + p("s.seqrec") + " -n 5");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("unknown option -n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("did you mean"), std::string::npos) << r.out;
+  // Nothing close: no suggestion, still a clear message.
+  r = run("models --zzzzzzzzzz");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("unknown option --zzzzzzzzzz"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("did you mean"), std::string::npos) << r.out;
+}
+
+// docs/cli.md documents the exit statuses in one table; every command-line error is 1 there
+// (CLI11's own codes, 105-109 and others, never reach the user).
+TEST_F(Cli, CommandLineErrorsExitWithTheDocumentedStatus) {
+  const std::string doc = slurp(fs::path(SEQREC_SOURCE_DIR) / "docs" / "cli.md");
+  EXPECT_NE(doc.find("| 1 | user error"), std::string::npos)
+      << "docs/cli.md lost its exit status table";
+  for (const std::string args : {"", "nosuchcommand", "train", "train x -m pop", "info a b",
+                                 "models --bogus", "recommend -m x --exclude-seen maybe",
+                                 "serve m --port 99999", "--threads x models", "generate -o"}) {
+    CmdResult r = run(args);
+    EXPECT_EQ(r.code, 1) << "'" << args << "'\n" << r.out;
+    EXPECT_NE(r.out.find("seqrec: error: "), std::string::npos) << "'" << args << "'\n" << r.out;
+    EXPECT_NE(r.out.find("--help"), std::string::npos) << "'" << args << "'\n" << r.out;
+  }
+  EXPECT_EQ(run("train --help").code, 0);
+  EXPECT_EQ(run("--version").code, 0);
+}
+
+TEST_F(Cli, PreparePrintsTheOutputFolderWithOneSlash) {
+  ASSERT_EQ(run("generate --events 5000 --items 200 -o " + p("log.tsv")).code, 0);
+  for (const std::string out : {p("a/"), p("b"), p("c//")}) {
+    CmdResult r = run("prepare " + p("log.tsv") + " -o " + out + " --cache-dir none");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(r.out.find("//"), std::string::npos) << r.out;
+    std::string shown = out;
+    while (shown.back() == '/') shown.pop_back();
+    EXPECT_NE(r.out.find("split written to " + shown + "/ ("), std::string::npos) << r.out;
+  }
+}
+
+// The demo's closing hint is a command that works as printed (seqrec need not be on PATH).
+TEST_F(Cli, DemoHintRunsAsPrinted) {
+  CmdResult r = run("demo --events 20000 --items 300 --models pop -o " + p("demo/"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("//"), std::string::npos) << r.out;
+  const auto at = r.out.find("(try: ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const auto end = r.out.find(")\n", at);
+  ASSERT_NE(end, std::string::npos) << r.out;
+  const std::string hint = r.out.substr(at + 6, end - at - 6);
+  CmdResult h = seqrec_test::run_shell("env PATH=/usr/bin:/bin " + hint);
+  EXPECT_EQ(h.code, 0) << hint << "\n" << h.out;
+  EXPECT_NE(h.out.find("rank\titem\tscore"), std::string::npos) << hint << "\n" << h.out;
+  // So is info's hint for the full item list.
+  CmdResult info = run("info " + p("demo/pop.seqrec"));
+  ASSERT_EQ(info.code, 0) << info.out;
+  const auto all = info.out.find("; all: ");
+  ASSERT_NE(all, std::string::npos) << info.out;
+  const std::string items_cmd = info.out.substr(all + 7, info.out.find(")\n", all) - all - 7);
+  CmdResult items = seqrec_test::run_shell("env PATH=/usr/bin:/bin " + items_cmd);
+  EXPECT_EQ(items.code, 0) << items_cmd << "\n" << items.out;
+  EXPECT_GT(std::count(items.out.begin(), items.out.end(), '\n'), 100) << items_cmd;
+}
+
+// compare's report shows the paths inside its folder relative to it (the split folder, the
+// training commands), however the folder was named: not /tmp/... of the machine it ran on.
+TEST_F(Cli, CompareReportShowsPathsRelativeToTheReport) {
+  const nlohmann::json example = nlohmann::json::parse(
+      slurp(fs::path(SEQREC_SOURCE_DIR) / "docs" / "examples" / "rsc15-100k" / "results.json"));
+  const std::string work =
+      fs::path(example["data"]["split_dir"].get<std::string>()).parent_path().string();
+  ASSERT_FALSE(work.empty());
+  for (const bool absolute : {true, false}) {
+    const std::string rep = absolute ? p("abs_report") : "rel_report";
+    const fs::path rep_dir = absolute ? fs::path(rep) : dir_ / rep;
+    fs::create_directories(rep_dir);
+    nlohmann::json results = example;
+    results["command"] = "";  // the user's own command line is shown as typed
+    std::string text = results.dump();
+    for (size_t at = text.find(work); at != std::string::npos; at = text.find(work, at + 1))
+      text.replace(at, work.size(), rep + "/work");
+    write(rep_dir / "results.json", text);
+    CmdResult r = seqrec_test::run_shell("cd " + dir_.string() + " && " + SEQREC_BINARY +
+                                         " -q compare -o " + rep + " --report-only");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const std::string md = slurp(rep_dir / "report.md");
+    EXPECT_NE(md.find("Split folder: `work/split`"), std::string::npos) << md;
+    EXPECT_NE(md.find(" -o work/models/"), std::string::npos) << md;
+    EXPECT_EQ(md.find(rep + "/work"), std::string::npos) << md;
+    EXPECT_EQ(slurp(rep_dir / "report.html").find(rep + "/work"), std::string::npos);
+  }
+}
+
+// `cmake --install BUILD --prefix P` installs a working P/bin/seqrec.
+TEST_F(Cli, InstallTargetInstallsAWorkingSeqrec) {
+  const fs::path build = fs::path(SEQREC_BINARY).parent_path();
+  ASSERT_TRUE(fs::exists(build / "CMakeCache.txt")) << build;
+  CmdResult r =
+      seqrec_test::run_shell("cmake --install " + build.string() + " --prefix " + p("prefix"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  const fs::path installed = dir_ / "prefix" / "bin" / "seqrec";
+  ASSERT_TRUE(fs::exists(installed)) << r.out;
+  r = seqrec_test::run_shell(installed.string() + " --version");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("seqrec "), std::string::npos) << r.out;
+  r = seqrec_test::run_shell(installed.string() + " models");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("gru4rec"), std::string::npos) << r.out;
+  // Run by name from PATH, the demo's hint says plain `seqrec`.
+  r = seqrec_test::run_shell(
+      "cd " + dir_.string() + " && PATH=" + (dir_ / "prefix" / "bin").string() +
+      ":/usr/bin:/bin seqrec -q demo --events 20000 --items 300 --models pop -o d");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("(try: seqrec recommend --model d/pop.seqrec"), std::string::npos) << r.out;
 }

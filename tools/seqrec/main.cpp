@@ -68,7 +68,19 @@ std::string fmt_bytes(int64_t b) {
 struct GlobalOptions {
   int threads = 0;
   bool quiet = false;
+  std::string prog = "seqrec";  ///< how to run this binary again, for printed hints
 };
+
+/// The exit statuses, one table (docs/cli.md): 130 and other 128+N come from the shell when a
+/// signal ends the process.
+enum ExitCode : int { kExitOk = 0, kExitUserError = 1, kExitInternal = 2, kExitOutOfMemory = 3 };
+
+/// A folder as the user named it, with exactly one trailing slash ("split/" -> "split/",
+/// "split" -> "split/"), for messages that print it as a folder.
+std::string folder_display(std::string d) {
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  return d == "/" ? d : d + "/";
+}
 
 int run_generate(const Config& c, const std::string& out, const GlobalOptions& g) {
   Progress p("generate", 0, "events", false);
@@ -123,8 +135,8 @@ int run_prepare(const std::string& input, const std::string& out_dir, const Conf
   split.stats["options"] = prep_cfg.to_json();
   split.stats["input"] = fs::absolute(input).string();
   write_split(out_dir, split, input);
-  std::printf("%s split written to %s/ (%.1f s):\n", split.protocol.c_str(), out_dir.c_str(),
-              p.elapsed_seconds());
+  std::printf("%s split written to %s (%.1f s):\n", split.protocol.c_str(),
+              folder_display(out_dir).c_str(), p.elapsed_seconds());
   print_steps(split.stats);
   std::printf("  catalogue   %d items\n", split.items.size());
   print_stats_line("train_full", sequence_stats(split.train_full));
@@ -181,9 +193,14 @@ int run_train(const std::string& data, const std::string& type, const std::strin
   if (patience > 0 && !monitor) throw InputError("--patience needs --monitor");
   const ModelInfo& info = find_model(type);
   Config cfg = model_config(info, preset, config_file);
-  for (const auto& name : model_flags.apply(cfg))
-    throw InputError("--" + dashed(name) + " is not a parameter of model '" + type +
-                     "' (see `seqrec models`)");
+  for (const auto& name : model_flags.apply(cfg)) {
+    std::vector<std::string> own;
+    for (const auto& p : info.params) own.push_back(dashed(p.name));
+    const std::string near = cli::nearest_name(dashed(name), own);
+    throw InputError("--" + dashed(name) + " is not a parameter of model '" + type + "'" +
+                     (near.empty() ? "" : " (did you mean --" + near + "?)") + " (see `" + g.prog +
+                     " models`)");
+  }
   if (fs::exists(out) && fs::is_directory(out))
     throw InputError("--out '" + out + "' is a folder; give a model file name");
   if (!ckpt.resume.empty() && ckpt.path.empty()) ckpt.path = ckpt.resume;  // keep checkpointing
@@ -380,7 +397,7 @@ void print_flat(const nlohmann::json& j, const std::string& prefix) {
   }
 }
 
-int run_info(const std::string& model_path, bool json, bool list_items) {
+int run_info(const std::string& model_path, bool json, bool list_items, const GlobalOptions& g) {
   const model_file::Contents c = model_file::read(model_path);
   const nlohmann::json& h = c.header;
   const ModelBundle& b = c.bundle;
@@ -425,8 +442,8 @@ int run_info(const std::string& model_path, bool json, bool list_items) {
               h.value("created", std::string("?")).c_str());
   std::string first;
   for (const auto& id : first_items) first += (first.empty() ? "" : " ") + id.get<std::string>();
-  std::printf("items      %d (first: %s%s; all: seqrec info --items)\n", b.items.size(),
-              first.c_str(), b.items.size() > 10 ? " ..." : "");
+  std::printf("items      %d (first: %s%s; all: %s info --items %s)\n", b.items.size(),
+              first.c_str(), b.items.size() > 10 ? " ..." : "", g.prog.c_str(), model_path.c_str());
   std::printf("config\n");
   print_flat(j["config"], "");
   std::printf("meta\n");
@@ -486,9 +503,9 @@ int run_demo(const Config& gen_cfg, const std::string& out_dir, const std::strin
   const std::string split_dir = (fs::path(out_dir) / "split").string();
   write_split(split_dir, split, log_path);
   std::printf(
-      "session split in %s/: train %zu sessions / %lld events, test %zu sessions / "
+      "session split in %s: train %zu sessions / %lld events, test %zu sessions / "
       "%lld events, %d items\n\n",
-      split_dir.c_str(), split.train_full.size(),
+      folder_display(split_dir).c_str(), split.train_full.size(),
       static_cast<long long>(split.train_full.n_events()), split.test.size(),
       static_cast<long long>(split.test.n_events()), split.items.size());
 
@@ -560,11 +577,11 @@ int run_demo(const Config& gen_cfg, const std::string& out_dir, const std::strin
       "beat; GRU4Rec and SASRec earn their cost on real logs with longer-range patterns "
       "(try `seqrec compare` on your own data).\n",
       go.n_successors, go.follow_prob);
+  const std::string first_model = (fs::path(out_dir) / (types.front() + ".seqrec")).string();
   std::printf(
-      "\nmodels saved in %s/ (try: seqrec recommend --model %s/%s.seqrec --session "
-      "\"%s\")\ntotal %.1f s\n",
-      out_dir.c_str(), out_dir.c_str(), types.front().c_str(), split.items.token(0).c_str(),
-      total.elapsed_seconds());
+      "\nmodels saved in %s (try: %s recommend --model %s --session \"%s\")\ntotal %.1f s\n",
+      folder_display(out_dir).c_str(), g.prog.c_str(), first_model.c_str(),
+      split.items.token(0).c_str(), total.elapsed_seconds());
   return 0;
 }
 
@@ -596,6 +613,95 @@ void reexec_with_bounded_spinning(char** argv) {
   // exec failed (no /proc, ...): run with libgomp's defaults.
 }
 
+/// How to run this binary again in a printed hint: `seqrec` when that name on PATH is this
+/// binary (or it was started through PATH), else the path it was started as
+/// (`./build/seqrec`), which works from the same folder.
+std::string invocation_name(const char* argv0) {
+  const std::string self = argv0 != nullptr && *argv0 != '\0' ? argv0 : "seqrec";
+  if (self.find('/') == std::string::npos) return self;
+  if (const char* path = std::getenv("PATH")) {
+    std::stringstream dirs(path);
+    std::string dir;
+    while (std::getline(dirs, dir, ':')) {
+      if (dir.empty()) continue;
+      std::error_code ec;
+      if (fs::equivalent(fs::path(dir) / "seqrec", self, ec) && !ec) return "seqrec";
+    }
+  }
+  return self.find(' ') == std::string::npos ? self : "'" + self + "'";
+}
+
+/// The spellings of every option of `app` ("--num-epochs", "-m"), and of the global options
+/// above it, which are accepted after a subcommand too.
+std::vector<std::string> option_names(const CLI::App* app) {
+  std::vector<std::string> names;
+  for (; app != nullptr; app = app->get_parent())
+    for (const CLI::Option* o : app->get_options()) {
+      for (const auto& n : o->get_lnames()) names.push_back("--" + n);
+      for (const auto& n : o->get_snames()) names.push_back("-" + n);
+    }
+  return names;
+}
+
+/// A command-line error from CLI11 as a `seqrec: error:` message with the nearest option or
+/// subcommand name for a misspelt one; returns the exit status (kExitUserError, or 0 for
+/// --help and --version, which CLI11 also reports as "errors").
+int report_parse_error(const CLI::App& app, const CLI::ParseError& e, const std::string& prog) {
+  if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+  const auto subs = app.get_subcommands();
+  const CLI::App* sub = subs.empty() ? nullptr : subs.front();
+  const std::string where = prog + (sub != nullptr ? " " + sub->get_name() : std::string());
+  std::string msg = e.what();
+  const std::vector<std::string> extra = app.remaining(true);
+  std::string unknown_option, unknown_word;
+  for (const auto& t : extra) {
+    if (t.size() > 1 && t[0] == '-' && unknown_option.empty())
+      unknown_option = t.substr(0, t.find('='));
+    else if (unknown_word.empty())
+      unknown_word = t;
+  }
+  if (sub == nullptr && !unknown_word.empty()) {
+    std::vector<std::string> commands;
+    for (const CLI::App* c : app.get_subcommands([](const CLI::App*) { return true; }))
+      commands.push_back(c->get_name());
+    const std::string near = cli::nearest_name(unknown_word, commands);
+    msg = "unknown command '" + unknown_word + "'" +
+          (near.empty() ? "" : " (did you mean " + near + "?)");
+  } else if (!unknown_option.empty()) {
+    const std::string near = cli::nearest_name(unknown_option, option_names(sub ? sub : &app));
+    msg = "unknown option " + unknown_option + " for `" + where + "`" +
+          (near.empty() ? "" : " (did you mean " + near + "?)");
+  } else if (!unknown_word.empty() && dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
+    msg = "unexpected argument '" + unknown_word + "' for `" + where + "`";
+  } else if (sub == nullptr && dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {
+    msg = "give a command, e.g. `" + prog + " demo`";
+  }
+  std::fprintf(stderr, "seqrec: error: %s\nRun `%s --help` for the options.\n", msg.c_str(),
+               where.c_str());
+  return kExitUserError;
+}
+
+/// --threads: 0 (every core) or a count; anything else names the flag and the rule.
+CLI::Validator threads_validator(int min) {
+  return CLI::Validator(
+      [min](std::string& s) -> std::string {
+        size_t used = 0;
+        long v = -1;
+        try {
+          v = std::stol(s, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used != s.size() || used == 0 || v < min || v > 4096)
+          return "expects " +
+                 std::string(min == 0 ? "0 (every core) or a number of threads from 1"
+                                      : "a number of threads from " + std::to_string(min)) +
+                 " to 4096, got '" + s + "'";
+        return std::string();
+      },
+      min == 0 ? "0..4096" : std::to_string(min) + "..4096");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -606,15 +712,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "seqrec: error: %s\n", e.what());
     return 1;
   }
+  GlobalOptions g;
+  g.prog = invocation_name(argc > 0 ? argv[0] : nullptr);
   CLI::App app{
       "seqrec: session-based and sequential recommendation (GRU4Rec, SASRec, "
-      "baselines).\nRun `seqrec demo` for a tour on built-in synthetic data."};
+      "baselines).\nRun `" +
+      g.prog + " demo` for a tour on built-in synthetic data."};
   app.require_subcommand(1);
+  // Global options (--threads, -q, --version) are accepted after the subcommand too: what a
+  // subcommand does not know falls through to here. (serve has a --threads of its own.)
+  app.fallthrough();
   app.set_version_flag(
       "--version", [] { return std::string("seqrec ") + SEQREC_VERSION + "\n" + isa::describe(); });
-  GlobalOptions g;
   app.add_option("--threads", g.threads, "threads to use (0 = all cores)")
-      ->check(CLI::Range(0, 4096));
+      ->check(threads_validator(0));
   app.add_flag("-q,--quiet", g.quiet, "no progress output");
 
   // generate
@@ -746,7 +857,7 @@ int main(int argc, char** argv) {
     srv->add_option("--threads", h.threads,
                     "worker threads running requests (default: 2 x cores, at least 8); "
                     "not a limit on connections")
-        ->check(CLI::Range(1, 4096))
+        ->check(threads_validator(1))
         ->capture_default_str();
     srv->add_option("--max-connections", h.max_connections,
                     "open connections at most (beyond: 503 and closed)")
@@ -817,7 +928,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return report_parse_error(app, e, g.prog);
   }
 
   try {
@@ -842,7 +953,7 @@ int main(int argc, char** argv) {
     }
     if (*rec)
       return run_recommend(rec_model, rec_session, rec_input, rec_k, rec_exclude, rec_json, g);
-    if (*info) return run_info(info_model, info_json, info_items);
+    if (*info) return run_info(info_model, info_json, info_items, g);
     if (*models) return run_models();
     if (*srv) {
       serve_opts.recommender.max_session_bytes = static_cast<int64_t>(serve_mem_mib * 1048576.0);
@@ -858,16 +969,16 @@ int main(int argc, char** argv) {
                       g);
   } catch (const seqrec::Error& e) {
     std::fprintf(stderr, "seqrec: error: %s\n", e.what());
-    return 1;
+    return kExitUserError;
   } catch (const std::filesystem::filesystem_error& e) {
     std::fprintf(stderr, "seqrec: error: %s\n", e.what());
-    return 1;
+    return kExitUserError;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "seqrec: error: out of memory\n");
-    return 3;
+    return kExitOutOfMemory;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "seqrec: internal error: %s\n", e.what());
-    return 2;
+    return kExitInternal;
   }
-  return 0;
+  return kExitOk;
 }
