@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/isa.hpp"
+#include "eval/ranking.hpp"
 #include "kernels/attention.hpp"
 #include "kernels/gru_cell.hpp"
 #include "kernels/layernorm.hpp"
@@ -287,5 +288,36 @@ TEST(CoreIsa, ServingHeadVariantsGiveIdenticalScores) {
     exact[v](items.data(), bias.data(), n_items, dim, qp[1], ids.data(), ids.size(), ex.data());
     for (int32_t j = 0; j < n_items; ++j)
       EXPECT_EQ(ex[j], want[static_cast<size_t>(n_items) + ids[j]]) << "exact, variant " << v;
+  }
+}
+
+TEST(CoreIsa, EvaluatorScansGiveIdenticalResults) {
+  // Counting against the target and the top-K scan are exact on every level.
+  using namespace eval_detail;
+  std::mt19937 g(6);
+  const int32_t n = 1037;
+  std::vector<float> s = randv(n, g);
+  for (int32_t i = 0; i < n; i += 17) s[i] = s[5];  // ties with the target
+  s[100] = std::nanf("");
+  decltype(&isa_baseline::count_row) count[] = SEQREC_VARIANTS(eval_detail, count_row);
+  decltype(&isa_baseline::select_top_k) top[] = SEQREC_VARIANTS(eval_detail, select_top_k);
+  s[100] = 0.0f;  // select_top_k wants no NaN
+  std::vector<float> with_nan = s;
+  with_nan[100] = std::nanf("");
+  const RowCounts ref = count[0](with_nan.data(), n, s[5]);
+  EXPECT_GT(ref.eq, 1);
+  EXPECT_EQ(ref.nan, 1);
+  std::vector<Scored> ref_top;
+  top[0](s.data(), n, 25, nullptr, ref_top);
+  ASSERT_EQ(ref_top.size(), 25u);
+  for (int v = 1; v <= top_variant(); ++v) {
+    const RowCounts c = count[v](with_nan.data(), n, s[5]);
+    EXPECT_EQ(c.gt, ref.gt) << v;
+    EXPECT_EQ(c.eq, ref.eq) << v;
+    EXPECT_EQ(c.nan, ref.nan) << v;
+    std::vector<Scored> t;
+    top[v](s.data(), n, 25, nullptr, t);
+    ASSERT_EQ(t.size(), ref_top.size()) << v;
+    for (size_t i = 0; i < t.size(); ++i) EXPECT_EQ(t[i].item, ref_top[i].item) << v;
   }
 }
