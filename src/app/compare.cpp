@@ -24,6 +24,7 @@
 #include "app/options.hpp"
 #include "app/report.hpp"
 #include "app/workflow.hpp"
+#include "core/isa.hpp"
 #include "io/model_file.hpp"
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
@@ -659,7 +660,8 @@ void mark_out_dir_trained(const CompareOptions& opt) {
   fs::rename(tmp, id_path);
 }
 
-/// The machine the timings come from: CPU model, logical cores, load average now.
+/// The machine the timings come from: CPU model, instruction-set level, logical cores, load
+/// average now.
 json machine_info() {
   json m;
   std::ifstream cpu("/proc/cpuinfo");
@@ -670,6 +672,9 @@ json machine_info() {
       if (c != std::string::npos) m["cpu"] = line.substr(line.find_first_not_of(" \t", c + 1));
       break;
     }
+  // The instruction-set level the kernels ran at: timings on one machine differ by level
+  // (SEQREC_ISA can lower it).
+  m["isa"] = isa::describe();
   m["logical_cpus"] = static_cast<int64_t>(sysconf(_SC_NPROCESSORS_ONLN));
   std::ifstream la("/proc/loadavg");
   double l1 = 0;

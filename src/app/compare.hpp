@@ -101,7 +101,8 @@ struct CompareSetup {
   int threads = 0;
   std::string command_line;
   std::string seqrec_version;
-  nlohmann::json machine;  ///< CPU, logical cores, load average at the start
+  /// CPU, its instruction-set level (isa::describe()), logical cores, load average at the start
+  nlohmann::json machine;
 };
 
 /// Runs the whole comparison and writes the report into opt.out_dir; returns results.json.

@@ -414,6 +414,10 @@ TEST_F(Compare, UserLogIsComparedLeaveOneOutAndTheReportSaysWhy) {
   ASSERT_FALSE(j["protocol"]["detected"].empty());
   const std::string md = slurp(p("rep") + "/report.md");
   EXPECT_TRUE(has(md, "Why this protocol: chosen by --protocol auto")) << md;
+  // The machine block names the instruction-set level next to the CPU.
+  const std::string isa = j["machine"].value("isa", "");
+  EXPECT_EQ(isa.rfind("kernels ", 0), 0u) << isa;
+  EXPECT_TRUE(has(md, " (" + isa + "), ")) << md;
   // An explicit protocol still wins, and the report says so.
   CmdResult s = run("--threads 1 compare " + p("ratings.data") +
                     " --protocol session --models pop --seeds 1 --no-curves --cache-dir none -o " +

@@ -271,3 +271,31 @@ TEST(CompareReport, SaysWhyThisProtocolAndWhatWasNoticed) {
   EXPECT_NE(md.find("**Warning:** the metrics come from a degenerate test set"), std::string::npos)
       << md;
 }
+
+TEST(CompareReport, NamesTheInstructionSetLevelNextToTheCpu) {
+  const SequenceSet test = make_test();
+  std::vector<int64_t> counts(10, 1);
+  CompareSetup setup;
+  setup.protocol = "session";
+  setup.data_name = "hand-made";
+  setup.n_items = 10;
+  setup.eval.cutoffs = {5, 10};
+  setup.metric = "recall@5";
+  setup.seeds = 2;
+  setup.machine = {{"cpu", "Test CPU 3000"},
+                   {"isa", "kernels avx2; cpu sse4.2 avx2, no avx512; oneDNN avx2"},
+                   {"logical_cpus", 4}};
+  const std::vector<CompareModelResult> models{make_model("a", test, perfect)};
+  const json r = analyse_comparison(setup, models, test, counts);
+  EXPECT_EQ(r["machine"]["isa"], "kernels avx2; cpu sse4.2 avx2, no avx512; oneDNN avx2");
+  const std::string md = compare_markdown(r, compare_plots(r));
+  EXPECT_NE(md.find("Machine: Test CPU 3000 (kernels avx2; cpu sse4.2 avx2, no avx512; oneDNN "
+                    "avx2), 4 logical CPUs"),
+            std::string::npos)
+      << md;
+  // A results.json written before the field existed still renders.
+  json old = r;
+  old["machine"].erase("isa");
+  EXPECT_NE(compare_markdown(old, compare_plots(old)).find("Machine: Test CPU 3000, 4 logical"),
+            std::string::npos);
+}
