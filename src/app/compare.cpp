@@ -24,6 +24,7 @@
 #include "app/options.hpp"
 #include "app/report.hpp"
 #include "app/workflow.hpp"
+#include "core/isa.hpp"
 #include "io/model_file.hpp"
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
@@ -125,6 +126,9 @@ struct ResolvedData {
   std::string split_dir;
   std::string protocol;
   std::string note;
+  std::string protocol_choice;      ///< CompareSetup::protocol_choice
+  json detected = json::array();    ///< CompareSetup::detected
+  bool degenerate_checked = false;  ///< prepare_split already checked the test set
 };
 
 void say(bool quiet, const std::string& s) {
@@ -162,6 +166,17 @@ ResolvedData resolve_data(const CompareOptions& opt, const std::string& work) {
                        "` or pass the log file");
     r.split_dir = opt.data;
     r.note = "the split folder " + opt.data + " (written by `seqrec prepare`), used as it is";
+    // How `seqrec prepare` came to this protocol, when its split.json says so.
+    const json stats = split.is_object() ? split.value("stats", json::object()) : json::object();
+    const json pc = stats.is_object() ? stats.value("protocol_choice", json()) : json();
+    r.protocol_choice = "the protocol of the split folder (split.json)";
+    if (pc.is_object() && pc.value("requested", std::string()) == "auto")
+      r.protocol_choice +=
+          ", chosen by `seqrec prepare --protocol auto`: " + pc.value("reason", std::string());
+    else if (pc.is_object() && pc.contains("requested"))
+      r.protocol_choice += ", prepared with --protocol " + pc.value("requested", std::string());
+    if (stats.is_object() && stats.value("detected", json()).is_array())
+      r.detected = stats["detected"];
     return r;
   }
 
@@ -238,6 +253,10 @@ ResolvedData resolve_data(const CompareOptions& opt, const std::string& work) {
                 {"warnings", json::array()}};
     write_split(split_dir, sp, train_file);
     r.split_dir = split_dir;
+    r.protocol_choice = want == "auto"
+                            ? "session, the default for a split given as files (--protocol "
+                              "sequential evaluates the last item of each test sequence instead)"
+                            : "as asked (--protocol " + want + ")";
     r.note = "the split given as files: training " + fs::path(train_file).filename().string() +
              ", test " + fs::path(test_file).filename().string() +
              (tr_file.empty() ? std::string(" (no validation pair)")
@@ -248,17 +267,30 @@ ResolvedData resolve_data(const CompareOptions& opt, const std::string& work) {
     return r;
   }
 
-  // A log file: prepare it here.
+  // A log file: prepared here exactly as `seqrec prepare` does (the same protocol rule,
+  // time-unit detection, degenerate-test-set check and notes).
   ReadInfo info;
   say(opt.quiet, "reading " + opt.data);
   EventLog log = read_events(opt.data, ro, &info);
-  r.protocol = want;
-  if (r.protocol == "auto") r.protocol = log.seqs.has_times() ? "session" : "sequential";
   Config pc = opt.prepare_cfg;
-  PreparedSplit sp = r.protocol == "session"
-                         ? prepare_session(log, to_session_split_options(pc))
-                         : prepare_sequential(log, to_sequential_split_options(pc));
-  pc.set("protocol", r.protocol, "compare");
+  pc.set("protocol", want, "compare --protocol");
+  PrepareOptions po = to_prepare_options(pc);
+  po.force = opt.force;
+  PreparedSplit sp = prepare_split(log, po, &info);
+  r.protocol = sp.protocol;
+  r.degenerate_checked = true;
+  r.detected = sp.stats.value("detected", json::array());
+  for (const auto& d : r.detected) say(opt.quiet, d.get<std::string>());
+  const json choice = sp.stats.value("protocol_choice", json::object());
+  const std::string reason = choice.value("reason", std::string());
+  if (want == "auto")
+    r.protocol_choice = "chosen by --protocol auto: " + reason;
+  else
+    r.protocol_choice = "as asked (--protocol " + want + ")" +
+                        (choice.value("auto_would_choose", want) != want
+                             ? "; --protocol auto would choose " +
+                                   choice.value("auto_would_choose", std::string()) + ": " + reason
+                             : std::string());
   sp.stats["options"] = pc.to_json();
   sp.stats["input"] = fs::absolute(opt.data).string();
   // A read from the binary cache has no layout to tell, only the format detected earlier.
@@ -269,12 +301,8 @@ ResolvedData resolve_data(const CompareOptions& opt, const std::string& work) {
   write_split(split_dir, sp, opt.data);
   r.split_dir = split_dir;
   r.note = "the log file " + fs::path(opt.data).filename().string() + " (" + layout +
-           "), prepared by `seqrec compare` for the " + r.protocol + " protocol" +
-           (want == "auto" ? std::string(log.seqs.has_times() ? " (chosen because it has "
-                                                                "timestamps)"
-                                                              : " (chosen because it has no "
-                                                                "timestamps)")
-                           : std::string());
+           "), prepared by `seqrec compare` for the " + r.protocol + " protocol (" +
+           r.protocol_choice + ")";
   return r;
 }
 
@@ -632,7 +660,8 @@ void mark_out_dir_trained(const CompareOptions& opt) {
   fs::rename(tmp, id_path);
 }
 
-/// The machine the timings come from: CPU model, logical cores, load average now.
+/// The machine the timings come from: CPU model, instruction-set level, logical cores, load
+/// average now.
 json machine_info() {
   json m;
   std::ifstream cpu("/proc/cpuinfo");
@@ -643,11 +672,47 @@ json machine_info() {
       if (c != std::string::npos) m["cpu"] = line.substr(line.find_first_not_of(" \t", c + 1));
       break;
     }
+  // The instruction-set level the kernels ran at: timings on one machine differ by level
+  // (SEQREC_ISA can lower it).
+  m["isa"] = isa::describe();
   m["logical_cpus"] = static_cast<int64_t>(sysconf(_SC_NPROCESSORS_ONLN));
   std::ifstream la("/proc/loadavg");
   double l1 = 0;
   if (la >> l1) m["load_average_1min_at_start"] = l1;
   return m;
+}
+
+/// The test set of a split compare did not prepare itself (a prepare'd folder, given files)
+/// checked as `seqrec prepare` checks the splits it writes (prepare_split): fewer than
+/// kMinTestPredictions predictions or under kMinTestEventShare of the split's events is
+/// refused before anything trains, unless --force. Returns the sentence for the report when
+/// forced, "" when the test set is fine.
+std::string check_test_set(const CompareOptions& opt, const std::string& protocol,
+                           const TrainData& td, const TestData& test) {
+  const bool session = protocol == "session";
+  const int64_t preds = count_predictions(test.test, parse_protocol(protocol));
+  const int64_t total = session ? td.train.n_events() + test.test.n_events()
+                                : td.train.n_events() + static_cast<int64_t>(test.test.size());
+  const double share =
+      total > 0 ? static_cast<double>(test.test.n_events()) / static_cast<double>(total) : 0.0;
+  if (preds >= kMinTestPredictions && share >= kMinTestEventShare) return "";
+  const int64_t n = static_cast<int64_t>(test.test.size());
+  const std::string what =
+      "degenerate test set: the test set holds " + std::to_string(n) +
+      (session ? (n == 1 ? " session" : " sessions") : (n == 1 ? " sequence" : " sequences")) +
+      " over the catalogue's items: " + std::to_string(preds) +
+      (preds == 1 ? " prediction, " : " predictions, ") + fmt("%.2f", 100.0 * share) +
+      "% of the split's " + std::to_string(total) + " events (seqrec asks for at least " +
+      std::to_string(kMinTestPredictions) + " predictions and " +
+      fmt("%.1f", 100.0 * kMinTestEventShare) + "% of the events)";
+  const std::string fix =
+      "prepare the log again with `seqrec prepare` (which says what it detected) or pass the "
+      "log file itself";
+  if (!opt.force)
+    throw InputError(test.source, 0,
+                     what + "; metrics on it would mean nothing. To change it: " + fix +
+                         "; --force compares on it anyway");
+  return "forced: " + what + "; compared anyway because of --force (to change it: " + fix + ")";
 }
 
 void write_text(const std::string& path, const std::string& text) {
@@ -686,8 +751,29 @@ json run_compare(const CompareOptions& opt) {
   TestData valid = load_test_data(rd.split_dir, SplitPart::Valid, td.items, ro);
   const std::vector<int64_t> counts = item_counts(td.train, td.items.size());
 
+  // A degenerate test set stops here, before anything trains (a log file was checked by
+  // prepare_split already, with the same rule and --force).
+  std::string forced_note;
+  if (!rd.degenerate_checked) {
+    forced_note = check_test_set(opt, rd.protocol, td, test);
+    if (!forced_note.empty()) say(opt.quiet, forced_note);
+  } else {
+    for (const auto& d : rd.detected)
+      if (d.get<std::string>().rfind("forced:", 0) == 0) forced_note = d.get<std::string>();
+  }
+
   CompareSetup setup;
   setup.protocol = rd.protocol;
+  setup.protocol_choice = rd.protocol_choice;
+  setup.detected = rd.detected;
+  if (!rd.degenerate_checked && !forced_note.empty()) {
+    // This check's own note replaces one `seqrec prepare --force` left in split.json.
+    json kept = json::array();
+    for (const auto& d : setup.detected)
+      if (!d.is_string() || d.get<std::string>().rfind("forced:", 0) != 0) kept.push_back(d);
+    kept.push_back(forced_note);
+    setup.detected = kept;
+  }
   setup.data_note = rd.note;
   {
     fs::path dp = fs::path(opt.data);

@@ -40,7 +40,9 @@ struct CompareOptions {
   int threads = 0;                   ///< for training (children) and evaluation; 0 = all
   bool quiet = false;
   /// Write into an existing, non-empty out_dir that holds no compare with these arguments
-  /// (by default that is refused; a re-run of the same compare continues it).
+  /// (by default that is refused; a re-run of the same compare continues it), and compare on
+  /// a degenerate test set (by default refused before anything trains, as `seqrec prepare`
+  /// refuses to write one).
   bool force = false;
   std::string command_line;  ///< shown in the report
 };
@@ -78,7 +80,13 @@ struct CompareModelResult {
 
 /// The data and the evaluation settings shared by every model.
 struct CompareSetup {
-  std::string protocol;   ///< "session" or "sequential"
+  std::string protocol;  ///< "session" or "sequential"
+  /// How the protocol was chosen and why, one clause (e.g. "chosen by --protocol auto: 32%
+  /// of the 943 sequences ... span more than a day, so they look like user histories").
+  std::string protocol_choice;
+  /// What preparing the data noticed (split.json stats.detected: the protocol, the time
+  /// unit, a forced split), each a sentence naming the flag that changes it.
+  nlohmann::json detected = nlohmann::json::array();
   std::string data_name;  ///< short name of the data (the DATA argument's file name)
   std::string data_note;  ///< how the split was obtained, in words
   nlohmann::json split;   ///< split.json of the split used
@@ -93,7 +101,8 @@ struct CompareSetup {
   int threads = 0;
   std::string command_line;
   std::string seqrec_version;
-  nlohmann::json machine;  ///< CPU, logical cores, load average at the start
+  /// CPU, its instruction-set level (isa::describe()), logical cores, load average at the start
+  nlohmann::json machine;
 };
 
 /// Runs the whole comparison and writes the report into opt.out_dir; returns results.json.

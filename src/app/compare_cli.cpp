@@ -85,8 +85,9 @@ CompareCommand::CompareCommand(CLI::App& app) : s_(std::make_unique<State>()) {
                 "OUT/work]");
   c->add_option("--protocol", o.protocol,
                 "session (every next event of test sessions) or sequential (leave-one-out "
-                "per user); auto: the split's, or session for a log file with timestamps and "
-                "sequential for one without")
+                "per user); auto: the split's; for a log file the rule of `seqrec prepare "
+                "--protocol auto` (sequential without timestamps or when 10% or more of the "
+                "sequences span more than a day); session for given split files")
       ->check(CLI::IsMember({"auto", "session", "sequential"}))
       ->capture_default_str();
   c->add_option("--models", o.models,
@@ -119,7 +120,9 @@ CompareCommand::CompareCommand(CLI::App& app) : s_(std::make_unique<State>()) {
   c->add_flag("--force", o.force,
               "write into an existing, non-empty OUT that holds no compare with these "
               "arguments (without it that is refused; the same compare run again continues "
-              "where it stopped)");
+              "where it stopped), and compare on a degenerate test set (fewer than 10 "
+              "predictions or 0.1% of the events; without it that is refused before anything "
+              "trains)");
   c->add_flag("--report-only", s_->report_only,
               "train nothing: write report.md, report.html and the plots again from "
               "OUT/results.json (e.g. after upgrading seqrec)");

@@ -144,6 +144,14 @@ json describe_protocol(const CompareSetup& s, int64_t n_pred, int64_t n_seq, boo
         "from the events before it in that session (" +
         grouped_count(n_pred) + " predictions from " + grouped_count(n_seq) +
         " test sessions). The models were trained on the training sessions only.");
+  // Why this protocol, and what preparing the data noticed (time unit, a forced split).
+  if (!s.protocol_choice.empty()) d.push_back("Why this protocol: " + s.protocol_choice + ".");
+  for (const auto& note : s.detected.is_array() ? s.detected : json::array()) {
+    if (!note.is_string()) continue;
+    const std::string n = note.get<std::string>();
+    if (n.rfind("protocol:", 0) == 0) continue;  // said by "Why this protocol"
+    d.push_back("Noticed while preparing the data: " + n + (n.ends_with('.') ? "" : "."));
+  }
   if (e.sampled_negatives > 0)
     d.push_back("SAMPLED METRICS, NOT FULL RANKING: the target is ranked only against " +
                 std::to_string(e.sampled_negatives) +
@@ -315,6 +323,8 @@ json analyse_comparison(const CompareSetup& setup, const std::vector<CompareMode
       {"n_predictions", e0.n_predictions},
       {"n_test_sequences", e0.n_sequences},
       {"test_events_dropped", setup.test_dropped_events},
+      {"choice", setup.protocol_choice},
+      {"detected", setup.detected.is_array() ? setup.detected : json::array()},
       {"description", describe_protocol(setup, e0.n_predictions, e0.n_sequences, e0.exclude_seen)}};
 
   // Data.
@@ -425,6 +435,12 @@ json analyse_comparison(const CompareSetup& setup, const std::vector<CompareMode
   // Per model.
   json jm = json::array();
   json warnings = json::array();
+  // A degenerate test set compared anyway (--force): said next to the ranking it decides.
+  for (const auto& note : setup.detected.is_array() ? setup.detected : json::array())
+    if (note.is_string() && note.get<std::string>().rfind("forced: ", 0) == 0)
+      warnings.push_back(
+          "the metrics come from a degenerate test set and say little about the models (" +
+          note.get<std::string>().substr(8) + ")");
   for (size_t m = 0; m < nm; ++m) {
     const CompareModelResult& mr = models[m];
     json j;

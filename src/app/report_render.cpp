@@ -606,8 +606,10 @@ Doc build_doc(const json& r, const std::vector<std::pair<std::string, std::strin
         "the training process over the seeds, as the kernel reports it for the child "
         "(`wait4` ru_maxrss), so it includes the training data and the program itself; "
         "evaluation is not included. *Model file*: size of the saved model. Machine: " +
-        mc.value("cpu", std::string("unknown CPU")) + ", " +
-        std::to_string(mc.value("logical_cpus", 0)) + " logical CPUs, threads: " + threads +
+        mc.value("cpu", std::string("unknown CPU")) +
+        (mc.value("isa", std::string()).empty() ? std::string()
+                                                : " (" + mc["isa"].get<std::string>() + ")") +
+        ", " + std::to_string(mc.value("logical_cpus", 0)) + " logical CPUs, threads: " + threads +
         ", load average " + fmtf("%.1f", mc.value("load_average_1min_at_start", 0.0)) +
         " at the start" +
         (mc.contains("load_average_1min_at_end")

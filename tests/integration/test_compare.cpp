@@ -371,3 +371,124 @@ TEST_F(Compare, KilledWhileTrainingThenRunAgainReusesWhatFinished) {
   EXPECT_TRUE(has(again.out, "gru4rec (gru4rec, preset rsc15), seed 1: training")) << again.out;
   EXPECT_TRUE(fs::exists(p("rep") + "/results.json"));
 }
+
+namespace {
+
+/// 60 users rating 12 of 30 movies each, a week apart; no header, 4 columns (u.data style).
+std::string user_ratings() {
+  std::string text;
+  for (int u = 1; u <= 60; ++u)
+    for (int k = 0; k < 12; ++k)
+      text += std::to_string(u) + "\t" + std::to_string(1 + (u * 7 + k) % 30) + "\t4\t" +
+              std::to_string(880000000 + u * 3600 + k * 7 * 86400) + "\n";
+  return text;
+}
+
+/// 400 sessions of 4 clicks 40 s apart, one starting every 1,000 s, times in milliseconds.
+std::string millisecond_sessions() {
+  std::string text = "SessionId\tItemId\tTime\n";
+  for (int s = 0; s < 400; ++s)
+    for (int k = 0; k < 4; ++k)
+      text += std::to_string(s) + "\t" + std::to_string((s * 3 + k) % 25) + "\t" +
+              std::to_string(1700000000000LL + s * 1000000LL + k * 40000LL) + "\n";
+  return text;
+}
+
+}  // namespace
+
+TEST_F(Compare, UserLogIsComparedLeaveOneOutAndTheReportSaysWhy) {
+  // A log with timestamps whose sequences span weeks: `prepare`'s rule picks sequential,
+  // and compare must pick the same (it used to pick session for any log with times).
+  { std::ofstream(p("ratings.data")) << user_ratings(); }
+  CmdResult r = run_loud("--threads 1 compare " + p("ratings.data") +
+                         " --models pop --seeds 1 --no-curves --cache-dir none -o " + p("rep"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(has(r.out, "compare: protocol: sequential (chosen by --protocol auto)")) << r.out;
+  EXPECT_TRUE(has(r.out, "user histories")) << r.out;
+  const json j = json::parse(slurp(p("rep") + "/results.json"));
+  EXPECT_EQ(j["protocol"]["name"], "sequential");
+  EXPECT_EQ(j["protocol"]["n_predictions"], 60);
+  const std::string choice = j["protocol"]["choice"];
+  EXPECT_TRUE(has(choice, "chosen by --protocol auto")) << choice;
+  EXPECT_TRUE(has(choice, "span more than a day")) << choice;
+  ASSERT_FALSE(j["protocol"]["detected"].empty());
+  const std::string md = slurp(p("rep") + "/report.md");
+  EXPECT_TRUE(has(md, "Why this protocol: chosen by --protocol auto")) << md;
+  // The machine block names the instruction-set level next to the CPU.
+  const std::string isa = j["machine"].value("isa", "");
+  EXPECT_EQ(isa.rfind("kernels ", 0), 0u) << isa;
+  EXPECT_TRUE(has(md, " (" + isa + "), ")) << md;
+  // An explicit protocol still wins, and the report says so.
+  CmdResult s = run("--threads 1 compare " + p("ratings.data") +
+                    " --protocol session --models pop --seeds 1 --no-curves --cache-dir none -o " +
+                    p("rep_s"));
+  ASSERT_EQ(s.code, 0) << s.out;
+  const json js = json::parse(slurp(p("rep_s") + "/results.json"));
+  EXPECT_EQ(js["protocol"]["name"], "session");
+  EXPECT_TRUE(has(js["protocol"]["choice"].get<std::string>(),
+                  "as asked (--protocol session); --protocol auto would choose sequential"))
+      << js["protocol"]["choice"];
+}
+
+TEST_F(Compare, MovieLens100kIsComparedLeaveOneOut) {
+  const std::string data = std::string(SEQREC_SHARED_DATA_DIR) + "/ml-100k/u.data";
+  if (!fs::exists(data)) GTEST_SKIP() << data << " absent (../shared/data): skipped";
+  CmdResult r = run("compare " + data + " --models pop --seeds 1 --no-curves --cache-dir none -o " +
+                    p("rep"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  const json j = json::parse(slurp(p("rep") + "/results.json"));
+  EXPECT_EQ(j["protocol"]["name"], "sequential");
+  EXPECT_EQ(j["protocol"]["n_predictions"], 943);  // every user, not 11 of them
+}
+
+TEST_F(Compare, MillisecondLogIsConvertedAndADegenerateTestSetRefusedBeforeTraining) {
+  { std::ofstream(p("ms.tsv")) << millisecond_sessions(); }
+  const std::string base =
+      "--threads 1 compare " + p("ms.tsv") + " --models pop --seeds 1 --no-curves --cache-dir none";
+  CmdResult r = run_loud(base + " -o " + p("rep"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(has(r.out, "compare: time unit: the times are milliseconds")) << r.out;
+  const json j = json::parse(slurp(p("rep") + "/results.json"));
+  EXPECT_EQ(j["protocol"]["name"], "session");
+  EXPECT_TRUE(has(j["protocol"]["detected"].dump(), "milliseconds")) << j["protocol"];
+  EXPECT_TRUE(has(slurp(p("rep") + "/report.md"), "Noticed while preparing the data: time unit"));
+
+  // Read as seconds: the last day holds one session (3 predictions): refused with prepare's
+  // message, before any training.
+  const std::string secs = base + " --time-unit s --protocol session -o " + p("secs");
+  CmdResult d = run(secs);
+  EXPECT_EQ(d.code, 1) << d.out;
+  for (const char* want : {"ms.tsv", "degenerate test set", "3 predictions", "--force"})
+    EXPECT_TRUE(has(d.out, want)) << want << "\n" << d.out;
+  EXPECT_FALSE(fs::exists(p("secs") + "/work/logs/pop-seed1.log"));
+  EXPECT_FALSE(fs::exists(p("secs") + "/results.json"));
+  // --force compares anyway, and the report warns.
+  CmdResult f = run(secs + " --force");
+  ASSERT_EQ(f.code, 0) << f.out;
+  const json jf = json::parse(slurp(p("secs") + "/results.json"));
+  EXPECT_EQ(jf["protocol"]["n_predictions"], 3);
+  ASSERT_EQ(jf["warnings"].size(), 1u) << jf["warnings"];
+  EXPECT_TRUE(has(jf["warnings"][0].get<std::string>(), "degenerate test set"));
+  EXPECT_TRUE(
+      has(slurp(p("secs") + "/report.md"), "**Warning:** the metrics come from a degenerate"));
+}
+
+TEST_F(Compare, ADegenerateSplitFolderIsRefusedUnlessForced) {
+  { std::ofstream(p("ms.tsv")) << millisecond_sessions(); }
+  ASSERT_EQ(run("prepare " + p("ms.tsv") + " -o " + p("split") +
+                " --time-unit s --protocol session --force --cache-dir none")
+                .code,
+            0);
+  const std::string args = "--threads 1 compare " + p("split") +
+                           " --models pop --seeds 1 --no-curves --cache-dir none -o " + p("rep");
+  CmdResult d = run(args);
+  EXPECT_EQ(d.code, 1) << d.out;
+  for (const char* want : {"test.tsv", "degenerate test set", "3 predictions", "--force"})
+    EXPECT_TRUE(has(d.out, want)) << want << "\n" << d.out;
+  EXPECT_FALSE(fs::exists(p("rep") + "/work/logs/pop-seed1.log"));
+  CmdResult f = run(args + " --force");
+  ASSERT_EQ(f.code, 0) << f.out;
+  const json j = json::parse(slurp(p("rep") + "/results.json"));
+  EXPECT_EQ(j["warnings"].size(), 1u) << j["warnings"];
+  EXPECT_TRUE(has(j["protocol"]["choice"].get<std::string>(), "split folder")) << j["protocol"];
+}

@@ -238,3 +238,64 @@ TEST(CompareReport, WarnsAboutModelsStillImprovingAtTheirLastEpoch) {
   EXPECT_NE(compare_html(r, plots).find("<strong>Warning:</strong> rising was still improving"),
             std::string::npos);
 }
+
+TEST(CompareReport, SaysWhyThisProtocolAndWhatWasNoticed) {
+  const SequenceSet test = make_test();
+  std::vector<int64_t> counts(10, 1);
+  CompareSetup setup;
+  setup.protocol = "session";
+  setup.protocol_choice = "chosen by --protocol auto: 0 of the 40 sequences span more than a day";
+  setup.detected = {"protocol: session (chosen by --protocol auto): ...",
+                    "time unit: the times are milliseconds; --time-unit s reads them as seconds",
+                    "forced: degenerate test set: the test set holds 1 session"};
+  setup.data_name = "hand-made";
+  setup.n_items = 10;
+  setup.eval.cutoffs = {5, 10};
+  setup.metric = "recall@5";
+  setup.seeds = 2;
+  const std::vector<CompareModelResult> models{make_model("a", test, perfect)};
+  const json r = analyse_comparison(setup, models, test, counts);
+  EXPECT_EQ(r["protocol"]["choice"], setup.protocol_choice);
+  EXPECT_EQ(r["protocol"]["detected"], setup.detected);
+  ASSERT_EQ(r["warnings"].size(), 1u);
+  EXPECT_NE(r["warnings"][0].get<std::string>().find("degenerate test set"), std::string::npos);
+
+  const std::string md = compare_markdown(r, compare_plots(r));
+  EXPECT_NE(md.find("Why this protocol: chosen by --protocol auto: 0 of the 40 sequences"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("Noticed while preparing the data: time unit: the times are milliseconds"),
+            std::string::npos)
+      << md;
+  EXPECT_EQ(md.find("Noticed while preparing the data: protocol:"), std::string::npos) << md;
+  EXPECT_NE(md.find("**Warning:** the metrics come from a degenerate test set"), std::string::npos)
+      << md;
+}
+
+TEST(CompareReport, NamesTheInstructionSetLevelNextToTheCpu) {
+  const SequenceSet test = make_test();
+  std::vector<int64_t> counts(10, 1);
+  CompareSetup setup;
+  setup.protocol = "session";
+  setup.data_name = "hand-made";
+  setup.n_items = 10;
+  setup.eval.cutoffs = {5, 10};
+  setup.metric = "recall@5";
+  setup.seeds = 2;
+  setup.machine = {{"cpu", "Test CPU 3000"},
+                   {"isa", "kernels avx2; cpu sse4.2 avx2, no avx512; oneDNN avx2"},
+                   {"logical_cpus", 4}};
+  const std::vector<CompareModelResult> models{make_model("a", test, perfect)};
+  const json r = analyse_comparison(setup, models, test, counts);
+  EXPECT_EQ(r["machine"]["isa"], "kernels avx2; cpu sse4.2 avx2, no avx512; oneDNN avx2");
+  const std::string md = compare_markdown(r, compare_plots(r));
+  EXPECT_NE(md.find("Machine: Test CPU 3000 (kernels avx2; cpu sse4.2 avx2, no avx512; oneDNN "
+                    "avx2), 4 logical CPUs"),
+            std::string::npos)
+      << md;
+  // A results.json written before the field existed still renders.
+  json old = r;
+  old["machine"].erase("isa");
+  EXPECT_NE(compare_markdown(old, compare_plots(old)).find("Machine: Test CPU 3000, 4 logical"),
+            std::string::npos);
+}

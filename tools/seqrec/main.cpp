@@ -234,6 +234,7 @@ int run_train(const std::string& data, const std::string& type, const std::strin
     ctx.validate = [&](const Model& m, int epoch) {
       EvalResult r = evaluate(m, valid.test, veo, counts);
       const double v = r.metrics.at(valid_metric);
+      progress_break_line();  // the epoch's progress bar may still be on this line
       std::fprintf(stderr, "epoch %d: validation %s = %.4f\n", epoch, valid_metric.c_str(), v);
       history.push_back({{"epoch", epoch}, {"metrics", r.metrics}});
       return v;
