@@ -18,7 +18,11 @@ fi
 ninja -C "$BUILD" seqrec_lib >/dev/null
 EXE="$BUILD/gru4rec_speed"
 if [ ! -x "$EXE" ] || [ "$EXE" -ot "$BUILD/libseqrec_lib.a" ] || [ "$EXE" -ot bench/gru4rec_speed_main.cc ]; then
-  g++ -std=c++20 -O3 -march=native -fopenmp -Iinclude -Isrc bench/gru4rec_speed_main.cc \
+  # The program is compiled for the same target as the library (portable unless the build
+  # was configured with SEQREC_NATIVE=ON).
+  march="-march=x86-64-v2 -mtune=generic"
+  grep -q "SEQREC_NATIVE:BOOL=ON" "$BUILD/CMakeCache.txt" && march="-march=native"
+  g++ -std=c++20 -O3 $march -fopenmp -Iinclude -Isrc bench/gru4rec_speed_main.cc \
     "$BUILD/libseqrec_lib.a" -ldnnl -lfmt -o "$EXE"
 fi
 if [ -z "${GOMP_SPINCOUNT:-}" ] && [ -z "${OMP_WAIT_POLICY:-}" ]; then

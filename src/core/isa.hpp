@@ -55,7 +55,7 @@ const char* level_name(Level l);
 /// Parses a SEQREC_ISA value; throws InputError for an unknown one. "auto" is cpu_level().
 Level parse_level(std::string_view s);
 
-/// One line for logs and `seqrec info`: the active level, the CPU's relevant features, and
+/// One line for logs and `seqrec --version`: the active level, the CPU's relevant features, and
 /// what oneDNN uses for the GEMMs, e.g. "kernels avx512_vnni; cpu avx2 avx512 vnni bf16, no
 /// amx; oneDNN avx512_core_bf16".
 std::string describe();
