@@ -7,6 +7,7 @@
 #include "kernels/attention.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/layernorm.hpp"
+#include "kernels/sasrec_elementwise.hpp"
 
 namespace seqrec::sasrec {
 
@@ -161,11 +162,7 @@ T* grow(std::vector<T>& v, int64_t n) {
 void linear(int64_t rows, int64_t din, int64_t dout, const float* x, const float* W, const float* b,
             float* y, float beta = 0.0f) {
   sgemm(false, false, rows, dout, din, 1.0f, x, din, W, dout, beta, y, dout);
-  if (b != nullptr)
-    for (int64_t r = 0; r < rows; ++r) {
-      float* yr = y + r * dout;
-      for (int64_t j = 0; j < dout; ++j) yr[j] += b[j];
-    }
+  if (b != nullptr) kernels::sas_add_bias_rows(y, b, rows, dout);
 }
 
 // Backward of Y = X W + b given dY:
@@ -174,26 +171,18 @@ void linear(int64_t rows, int64_t din, int64_t dout, const float* x, const float
 void linear_backward(int64_t rows, int64_t din, int64_t dout, const float* x, const float* W,
                      const float* dy, float* dW, float* db, float* dx, float beta_x = 0.0f) {
   sgemm(true, false, din, dout, rows, 1.0f, x, din, dy, dout, 1.0f, dW, dout);
-  if (db != nullptr)
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* g = dy + r * dout;
-      for (int64_t j = 0; j < dout; ++j) db[j] += g[j];
-    }
+  if (db != nullptr) kernels::sas_sum_rows(db, dy, rows, dout);
   if (dx != nullptr) sgemm(false, true, rows, din, dout, 1.0f, dy, dout, W, dout, beta_x, dx, din);
 }
 
 // Dropout masks for the rows of each sequence, from that sequence's key and `purpose`.
 void seq_masks(const Chunk& ch, const Workspace& ws, int64_t d, float p, uint64_t purpose,
                uint8_t* mask) {
-  for (int64_t s = 0; s < ch.nseq; ++s) {
-    const int64_t b = ch.off[s] * d, e = ch.off[s + 1] * d;
-    kernels::sas_dropout_mask(kernels::sas_derive_key(ws.keys[static_cast<size_t>(s)], purpose), p,
-                              e - b, mask + b);
-  }
+  kernels::sas_seq_masks(ws.keys.data(), ch.off, ch.nseq, d, p, purpose, mask);
 }
 
 void add(float* y, const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+  kernels::sas_add(y, x, n);
 }
 
 }  // namespace
@@ -233,32 +222,8 @@ const float* last_block(const NetConfig& c, const Layout& l, const float* w, con
   for (int64_t s = 0; s < S; ++s) {
     const int64_t t0 = ch.off[s], n = ch.off[s + 1] - t0;
     float* p = grow(ws.att_scratch, n);
-    for (int64_t h = 0; h < c.heads; ++h) {
-      const float* qh = q + s * d + h * dh;
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < n; ++j) {
-        const float* kj = k + (t0 + j) * d + h * dh;
-        float acc = 0;
-#pragma omp simd reduction(+ : acc)
-        for (int64_t x = 0; x < dh; ++x) acc += qh[x] * kj[x];
-        p[j] = acc * scale;
-        mx = p[j] > mx ? p[j] : mx;
-      }
-      float sum = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        p[j] = kernels::sas_exp(p[j] - mx);
-        sum += p[j];
-      }
-      float* oh = o + s * d + h * dh;
-      std::fill(oh, oh + dh, 0.0f);
-      const float inv = 1.0f / sum;
-      for (int64_t j = 0; j < n; ++j) {
-        const float* vj = v + (t0 + j) * d + h * dh;
-        const float pj = p[j] * inv;
-#pragma omp simd
-        for (int64_t x = 0; x < dh; ++x) oh[x] += pj * vj[x];
-      }
-    }
+    kernels::sas_attend_last(q + s * d, k + t0 * d, v + t0 * d, n, d, c.heads, dh, scale, p,
+                             o + s * d);
   }
   linear(S, d, d, o, w + bl.wo, w + bl.bo, h1, 1.0f);
   float* z = grow(a.z, Sd);
@@ -266,8 +231,7 @@ const float* last_block(const NetConfig& c, const Layout& l, const float* w, con
                              kernels::kLayerNormEps);
   float* r = grow(a.r, Sd);
   linear(S, d, d, z, w + bl.w1, w + bl.b1, r);
-  for (int64_t i = 0; i < Sd; ++i)
-    r[i] = c.gelu ? kernels::sas_gelu(r[i]) : (r[i] > 0.0f ? r[i] : 0.0f);
+  kernels::sas_activation(r, r, Sd, c.gelu);
   float* h2 = grow(a.h2, Sd);
   linear(S, d, d, r, w + bl.w2, w + bl.b2, h2);
   add(h2, c.norm_first ? h1 : z, Sd);
@@ -311,19 +275,14 @@ const float* forward(const NetConfig& c, const Layout& l, const float* w, const 
   const float sd = std::sqrt(static_cast<float>(d));
   const float* E = w + l.item_emb;
   const float* P = w + l.pos_emb;
-  for (int64_t t = 0; t < T; ++t) {
-    const float* e = E + static_cast<int64_t>(ch.items[t]) * d;
-    const float* pp = P + static_cast<int64_t>(ch.pos[t]) * d;
-    float* x = x0 + t * d;
-    for (int64_t j = 0; j < d; ++j) x[j] = sd * e[j] + pp[j];
-  }
+  kernels::sas_embed(x0, E, P, ch.items, ch.pos, T, d, sd);
   const float* H = x0;
   if (drop) {
     uint8_t* m0 = grow(ws.m0, Td);
     seq_masks(ch, ws, d, p, 1, m0);
     float* h0 = grow(ws.h0, Td);
     std::memcpy(h0, x0, static_cast<size_t>(Td) * sizeof(float));
-    kernels::sas_apply_mask(h0, m0, Td, keep);
+    kernels::sas_apply_mask_n(h0, m0, Td, keep);
     H = h0;
   }
 
@@ -375,21 +334,18 @@ const float* forward(const NetConfig& c, const Layout& l, const float* w, const 
     float* f1 = grow(a.f1, Td);
     float* r = grow(a.r, Td);
     linear(T, d, d, z, w + bl.w1, w + bl.b1, f1);
-    if (c.gelu)
-      for (int64_t i = 0; i < Td; ++i) r[i] = kernels::sas_gelu(f1[i]);
-    else
-      for (int64_t i = 0; i < Td; ++i) r[i] = f1[i] > 0.0f ? f1[i] : 0.0f;
+    kernels::sas_activation(r, f1, Td, c.gelu);
     float* h2 = grow(a.h2, Td);
     if (drop) {
       uint8_t* m1 = grow(a.m1, Td);
       seq_masks(ch, ws, d, p, 16 + 4 * static_cast<uint64_t>(b) + 1, m1);
-      kernels::sas_apply_mask(r, m1, Td, keep);
+      kernels::sas_apply_mask_n(r, m1, Td, keep);
     }
     linear(T, d, d, r, w + bl.w2, w + bl.b2, h2);
     if (drop) {
       uint8_t* m2 = grow(a.m2, Td);
       seq_masks(ch, ws, d, p, 16 + 4 * static_cast<uint64_t>(b) + 2, m2);
-      kernels::sas_apply_mask(h2, m2, Td, keep);
+      kernels::sas_apply_mask_n(h2, m2, Td, keep);
     }
     add(h2, c.norm_first ? h1 : z, Td);
     H = h2;
@@ -428,23 +384,15 @@ void backward(const NetConfig& c, const Layout& l, const float* w, const Chunk& 
     // --- FFN: H2 = R2 + D2(act(D1(Z W1 + b1)) W2 + b2), g1 = dL/dH2.
     // dL/d(FFN out before D2) = g1 * m2 / (1-p)
     if (drop) {
-      const uint8_t* m2 = a.m2.data();
-      for (int64_t i = 0; i < Td; ++i) g2[i] = m2[i] ? g1[i] * keep : 0.0f;
+      kernels::sas_mask_scale(g2, g1, a.m2.data(), Td, keep);
     } else {
       std::memcpy(g2, g1, static_cast<size_t>(Td) * sizeof(float));
     }
     // dW2 += r^T g2, db2 += sum g2, g3 = dL/dr = g2 W2^T
     linear_backward(T, d, d, a.r.data(), w + bl.w2, g2, grad + bl.w2, grad + bl.b2, g3);
     // dL/df1 = dL/dr * m1 / (1-p) * act'(f1)
-    {
-      const float* f1 = a.f1.data();
-      const uint8_t* m1 = drop ? a.m1.data() : nullptr;
-      for (int64_t i = 0; i < Td; ++i) {
-        const float dm = m1 == nullptr ? 1.0f : (m1[i] ? keep : 0.0f);
-        const float da = c.gelu ? kernels::sas_gelu_grad(f1[i]) : (f1[i] > 0.0f ? 1.0f : 0.0f);
-        g3[i] *= dm * da;
-      }
-    }
+    kernels::sas_activation_backward(g3, a.f1.data(), drop ? a.m1.data() : nullptr, keep, Td,
+                                     c.gelu);
     // dW1 += Z^T g3, db1 += sum g3, g2 = dL/dZ = g3 W1^T (+ g1 when R2 = Z)
     linear_backward(T, d, d, a.z.data(), w + bl.w1, g3, grad + bl.w1, grad + bl.b1, g2);
     if (!c.norm_first) add(g2, g1, Td);
@@ -485,21 +433,12 @@ void backward(const NetConfig& c, const Layout& l, const float* w, const Chunk& 
   // H0 = dropout(e): dL/de = g1 * m0 / (1-p);  e = sqrt(d) E[x] + P[pos]:
   // dL/dE[x_t] += sqrt(d) dL/de_t,  dL/dP[pos_t] += dL/de_t
   if (drop) {
-    const uint8_t* m0 = ws.m0.data();
-    for (int64_t i = 0; i < Td; ++i) g1[i] = m0[i] ? g1[i] * keep : 0.0f;
+    kernels::sas_mask_scale(g1, g1, ws.m0.data(), Td, keep);
   }
   const float sd = std::sqrt(static_cast<float>(d));
   float* dE = grad + l.item_emb;
   float* dP = grad + l.pos_emb;
-  for (int64_t t = 0; t < T; ++t) {
-    float* de = dE + static_cast<int64_t>(ch.items[t]) * d;
-    float* dp = dP + static_cast<int64_t>(ch.pos[t]) * d;
-    const float* g = g1 + t * d;
-    for (int64_t j = 0; j < d; ++j) {
-      de[j] += sd * g[j];
-      dp[j] += g[j];
-    }
-  }
+  kernels::sas_embed_backward(dE, dP, g1, ch.items, ch.pos, T, d, sd);
 }
 
 }  // namespace seqrec::sasrec
