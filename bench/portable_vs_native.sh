@@ -4,7 +4,9 @@
 #  - GRU4Rec training, preset rsc15, on rsc15-100k's train_full (GRU_EPOCHS epochs)
 #  - SASRec training, preset ml1m (BCE), on ML-1M leave-one-out (SAS_EPOCHS epochs)
 #  - the serving head (int8, exact top-20 after the first pass), batch 1 and 8, on the
-#    GRU4Rec model's output layer (bench/head_speed_main.cc)
+#    GRU4Rec model's output layer (bench/head_speed_main.cc): head1/head8 on rsc15-100k's
+#    model (2,933 items), head1_40k/head8_40k on a model of a generated log with about
+#    40k items (the catalogue of docs/performance.md's serving figures; memory-bound)
 # Each repeat runs every workload on both builds, alternating which goes first; training
 # time is seqrec's own "trained ... in X s" (fit only), the head time the median of 7
 # chunks. Medians over REPEATS and the ratio portable / native are reported, with the CPU
@@ -14,6 +16,7 @@
 #
 # Usage: bench/portable_vs_native.sh [OUT_JSON]     (default bench/results/portable_vs_native.json)
 # Env: REPEATS (5), GRU_EPOCHS (5), SAS_EPOCHS (5), THREADS (2), LEVELS (""),
+#      WORKLOADS ("gru sas head1 head8 head1_40k head8_40k"),
 #      WORK (/tmp/seqrec-portable-bench). Needs ../shared/data (rsc15-100k, ml-1m).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +26,7 @@ GRU_EPOCHS=${GRU_EPOCHS:-5}
 SAS_EPOCHS=${SAS_EPOCHS:-5}
 THREADS=${THREADS:-2}
 LEVELS=${LEVELS:-}
+WORKLOADS=${WORKLOADS:-gru sas head1 head8 head1_40k head8_40k}
 WORK=${WORK:-/tmp/seqrec-portable-bench}
 D=../shared/data
 for f in "$D/rsc15-100k/yoochoose-clicks-100k_train_full.txt" "$D/ml-1m/ml-1m.txt"; do
@@ -53,6 +57,11 @@ g++ -std=c++20 -O3 -march=native -fopenmp -Iinclude -Isrc bench/head_speed_main.
 [ -f "$WORK/gru.seqrec" ] ||
   build/seqrec -q --threads "$THREADS" train "$D/rsc15-100k/yoochoose-clicks-100k_train_full.txt" \
     -m gru4rec --preset rsc15 --n-epochs 1 -o "$WORK/gru.seqrec"
+if [[ " $WORKLOADS " == *_40k* ]] && [ ! -f "$WORK/gru40k.seqrec" ]; then
+  build/seqrec -q generate --events 2000000 --items 40000 -o "$WORK/log40k.tsv"
+  build/seqrec -q --threads "$THREADS" train "$WORK/log40k.tsv" -m gru4rec --preset rsc15 \
+    --n-epochs 1 -o "$WORK/gru40k.seqrec"
+fi
 
 # One run: prints "SECONDS PEAK_RSS_MIB" (training) or the head's JSON.
 train_time() {  # BIN OUT ARGS...
@@ -67,6 +76,8 @@ sas() { train_time "$1/seqrec" "$WORK/sas_$2.seqrec" "$WORK/ml1m" -m sasrec --pr
   --num-epochs "$SAS_EPOCHS"; }
 head1() { "$1/head_speed" "$WORK/gru.seqrec" --batch 1 --seconds 3; }
 head8() { "$1/head_speed" "$WORK/gru.seqrec" --batch 8 --seconds 3; }
+head1_40k() { "$1/head_speed" "$WORK/gru40k.seqrec" --batch 1 --seconds 3; }
+head8_40k() { "$1/head_speed" "$WORK/gru40k.seqrec" --batch 8 --seconds 3; }
 
 RAW="$WORK/raw.jsonl"
 : >"$RAW"
@@ -79,7 +90,7 @@ for r in $(seq 1 "$REPEATS"); do
     order=()
     for ((i = ${#variants[@]} - 1; i >= 0; i--)); do order+=("${variants[$i]}"); done
   fi
-  for w in gru sas head1 head8; do
+  for w in $WORKLOADS; do
     for v in "${order[@]}"; do
       dir=build
       env_isa=""
@@ -111,11 +122,14 @@ for row in rows:
     d = res.setdefault(row["workload"], {}).setdefault(row["variant"], {"runs": [], "rss_mib": []})
     d["runs"].append(v)
     if rss is not None: d["rss_mib"].append(rss)
-units = {"gru": "s (fit)", "sas": "s (fit)", "head1": "us/request", "head8": "us/request"}
+units = {"gru": "s (fit)", "sas": "s (fit)", "head1": "us/request", "head8": "us/request",
+         "head1_40k": "us/request", "head8_40k": "us/request"}
 names = {"gru": "GRU4Rec training, preset rsc15, rsc15-100k",
          "sas": "SASRec training, preset ml1m (BCE), ML-1M",
          "head1": "serving head int8, batch 1, top-20 (GRU4Rec rsc15-100k output layer)",
-         "head8": "serving head int8, batch 8, top-20 (GRU4Rec rsc15-100k output layer)"}
+         "head8": "serving head int8, batch 8, top-20 (GRU4Rec rsc15-100k output layer)",
+         "head1_40k": "serving head int8, batch 1, top-20 (GRU4Rec output layer, generated log, ~40k items)",
+         "head8_40k": "serving head int8, batch 8, top-20 (GRU4Rec output layer, generated log, ~40k items)"}
 summary = {}
 for w, vs in res.items():
     nat = statistics.median(vs["native"]["runs"])

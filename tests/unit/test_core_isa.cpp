@@ -321,3 +321,69 @@ TEST(CoreIsa, EvaluatorScansGiveIdenticalResults) {
     for (size_t i = 0; i < t.size(); ++i) EXPECT_EQ(t[i].item, ref_top[i].item) << v;
   }
 }
+
+TEST(CoreIsa, Int8HeadPassIsExactOnEveryLevel) {
+  // The int8 pass: an exact int32 dot product of offset query bytes with int8 weights, then
+  // fma(float(acc - corr), scale * sq, bias). VNNI, the AVX2 widening tile and the portable
+  // loop must all give exactly this.
+  using namespace serve::detail;
+  std::mt19937 g(8);
+  const int32_t n_items = 45, dim4 = 12, groups = dim4 / 4,
+                blocks = (n_items + kLanes - 1) / kLanes;
+  const size_t panel_bytes = static_cast<size_t>(blocks) * dim4 * kLanes;
+  void* raw = ::operator new (panel_bytes, std::align_val_t{64});
+  auto* pan = static_cast<int8_t*>(raw);
+  std::uniform_int_distribution<int> wd(-127, 127), ud(0, 255);
+  std::vector<std::vector<int>> w(n_items, std::vector<int>(dim4));
+  AlignedFloats scale(static_cast<size_t>(blocks) * kLanes),
+      bias(static_cast<size_t>(blocks) * kLanes);
+  const size_t slots = static_cast<size_t>(blocks) * kLanes;
+  void* craw = ::operator new (slots * sizeof(int32_t), std::align_val_t{64});
+  auto* corr = static_cast<int32_t*>(craw);
+  std::fill(corr, corr + slots, 0);
+  std::fill(pan, pan + panel_bytes, 0);
+  std::uniform_real_distribution<float> fd(0.001f, 0.02f);
+  for (int32_t i = 0; i < n_items; ++i) {
+    int sum = 0;
+    for (int32_t k = 0; k < dim4; ++k) {
+      w[i][k] = wd(g);
+      sum += w[i][k];
+      pan[static_cast<size_t>(i / kLanes) * dim4 * kLanes +
+          static_cast<size_t>(k / 4) * 4 * kLanes + 4 * (i % kLanes) + k % 4] =
+          static_cast<int8_t>(w[i][k]);
+    }
+    corr[i] = 128 * sum;
+    scale[i] = fd(g);
+    bias[i] = fd(g) - 0.01f;
+  }
+  const TileI8 tile{pan, bias.data(), scale.data(), corr, dim4, n_items};
+  const int32_t nq = 3;
+  std::vector<std::vector<uint32_t>> words(nq, std::vector<uint32_t>(groups));
+  std::vector<QueryI8> qs(nq);
+  for (int r = 0; r < nq; ++r) {
+    for (auto& word : words[r])
+      word = static_cast<uint32_t>(ud(g)) | static_cast<uint32_t>(ud(g)) << 8 |
+             static_cast<uint32_t>(ud(g)) << 16 | static_cast<uint32_t>(ud(g)) << 24;
+    qs[r] = {words[r].data(), fd(g)};
+  }
+  std::vector<float> want(static_cast<size_t>(nq) * n_items);
+  for (int r = 0; r < nq; ++r)
+    for (int32_t i = 0; i < n_items; ++i) {
+      int32_t acc = 0;
+      for (int32_t k = 0; k < dim4; ++k)
+        acc += static_cast<int32_t>((words[r][k / 4] >> (8 * (k % 4))) & 0xffu) * w[i][k];
+      want[static_cast<size_t>(r) * n_items + i] =
+          std::fma(static_cast<float>(acc - corr[i]), scale[i] * qs[r].sq, bias[i]);
+    }
+  decltype(&isa_baseline::head_pass_store) pass[] = SEQREC_VARIANTS(serve::detail, head_pass_store);
+  for (int v = 0; v <= top_variant(); ++v) {
+    std::vector<float> got(static_cast<size_t>(nq) * n_items);
+    std::vector<float*> out;
+    for (int r = 0; r < nq; ++r) out.push_back(got.data() + static_cast<size_t>(r) * n_items);
+    pass[v](nullptr, &tile, blocks, nq, nullptr, qs.data(), out.data());
+    EXPECT_EQ(got, want) << "int8 pass, variant " << v << " (level "
+                         << isa::level_name(isa::level()) << ")";
+  }
+  ::operator delete (raw, std::align_val_t{64});
+  ::operator delete (craw, std::align_val_t{64});
+}
