@@ -28,11 +28,7 @@ namespace {
 class CliCheckpoint : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) /
-           ("seqrec_cli_ckpt_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = seqrec_test::fresh_test_dir("seqrec_cli_ckpt");
     CmdResult g = run("generate --events 30000 --items 600 --seed 5 -o " + p("log.tsv"));
     ASSERT_EQ(g.code, 0) << g.out;
     CmdResult s = run("prepare " + p("log.tsv") + " -o " + p("split") + " --cache-dir none");

@@ -37,11 +37,7 @@ size_t count(const std::string& s, const std::string& what) {
 class Compare : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) /
-           ("seqrec_compare_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = seqrec_test::fresh_test_dir("seqrec_compare");
     CmdResult g = run("generate --events 4000 --items 150 --seed 5 -o " + p("log.tsv"));
     ASSERT_EQ(g.code, 0) << g.out;
   }

@@ -105,10 +105,7 @@ std::string single_quoted(const std::string& s) {
 class Docs : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("seqrec_docs_" + std::to_string(::getpid()) + "_" +
-             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
+    root_ = seqrec_test::fresh_test_dir("seqrec_docs");
     dir_ = root_ / "run";
     fs::create_directories(dir_ / "bin");
     fs::create_directories(dir_ / "home");
