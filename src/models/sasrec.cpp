@@ -29,11 +29,16 @@ using sasrec::Workspace;
 
 enum class LossKind { Bce, Ce, SampledSoftmax, Gbce };
 
+/// The loss named by the `loss` parameter; an unknown name is an InputError (the table
+/// restricts the choices, but a config built from another spec list must not silently
+/// train with some other loss).
 LossKind parse_loss(const std::string& s) {
   if (s == "bce") return LossKind::Bce;
   if (s == "ce") return LossKind::Ce;
   if (s == "sampled_softmax") return LossKind::SampledSoftmax;
-  return LossKind::Gbce;
+  if (s == "gbce") return LossKind::Gbce;
+  throw InputError("sasrec: parameter 'loss' must be one of bce, ce, sampled_softmax, gbce, got '" +
+                   s + "'");
 }
 
 /// Tokens per chunk of a training batch: the unit of parallel work (one thread runs the
@@ -121,6 +126,7 @@ SasrecModel::SasrecModel(const Config& config) : ModelBase(config) {
   net_.shared_embedding = config.get_bool("shared_embedding");
   net_.init_std = static_cast<float>(config.get_float("init_std"));
   positions_from_start_ = config.get_string("positions") == "from_start";
+  parse_loss(config.get_string("loss"));  // refuses an unknown loss before any training
   if (net_.maxlen < 1)
     throw InputError("sasrec: maxlen must be >= 1, got " + std::to_string(net_.maxlen));
   if (net_.heads < 1 || net_.d % net_.heads != 0)

@@ -95,6 +95,27 @@ TEST(SasrecModel, BadParametersAreInputErrors) {
   EXPECT_NO_THROW(create_model("sasrec", sas_config({{"num_heads", "4"}})));
 }
 
+TEST(SasrecModel, UnknownLossIsAnInputErrorNotASilentDefault) {
+  // The table refuses it...
+  Config c = default_config("sasrec");
+  EXPECT_THROW(c.set("loss", "hinge", "test"), InputError);
+  // ...and so does the model when handed a config whose spec list lets it through.
+  std::vector<ParamSpec> specs = find_model("sasrec").params;
+  for (auto& s : specs)
+    if (s.name == "loss") s.choices.clear();
+  Config loose(specs);
+  loose.set("loss", "hinge", "test");
+  try {
+    create_model("sasrec", loose);
+    FAIL() << "an unknown loss was accepted";
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("'loss'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("bce, ce, sampled_softmax, gbce"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("hinge"), std::string::npos) << msg;
+  }
+}
+
 TEST(SasrecModel, BadTrainingDataIsAnInputError) {
   auto m = create_model("sasrec", sas_config({}));
   SequenceSet one_item;
