@@ -8,11 +8,10 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace seqrec {
 
@@ -20,14 +19,20 @@ enum class ParamType { Int, Float, Bool, String, IntList };
 
 /// Declaration of one hyperparameter or option.
 struct ParamSpec {
-  std::string name;           ///< snake_case, unique within its table; CLI flag is --name
+  std::string name;  ///< snake_case, unique within its table; CLI flag is --name
   ParamType type = ParamType::String;
   std::string default_value;  ///< as text, e.g. "20", "0.5", "true", "100,100"
   std::string help;
-  double min = -1e300;        ///< inclusive bounds for Int/Float (and each IntList element)
-  double max = 1e300;
+  double min = -1e300;               ///< bounds for Int/Float (and each IntList element),
+  double max = 1e300;                ///< inclusive unless min_exclusive / max_exclusive
   std::vector<std::string> choices;  ///< allowed values for String (empty = any)
+  bool min_exclusive = false;        ///< value must be > min (not >=)
+  bool max_exclusive = false;        ///< value must be < max (not <=), e.g. a probability in [0, 1)
 };
+
+/// The accepted range of an Int/Float spec as text: "[0, 1)", ">= 1", "> 0", "<= 5", or ""
+/// when unbounded. Error messages and `seqrec models` both use it.
+std::string range_text(const ParamSpec& spec);
 
 /// A set of values checked against a list of specs.
 class Config {

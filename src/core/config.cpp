@@ -6,9 +6,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "seqrec/error.hpp"
 
@@ -55,19 +54,27 @@ std::string fmt_bound(double v) {
 
 void check_range(const ParamSpec& spec, double v, const std::string& origin,
                  const std::string& text) {
-  if (v < spec.min || v > spec.max) {
-    std::string range;
-    if (spec.min > -1e299 && spec.max < 1e299)
-      range = "between " + fmt_bound(spec.min) + " and " + fmt_bound(spec.max);
-    else if (spec.min > -1e299)
-      range = ">= " + fmt_bound(spec.min);
-    else
-      range = "<= " + fmt_bound(spec.max);
-    throw InputError(where(origin, spec) + " must be " + range + ", got '" + text + "'");
-  }
+  const bool below = spec.min_exclusive ? !(v > spec.min) : v < spec.min;
+  const bool above = spec.max_exclusive ? !(v < spec.max) : v > spec.max;
+  if (below || above)
+    throw InputError(where(origin, spec) + " must be " + range_text(spec) + ", got '" + text + "'");
 }
 
 }  // namespace
+
+std::string range_text(const ParamSpec& spec) {
+  const bool has_min = spec.min > -1e299;
+  const bool has_max = spec.max < 1e299;
+  if (has_min && has_max) {
+    if (!spec.min_exclusive && !spec.max_exclusive)
+      return "between " + fmt_bound(spec.min) + " and " + fmt_bound(spec.max);
+    return "in " + std::string(spec.min_exclusive ? "(" : "[") + fmt_bound(spec.min) + ", " +
+           fmt_bound(spec.max) + (spec.max_exclusive ? ")" : "]");
+  }
+  if (has_min) return (spec.min_exclusive ? "> " : ">= ") + fmt_bound(spec.min);
+  if (has_max) return (spec.max_exclusive ? "< " : "<= ") + fmt_bound(spec.max);
+  return "";
+}
 
 std::string canonical_value(const ParamSpec& spec, const std::string& raw,
                             const std::string& origin) {
@@ -106,8 +113,7 @@ std::string canonical_value(const ParamSpec& spec, const std::string& raw,
           std::find(spec.choices.begin(), spec.choices.end(), value) == spec.choices.end()) {
         std::string list;
         for (const auto& c : spec.choices) list += (list.empty() ? "" : ", ") + c;
-        throw InputError(where(origin, spec) + " must be one of " + list + ", got '" + value +
-                         "'");
+        throw InputError(where(origin, spec) + " must be one of " + list + ", got '" + value + "'");
       }
       return value;
     }
@@ -126,13 +132,14 @@ std::string canonical_value(const ParamSpec& spec, const std::string& raw,
         if (item.empty()) continue;
         int64_t x = 0;
         if (!parse_int(item, &x))
-          throw InputError(where(origin, spec) + " expects a comma-separated list of integers, got '" +
-                           value + "'");
+          throw InputError(where(origin, spec) +
+                           " expects a comma-separated list of integers, got '" + value + "'");
         check_range(spec, static_cast<double>(x), origin, item);
         out += (count++ ? "," : "") + std::to_string(x);
       }
       if (count == 0)
-        throw InputError(where(origin, spec) + " expects at least one integer, got '" + value + "'");
+        throw InputError(where(origin, spec) + " expects at least one integer, got '" + value +
+                         "'");
       return out;
     }
   }
@@ -143,7 +150,9 @@ Config::Config(std::vector<ParamSpec> specs) : specs_(std::move(specs)) {
   for (const auto& s : specs_) values_[s.name] = canonical_value(s, s.default_value, "default");
 }
 
-bool Config::has(const std::string& name) const { return values_.count(name) != 0; }
+bool Config::has(const std::string& name) const {
+  return values_.count(name) != 0;
+}
 
 const ParamSpec& Config::spec(const std::string& name) const {
   for (const auto& s : specs_)
@@ -170,10 +179,18 @@ const std::string& Config::raw(const std::string& name) const {
   return it->second;
 }
 
-int64_t Config::get_int(const std::string& name) const { return std::stoll(raw(name)); }
-double Config::get_float(const std::string& name) const { return std::stod(raw(name)); }
-bool Config::get_bool(const std::string& name) const { return raw(name) == "true"; }
-const std::string& Config::get_string(const std::string& name) const { return raw(name); }
+int64_t Config::get_int(const std::string& name) const {
+  return std::stoll(raw(name));
+}
+double Config::get_float(const std::string& name) const {
+  return std::stod(raw(name));
+}
+bool Config::get_bool(const std::string& name) const {
+  return raw(name) == "true";
+}
+const std::string& Config::get_string(const std::string& name) const {
+  return raw(name);
+}
 
 std::vector<int64_t> Config::get_int_list(const std::string& name) const {
   std::vector<int64_t> out;
@@ -216,11 +233,21 @@ nlohmann::json Config::to_json() const {
   for (const auto& s : specs_) {
     const std::string& v = values_.at(s.name);
     switch (s.type) {
-      case ParamType::Int: j[s.name] = std::stoll(v); break;
-      case ParamType::Float: j[s.name] = std::stod(v); break;
-      case ParamType::Bool: j[s.name] = (v == "true"); break;
-      case ParamType::String: j[s.name] = v; break;
-      case ParamType::IntList: j[s.name] = get_int_list(s.name); break;
+      case ParamType::Int:
+        j[s.name] = std::stoll(v);
+        break;
+      case ParamType::Float:
+        j[s.name] = std::stod(v);
+        break;
+      case ParamType::Bool:
+        j[s.name] = (v == "true");
+        break;
+      case ParamType::String:
+        j[s.name] = v;
+        break;
+      case ParamType::IntList:
+        j[s.name] = get_int_list(s.name);
+        break;
     }
   }
   return j;

@@ -21,6 +21,19 @@ namespace seqrec {
 
 using kernels::LossType;
 
+namespace {
+/// `p` with its upper bound excluded (a probability in [0, 1), a momentum below 1).
+ParamSpec below_max(ParamSpec p) {
+  p.max_exclusive = true;
+  return p;
+}
+/// `p` with its lower bound excluded (a learning rate above 0).
+ParamSpec above_min(ParamSpec p) {
+  p.min_exclusive = true;
+  return p;
+}
+}  // namespace
+
 std::vector<ParamSpec> gru4rec_params() {
   ParamSpec layers;
   layers.name = "layers";
@@ -39,12 +52,13 @@ std::vector<ParamSpec> gru4rec_params() {
       param_bool("constrained_embedding", "true",
                  "use the output weights (Wy) as the input embedding (ignores embedding)"),
       param_int("batch_size", "64", 1, 1 << 20, "session-parallel mini-batch size"),
-      param_float("dropout_p_embed", "0.0", 0.0, 1.0,
-                  "dropout on the input embedding (or on the GRU embedding layer), in [0, 1)"),
-      param_float("dropout_p_hidden", "0.0", 0.0, 1.0,
-                  "dropout on the output of the GRU layers, in [0, 1)"),
-      param_float("learning_rate", "0.05", 0.0, 1e6, "Adagrad learning rate"),
-      param_float("momentum", "0.0", 0.0, 1.0, "momentum on the Adagrad step (0 = none)"),
+      below_max(param_float("dropout_p_embed", "0.0", 0.0, 1.0,
+                            "dropout on the input embedding (or on the GRU embedding layer)")),
+      below_max(param_float("dropout_p_hidden", "0.0", 0.0, 1.0,
+                            "dropout on the output of the GRU layers")),
+      above_min(param_float("learning_rate", "0.05", 0.0, 1e6, "Adagrad learning rate")),
+      below_max(
+          param_float("momentum", "0.0", 0.0, 1.0, "momentum on the Adagrad step (0 = none)")),
       param_int("n_sample", "2048", 0, 1 << 24,
                 "extra negatives shared by the mini-batch (0 = in-batch negatives only); "
                 "capped at the number of items"),
@@ -124,40 +138,22 @@ Gru4recParams parse_gru4rec_config(const Config& c) {
     p.loss = LossType::Top1;
   else
     throw InputError("gru4rec: unknown loss '" + loss + "'");
+  // Ranges are checked by the table (gru4rec_params) when a value is set.
   p.layers = c.get_int_list("layers");
-  if (p.layers.empty()) throw InputError("gru4rec: layers must list at least one layer size");
-  for (int64_t l : p.layers)
-    if (l < 1) throw InputError("gru4rec: every layer size must be >= 1");
   p.embedding = c.get_int("embedding");
   p.constrained_embedding = c.get_bool("constrained_embedding");
   p.batch_size = c.get_int("batch_size");
-  if (p.batch_size < 1) throw InputError("gru4rec: batch_size must be >= 1");
-  auto prob = [&](const char* name) {
-    const double v = c.get_float(name);
-    if (!(v >= 0.0 && v < 1.0))
-      throw InputError(std::string("gru4rec: ") + name + " must be in [0, 1), got " + c.raw(name));
-    return static_cast<float>(v);
-  };
-  p.dropout_p_embed = prob("dropout_p_embed");
-  p.dropout_p_hidden = prob("dropout_p_hidden");
+  p.dropout_p_embed = static_cast<float>(c.get_float("dropout_p_embed"));
+  p.dropout_p_hidden = static_cast<float>(c.get_float("dropout_p_hidden"));
   p.learning_rate = static_cast<float>(c.get_float("learning_rate"));
-  if (!(p.learning_rate > 0.0f)) throw InputError("gru4rec: learning_rate must be > 0");
   p.momentum = static_cast<float>(c.get_float("momentum"));
-  if (!(p.momentum >= 0.0f && p.momentum < 1.0f))
-    throw InputError("gru4rec: momentum must be in [0, 1)");
   p.n_sample = c.get_int("n_sample");
-  if (p.n_sample < 0) throw InputError("gru4rec: n_sample must be >= 0");
   p.sample_alpha = c.get_float("sample_alpha");
   p.bpreg = static_cast<float>(c.get_float("bpreg"));
   p.logq = static_cast<float>(c.get_float("logq"));
   p.elu_param = static_cast<float>(c.get_float("elu_param"));
   p.n_epochs = c.get_int("n_epochs");
   p.sample_store_size = c.get_int("sample_store_size");
-  if (p.sample_store_size < 1) throw InputError("gru4rec: sample_store_size must be >= 1");
-  for (double v : {p.sample_alpha, static_cast<double>(p.bpreg), static_cast<double>(p.logq),
-                   static_cast<double>(p.elu_param)})
-    if (!std::isfinite(v) || v < 0.0)
-      throw InputError("gru4rec: sample_alpha, bpreg, logq and elu_param must be finite and >= 0");
   return p;
 }
 

@@ -15,7 +15,12 @@ std::vector<ParamSpec> specs() {
       {"layers", ParamType::IntList, "100", "GRU layer sizes", 1, 100000, {}},
       {"lr", ParamType::Float, "0.05", "learning rate", 0, 10, {}},
       {"batch_size", ParamType::Int, "32", "batch", 1, 1e6, {}},
-      {"loss", ParamType::String, "cross-entropy", "loss", -1e300, 1e300,
+      {"loss",
+       ParamType::String,
+       "cross-entropy",
+       "loss",
+       -1e300,
+       1e300,
        {"cross-entropy", "bpr-max"}},
       {"constrained", ParamType::Bool, "true", "shared embedding", -1e300, 1e300, {}},
   };
@@ -53,6 +58,33 @@ TEST(CoreConfig, SetValidatesAndCanonicalises) {
     EXPECT_NE(std::string(e.what()).find("--lr"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("'lr'"), std::string::npos);
   }
+}
+
+TEST(CoreConfig, ExclusiveBoundsAreRefusedWithTheRangeInTheMessage) {
+  ParamSpec p;
+  p.name = "p";
+  p.type = ParamType::Float;
+  p.default_value = "0.5";
+  p.min = 0;
+  p.max = 1;
+  EXPECT_EQ(range_text(p), "between 0 and 1");
+  p.max_exclusive = true;
+  EXPECT_EQ(range_text(p), "in [0, 1)");
+  EXPECT_EQ(canonical_value(p, "0", "o"), "0");
+  EXPECT_EQ(canonical_value(p, "0.999", "o"), "0.999");
+  try {
+    canonical_value(p, "1", "o");
+    FAIL() << "1 accepted in [0, 1)";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "o: parameter 'p' must be in [0, 1), got '1'");
+  }
+  p.min_exclusive = true;
+  EXPECT_EQ(range_text(p), "in (0, 1)");
+  EXPECT_THROW(canonical_value(p, "0", "o"), InputError);
+  p.max = 1e300;
+  EXPECT_EQ(range_text(p), "> 0");
+  p.min = -1e300;
+  EXPECT_EQ(range_text(p), "");
 }
 
 TEST(CoreConfig, JsonRoundTrip) {

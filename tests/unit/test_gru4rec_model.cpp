@@ -517,6 +517,26 @@ TEST(Gru4recBadInput, AbsurdParametersAndData) {
   EXPECT_TRUE(m2.net().all_finite());
 }
 
+TEST(Gru4recBadInput, TableRangesAreWhatIsAccepted) {
+  // The parameter table is the one place that says what is accepted: a dropout of exactly
+  // 1 is refused when it is set, with the table's message and range.
+  Config c = default_config("gru4rec");
+  for (const char* name : {"dropout_p_embed", "dropout_p_hidden", "momentum"}) {
+    try {
+      c.set(name, "1.0", "test");
+      FAIL() << name << " = 1 was accepted";
+    } catch (const InputError& e) {
+      EXPECT_EQ(std::string(e.what()),
+                std::string("test: parameter '") + name + "' must be in [0, 1), got '1.0'");
+    }
+  }
+  EXPECT_THROW(c.set("learning_rate", "0", "test"), InputError);
+  EXPECT_NO_THROW(c.set("dropout_p_embed", "0.999", "test"));
+  EXPECT_NO_THROW(c.set("momentum", "0", "test"));
+  for (const ParamSpec& p : find_model("gru4rec").params)
+    if (p.name == "dropout_p_hidden") EXPECT_EQ(range_text(p), "in [0, 1)");
+}
+
 TEST(Gru4recBadInput, NonFiniteLossIsReportedWithEpochAndStep) {
   const Split sp = generated_split();
   Gru4recModel m(

@@ -459,9 +459,11 @@ int run_info(const std::string& model_path, bool json, bool list_items, const Gl
 int run_models() {
   for (const auto& m : model_registry()) {
     std::printf("%s — %s\n", m.type.c_str(), m.description.c_str());
-    for (const auto& p : m.params)
-      std::printf("  --%-22s %s [default: %s]\n", dashed(p.name).c_str(), p.help.c_str(),
-                  p.default_value.c_str());
+    for (const auto& p : m.params) {
+      const std::string range = range_text(p);
+      std::printf("  --%-22s %s [default: %s%s]\n", dashed(p.name).c_str(), p.help.c_str(),
+                  p.default_value.c_str(), range.empty() ? "" : ("; " + range).c_str());
+    }
     for (const auto& p : m.presets) {
       std::string vals;
       for (const auto& [k, v] : p.values) vals += " " + k + "=" + v;
