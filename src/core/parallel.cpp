@@ -13,10 +13,21 @@ void set_threads(int n) {
   omp_set_num_threads(n);
 }
 
-int num_threads() { return omp_get_max_threads(); }
+int num_threads() {
+  return omp_get_max_threads();
+}
 
-void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
-                  int64_t grain) {
+ThreadScope::ThreadScope(int n, ZeroThreads zero) : old_(num_threads()) {
+  if (n <= 0 && zero == ZeroThreads::KeepCurrent) return;
+  set_threads(n);
+  changed_ = true;
+}
+
+ThreadScope::~ThreadScope() {
+  if (changed_) set_threads(old_);
+}
+
+void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain) {
   if (n <= 0) return;
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), n));
   // Inside another parallel region (e.g. a model's score() called by the evaluator's

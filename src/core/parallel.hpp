@@ -10,6 +10,28 @@ namespace seqrec {
 void set_threads(int n);
 int num_threads();
 
+/// What a ThreadScope does with a thread count of 0 (or below). The callers differ:
+/// training (GRU4Rec) takes 0 as "all cores"; SASRec training, evaluation and per-request
+/// serving take it as "leave the count as it is".
+enum class ZeroThreads {
+  AllCores,     ///< n <= 0 sets all cores, as set_threads(0)
+  KeepCurrent,  ///< n <= 0 changes nothing
+};
+
+/// Sets the calling thread's thread count for the lifetime of the scope (n > 0: n threads;
+/// n <= 0: as `zero` says) and restores the previous count on exit when it set one.
+class ThreadScope {
+ public:
+  ThreadScope(int n, ZeroThreads zero);
+  ~ThreadScope();
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int old_;
+  bool changed_ = false;
+};
+
 /// Runs fn(begin, end, thread_id) over [0, n) split into contiguous chunks, one per thread
 /// (dynamic scheduling with `grain` items per chunk when grain > 0). Called from inside
 /// another parallel region it runs fn(0, n, 0) on the calling thread.

@@ -53,23 +53,6 @@ struct BatchSums {
   int64_t repeated = 0;     // predictions whose target occurs in its prefix
 };
 
-/// Restores the thread count on scope exit.
-class ThreadScope {
- public:
-  explicit ThreadScope(int n) : old_(num_threads()), changed_(n > 0) {
-    if (changed_) set_threads(n);
-  }
-  ~ThreadScope() {
-    if (changed_) set_threads(old_);
-  }
-  ThreadScope(const ThreadScope&) = delete;
-  ThreadScope& operator=(const ThreadScope&) = delete;
-
- private:
-  int old_;
-  bool changed_;
-};
-
 std::vector<int> checked_cutoffs(const std::vector<int>& in) {
   std::vector<int> c;
   for (int k : in) {
@@ -183,7 +166,7 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
       std::max<int64_t>(1, std::min<int64_t>(opt.batch_size, kMaxBufferFloats / n_items));
   const int64_t n_batches = (n_queries + batch - 1) / batch;
 
-  ThreadScope thread_scope(opt.threads);
+  ThreadScope thread_scope(opt.threads, ZeroThreads::KeepCurrent);
   const int nt = std::max(1, num_threads());
   std::vector<std::unique_ptr<ThreadState>> states(static_cast<size_t>(nt));
   std::vector<BatchSums> sums(static_cast<size_t>(n_batches));

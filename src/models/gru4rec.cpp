@@ -163,17 +163,6 @@ Gru4recModel::Gru4recModel(const Config& config) : ModelBase(config) {
 
 namespace {
 
-class ThreadScope {
- public:
-  explicit ThreadScope(int n) : old_(num_threads()) { set_threads(n); }
-  ~ThreadScope() { set_threads(old_); }
-  ThreadScope(const ThreadScope&) = delete;
-  ThreadScope& operator=(const ThreadScope&) = delete;
-
- private:
-  int old_;
-};
-
 std::string fmt_double(double v, int prec) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%.*f", prec, v);
@@ -187,7 +176,7 @@ void Gru4recModel::fit(const SequenceSet& train, int32_t n_items, const FitConte
   if (n_items < 2)
     throw InputError("gru4rec: the training data has " + std::to_string(n_items) +
                      " item(s); at least 2 are needed to rank anything");
-  ThreadScope threads(ctx.threads);
+  ThreadScope threads(ctx.threads, ZeroThreads::AllCores);
   Gru4recParams p = params_;
   const auto counts = count_items(train, n_items);
 

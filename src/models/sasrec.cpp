@@ -47,17 +47,6 @@ constexpr int64_t kChunkTokens = 2048;
 /// Tokens per forward pass in score().
 constexpr int64_t kScoreTokens = 8192;
 
-class ThreadScope {
- public:
-  explicit ThreadScope(int n) : old_(num_threads()) {
-    if (n > 0) set_threads(n);
-  }
-  ~ThreadScope() { set_threads(old_); }
-
- private:
-  int old_;
-};
-
 /// Packed sequences of one batch (or one scoring call).
 struct Packed {
   std::vector<int64_t> off{0};
@@ -146,7 +135,7 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
   if (n_items < 2)
     throw InputError("sasrec: the catalogue has " + std::to_string(n_items) +
                      " item; next-item prediction needs at least 2 items");
-  ThreadScope thread_scope(ctx.threads);
+  ThreadScope thread_scope(ctx.threads, ZeroThreads::KeepCurrent);
   const Config& cfg = config_;
   const LossKind loss_kind = parse_loss(cfg.get_string("loss"));
   const int64_t L = net_.maxlen, d = net_.d;

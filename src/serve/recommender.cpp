@@ -60,26 +60,6 @@ Scratch& scratch() {
   return s;
 }
 
-/// Sets the calling thread's OpenMP thread count for the duration of one call.
-class ThreadsForCall {
- public:
-  explicit ThreadsForCall(int32_t n) : prev_(n > 0 ? num_threads() : 0) {
-    if (n > 0 && n != prev_) {
-      set_threads(n);
-    } else {
-      prev_ = 0;
-    }
-  }
-  ~ThreadsForCall() {
-    if (prev_ > 0) set_threads(prev_);
-  }
-  ThreadsForCall(const ThreadsForCall&) = delete;
-  ThreadsForCall& operator=(const ThreadsForCall&) = delete;
-
- private:
-  int prev_;
-};
-
 void check_options(const RecommenderOptions& o) {
   auto need = [](bool ok, const std::string& what) {
     if (!ok) throw InputError("recommender options: " + what);
@@ -395,7 +375,7 @@ Recommendation Recommender::add_events(const SessionRequest& req) {
                      " bytes");
   m.check_request(req.options, &r.k);
   Scratch& sc = scratch();
-  ThreadsForCall threads(m.options.threads_per_request);
+  ThreadScope threads(m.options.threads_per_request, ZeroThreads::KeepCurrent);
 
   bool created = false;
   const int32_t cap0 = m.current()->history;
@@ -465,7 +445,7 @@ Recommendation Recommender::recommend(const ItemsRequest& req) const {
   Recommendation r;
   m.check_request(req.options, &r.k);
   Scratch& sc = scratch();
-  ThreadsForCall threads(m.options.threads_per_request);
+  ThreadScope threads(m.options.threads_per_request, ZeroThreads::KeepCurrent);
   std::shared_ptr<const Snapshot> s = m.current();
   const Snapshot& snap = *s;
   const Vocab& v = snap.bundle.items;

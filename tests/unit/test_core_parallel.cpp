@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <atomic>
+#include <stdexcept>
 #include <vector>
 
 #include "core/parallel.hpp"
@@ -40,4 +41,49 @@ TEST(CoreParallel, ExceptionsPropagate) {
                               if (b >= 0) throw std::runtime_error("boom");
                             }),
                std::runtime_error);
+}
+
+TEST(CoreParallel, ThreadScopeSetsAndRestores) {
+  set_threads(2);
+  {
+    ThreadScope scope(3, ZeroThreads::KeepCurrent);
+    EXPECT_EQ(num_threads(), 3);
+  }
+  EXPECT_EQ(num_threads(), 2);
+  {
+    ThreadScope scope(3, ZeroThreads::AllCores);
+    EXPECT_EQ(num_threads(), 3);
+  }
+  EXPECT_EQ(num_threads(), 2);
+}
+
+TEST(CoreParallel, ThreadScopeZeroMeansWhatTheCallerSays) {
+  set_threads(0);
+  const int all = num_threads();
+  set_threads(2);
+  {
+    ThreadScope scope(0, ZeroThreads::KeepCurrent);
+    EXPECT_EQ(num_threads(), 2);
+  }
+  EXPECT_EQ(num_threads(), 2);
+  {
+    ThreadScope scope(0, ZeroThreads::AllCores);
+    EXPECT_EQ(num_threads(), all);
+  }
+  EXPECT_EQ(num_threads(), 2);
+  {
+    ThreadScope scope(-1, ZeroThreads::KeepCurrent);
+    EXPECT_EQ(num_threads(), 2);
+  }
+  EXPECT_EQ(num_threads(), 2);
+}
+
+TEST(CoreParallel, ThreadScopeRestoresWhenLeftByAnException) {
+  set_threads(2);
+  try {
+    ThreadScope scope(5, ZeroThreads::AllCores);
+    throw std::runtime_error("boom");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_EQ(num_threads(), 2);
 }
