@@ -10,10 +10,10 @@
 #include <random>
 
 #include "core/parallel.hpp"
+#include "core/rng.hpp"
 #include "kernels/gemm.hpp"
 #include "seqrec/error.hpp"
 #include "train/adagrad.hpp"
-#include "train/rng.hpp"
 
 namespace seqrec {
 
@@ -284,7 +284,7 @@ void Gru4recNet::prepare_training(int64_t max_rows, int64_t n_sample,
           p_.logq * std::log(std::pow(c, static_cast<float>(p_.sample_alpha)));
     }
   }
-  train::Rng r(seed, 0xD50u, 0);
+  Rng r(seed, 0xD50u, 0);
   std::memcpy(rng_, r.state(), sizeof(rng_));
 }
 

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "core/parallel.hpp"
+#include "core/rng.hpp"
 #include "seqrec/error.hpp"
-#include "train/rng.hpp"
 
 namespace seqrec::train {
 

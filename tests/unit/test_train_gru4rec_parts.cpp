@@ -9,9 +9,9 @@
 #include <set>
 #include <vector>
 
+#include "core/rng.hpp"
 #include "seqrec/dataset.hpp"
 #include "train/adagrad.hpp"
-#include "train/rng.hpp"
 #include "train/sampler.hpp"
 #include "train/session_batcher.hpp"
 
