@@ -11,6 +11,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace seqrec {
@@ -29,6 +30,57 @@ struct ParamSpec {
   bool min_exclusive = false;        ///< value must be > min (not >=)
   bool max_exclusive = false;        ///< value must be < max (not <=), e.g. a probability in [0, 1)
 };
+
+/// ParamSpec builders, the one way tables are written (defaults as text, as in ParamSpec;
+/// bounds inclusive).
+inline ParamSpec param_int(std::string name, std::string def, double min, double max,
+                           std::string help) {
+  ParamSpec p;
+  p.name = std::move(name);
+  p.type = ParamType::Int;
+  p.default_value = std::move(def);
+  p.help = std::move(help);
+  p.min = min;
+  p.max = max;
+  return p;
+}
+inline ParamSpec param_float(std::string name, std::string def, double min, double max,
+                             std::string help) {
+  ParamSpec p = param_int(std::move(name), std::move(def), min, max, std::move(help));
+  p.type = ParamType::Float;
+  return p;
+}
+/// Each element of the list lies in [min, max].
+inline ParamSpec param_int_list(std::string name, std::string def, double min, double max,
+                                std::string help) {
+  ParamSpec p = param_int(std::move(name), std::move(def), min, max, std::move(help));
+  p.type = ParamType::IntList;
+  return p;
+}
+inline ParamSpec param_bool(std::string name, std::string def, std::string help) {
+  ParamSpec p;
+  p.name = std::move(name);
+  p.type = ParamType::Bool;
+  p.default_value = std::move(def);
+  p.help = std::move(help);
+  return p;
+}
+/// Free text.
+inline ParamSpec param_string(std::string name, std::string def, std::string help) {
+  ParamSpec p;
+  p.name = std::move(name);
+  p.type = ParamType::String;
+  p.default_value = std::move(def);
+  p.help = std::move(help);
+  return p;
+}
+/// One of `choices`.
+inline ParamSpec param_choice(std::string name, std::string def, std::vector<std::string> choices,
+                              std::string help) {
+  ParamSpec p = param_string(std::move(name), std::move(def), std::move(help));
+  p.choices = std::move(choices);
+  return p;
+}
 
 /// The accepted range of an Int/Float spec as text: "[0, 1)", ">= 1", "> 0", "<= 5", or ""
 /// when unbounded. Error messages and `seqrec models` both use it.

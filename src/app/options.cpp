@@ -7,110 +7,94 @@
 
 namespace seqrec {
 
-namespace {
-constexpr double kInf = 1e300;
-ParamSpec spec(std::string name, ParamType t, std::string def, std::string help, double lo = -kInf,
-               double hi = kInf, std::vector<std::string> choices = {}) {
-  return ParamSpec{std::move(name), t, std::move(def), std::move(help), lo, hi, std::move(choices)};
-}
-}  // namespace
-
 std::vector<ParamSpec> read_option_specs() {
   return {
-      spec("format", ParamType::String, "auto",
-           "input format: auto, tsv (delimited columns), inter (RecBole), sequences (one per "
-           "line), pairs (user item, in time order)",
-           -kInf, kInf, {"auto", "tsv", "inter", "sequences", "pairs"}),
-      spec("delimiter", ParamType::String, "auto",
-           "column delimiter of delimited files: auto, tab, comma, semicolon, space, or the "
-           "character itself"),
-      spec("header", ParamType::String, "auto", "whether the first line is a header", -kInf, kInf,
-           {"auto", "true", "false"}),
-      spec("session_col", ParamType::String, "",
-           "session/user column: a name or a 0-based index (default: detected)"),
-      spec("item_col", ParamType::String, "",
-           "item column: a name or a 0-based index (default: detected)"),
-      spec("time_col", ParamType::String, "",
-           "time column: a name, a 0-based index, or 'none' (default: detected)"),
-      spec("time_unit", ParamType::String, "auto",
-           "unit of the time column; auto: seconds, unless their median lies beyond the year "
-           "2200, then milliseconds, microseconds or nanoseconds (the smallest that fits)",
-           -kInf, kInf, {"auto", "s", "ms", "us", "ns", "days"}),
-      spec("sequence_ids", ParamType::String, "auto",
-           "one-sequence-per-line files: whether the first token of a line is its id", -kInf, kInf,
-           {"auto", "true", "false"}),
-      spec("cache_dir", ParamType::String, "",
-           "folder for the binary cache of parsed logs (default: $XDG_CACHE_HOME/seqrec or "
-           "~/.cache/seqrec; 'none' disables it)"),
+      param_choice(
+          "format", "auto", {"auto", "tsv", "inter", "sequences", "pairs"},
+          "input format: auto, tsv (delimited columns), inter (RecBole), sequences (one per "
+          "line), pairs (user item, in time order)"),
+      param_string(
+          "delimiter", "auto",
+          "column delimiter of delimited files: auto, tab, comma, semicolon, space, or the "
+          "character itself"),
+      param_choice("header", "auto", {"auto", "true", "false"},
+                   "whether the first line is a header"),
+      param_string("session_col", "",
+                   "session/user column: a name or a 0-based index (default: detected)"),
+      param_string("item_col", "", "item column: a name or a 0-based index (default: detected)"),
+      param_string("time_col", "",
+                   "time column: a name, a 0-based index, or 'none' (default: detected)"),
+      param_choice(
+          "time_unit", "auto", {"auto", "s", "ms", "us", "ns", "days"},
+          "unit of the time column; auto: seconds, unless their median lies beyond the year "
+          "2200, then milliseconds, microseconds or nanoseconds (the smallest that fits)"),
+      param_choice("sequence_ids", "auto", {"auto", "true", "false"},
+                   "one-sequence-per-line files: whether the first token of a line is its id"),
+      param_string("cache_dir", "",
+                   "folder for the binary cache of parsed logs (default: $XDG_CACHE_HOME/seqrec or "
+                   "~/.cache/seqrec; 'none' disables it)"),
   };
 }
 
 std::vector<ParamSpec> generate_option_specs() {
   return {
-      spec("events", ParamType::Int, "200000", "number of events to generate", 1, 2e9),
-      spec("items", ParamType::Int, "5000", "catalogue size", 2, 2e9),
-      spec("zipf", ParamType::Float, "1.0", "popularity exponent: p(item of rank r) ~ 1/r^zipf", 0,
-           5),
-      spec("mean_length", ParamType::Float, "4.0", "mean session length", 1, 1e6),
-      spec("follow_prob", ParamType::Float, "0.6",
-           "probability that the next item follows the current item's transitions", 0, 1),
-      spec("successors", ParamType::Int, "8", "likely next items per item", 1, 1000),
-      spec("days", ParamType::Float, "30", "time span of the log in days", 0.001, 36500),
-      spec("seed", ParamType::Int, "42", "random seed", 0, 9.2e18),
-      spec("out_format", ParamType::String, "tsv", "output format", -kInf, kInf,
-           {"tsv", "inter", "sequences", "pairs"}),
+      param_int("events", "200000", 1, 2e9, "number of events to generate"),
+      param_int("items", "5000", 2, 2e9, "catalogue size"),
+      param_float("zipf", "1.0", 0, 5, "popularity exponent: p(item of rank r) ~ 1/r^zipf"),
+      param_float("mean_length", "4.0", 1, 1e6, "mean session length"),
+      param_float("follow_prob", "0.6", 0, 1,
+                  "probability that the next item follows the current item's transitions"),
+      param_int("successors", "8", 1, 1000, "likely next items per item"),
+      param_float("days", "30", 0.001, 36500, "time span of the log in days"),
+      param_int("seed", "42", 0, 9.2e18, "random seed"),
+      param_choice("out_format", "tsv", {"tsv", "inter", "sequences", "pairs"}, "output format"),
   };
 }
 
 std::vector<ParamSpec> prepare_option_specs() {
   return {
-      spec("protocol", ParamType::String, "auto",
-           "session: GRU4Rec time split; sequential: leave-one-out per user; auto: sequential "
-           "when there are no timestamps or at least 10% of the sequences span more than a "
-           "day (user histories), else session",
-           -kInf, kInf, {"auto", "session", "sequential"}),
-      spec("min_session_length", ParamType::Int, "2",
-           "session protocol: drop sessions shorter than this (before and after the item "
-           "filter)",
-           1, 1e9),
-      spec("min_item_support", ParamType::Int, "5",
-           "session protocol: drop items with fewer events", 1, 1e12),
-      spec("test_days", ParamType::Float, "1",
-           "session protocol: test = sessions ending in the last N days", 1e-9, 1e6),
-      spec("valid_days", ParamType::Float, "1",
-           "session protocol: validation = the same split applied inside train", 1e-9, 1e6),
-      spec("user_core", ParamType::Int, "5",
-           "sequential protocol: k-core, users need at least this many events", 0, 1e9),
-      spec("item_core", ParamType::Int, "5",
-           "sequential protocol: k-core, items need at least this many events", 0, 1e9),
-      spec("remove_repeats", ParamType::Bool, "false",
-           "collapse consecutive repeats of the same item in a sequence"),
+      param_choice(
+          "protocol", "auto", {"auto", "session", "sequential"},
+          "session: GRU4Rec time split; sequential: leave-one-out per user; auto: sequential "
+          "when there are no timestamps or at least 10% of the sequences span more than a "
+          "day (user histories), else session"),
+      param_int("min_session_length", "2", 1, 1e9,
+                "session protocol: drop sessions shorter than this (before and after the item "
+                "filter)"),
+      param_int("min_item_support", "5", 1, 1e12, "session protocol: drop items with fewer events"),
+      param_float("test_days", "1", 1e-9, 1e6,
+                  "session protocol: test = sessions ending in the last N days"),
+      param_float("valid_days", "1", 1e-9, 1e6,
+                  "session protocol: validation = the same split applied inside train"),
+      param_int("user_core", "5", 0, 1e9,
+                "sequential protocol: k-core, users need at least this many events"),
+      param_int("item_core", "5", 0, 1e9,
+                "sequential protocol: k-core, items need at least this many events"),
+      param_bool("remove_repeats", "false",
+                 "collapse consecutive repeats of the same item in a sequence"),
   };
 }
 
 std::vector<ParamSpec> eval_option_specs() {
   return {
-      spec("protocol", ParamType::String, "auto",
-           "session (every next event), sequential (last item of each sequence), or auto "
-           "(the split's protocol; session for a plain file)",
-           -kInf, kInf, {"auto", "session", "sequential"}),
-      spec("cutoffs", ParamType::IntList, "1,5,10,20", "list lengths K for the metrics", 1, 1e6),
-      spec("ties", ParamType::String, "conservative",
-           "ranking of items scored equal to the target: conservative (target below them), "
-           "standard (above), median",
-           -kInf, kInf, {"conservative", "standard", "median"}),
-      spec("exclude_seen", ParamType::String, "auto",
-           "which of the sequence's earlier items leave the ranking: none; except-target (all "
-           "but the target, so a target that repeats one stays rankable); all (every one, so "
-           "a repeated target counts as a miss, as in S3-Rec's code); auto: except-target for "
-           "sequential, none for session (true = except-target, false = none)",
-           -kInf, kInf, {"auto", "none", "except-target", "all", "true", "false"}),
-      spec("sampled", ParamType::Int, "0",
-           "rank the target among this many sampled negatives instead of the full catalogue "
-           "(sequential protocol; reported as sampled)",
-           0, 1e6),
-      spec("eval_batch", ParamType::Int, "256", "predictions scored per model call", 1, 1e6),
-      spec("eval_seed", ParamType::Int, "42", "seed of the sampled negatives", 0, 9.2e18),
+      param_choice("protocol", "auto", {"auto", "session", "sequential"},
+                   "session (every next event), sequential (last item of each sequence), or auto "
+                   "(the split's protocol; session for a plain file)"),
+      param_int_list("cutoffs", "1,5,10,20", 1, 1e6, "list lengths K for the metrics"),
+      param_choice("ties", "conservative", {"conservative", "standard", "median"},
+                   "ranking of items scored equal to the target: conservative (target below them), "
+                   "standard (above), median"),
+      param_choice(
+          "exclude_seen", "auto", {"auto", "none", "except-target", "all", "true", "false"},
+          "which of the sequence's earlier items leave the ranking: none; except-target (all "
+          "but the target, so a target that repeats one stays rankable); all (every one, so "
+          "a repeated target counts as a miss, as in S3-Rec's code); auto: except-target for "
+          "sequential, none for session (true = except-target, false = none)"),
+      param_int("sampled", "0", 0, 1e6,
+                "rank the target among this many sampled negatives instead of the full catalogue "
+                "(sequential protocol; reported as sampled)"),
+      param_int("eval_batch", "256", 1, 1e6, "predictions scored per model call"),
+      param_int("eval_seed", "42", 0, 9.2e18, "seed of the sampled negatives"),
   };
 }
 

@@ -35,17 +35,10 @@ ParamSpec above_min(ParamSpec p) {
 }  // namespace
 
 std::vector<ParamSpec> gru4rec_params() {
-  ParamSpec layers;
-  layers.name = "layers";
-  layers.type = ParamType::IntList;
-  layers.default_value = "100";
-  layers.help = "GRU layer sizes, e.g. 100 or 100,100";
-  layers.min = 1;
-  layers.max = 65536;
   return {
       param_choice("loss", "cross-entropy", {"cross-entropy", "bpr-max", "top1-max", "bpr", "top1"},
                    "training loss over the target and the sampled negatives"),
-      layers,
+      param_int_list("layers", "100", 1, 65536, "GRU layer sizes, e.g. 100 or 100,100"),
       param_int("embedding", "0", -1, 65536,
                 "input embedding size when constrained_embedding is false: 0 = one-hot GRU "
                 "embedding layer, -1 = layers[0] ('layersize')"),

@@ -26,43 +26,6 @@ class ModelBase : public Model {
   int32_t n_items_ = 0;
 };
 
-/// ParamSpec builders (defaults as text, as in ParamSpec).
-inline ParamSpec param_int(std::string name, std::string def, double min, double max,
-                           std::string help) {
-  ParamSpec p;
-  p.name = std::move(name);
-  p.type = ParamType::Int;
-  p.default_value = std::move(def);
-  p.help = std::move(help);
-  p.min = min;
-  p.max = max;
-  return p;
-}
-inline ParamSpec param_float(std::string name, std::string def, double min, double max,
-                             std::string help) {
-  ParamSpec p = param_int(std::move(name), std::move(def), min, max, std::move(help));
-  p.type = ParamType::Float;
-  return p;
-}
-inline ParamSpec param_bool(std::string name, std::string def, std::string help) {
-  ParamSpec p;
-  p.name = std::move(name);
-  p.type = ParamType::Bool;
-  p.default_value = std::move(def);
-  p.help = std::move(help);
-  return p;
-}
-inline ParamSpec param_choice(std::string name, std::string def, std::vector<std::string> choices,
-                              std::string help) {
-  ParamSpec p;
-  p.name = std::move(name);
-  p.type = ParamType::String;
-  p.default_value = std::move(def);
-  p.help = std::move(help);
-  p.choices = std::move(choices);
-  return p;
-}
-
 /// Throws InputError when `train` has no events, n_items <= 0, or an item lies outside
 /// [0, n_items). `model` names the model type in the message.
 void check_training_data(const SequenceSet& train, int32_t n_items, const std::string& model);
