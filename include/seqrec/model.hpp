@@ -145,6 +145,9 @@ struct ModelInfo {
   std::vector<ParamSpec> params;
   std::function<std::unique_ptr<Model>(const Config&)> create;
   std::vector<Preset> presets = {};  ///< applied with `seqrec train --preset NAME`
+  /// The parameter that counts training epochs (set by `compare --epochs`); "" for a model
+  /// that fits in one pass over the data.
+  std::string epochs_param = {};
 };
 
 /// Every registered model type, in display order.

@@ -51,9 +51,10 @@ std::string default_compare_preset(const std::string& type, const std::string& p
   return "";
 }
 
-const std::vector<std::string>& epoch_param_names() {
-  static const std::vector<std::string> names{"n_epochs", "num_epochs", "epochs"};
-  return names;
+std::string epochs_param(const std::string& type) {
+  for (const ModelInfo& m : model_registry())
+    if (m.type == type) return m.epochs_param;
+  return "";
 }
 
 namespace {
@@ -369,12 +370,8 @@ std::vector<ModelPlan> plan_models(const CompareOptions& opt, const std::string&
         p.config.set(name, value, "preset " + p.preset);
     }
     if (!p.config_file.empty()) p.config.load_file(p.config_file);
-    if (opt.epochs > 0)
-      for (const auto& name : epoch_param_names())
-        if (p.config.has(name)) {
-          p.config.set(name, std::to_string(opt.epochs), "--epochs");
-          break;
-        }
+    if (const std::string ep = epochs_param(p.type); opt.epochs > 0 && !ep.empty())
+      p.config.set(ep, std::to_string(opt.epochs), "--epochs");
   }
   for (const auto& s : opt.sets) {
     auto [lhs, value] = split_assignment(s, '=', "--set");
@@ -543,11 +540,10 @@ double reference_rate(const std::string& type, const Config& config, bool iterat
   return iterative ? 50e3 : 2e6;
 }
 
-/// Epochs of a model configuration (its first epoch parameter), or 0 for one pass.
-int64_t epochs_of(const Config& c) {
-  for (const auto& name : epoch_param_names())
-    if (c.has(name)) return c.get_int(name);
-  return 0;
+/// Epochs of a model configuration (its type's epoch parameter), or 0 for one pass.
+int64_t epochs_of(const std::string& type, const Config& c) {
+  const std::string ep = epochs_param(type);
+  return ep.empty() ? 0 : c.get_int(ep);
 }
 
 std::string fmt_duration(double s) {
@@ -849,7 +845,7 @@ json run_compare(const CompareOptions& opt) {
     std::string parts;
     double total = 0;
     for (size_t i = 0; i < plans.size(); ++i) {
-      const int64_t ep = epochs_of(plans[i].config);
+      const int64_t ep = epochs_of(plans[i].type, plans[i].config);
       // The reference rates are 2-thread figures; one thread trains about half as fast.
       const double rate =
           reference_rate(plans[i].type, plans[i].config, ep > 0) * (opt.threads == 1 ? 0.5 : 1.0);

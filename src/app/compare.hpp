@@ -51,9 +51,9 @@ struct CompareOptions {
 std::vector<std::string> default_compare_models(const std::string& protocol);
 /// The preset a model type is trained with by default under a protocol ("" = none).
 std::string default_compare_preset(const std::string& type, const std::string& protocol);
-/// Names of the epoch-count parameter a model may have (the first one it has is used by
-/// --epochs): "n_epochs", "num_epochs", "epochs".
-const std::vector<std::string>& epoch_param_names();
+/// The epoch-count parameter a model type declares (ModelInfo::epochs_param; set by
+/// --epochs), "" for a one-pass model or an unknown type.
+std::string epochs_param(const std::string& type);
 
 /// One training + evaluation of a model.
 struct CompareRun {

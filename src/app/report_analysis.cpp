@@ -216,7 +216,7 @@ json describe_protocol(const CompareSetup& s, int64_t n_pred, int64_t n_seq, boo
 /// the last. Returns {best_epoch, last_epoch, gain, param, suggested_epochs, warning}, or
 /// null when the curve does not say so.
 constexpr double kStillImprovingGain = 0.01;
-json still_improving(const json& curve, const std::string& label, const json& config) {
+json still_improving(const json& curve, const std::string& label, const std::string& param) {
   std::vector<double> v;
   std::vector<int> ep;
   for (size_t i = 0; i < curve["values"].size(); ++i) {
@@ -231,12 +231,6 @@ json still_improving(const json& curve, const std::string& label, const json& co
   const double base = v[n >= 4 ? n - 4 : 0];
   const double gain = base > 0 ? (v[best] - base) / base : (v[best] > base ? 1.0 : 0.0);
   if (gain < kStillImprovingGain) return nullptr;
-  std::string param;
-  for (const auto& name : epoch_param_names())
-    if (config.is_object() && config.contains(name)) {
-      param = name;
-      break;
-    }
   const int last = ep.back(), suggested = std::max(2 * last, last + 1);
   const std::string how = param.empty()
                               ? "train it for longer"
@@ -562,7 +556,7 @@ json analyse_comparison(const CompareSetup& setup, const std::vector<CompareMode
       const std::string cmd = join_command(mr.curve_command);
       j["curve"] = {{"metric", headline},       {"epochs", epochs},   {"values", vals},
                     {"best_epoch", best_epoch}, {"best_value", best}, {"command", cmd}};
-      const json still = still_improving(j["curve"], mr.label, mr.config);
+      const json still = still_improving(j["curve"], mr.label, epochs_param(mr.type));
       if (!still.is_null()) {
         j["still_improving"] = still;
         warnings.push_back(still["warning"]);

@@ -468,8 +468,10 @@ ModelInfo gru4rec_model_info() {
   return {"gru4rec",
           "GRU4Rec (Hidasi et al.): session-parallel GRU with sampled negatives, "
           "cross-entropy/BPR-max/TOP1-max/BPR/TOP1 losses, faithful to the official code",
-          gru4rec_params(), [](const Config& c) { return std::make_unique<Gru4recModel>(c); },
-          gru4rec_presets()};
+          gru4rec_params(),
+          [](const Config& c) { return std::make_unique<Gru4recModel>(c); },
+          gru4rec_presets(),
+          "n_epochs"};
 }
 
 namespace {

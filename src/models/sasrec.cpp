@@ -668,8 +668,10 @@ ModelInfo sasrec_model_info() {
   return {"sasrec",
           "SASRec: causal self-attention over the history (Kang & McAuley 2018) with BCE, "
           "full CE, sampled softmax or gBCE",
-          std::move(p), [](const Config& c) { return std::make_unique<SasrecModel>(c); },
-          std::move(presets)};
+          std::move(p),
+          [](const Config& c) { return std::make_unique<SasrecModel>(c); },
+          std::move(presets),
+          "num_epochs"};
 }
 
 }  // namespace seqrec

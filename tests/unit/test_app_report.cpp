@@ -204,9 +204,11 @@ TEST(CompareReport, WarnsAboutModelsStillImprovingAtTheirLastEpoch) {
                                          make_model("peaked", test, perfect)};
   // Still rising: best at the last of 10 epochs, +20% over the last three evaluations.
   models[0].curve = curve_of({0.1, 0.2, 0.3, 0.35, 0.4, 0.42, 0.45, 0.48, 0.52, 0.54});
+  models[0].type = "sasrec";  // its type declares the epochs parameter named in the advice
   models[0].config = {{"num_epochs", 10}};
   // Converged: best at the last epoch, but less than 1% above three evaluations before.
   models[1].curve = curve_of({0.1, 0.5, 0.6, 0.600, 0.601, 0.602, 0.603});
+  models[1].type = "gru4rec";
   models[1].config = {{"n_epochs", 7}};
   // Peaked early, validated every second epoch: best at epoch 4 of 8.
   models[2].curve = json::array();

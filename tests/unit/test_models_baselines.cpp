@@ -111,6 +111,20 @@ TEST(ModelsRegistry, ListsBaselinesAndRejectsUnknownTypes) {
   }
 }
 
+TEST(ModelsRegistry, EpochsParamIsDeclaredPerTypeAndInTheTable) {
+  EXPECT_EQ(find_model("gru4rec").epochs_param, "n_epochs");
+  EXPECT_EQ(find_model("sasrec").epochs_param, "num_epochs");
+  for (const char* one_pass : {"pop", "sr", "vsknn"})
+    EXPECT_EQ(find_model(one_pass).epochs_param, "") << one_pass;
+  for (const ModelInfo& m : model_registry()) {
+    if (m.epochs_param.empty()) continue;
+    bool declared = false;
+    for (const ParamSpec& p : m.params)
+      if (p.name == m.epochs_param) declared = p.type == ParamType::Int;
+    EXPECT_TRUE(declared) << m.type << ": '" << m.epochs_param << "' is not an Int parameter";
+  }
+}
+
 TEST(ModelsBaselines, EmptyOrOutOfRangeTrainingDataIsAnInputError) {
   for (const auto& info : model_registry()) {
     if (info.type != "pop" && info.type != "sr" && info.type != "vsknn") continue;
