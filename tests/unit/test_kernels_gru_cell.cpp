@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "grad_check.hpp"
 #include "kernels/fast_math.hpp"
 #include "kernels/gru_cell.hpp"
 #include "kernels/sampled_losses.hpp"
@@ -23,24 +24,15 @@ std::vector<float> randv(size_t n, std::mt19937& g, float scale = 1.0f) {
   return v;
 }
 
-/// Central difference of f with respect to v[i] (float forward, double difference).
-double fd(const std::function<double()>& f, float& v, float eps) {
-  const float old = v;
-  v = old + eps;
-  const double fp = f();
-  v = old - eps;
-  const double fm = f();
-  v = old;
-  return (fp - fm) / (2.0 * static_cast<double>(eps));
-}
-
 void expect_grad(const std::function<double()>& f, std::vector<float>& param,
                  const std::vector<float>& analytic, const char* what, float eps = 2e-3f,
                  double atol = 2e-3, double rtol = 2e-2) {
   ASSERT_EQ(param.size(), analytic.size()) << what;
   for (size_t i = 0; i < param.size(); ++i) {
-    const double num = fd(f, param[i], eps);
-    EXPECT_NEAR(analytic[i], num, atol + rtol * std::fabs(num)) << what << "[" << i << "]";
+    const double num = seqrec::test::central_difference(f, param[i], eps);
+    EXPECT_TRUE(
+        seqrec::test::grad_close(analytic[i], num, seqrec::test::GradTolerance::sum(atol, rtol)))
+        << what << "[" << i << "]";
   }
 }
 

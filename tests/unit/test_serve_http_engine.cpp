@@ -386,25 +386,26 @@ TEST_F(Engine, SlowRequestsTimeOutAndIdleConnectionsClose) {
   RawClient idle(port_);
   ASSERT_TRUE(idle.send(get("/x")));
   ASSERT_TRUE(idle.response());
-  const auto t0 = std::chrono::steady_clock::now();
-  auto r = slow.response(3000ms);
+  // The waits below are only deadlines against hanging: what is checked is that the server
+  // answers 408 and closes, and closes the idle connection.
+  auto r = slow.response(10000ms);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 408);
   EXPECT_NE(r->body.find("--read-timeout"), std::string::npos) << r->body;
   EXPECT_TRUE(slow.closed_by_server());
-  EXPECT_TRUE(idle.closed_by_server(3000ms));
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
-  // Dribbling bytes does not extend the deadline of a request.
+  EXPECT_TRUE(idle.closed_by_server(10000ms));
+  // Dribbling bytes does not extend the deadline of a request: a byte every 50 ms (well
+  // inside the 0.3 s read timeout) would keep the request alive forever if each byte
+  // restarted the clock, so the 408 arriving while the client still dribbles is the check.
   RawClient drip(port_);
-  const auto t1 = std::chrono::steady_clock::now();
   bool got_408 = false;
-  for (int i = 0; i < 20 && !got_408; ++i) {
+  for (int i = 0; i < 200 && !got_408; ++i) {
     drip.send("X");
     auto d = drip.response(50ms);
     got_408 = d && d->status == 408;
   }
   EXPECT_TRUE(got_408);
-  EXPECT_LT(std::chrono::steady_clock::now() - t1, 900ms);
+  EXPECT_TRUE(drip.closed_by_server());
 }
 
 TEST_F(Engine, ClientsThatGoAwayDoNotHurtTheServer) {
@@ -430,12 +431,13 @@ TEST_F(Engine, ClientsThatGoAwayDoNotHurtTheServer) {
     return n;
   };
   ASSERT_TRUE(eventually([&] { return unwritten() == 1; }));
-  // Never reads its response (and stays connected): dropped after the write timeout.
+  // Reads the first bytes of its response, then no more (and stays connected): the server
+  // has started writing, and drops it after the write timeout rather than waiting for ever.
   RawClient never(port_, 4096);
   ASSERT_TRUE(never.send(get("/big")));
-  const auto t0 = std::chrono::steady_clock::now();
-  ASSERT_TRUE(eventually([&] { return unwritten() == 2; }));
-  EXPECT_GE(std::chrono::steady_clock::now() - t0, 250ms);
+  ASSERT_TRUE(never.fill(1, 10000ms));
+  EXPECT_EQ(never.buffered().compare(0, 13, "HTTP/1.1 200 "), 0);
+  ASSERT_TRUE(eventually([&] { return unwritten() == 2; }, 10000ms));
   EXPECT_TRUE(eventually([&] { return server_->connections() == 0; }));
   RawClient c(port_);
   ASSERT_TRUE(c.send(get("/after")));
@@ -465,16 +467,16 @@ TEST_F(Engine, StopFinishesRequestsInFlight) {
   RawClient busy(port_);
   ASSERT_TRUE(busy.send(get("/slow")));
   ASSERT_TRUE(eventually([&] { return slow_started_.load(); }));
-  const auto t0 = std::chrono::steady_clock::now();
   server_->stop();
-  EXPECT_TRUE(idle.closed_by_server(1000ms));
-  auto r = busy.response();
+  EXPECT_TRUE(idle.closed_by_server(10000ms));
+  auto r = busy.response(10000ms);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->body, "slow done");
   EXPECT_EQ(r->headers["connection"], "close");
+  // run() returns once the request in flight is answered (the deadline only avoids hanging
+  // in join() should it not).
+  ASSERT_TRUE(eventually([&] { return !server_->running(); }, 10000ms));
   thread_.join();
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
-  EXPECT_FALSE(server_->running());
   RawClient late(port_);
   EXPECT_FALSE(late.connected());
 }

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "grad_check.hpp"
 #include "kernels/attention.hpp"
 #include "kernels/layernorm.hpp"
 #include "kernels/sasrec_loss.hpp"
@@ -37,14 +38,9 @@ void check_fd(std::vector<float>& x, const std::vector<float>& grad,
   if (idx.empty())
     for (size_t i = 0; i < x.size(); ++i) idx.push_back(i);
   for (size_t i : idx) {
-    const float old = x[i];
-    x[i] = old + static_cast<float>(h);
-    const double fp = f();
-    x[i] = old - static_cast<float>(h);
-    const double fm = f();
-    x[i] = old;
-    const double fd = (fp - fm) / (2 * h);
-    EXPECT_NEAR(grad[i], fd, tol * std::max(1.0, std::fabs(fd))) << what << "[" << i << "]";
+    const double fd = test::central_difference(f, x[i], h);
+    EXPECT_TRUE(test::grad_close(grad[i], fd, test::GradTolerance::scaled(tol)))
+        << what << "[" << i << "]";
   }
 }
 
@@ -60,21 +56,21 @@ void check_fd_kinked(std::vector<float>& x, const std::vector<float>& grad,
   f();
   const std::vector<bool> base = pattern();
   size_t skipped = 0;
-  for (size_t i : idx) {
-    const float old = x[i];
-    x[i] = old + static_cast<float>(h);
-    const double fp = f();
-    bool flipped = pattern() != base;
-    x[i] = old - static_cast<float>(h);
-    const double fm = f();
+  bool flipped = false;
+  const std::function<double()> probed = [&] {
+    const double v = f();
     flipped = flipped || pattern() != base;
-    x[i] = old;
+    return v;
+  };
+  for (size_t i : idx) {
+    flipped = false;
+    const double fd = test::central_difference(probed, x[i], h);
     if (flipped) {
       ++skipped;
       continue;
     }
-    const double fd = (fp - fm) / (2 * h);
-    EXPECT_NEAR(grad[i], fd, tol * std::max(1.0, std::fabs(fd))) << what << "[" << i << "]";
+    EXPECT_TRUE(test::grad_close(grad[i], fd, test::GradTolerance::scaled(tol)))
+        << what << "[" << i << "]";
   }
   EXPECT_LE(skipped * 4, idx.size()) << what << ": too many entries straddle a kink";
 }

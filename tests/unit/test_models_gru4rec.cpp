@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/parallel.hpp"
+#include "grad_check.hpp"
 #include "models/gru4rec.hpp"
 #include "models/gru4rec_net.hpp"
 #include "seqrec/data.hpp"
@@ -77,16 +78,9 @@ void check_step_gradients(Gru4recParams p, uint64_t seed) {
     ASSERT_EQ(gr.g.size(), gr.t->w.size()) << gr.t->name;
     double max_abs = 0;
     for (size_t i = 0; i < gr.g.size(); ++i) {
-      float& w = gr.t->w[i];
-      const float old = w;
-      w = old + eps;
-      const double fp = loss();
-      w = old - eps;
-      const double fm = loss();
-      w = old;
-      const double num = (fp - fm) / (2.0 * eps);
+      const double num = test::central_difference(loss, gr.t->w[i], eps);
       max_abs = std::max(max_abs, std::fabs(num));
-      EXPECT_NEAR(gr.g[i], num, 1e-3 + 3e-2 * std::fabs(num))
+      EXPECT_TRUE(test::grad_close(gr.g[i], num, test::GradTolerance::sum(1e-3, 3e-2)))
           << gr.t->name << "[" << i / std::max<int64_t>(1, gr.t->cols) << "]["
           << i % std::max<int64_t>(1, gr.t->cols) << "]";
       ++checked;
