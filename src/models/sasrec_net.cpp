@@ -181,10 +181,6 @@ void seq_masks(const Chunk& ch, const Workspace& ws, int64_t d, float p, uint64_
   kernels::sas_seq_masks(ws.keys.data(), ch.off, ch.nseq, d, p, purpose, mask);
 }
 
-void add(float* y, const float* x, int64_t n) {
-  kernels::sas_add(y, x, n);
-}
-
 }  // namespace
 
 namespace {
@@ -234,7 +230,7 @@ const float* last_block(const NetConfig& c, const Layout& l, const float* w, con
   kernels::sas_activation(r, r, Sd, c.gelu);
   float* h2 = grow(a.h2, Sd);
   linear(S, d, d, r, w + bl.w2, w + bl.b2, h2);
-  add(h2, c.norm_first ? h1 : z, Sd);
+  kernels::sas_add(h2, c.norm_first ? h1 : z, Sd);
   float* F = grow(ws.F, Sd);
   kernels::layernorm_forward(S, d, h2, w + l.ln_last_g, w + l.ln_last_b, F, nullptr, nullptr,
                              kernels::kLayerNormEps);
@@ -347,7 +343,7 @@ const float* forward(const NetConfig& c, const Layout& l, const float* w, const 
       seq_masks(ch, ws, d, p, 16 + 4 * static_cast<uint64_t>(b) + 2, m2);
       kernels::sas_apply_mask_n(h2, m2, Td, keep);
     }
-    add(h2, c.norm_first ? h1 : z, Td);
+    kernels::sas_add(h2, c.norm_first ? h1 : z, Td);
     H = h2;
   }
   if (last_only) return last_block(c, l, w, ch, ws, H);
@@ -395,11 +391,11 @@ void backward(const NetConfig& c, const Layout& l, const float* w, const Chunk& 
                                      c.gelu);
     // dW1 += Z^T g3, db1 += sum g3, g2 = dL/dZ = g3 W1^T (+ g1 when R2 = Z)
     linear_backward(T, d, d, a.z.data(), w + bl.w1, g3, grad + bl.w1, grad + bl.b1, g2);
-    if (!c.norm_first) add(g2, g1, Td);
+    if (!c.norm_first) kernels::sas_add(g2, g1, Td);
     // g3 = dL/dH1 = LN_f backward (+ g1 when R2 = H1)
     kernels::layernorm_backward(T, d, g2, a.xhat_f.data(), a.rstd_f.data(), w + bl.ln_f_g, g3,
                                 grad + bl.ln_f_g, grad + bl.ln_f_b, false);
-    if (c.norm_first) add(g3, g1, Td);
+    if (c.norm_first) kernels::sas_add(g3, g1, Td);
     // --- Attention: H1 = R1 + O Wo + bo. dWo += O^T g3, dbo += sum g3, g2 = dL/dO.
     linear_backward(T, d, d, a.o.data(), w + bl.wo, g3, grad + bl.wo, grad + bl.bo, g2);
     for (int64_t s = 0; s < ch.nseq; ++s) {
@@ -418,16 +414,16 @@ void backward(const NetConfig& c, const Layout& l, const float* w, const Chunk& 
     linear_backward(T, d, d, xkv, w + bl.wv, dv, grad + bl.wv, grad + bl.bv, g4, 1.0f);
     if (c.norm_first) {
       // Xq = Xkv = LN_a(H), R1 = H: dL/dH = LN_a backward(g2 + g4) + g3
-      add(g2, g4, Td);
+      kernels::sas_add(g2, g4, Td);
       kernels::layernorm_backward(T, d, g2, a.xhat_a.data(), a.rstd_a.data(), w + bl.ln_a_g, g1,
                                   grad + bl.ln_a_g, grad + bl.ln_a_b, false);
-      add(g1, g3, Td);
+      kernels::sas_add(g1, g3, Td);
     } else {
       // Xq = LN_a(H), R1 = Xq, Xkv = H: dL/dH = LN_a backward(g2 + g3) + g4
-      add(g2, g3, Td);
+      kernels::sas_add(g2, g3, Td);
       kernels::layernorm_backward(T, d, g2, a.xhat_a.data(), a.rstd_a.data(), w + bl.ln_a_g, g1,
                                   grad + bl.ln_a_g, grad + bl.ln_a_b, false);
-      add(g1, g4, Td);
+      kernels::sas_add(g1, g4, Td);
     }
   }
   // H0 = dropout(e): dL/de = g1 * m0 / (1-p);  e = sqrt(d) E[x] + P[pos]:

@@ -160,7 +160,7 @@ void PackedDotHead::score(int32_t n, const float* const* q, float* const* out) c
   if (n <= 0) return;
   if (precision_ == HeadPrecision::Fp32) {
     const TileF32 t{static_cast<const float*>(panels_), bias_, dim_, n_};
-    detail::head_pass_store(&t, nullptr, blocks_, n, q, nullptr, out);
+    detail::head_pass(&t, nullptr, blocks_, n, q, nullptr, out, nullptr);
     return;
   }
   std::vector<uint32_t> words(static_cast<size_t>(n) * (dim4_ / 4));
@@ -171,7 +171,7 @@ void PackedDotHead::score(int32_t n, const float* const* q, float* const* out) c
     qs[static_cast<size_t>(r)].u = w;
   }
   const TileI8 t{static_cast<const int8_t*>(panels_), bias_, scale_, corr_, dim4_, n_};
-  detail::head_pass_store(nullptr, &t, blocks_, n, nullptr, qs.data(), out);
+  detail::head_pass(nullptr, &t, blocks_, n, nullptr, qs.data(), out, nullptr);
 }
 
 void PackedDotHead::select(int32_t n, const HeadQuery* const* queries) const {
@@ -186,7 +186,7 @@ void PackedDotHead::select(int32_t n, const HeadQuery* const* queries) const {
     qf.clear();
     for (int32_t r = 0; r < n; ++r) qf.push_back(queries[r]->q);
     const TileF32 t{static_cast<const float*>(panels_), bias_, dim_, n_};
-    detail::head_pass_select(&t, nullptr, blocks_, n, qf.data(), nullptr, rows.data());
+    detail::head_pass(&t, nullptr, blocks_, n, qf.data(), nullptr, nullptr, rows.data());
   } else {
     const size_t per = static_cast<size_t>(dim4_ / 4);
     words.resize(static_cast<size_t>(n) * per);
@@ -201,7 +201,7 @@ void PackedDotHead::select(int32_t n, const HeadQuery* const* queries) const {
         rows[static_cast<size_t>(r)].keep = n_;
     }
     const TileI8 t{static_cast<const int8_t*>(panels_), bias_, scale_, corr_, dim4_, n_};
-    detail::head_pass_select(nullptr, &t, blocks_, n, nullptr, qi.data(), rows.data());
+    detail::head_pass(nullptr, &t, blocks_, n, nullptr, qi.data(), nullptr, rows.data());
   }
   for (int32_t r = 0; r < n; ++r) rows[static_cast<size_t>(r)].compact();
 }

@@ -39,22 +39,13 @@ namespace vnni {
 #endif
 #endif
 
-void head_pass_store(const TileF32* f32, const TileI8* i8, int32_t blocks, int32_t n,
-                     const float* const* qf, const QueryI8* qi, float* const* out) {
+void head_pass(const TileF32* f32, const TileI8* i8, int32_t blocks, int32_t n,
+               const float* const* qf, const QueryI8* qi, float* const* out, RowSelect* rows) {
 #if SEQREC_ISA_VARIANT == 2
   if (i8 != nullptr && isa::level() == isa::Level::Avx512Vnni)
-    return vnni::pass_store(f32, i8, blocks, n, qf, qi, out);
+    return vnni::run_pass(f32, i8, blocks, n, qf, qi, out, rows);
 #endif
-  plain::pass_store(f32, i8, blocks, n, qf, qi, out);
-}
-
-void head_pass_select(const TileF32* f32, const TileI8* i8, int32_t blocks, int32_t n,
-                      const float* const* qf, const QueryI8* qi, RowSelect* rows) {
-#if SEQREC_ISA_VARIANT == 2
-  if (i8 != nullptr && isa::level() == isa::Level::Avx512Vnni)
-    return vnni::pass_select(f32, i8, blocks, n, qf, qi, rows);
-#endif
-  plain::pass_select(f32, i8, blocks, n, qf, qi, rows);
+  plain::run_pass(f32, i8, blocks, n, qf, qi, out, rows);
 }
 
 void head_exact(const float* items, const float* item_bias, int32_t n_items, int32_t dim,

@@ -115,16 +115,13 @@ struct SelectSink {
   RowSelect* rows;
 };
 
-/// Scores of n queries for every item into out[r] (n_items floats each): the float pass
-/// (f32, queries qf) or the int8 pass (i8, queries qi); the other tile is null.
-SEQREC_DISPATCH(void, head_pass_store,
+/// One pass of n queries over every item: the float pass (f32, queries qf) or the int8
+/// pass (i8, queries qi; the other tile is null), either writing the scores into out[r]
+/// (n_items floats each) or, when rows is not null, fused with the selection of each
+/// query's candidates (rows[r]; out is then unused).
+SEQREC_DISPATCH(void, head_pass,
                 (const TileF32* f32, const TileI8* i8, int32_t blocks, int32_t n,
-                 const float* const* qf, const QueryI8* qi, float* const* out));
-
-/// The same pass fused with the selection of each query's candidates (rows[r]).
-SEQREC_DISPATCH(void, head_pass_select,
-                (const TileF32* f32, const TileI8* i8, int32_t blocks, int32_t n,
-                 const float* const* qf, const QueryI8* qi, RowSelect* rows));
+                 const float* const* qf, const QueryI8* qi, float* const* out, RowSelect* rows));
 
 /// Exact scores (dot_head.hpp) of the m items ids[] for query q, from the float matrix
 /// items (n_items x dim, row-major) and item_bias (null: 0).

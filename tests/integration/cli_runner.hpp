@@ -58,4 +58,15 @@ inline std::filesystem::path fresh_test_dir(const std::string& prefix) {
   return dir;
 }
 
+inline  /// 60 users rating 12 of 30 movies each, a week apart; no header, 4 columns (u.data style).
+    std::string
+    user_ratings() {
+  std::string text;
+  for (int u = 1; u <= 60; ++u)
+    for (int k = 0; k < 12; ++k)
+      text += std::to_string(u) + "\t" + std::to_string(1 + (u * 7 + k) % 30) + "\t4\t" +
+              std::to_string(880000000 + u * 3600 + k * 7 * 86400) + "\n";
+  return text;
+}
+
 }  // namespace seqrec_test

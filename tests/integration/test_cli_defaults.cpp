@@ -15,6 +15,7 @@ namespace fs = std::filesystem;
 using seqrec_test::CmdResult;
 using seqrec_test::run;
 using seqrec_test::slurp;
+using seqrec_test::user_ratings;
 
 namespace {
 
@@ -32,16 +33,6 @@ class CliDefaults : public ::testing::Test {
   }
   fs::path dir_;
 };
-
-/// 60 users rating 12 of 30 movies each, a week apart; no header, 4 columns (u.data style).
-std::string user_ratings() {
-  std::string text;
-  for (int u = 1; u <= 60; ++u)
-    for (int k = 0; k < 12; ++k)
-      text += std::to_string(u) + "\t" + std::to_string(1 + (u * 7 + k) % 30) + "\t4\t" +
-              std::to_string(880000000 + u * 3600 + k * 7 * 86400) + "\n";
-  return text;
-}
 
 }  // namespace
 

@@ -83,6 +83,18 @@ double half(size_t q) {
   return q % 2 == 0 ? 1.0 : 100.0;
 }
 
+/// The setup every report test starts from: a session split over 10 items, 2 seeds,
+/// headline recall@5 (plus the cutoffs given).
+CompareSetup session_setup(std::vector<int> cutoffs) {
+  CompareSetup setup;
+  setup.protocol = "session";
+  setup.n_items = 10;
+  setup.eval.cutoffs = std::move(cutoffs);
+  setup.metric = "recall@5";
+  setup.seeds = 2;
+  return setup;
+}
+
 }  // namespace
 
 TEST(CompareReport, BestTiesTestsAndBuckets) {
@@ -90,13 +102,8 @@ TEST(CompareReport, BestTiesTestsAndBuckets) {
   std::vector<int64_t> counts(10, 1);
   counts[0] = 50;  // item 0 is the one popular item (top 20% of 10 items = 2 items: 0, 1)
   counts[1] = 20;
-  CompareSetup setup;
-  setup.protocol = "session";
+  CompareSetup setup = session_setup({5, 10});
   setup.data_name = "hand-made";
-  setup.n_items = 10;
-  setup.eval.cutoffs = {5, 10};
-  setup.metric = "recall@5";
-  setup.seeds = 2;
   const std::vector<CompareModelResult> models{
       make_model("a", test, perfect), make_model("b", test, half), make_model("c", test, perfect)};
   const json r = analyse_comparison(setup, models, test, counts);
@@ -162,12 +169,7 @@ TEST(CompareReport, BestTiesTestsAndBuckets) {
 TEST(CompareReport, RefusesRunsOnDifferentPredictions) {
   const SequenceSet test = make_test();
   std::vector<int64_t> counts(10, 1);
-  CompareSetup setup;
-  setup.protocol = "session";
-  setup.n_items = 10;
-  setup.eval.cutoffs = {5};
-  setup.metric = "recall@5";
-  setup.seeds = 2;
+  CompareSetup setup = session_setup({5});
   std::vector<CompareModelResult> models{make_model("a", test, perfect),
                                          make_model("b", test, half)};
   models[1].runs[1].eval.ranks.pop_back();
@@ -193,12 +195,7 @@ json curve_of(const std::vector<double>& values) {
 TEST(CompareReport, WarnsAboutModelsStillImprovingAtTheirLastEpoch) {
   const SequenceSet test = make_test();
   std::vector<int64_t> counts(10, 1);
-  CompareSetup setup;
-  setup.protocol = "session";
-  setup.n_items = 10;
-  setup.eval.cutoffs = {5, 10};
-  setup.metric = "recall@5";
-  setup.seeds = 2;
+  CompareSetup setup = session_setup({5, 10});
   std::vector<CompareModelResult> models{make_model("rising", test, half),
                                          make_model("flat", test, perfect),
                                          make_model("peaked", test, perfect)};
@@ -244,17 +241,12 @@ TEST(CompareReport, WarnsAboutModelsStillImprovingAtTheirLastEpoch) {
 TEST(CompareReport, SaysWhyThisProtocolAndWhatWasNoticed) {
   const SequenceSet test = make_test();
   std::vector<int64_t> counts(10, 1);
-  CompareSetup setup;
-  setup.protocol = "session";
+  CompareSetup setup = session_setup({5, 10});
   setup.protocol_choice = "chosen by --protocol auto: 0 of the 40 sequences span more than a day";
   setup.detected = {"protocol: session (chosen by --protocol auto): ...",
                     "time unit: the times are milliseconds; --time-unit s reads them as seconds",
                     "forced: degenerate test set: the test set holds 1 session"};
   setup.data_name = "hand-made";
-  setup.n_items = 10;
-  setup.eval.cutoffs = {5, 10};
-  setup.metric = "recall@5";
-  setup.seeds = 2;
   const std::vector<CompareModelResult> models{make_model("a", test, perfect)};
   const json r = analyse_comparison(setup, models, test, counts);
   EXPECT_EQ(r["protocol"]["choice"], setup.protocol_choice);
@@ -277,13 +269,8 @@ TEST(CompareReport, SaysWhyThisProtocolAndWhatWasNoticed) {
 TEST(CompareReport, NamesTheInstructionSetLevelNextToTheCpu) {
   const SequenceSet test = make_test();
   std::vector<int64_t> counts(10, 1);
-  CompareSetup setup;
-  setup.protocol = "session";
+  CompareSetup setup = session_setup({5, 10});
   setup.data_name = "hand-made";
-  setup.n_items = 10;
-  setup.eval.cutoffs = {5, 10};
-  setup.metric = "recall@5";
-  setup.seeds = 2;
   setup.machine = {{"cpu", "Test CPU 3000"},
                    {"isa", "kernels avx2; cpu sse4.2 avx2, no avx512; oneDNN avx2"},
                    {"logical_cpus", 4}};

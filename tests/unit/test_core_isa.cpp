@@ -267,7 +267,7 @@ TEST(CoreIsa, ServingHeadVariantsGiveIdenticalScores) {
   for (auto& q : qs) qp.push_back(q.data());
   std::vector<int32_t> ids(n_items);
   for (int32_t i = 0; i < n_items; ++i) ids[i] = n_items - 1 - i;
-  decltype(&isa_baseline::head_pass_store) pass[] = SEQREC_VARIANTS(serve::detail, head_pass_store);
+  decltype(&isa_baseline::head_pass) pass[] = SEQREC_VARIANTS(serve::detail, head_pass);
   decltype(&isa_baseline::head_exact) exact[] = SEQREC_VARIANTS(serve::detail, head_exact);
   // The definition, written out.
   std::vector<float> want(static_cast<size_t>(nq) * n_items);
@@ -282,7 +282,7 @@ TEST(CoreIsa, ServingHeadVariantsGiveIdenticalScores) {
     std::vector<float> got(static_cast<size_t>(nq) * n_items);
     std::vector<float*> out;
     for (int r = 0; r < nq; ++r) out.push_back(got.data() + static_cast<size_t>(r) * n_items);
-    pass[v](&tile, nullptr, blocks, nq, qp.data(), nullptr, out.data());
+    pass[v](&tile, nullptr, blocks, nq, qp.data(), nullptr, out.data(), nullptr);
     EXPECT_EQ(got, want) << "float pass, variant " << v;
     std::vector<float> ex(n_items);
     exact[v](items.data(), bias.data(), n_items, dim, qp[1], ids.data(), ids.size(), ex.data());
@@ -375,12 +375,12 @@ TEST(CoreIsa, Int8HeadPassIsExactOnEveryLevel) {
       want[static_cast<size_t>(r) * n_items + i] =
           std::fma(static_cast<float>(acc - corr[i]), scale[i] * qs[r].sq, bias[i]);
     }
-  decltype(&isa_baseline::head_pass_store) pass[] = SEQREC_VARIANTS(serve::detail, head_pass_store);
+  decltype(&isa_baseline::head_pass) pass[] = SEQREC_VARIANTS(serve::detail, head_pass);
   for (int v = 0; v <= top_variant(); ++v) {
     std::vector<float> got(static_cast<size_t>(nq) * n_items);
     std::vector<float*> out;
     for (int r = 0; r < nq; ++r) out.push_back(got.data() + static_cast<size_t>(r) * n_items);
-    pass[v](nullptr, &tile, blocks, nq, nullptr, qs.data(), out.data());
+    pass[v](nullptr, &tile, blocks, nq, nullptr, qs.data(), out.data(), nullptr);
     EXPECT_EQ(got, want) << "int8 pass, variant " << v << " (level "
                          << isa::level_name(isa::level()) << ")";
   }
