@@ -56,11 +56,11 @@ g++ -std=c++20 -O3 -march=native -fopenmp -Iinclude -Isrc bench/head_speed_main.
   build/seqrec -q prepare "$D/ml-1m/ml-1m.txt" --protocol sequential -o "$WORK/ml1m" --force
 [ -f "$WORK/gru.seqrec" ] ||
   build/seqrec -q --threads "$THREADS" train "$D/rsc15-100k/yoochoose-clicks-100k_train_full.txt" \
-    -m gru4rec --preset rsc15 --n-epochs 1 -o "$WORK/gru.seqrec"
+    -m gru4rec --preset rsc15 --epochs 1 -o "$WORK/gru.seqrec"
 if [[ " $WORKLOADS " == *_40k* ]] && [ ! -f "$WORK/gru40k.seqrec" ]; then
   build/seqrec -q generate --events 2000000 --items 40000 -o "$WORK/log40k.tsv"
   build/seqrec -q --threads "$THREADS" train "$WORK/log40k.tsv" -m gru4rec --preset rsc15 \
-    --n-epochs 1 -o "$WORK/gru40k.seqrec"
+    --epochs 1 -o "$WORK/gru40k.seqrec"
 fi
 
 # One run: prints "SECONDS PEAK_RSS_MIB" (training) or the head's JSON.
@@ -71,9 +71,9 @@ train_time() {  # BIN OUT ARGS...
     sed -n 's/.*trained [a-z0-9]* in \([0-9.]*\) s (peak RSS \([0-9.]*\) MiB).*/\1 \2/p' | tail -1
 }
 gru() { train_time "$1/seqrec" "$WORK/gru_$2.seqrec" "$D/rsc15-100k/yoochoose-clicks-100k_train_full.txt" \
-  -m gru4rec --preset rsc15 --n-epochs "$GRU_EPOCHS"; }
+  -m gru4rec --preset rsc15 --epochs "$GRU_EPOCHS"; }
 sas() { train_time "$1/seqrec" "$WORK/sas_$2.seqrec" "$WORK/ml1m" -m sasrec --preset ml1m \
-  --num-epochs "$SAS_EPOCHS"; }
+  --epochs "$SAS_EPOCHS"; }
 head1() { "$1/head_speed" "$WORK/gru.seqrec" --batch 1 --seconds 3; }
 head8() { "$1/head_speed" "$WORK/gru.seqrec" --batch 8 --seconds 3; }
 head1_40k() { "$1/head_speed" "$WORK/gru40k.seqrec" --batch 1 --seconds 3; }

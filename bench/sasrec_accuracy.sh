@@ -54,7 +54,7 @@ if [ "$MODE" = es ]; then
 fi
 for s in $SEEDS; do
   "$SEQ" --threads "$THREADS" train "$W/data" -m sasrec --preset "$PRESET" --loss "$LOSS" \
-    --num-epochs "$EPOCHS" --seed "$s" "${RUN[@]}" "${EXTRA[@]}" -o "$W/m$s.seqrec" \
+    --epochs "$EPOCHS" --seed "$s" "${RUN[@]}" "${EXTRA[@]}" -o "$W/m$s.seqrec" \
     >"$W/train$s.log" 2>&1 || { tail -5 "$W/train$s.log" >&2; exit 1; }
   for e in full samp; do
     S=()
@@ -63,7 +63,7 @@ for s in $SEEDS; do
       --json "$W/$e$s.json" >"$W/eval.log" 2>&1 || { cat "$W/eval.log" >&2; exit 1; }
   done
   python3 bench/sasrec_accuracy_row.py "$W/train$s.log" "$W/full$s.json" "$W/samp$s.json" \
-    "$NAME" "$PRESET" "$LOSS" "$s" "$MODE" "--num-epochs $EPOCHS ${RUN[*]} ${EXTRA[*]}"
+    "$NAME" "$PRESET" "$LOSS" "$s" "$MODE" "--epochs $EPOCHS ${RUN[*]} ${EXTRA[*]}"
 done | tee "$W/rows.jsonl"
 python3 - "$W/rows.jsonl" <<'PY' | tee -a "$W/rows.jsonl"
 import json, statistics, sys

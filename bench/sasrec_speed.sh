@@ -26,7 +26,7 @@ PEAK=$(OMP_NUM_THREADS=$([ "$THREADS" = 0 ] && nproc || echo "$THREADS") "$W/pea
 echo "sasrec_speed: sgemm peak ${PEAK} GFLOP/s; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for loss in $LOSSES; do
   /usr/bin/time -f "%e %M %U" -o "$W/t" "$B" --threads "$THREADS" train "$W/split" -m sasrec \
-    --preset ml1m --loss "$loss" --num-epochs "$EPOCHS" -o "$W/m.seqrec" ${EXTRA:-} \
+    --preset ml1m --loss "$loss" --epochs "$EPOCHS" -o "$W/m.seqrec" ${EXTRA:-} \
     2> "$W/log" >/dev/null
   read -r twall trss tuser < "$W/t"
   /usr/bin/time -f "%e %M" -o "$W/e" "$B" -q --threads "$THREADS" eval -m "$W/m.seqrec" "$W/split" \

@@ -106,25 +106,32 @@ class Model {
   /// How many of a session's most recent items the model looks at (0 = all of them). A
   /// caller that keeps session histories may keep only this many.
   virtual int32_t context_length() const { return 0; }
+  // Serving capabilities. A model offers incremental inference when new_state() returns a
+  // state, and a dot-product output layer when dot_product_head().dim > 0; it then
+  // overrides the methods of that capability. The base versions of those methods throw
+  // Error naming the model and the missing method: a model that announces a capability
+  // and forgets one of its methods fails loudly, never leaves `out` unwritten.
+
   /// Incremental inference: a fresh state for a new session, or nullptr when the model has
   /// none (callers then keep the item list and call score()).
   virtual std::unique_ptr<SessionState> new_state() const { return nullptr; }
   /// Advances `state` by one event (O(1) in the session length). Thread-safe for distinct
-  /// states.
-  virtual void step(SessionState& state, int32_t item) const {}
-  /// Scores every item after the events stepped so far into out[n_items()].
-  virtual void score_state(const SessionState& state, float* out) const {}
+  /// states. Required with new_state().
+  virtual void step(SessionState& state, int32_t item) const;
+  /// Scores every item after the events stepped so far into out[n_items()]. Required with
+  /// new_state().
+  virtual void score_state(const SessionState& state, float* out) const;
   /// The model's dot-product output layer, or dim == 0 when it has none. The pointers stay
   /// valid (and the values unchanged) until the model is modified (fit, load).
   virtual DotProductHead dot_product_head() const { return {}; }
   /// For a model with a dot-product head: the query vector of every query into out
   /// (queries.size() x dim, row-major), such that score() equals the head applied to it up
-  /// to floating-point rounding. Thread-safe like score().
+  /// to floating-point rounding. Thread-safe like score(). Required with a head.
   virtual void query_vectors(std::span<const std::span<const int32_t>> seqs,
-                             std::span<const PrefixQuery> queries, float* out) const {}
+                             std::span<const PrefixQuery> queries, float* out) const;
   /// For a model with a dot-product head and incremental inference: the query vector
   /// (dim floats) after the events stepped into `state`, consistent with score_state().
-  virtual void state_query(const SessionState& state, float* out) const {}
+  virtual void state_query(const SessionState& state, float* out) const;
   /// Writes the learned state as named tensors (the config travels separately).
   virtual void save(TensorWriter& w) const = 0;
   /// Restores the state written by save(); throws Error on missing/mis-shaped tensors.
@@ -156,6 +163,13 @@ const std::vector<ModelInfo>& model_registry();
 const ModelInfo& find_model(std::string_view type);
 /// A Config over the type's ParamSpecs with defaults.
 Config default_config(std::string_view type);
+/// The type's preset called `name`; throws InputError listing the known ones when absent.
+const Preset& find_preset(const ModelInfo& info, const std::string& name);
+/// The configuration a user asks for, in this order (later wins): the type's defaults, the
+/// preset `preset` (none when empty), the config file `config_file` (none when empty).
+/// Flags are applied by the caller afterwards.
+Config model_config(const ModelInfo& info, const std::string& preset,
+                    const std::string& config_file);
 std::unique_ptr<Model> create_model(std::string_view type, const Config& config);
 
 /// A trained model with everything needed to use it on original ids.

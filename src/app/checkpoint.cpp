@@ -31,15 +31,16 @@ bool same_file(const std::string& a, const std::string& b) {
   return ca == cb;
 }
 
-/// The parameters that only set how long to train: a resumed run may raise them.
-bool is_epoch_budget(const std::string& name) {
-  return name == "n_epochs" || name == "num_epochs";
+/// The parameter that only sets how long to train (a resumed run may raise it): the type's
+/// declared epochs parameter, under its one spelling (old spellings are aliases).
+bool is_epoch_budget(const std::string& type, const std::string& name) {
+  const std::string& ep = find_model(type).epochs_param;
+  return !ep.empty() && name == ep;
 }
 
-int64_t epoch_budget(const Config& c) {
-  for (const char* n : {"n_epochs", "num_epochs"})
-    if (c.has(n)) return c.get_int(n);
-  return 0;
+int64_t epoch_budget(const std::string& type, const Config& c) {
+  const std::string& ep = find_model(type).epochs_param;
+  return ep.empty() ? 0 : c.get_int(ep);
 }
 
 std::string shown(const nlohmann::json& v) {
@@ -101,16 +102,16 @@ void check_resume(const Checkpoint& ck, const std::string& type, const Config& c
   const nlohmann::json a = ck.bundle.model->config().to_json(), b = config.to_json();
   for (const auto& [k, v] : b.items()) {
     const nlohmann::json old = a.contains(k) ? a[k] : nlohmann::json();
-    if (old == v || (is_epoch_budget(k) && !single_pass)) continue;
+    if (old == v || (is_epoch_budget(type, k) && !single_pass)) continue;
     fail("parameter '" + k + "' differs: the checkpoint has " + shown(old) + ", this run " +
          shown(v) + " (resume with the checkpoint's configuration; only " +
          (single_pass ? std::string("nothing") : "the epoch budget") + " may change)");
   }
   for (const auto& [k, v] : a.items())
     if (!b.contains(k)) fail("parameter '" + k + "' of the checkpoint is unknown to this run");
-  if (!single_pass && ck.state.epoch > epoch_budget(config))
+  if (!single_pass && ck.state.epoch > epoch_budget(type, config))
     fail("the checkpoint has completed " + std::to_string(ck.state.epoch) +
-         " epochs, more than this run's budget of " + std::to_string(epoch_budget(config)));
+         " epochs, more than this run's budget of " + std::to_string(epoch_budget(type, config)));
   const auto d = ck.info.find("data");
   if (d == ck.info.end() || !d->is_object()) fail("checkpoint field 'data' is missing");
   // The counts that differ, or else the hashes that do (they only tell that something
@@ -194,7 +195,7 @@ ModelBundle train_model_checkpointed(const std::string& type, const Config& conf
   };
   auto info = [&](const char* kind) {
     return nlohmann::json{{"kind", kind},
-                          {"epochs", epoch_budget(config)},
+                          {"epochs", epoch_budget(type, config)},
                           {"elapsed_seconds", elapsed()},
                           {"data", fp},
                           {"run", opt.run},

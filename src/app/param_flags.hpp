@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "seqrec/config.hpp"
+#include "seqrec/error.hpp"
 
 namespace seqrec::cli {
 
@@ -90,17 +91,37 @@ class ParamFlags {
         it->second->description(it->second->get_description() + "\n" + help);
         continue;
       }
+      for (const auto& a : s.aliases)
+        help += (&a == &s.aliases.front() ? " (also --" : ", --") + dashed(a) +
+                (&a == &s.aliases.back() ? ")" : "");
       auto* o = app->add_option("--" + dashed(s.name), values_[s.name], help);
       o->type_name(type_word(s.type));
       o->group(group);
       options_[s.name] = o;
     }
+    // Old or other spellings: hidden flags that set the parameter they name.
+    for (const auto& s : specs)
+      for (const auto& a : s.aliases) {
+        if (options_.count(a) || aliases_.count(a)) continue;
+        auto* o = app->add_option("--" + dashed(a), alias_values_[a], "= --" + dashed(s.name));
+        o->group("");
+        aliases_[a] = {s.name, o};
+      }
   }
-  /// Flags the user gave, as (name, value).
+  /// Flags the user gave, as (name, value); an alias flag is reported under the name of
+  /// its parameter.
   std::vector<std::pair<std::string, std::string>> given() const {
     std::vector<std::pair<std::string, std::string>> out;
     for (const auto& [name, opt] : options_)
       if (opt->count() > 0) out.emplace_back(name, values_.at(name));
+    for (const auto& [alias, target] : aliases_)
+      if (target.second->count() > 0) {
+        for (const auto& [name, value] : out)
+          if (name == target.first)
+            throw InputError("--" + dashed(alias) + " and --" + dashed(name) +
+                             " set the same parameter: give one of them");
+        out.emplace_back(target.first, alias_values_.at(alias));
+      }
     return out;
   }
   /// Applies the given flags that `config` knows; returns the names it did not know.
@@ -116,8 +137,9 @@ class ParamFlags {
   }
 
  private:
-  std::map<std::string, std::string> values_;
+  std::map<std::string, std::string> values_, alias_values_;
   std::map<std::string, CLI::Option*> options_;
+  std::map<std::string, std::pair<std::string, CLI::Option*>> aliases_;  ///< alias -> (name, flag)
 };
 
 }  // namespace seqrec::cli

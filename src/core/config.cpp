@@ -146,36 +146,62 @@ std::string canonical_value(const ParamSpec& spec, const std::string& raw,
   return value;
 }
 
+bool ParamSpec::answers_to(const std::string& n) const {
+  return n == name || std::find(aliases.begin(), aliases.end(), n) != aliases.end();
+}
+
+const ParamSpec* find_spec(const std::vector<ParamSpec>& specs, const std::string& name) {
+  for (const auto& s : specs)
+    if (s.name == name) return &s;
+  for (const auto& s : specs)
+    if (s.answers_to(name)) return &s;
+  return nullptr;
+}
+
+std::string exact_text(float v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, ec == std::errc() ? end : buf);
+}
+
+std::string exact_text(double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, ec == std::errc() ? end : buf);
+}
+
+void throw_param_error(const std::string& what, bool bug) {
+  if (bug) throw Error(what);
+  throw InputError(what);
+}
+
 Config::Config(std::vector<ParamSpec> specs) : specs_(std::move(specs)) {
   for (const auto& s : specs_) values_[s.name] = canonical_value(s, s.default_value, "default");
 }
 
 bool Config::has(const std::string& name) const {
-  return values_.count(name) != 0;
+  return find_spec(specs_, name) != nullptr;
 }
 
 const ParamSpec& Config::spec(const std::string& name) const {
-  for (const auto& s : specs_)
-    if (s.name == name) return s;
+  if (const ParamSpec* s = find_spec(specs_, name)) return *s;
   throw InputError("unknown parameter '" + name + "'");
 }
 
 void Config::set(const std::string& name, const std::string& value, const std::string& origin) {
-  const ParamSpec* found = nullptr;
-  for (const auto& s : specs_)
-    if (s.name == name) found = &s;
+  const ParamSpec* found = find_spec(specs_, name);
   if (!found) {
     std::string known;
     for (const auto& s : specs_) known += (known.empty() ? "" : ", ") + s.name;
     throw InputError((origin.empty() ? std::string() : origin + ": ") + "unknown parameter '" +
                      name + "' (known: " + known + ")");
   }
-  values_[name] = canonical_value(*found, value, origin);
+  values_[found->name] = canonical_value(*found, value, origin);
 }
 
 const std::string& Config::raw(const std::string& name) const {
   auto it = values_.find(name);
-  if (it == values_.end()) throw InputError("unknown parameter '" + name + "'");
+  if (it == values_.end()) it = values_.find(spec(name).name);
   return it->second;
 }
 

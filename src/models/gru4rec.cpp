@@ -21,133 +21,151 @@ namespace seqrec {
 
 using kernels::LossType;
 
-namespace {
-/// `p` with its upper bound excluded (a probability in [0, 1), a momentum below 1).
-ParamSpec below_max(ParamSpec p) {
-  p.max_exclusive = true;
-  return p;
+const ParamTable<Gru4recParams>& gru4rec_table() {
+  using kernels::LossType;
+  using P = Gru4recParams;
+  static const ParamTable<P> table = [] {
+    ParamTable<P> t;
+    t.choice(&P::loss,
+             param_choice("loss", "cross-entropy", {},
+                          "training loss over the target and the sampled negatives"),
+             {{"cross-entropy", LossType::CrossEntropy},
+              {"bpr-max", LossType::BprMax},
+              {"top1-max", LossType::Top1Max},
+              {"bpr", LossType::Bpr},
+              {"top1", LossType::Top1}});
+    t.field(&P::layers,
+            param_int_list("layers", "100", 1, 65536, "GRU layer sizes, e.g. 100 or 100,100"));
+    t.field(&P::embedding,
+            param_int("embedding", "0", -1, 65536,
+                      "input embedding size when constrained_embedding is false: 0 = one-hot GRU "
+                      "embedding layer, -1 = layers[0] ('layersize')"));
+    t.field(&P::constrained_embedding,
+            param_bool("constrained_embedding", "true",
+                       "use the output weights (Wy) as the input embedding (ignores embedding)"));
+    t.field(&P::batch_size,
+            param_int("batch_size", "64", 1, 1 << 20, "session-parallel mini-batch size"));
+    t.field(&P::dropout_p_embed,
+            param_float("dropout_p_embed", "0.0", 0.0, 1.0,
+                        "dropout on the input embedding (or on the GRU embedding layer)")
+                .open_max());
+    t.field(&P::dropout_p_hidden, param_float("dropout_p_hidden", "0.0", 0.0, 1.0,
+                                              "dropout on the output of the GRU layers")
+                                      .open_max());
+    t.field(&P::learning_rate,
+            param_float("learning_rate", "0.05", 0.0, 1e6, "Adagrad learning rate")
+                .open_min()
+                .alias("lr"));
+    t.field(&P::momentum,
+            param_float("momentum", "0.0", 0.0, 1.0, "momentum on the Adagrad step (0 = none)")
+                .open_max());
+    t.field(&P::n_sample, param_int("n_sample", "2048", 0, 1 << 24,
+                                    "extra negatives shared by the mini-batch (0 = in-batch "
+                                    "negatives only); capped at the number of items"));
+    t.field(&P::sample_alpha,
+            param_float("sample_alpha", "0.5", 0.0, 10.0,
+                        "negatives drawn with probability ~ support^sample_alpha"));
+    t.field(&P::bpreg, param_float("bpreg", "1.0", 0.0, 1e6, "score regularisation of bpr-max"));
+    t.field(&P::logq,
+            param_float("logq", "0.0", 0.0, 1e6,
+                        "logQ correction of the sampled scores (cross-entropy only; 0 = off)"));
+    t.field(&P::elu_param,
+            param_float("elu_param", "0.5", 0.0, 1e6,
+                        "ranking losses: ELU(elu_param) final activation, 0 = linear"));
+    t.field(&P::n_epochs, param_int("epochs", "10", 0, 100000, "training epochs")
+                              .alias("n_epochs")
+                              .alias("num_epochs"));
+    t.field(&P::sample_store_size,
+            param_int("sample_store_size", "10000000", 1, int64_t{1} << 34,
+                      "negative samples precomputed at once (the official sample_cache_max_size)"));
+    return t;
+  }();
+  return table;
 }
-/// `p` with its lower bound excluded (a learning rate above 0).
-ParamSpec above_min(ParamSpec p) {
-  p.min_exclusive = true;
-  return p;
-}
-}  // namespace
 
 std::vector<ParamSpec> gru4rec_params() {
-  return {
-      param_choice("loss", "cross-entropy", {"cross-entropy", "bpr-max", "top1-max", "bpr", "top1"},
-                   "training loss over the target and the sampled negatives"),
-      param_int_list("layers", "100", 1, 65536, "GRU layer sizes, e.g. 100 or 100,100"),
-      param_int("embedding", "0", -1, 65536,
-                "input embedding size when constrained_embedding is false: 0 = one-hot GRU "
-                "embedding layer, -1 = layers[0] ('layersize')"),
-      param_bool("constrained_embedding", "true",
-                 "use the output weights (Wy) as the input embedding (ignores embedding)"),
-      param_int("batch_size", "64", 1, 1 << 20, "session-parallel mini-batch size"),
-      below_max(param_float("dropout_p_embed", "0.0", 0.0, 1.0,
-                            "dropout on the input embedding (or on the GRU embedding layer)")),
-      below_max(param_float("dropout_p_hidden", "0.0", 0.0, 1.0,
-                            "dropout on the output of the GRU layers")),
-      above_min(param_float("learning_rate", "0.05", 0.0, 1e6, "Adagrad learning rate")),
-      below_max(
-          param_float("momentum", "0.0", 0.0, 1.0, "momentum on the Adagrad step (0 = none)")),
-      param_int("n_sample", "2048", 0, 1 << 24,
-                "extra negatives shared by the mini-batch (0 = in-batch negatives only); "
-                "capped at the number of items"),
-      param_float("sample_alpha", "0.5", 0.0, 10.0,
-                  "negatives drawn with probability ~ support^sample_alpha"),
-      param_float("bpreg", "1.0", 0.0, 1e6, "score regularisation of bpr-max"),
-      param_float("logq", "0.0", 0.0, 1e6,
-                  "logQ correction of the sampled scores (cross-entropy only; 0 = off)"),
-      param_float("elu_param", "0.5", 0.0, 1e6,
-                  "ranking losses: ELU(elu_param) final activation, 0 = linear"),
-      param_int("n_epochs", "10", 0, 100000, "training epochs"),
-      param_int("sample_store_size", "10000000", 1, int64_t{1} << 34,
-                "negative samples precomputed at once (the official sample_cache_max_size)"),
-  };
+  return gru4rec_table().specs();
+}
+
+Gru4recParams gru4rec_defaults() {
+  return gru4rec_table().defaults();
 }
 
 namespace {
 
-Preset make_preset(std::string name, std::string desc, std::string loss, std::string layers,
-                   std::string batch, std::string dpe, std::string dph, std::string lr,
-                   std::string mom, std::string alpha, std::string bpreg, std::string elu,
-                   std::string logq) {
-  return Preset{std::move(name),
-                std::move(desc),
-                {{"loss", std::move(loss)},
-                 {"layers", std::move(layers)},
-                 {"embedding", "0"},
-                 {"constrained_embedding", "true"},
-                 {"batch_size", std::move(batch)},
-                 {"dropout_p_embed", std::move(dpe)},
-                 {"dropout_p_hidden", std::move(dph)},
-                 {"learning_rate", std::move(lr)},
-                 {"momentum", std::move(mom)},
-                 {"n_sample", "2048"},
-                 {"sample_alpha", std::move(alpha)},
-                 {"bpreg", std::move(bpreg)},
-                 {"elu_param", std::move(elu)},
-                 {"logq", std::move(logq)},
-                 {"n_epochs", "10"}}};
+/// A preset: the defaults changed by `edit`, stored as the values that differ.
+Preset gru4rec_preset(std::string name, std::string desc, void (*edit)(Gru4recParams&)) {
+  Gru4recParams p = gru4rec_defaults();
+  edit(p);
+  return Preset{std::move(name), std::move(desc), gru4rec_table().changes(p)};
+}
+
+/// The official cross-entropy settings: constrained embedding, logQ 1, no ELU/bpreg.
+void official_xe(Gru4recParams& p, int64_t layer, int64_t batch, float dpe, float dph, float lr,
+                 float momentum, double alpha) {
+  p.loss = LossType::CrossEntropy;
+  p.layers = {layer};
+  p.batch_size = batch;
+  p.dropout_p_embed = dpe;
+  p.dropout_p_hidden = dph;
+  p.learning_rate = lr;
+  p.momentum = momentum;
+  p.sample_alpha = alpha;
+  p.bpreg = 0.0f;
+  p.elu_param = 0.0f;
+  p.logq = 1.0f;
+}
+
+/// The official BPR-max settings: constrained embedding, no logQ.
+void official_bprmax(Gru4recParams& p, int64_t layer, int64_t batch, float dpe, float dph, float lr,
+                     float momentum, double alpha, float bpreg, float elu) {
+  p.loss = LossType::BprMax;
+  p.layers = {layer};
+  p.batch_size = batch;
+  p.dropout_p_embed = dpe;
+  p.dropout_p_hidden = dph;
+  p.learning_rate = lr;
+  p.momentum = momentum;
+  p.sample_alpha = alpha;
+  p.bpreg = bpreg;
+  p.elu_param = elu;
+  p.logq = 0.0f;
 }
 
 }  // namespace
 
 std::vector<Preset> gru4rec_presets() {
-  const char* xe = "cross-entropy";
-  const char* bm = "bpr-max";
   return {
-      make_preset("rsc15", "official rsc15_xe_shared_100 (cross-entropy, 100 units, logq 1)", xe,
-                  "100", "32", "0.0", "0.4", "0.2", "0.2", "0.5", "0", "0", "1.0"),
-      make_preset("yoochoose", "official yoochoose_xe_shared (cross-entropy, 480 units)", xe, "480",
-                  "48", "0.0", "0.2", "0.07", "0.0", "0.2", "0", "0", "1.0"),
-      make_preset("rees46", "official rees46_xe_shared (cross-entropy, 512 units)", xe, "512",
-                  "240", "0.45", "0.0", "0.065", "0.0", "0.5", "0", "0", "1.0"),
-      make_preset("diginetica", "official diginetica_bprmax_shared (bpr-max, 512 units)", bm, "512",
-                  "128", "0.5", "0.3", "0.05", "0.15", "0.3", "0.9", "1", "0"),
-      make_preset("bprmax", "the diginetica bpr-max set of ../shared/REFERENCE.md", bm, "512",
-                  "128", "0.5", "0.3", "0.05", "0.15", "0.3", "0.9", "1", "0"),
-      make_preset("retailrocket", "official retailrocket_bprmax_shared (bpr-max, 224 units)", bm,
-                  "224", "80", "0.5", "0.05", "0.05", "0.4", "0.4", "1.95", "0.5", "0"),
-      make_preset("coveo", "official coveo_bprmax_shared (bpr-max, 512 units)", bm, "512", "144",
-                  "0.35", "0.0", "0.05", "0.4", "0.2", "1.85", "1", "0"),
+      gru4rec_preset(
+          "rsc15", "official rsc15_xe_shared_100 (cross-entropy, 100 units, logq 1)",
+          [](Gru4recParams& p) { official_xe(p, 100, 32, 0.0f, 0.4f, 0.2f, 0.2f, 0.5); }),
+      gru4rec_preset(
+          "yoochoose", "official yoochoose_xe_shared (cross-entropy, 480 units)",
+          [](Gru4recParams& p) { official_xe(p, 480, 48, 0.0f, 0.2f, 0.07f, 0.0f, 0.2); }),
+      gru4rec_preset(
+          "rees46", "official rees46_xe_shared (cross-entropy, 512 units)",
+          [](Gru4recParams& p) { official_xe(p, 512, 240, 0.45f, 0.0f, 0.065f, 0.0f, 0.5); }),
+      gru4rec_preset("diginetica", "official diginetica_bprmax_shared (bpr-max, 512 units)",
+                     [](Gru4recParams& p) {
+                       official_bprmax(p, 512, 128, 0.5f, 0.3f, 0.05f, 0.15f, 0.3, 0.9f, 1.0f);
+                     }),
+      gru4rec_preset("bprmax", "the diginetica bpr-max set of ../shared/REFERENCE.md",
+                     [](Gru4recParams& p) {
+                       official_bprmax(p, 512, 128, 0.5f, 0.3f, 0.05f, 0.15f, 0.3, 0.9f, 1.0f);
+                     }),
+      gru4rec_preset("retailrocket", "official retailrocket_bprmax_shared (bpr-max, 224 units)",
+                     [](Gru4recParams& p) {
+                       official_bprmax(p, 224, 80, 0.5f, 0.05f, 0.05f, 0.4f, 0.4, 1.95f, 0.5f);
+                     }),
+      gru4rec_preset("coveo", "official coveo_bprmax_shared (bpr-max, 512 units)",
+                     [](Gru4recParams& p) {
+                       official_bprmax(p, 512, 144, 0.35f, 0.0f, 0.05f, 0.4f, 0.2, 1.85f, 1.0f);
+                     }),
   };
 }
 
 Gru4recParams parse_gru4rec_config(const Config& c) {
-  Gru4recParams p;
-  const std::string& loss = c.get_string("loss");
-  if (loss == "cross-entropy")
-    p.loss = LossType::CrossEntropy;
-  else if (loss == "bpr-max")
-    p.loss = LossType::BprMax;
-  else if (loss == "top1-max")
-    p.loss = LossType::Top1Max;
-  else if (loss == "bpr")
-    p.loss = LossType::Bpr;
-  else if (loss == "top1")
-    p.loss = LossType::Top1;
-  else
-    throw InputError("gru4rec: unknown loss '" + loss + "'");
-  // Ranges are checked by the table (gru4rec_params) when a value is set.
-  p.layers = c.get_int_list("layers");
-  p.embedding = c.get_int("embedding");
-  p.constrained_embedding = c.get_bool("constrained_embedding");
-  p.batch_size = c.get_int("batch_size");
-  p.dropout_p_embed = static_cast<float>(c.get_float("dropout_p_embed"));
-  p.dropout_p_hidden = static_cast<float>(c.get_float("dropout_p_hidden"));
-  p.learning_rate = static_cast<float>(c.get_float("learning_rate"));
-  p.momentum = static_cast<float>(c.get_float("momentum"));
-  p.n_sample = c.get_int("n_sample");
-  p.sample_alpha = c.get_float("sample_alpha");
-  p.bpreg = static_cast<float>(c.get_float("bpreg"));
-  p.logq = static_cast<float>(c.get_float("logq"));
-  p.elu_param = static_cast<float>(c.get_float("elu_param"));
-  p.n_epochs = c.get_int("n_epochs");
-  p.sample_store_size = c.get_int("sample_store_size");
-  return p;
+  return gru4rec_table().read(c);
 }
 
 Gru4recModel::Gru4recModel(const Config& config) : ModelBase(config) {
@@ -471,7 +489,7 @@ ModelInfo gru4rec_model_info() {
           gru4rec_params(),
           [](const Config& c) { return std::make_unique<Gru4recModel>(c); },
           gru4rec_presets(),
-          "n_epochs"};
+          "epochs"};
 }
 
 namespace {

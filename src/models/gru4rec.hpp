@@ -15,11 +15,16 @@
 
 namespace seqrec {
 
-/// The parameter table of the gru4rec type (names and meaning as the official code).
+/// The parameter table of the gru4rec type (names and meaning as the official code), each
+/// entry bound to its member of Gru4recParams.
+const ParamTable<Gru4recParams>& gru4rec_table();
+/// Its specs (what `seqrec models` lists and the CLI turns into flags).
 std::vector<ParamSpec> gru4rec_params();
+/// Every parameter at its default.
+Gru4recParams gru4rec_defaults();
 /// The official best settings (spec §11) as presets.
 std::vector<Preset> gru4rec_presets();
-/// Reads and checks a gru4rec Config; throws InputError on absurd values.
+/// The typed parameters of a gru4rec Config (ranges were checked when values were set).
 Gru4recParams parse_gru4rec_config(const Config& c);
 
 class Gru4recModel final : public ModelBase {

@@ -22,20 +22,22 @@ enum class Gru4recInput {
   GruEmbedding,  ///< embedding = 0, not constrained: one-hot GRU embedding layer (§3.3)
 };
 
-/// Parsed, validated hyperparameters (names as in the official code).
+/// Parsed, validated hyperparameters (names as in the official code). The defaults, ranges
+/// and help live in one place, the table of src/models/gru4rec.cpp: start from
+/// gru4rec_defaults(), not from this struct's zeros.
 struct Gru4recParams {
-  kernels::LossType loss = kernels::LossType::CrossEntropy;
-  std::vector<int64_t> layers{100};
+  kernels::LossType loss = {};
+  std::vector<int64_t> layers = {};
   int64_t embedding = 0;  ///< 0 = none, -1 = layers[0] ('layersize')
-  bool constrained_embedding = true;
-  int64_t batch_size = 64;
-  float dropout_p_embed = 0.0f, dropout_p_hidden = 0.0f;
-  float learning_rate = 0.05f, momentum = 0.0f;
-  int64_t n_sample = 2048;
-  double sample_alpha = 0.5;
-  float bpreg = 1.0f, logq = 0.0f, elu_param = 0.5f;
-  int64_t n_epochs = 10;
-  int64_t sample_store_size = 10000000;
+  bool constrained_embedding = false;
+  int64_t batch_size = 0;
+  float dropout_p_embed = 0, dropout_p_hidden = 0;
+  float learning_rate = 0, momentum = 0;
+  int64_t n_sample = 0;
+  double sample_alpha = 0;
+  float bpreg = 0, logq = 0, elu_param = 0;
+  int64_t n_epochs = 0;  ///< the parameter "epochs"
+  int64_t sample_store_size = 0;
 
   Gru4recInput input_mode() const;
   int64_t embedding_size() const { return embedding < 0 ? layers[0] : embedding; }

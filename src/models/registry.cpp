@@ -41,6 +41,46 @@ Config default_config(std::string_view type) {
   return Config(find_model(type).params);
 }
 
+const Preset& find_preset(const ModelInfo& info, const std::string& name) {
+  for (const auto& p : info.presets)
+    if (p.name == name) return p;
+  std::string known;
+  for (const auto& p : info.presets) known += (known.empty() ? "" : ", ") + p.name;
+  throw InputError("--preset: model '" + info.type + "' has no preset '" + name + "'" +
+                   (known.empty() ? std::string(" (it has none)") : " (known: " + known + ")"));
+}
+
+Config model_config(const ModelInfo& info, const std::string& preset,
+                    const std::string& config_file) {
+  Config cfg(info.params);
+  if (!preset.empty())
+    for (const auto& [name, value] : find_preset(info, preset).values)
+      cfg.set(name, value, "preset " + preset);
+  if (!config_file.empty()) cfg.load_file(config_file);
+  return cfg;
+}
+
+namespace {
+[[noreturn]] void missing(const Model& m, const char* method, const char* capability) {
+  throw Error("model '" + m.type() + "' does not implement " + method + ", which " + capability +
+              " requires");
+}
+}  // namespace
+
+void Model::step(SessionState&, int32_t) const {
+  missing(*this, "step()", "incremental inference (new_state)");
+}
+void Model::score_state(const SessionState&, float*) const {
+  missing(*this, "score_state()", "incremental inference (new_state)");
+}
+void Model::query_vectors(std::span<const std::span<const int32_t>>, std::span<const PrefixQuery>,
+                          float*) const {
+  missing(*this, "query_vectors()", "a dot-product head (dot_product_head)");
+}
+void Model::state_query(const SessionState&, float*) const {
+  missing(*this, "state_query()", "a dot-product head with incremental inference");
+}
+
 std::unique_ptr<Model> create_model(std::string_view type, const Config& config) {
   const ModelInfo& info = find_model(type);
   // Every parameter of the type must be present: a Config built over another table

@@ -16,6 +16,7 @@
 #include "core/progress.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/sasrec_loss.hpp"
+#include "models/sasrec_params.hpp"
 #include "seqrec/error.hpp"
 #include "train/adam.hpp"
 
@@ -105,17 +106,17 @@ std::string fmt_loss(double v) {
 }  // namespace
 
 SasrecModel::SasrecModel(const Config& config) : ModelBase(config) {
-  net_.d = config.get_int("hidden_units");
-  net_.maxlen = config.get_int("maxlen");
-  net_.blocks = config.get_int("num_blocks");
-  net_.heads = config.get_int("num_heads");
-  net_.dropout = static_cast<float>(config.get_float("dropout_rate"));
-  net_.norm_first = config.get_bool("norm_first");
-  net_.gelu = config.get_string("activation") == "gelu";
-  net_.shared_embedding = config.get_bool("shared_embedding");
-  net_.init_std = static_cast<float>(config.get_float("init_std"));
-  positions_from_start_ = config.get_string("positions") == "from_start";
-  parse_loss(config.get_string("loss"));  // refuses an unknown loss before any training
+  const SasrecParams p = sasrec_table().read(config);  // refuses an unknown loss, etc.
+  net_.d = p.hidden_units;
+  net_.maxlen = p.maxlen;
+  net_.blocks = p.num_blocks;
+  net_.heads = p.num_heads;
+  net_.dropout = p.dropout_rate;
+  net_.norm_first = p.norm_first;
+  net_.gelu = p.gelu;
+  net_.shared_embedding = p.shared_embedding;
+  net_.init_std = p.init_std;
+  positions_from_start_ = p.positions_from_start;
   if (net_.maxlen < 1)
     throw InputError("sasrec: maxlen must be >= 1, got " + std::to_string(net_.maxlen));
   if (net_.heads < 1 || net_.d % net_.heads != 0)
@@ -571,107 +572,156 @@ void SasrecModel::load(const TensorReader& r) {
     if (!std::isfinite(x)) throw Error(r.source() + ": sasrec weights contain NaN/inf");
 }
 
+const ParamTable<SasrecParams>& sasrec_table() {
+  using P = SasrecParams;
+  static const ParamTable<P> table = [] {
+    ParamTable<P> t;
+    t.field(&P::maxlen,
+            param_int("maxlen", "200", 1, 100000, "longest history used: the last maxlen items"));
+    t.field(&P::hidden_units,
+            param_int("hidden_units", "50", 1, 4096, "embedding and hidden width d"));
+    t.field(&P::num_blocks, param_int("num_blocks", "2", 1, 64, "Transformer blocks"));
+    t.field(&P::num_heads,
+            param_int("num_heads", "1", 1, 256, "attention heads (must divide hidden_units)"));
+    t.field(&P::dropout_rate,
+            param_float("dropout_rate", "0.2", 0, 0.95,
+                        "dropout on embeddings, attention weights and the feed-forward network"));
+    t.field(&P::learning_rate,
+            param_float("learning_rate", "0.001", 1e-8, 10, "Adam learning rate").alias("lr"));
+    t.field(&P::batch_size, param_int("batch_size", "128", 1, 1000000, "sequences per step"));
+    t.field(&P::l2_emb,
+            param_float("l2_emb", "0", 0, 1e6, "L2 penalty l2 * ||E||^2 on the item embeddings"));
+    t.field(&P::epochs, param_int("epochs", "200", 1, 1000000, "passes over the users")
+                            .alias("num_epochs")
+                            .alias("n_epochs"));
+    t.field(&P::beta1, param_float("beta1", "0.9", 0, 0.999999, "Adam beta1"));
+    t.field(&P::beta2, param_float("beta2", "0.98", 0, 0.999999, "Adam beta2"));
+    t.choice(&P::loss,
+             param_choice(
+                 "loss", "bce", {},
+                 "bce: one negative per position (original); ce: full softmax over the "
+                 "catalogue (SASRec+); sampled_softmax: n_negatives shared negatives with "
+                 "logQ correction; gbce: generalised BCE with n_negatives negatives per sequence"),
+             {{"bce", SasrecLoss::Bce},
+              {"ce", SasrecLoss::Ce},
+              {"sampled_softmax", SasrecLoss::SampledSoftmax},
+              {"gbce", SasrecLoss::Gbce}});
+    t.field(&P::n_negatives,
+            param_int("n_negatives", "256", 1, 1000000,
+                      "negatives of sampled_softmax (per batch, shared by all its positions) and "
+                      "gbce (per sequence, shared by its positions)"));
+    t.field(&P::gbce_t, param_float("gbce_t", "0.75", 0, 1,
+                                    "gBCE calibration parameter t (0: BCE, 1: fully calibrated)"));
+    t.choice(&P::pop_sampling,
+             param_choice("sampling", "uniform", {},
+                          "negative distribution of sampled_softmax and gbce: uniform or "
+                          "proportional to training popularity"),
+             {{"uniform", false}, {"pop", true}});
+    t.field(&P::logq, param_float("logq", "1", 0, 1,
+                                  "weight of the logQ correction of sampled_softmax with pop "
+                                  "sampling"));
+    t.choice(&P::gelu, param_choice("activation", "relu", {}, "feed-forward activation"),
+             {{"relu", false}, {"gelu", true}});
+    t.field(&P::norm_first,
+            param_bool("norm_first", "false",
+                       "Pre-LN blocks (x + f(LN(x))) instead of the original layout (layer norm "
+                       "on the queries, residual on the normed input)"));
+    t.field(&P::shared_embedding,
+            param_bool("shared_embedding", "true",
+                       "score with the input item embedding (false: a separate output table)"));
+    t.field(&P::init_std,
+            param_float("init_std", "0", 0, 10,
+                        "initialisation: 0 = Xavier normal on every matrix (the original code); "
+                        "> 0 = N(0, init_std) on embeddings and projections, Xavier-uniform "
+                        "attention in-projections, zero biases (SASRec+, RecBole)"));
+    t.choice(&P::positions_from_start,
+             param_choice("positions", "from_end", {},
+                          "position rows: from_end = the newest item always has the last row "
+                          "(the original's left padding); from_start = the window's oldest item "
+                          "has row 0 (right padding, as SASRec+ of Klenitskiy & Vasilev), so a "
+                          "history shorter than maxlen also tells its length"),
+             {{"from_end", false}, {"from_start", true}});
+    t.field(&P::eval_every,
+            param_int("eval_every", "1", 1, 1000000,
+                      "validate (and check early stopping) every this many epochs"));
+    return t;
+  }();
+  return table;
+}
+
+SasrecParams sasrec_defaults() {
+  return sasrec_table().defaults();
+}
+
+namespace {
+
+/// A preset: the defaults changed by `edit`, stored as the values that differ.
+Preset sasrec_preset(std::string name, std::string desc, void (*edit)(SasrecParams&)) {
+  SasrecParams p = sasrec_defaults();
+  edit(p);
+  return Preset{std::move(name), std::move(desc), sasrec_table().changes(p)};
+}
+
+/// The original SASRec settings: d 50, 2 blocks, 1 head, Adam 0.001, batch 128.
+void original(SasrecParams& p, int64_t maxlen, float dropout) {
+  p.maxlen = maxlen;
+  p.hidden_units = 50;
+  p.num_blocks = 2;
+  p.num_heads = 1;
+  p.dropout_rate = dropout;
+  p.learning_rate = 0.001;
+  p.batch_size = 128;
+}
+
+/// SASRec+ (Klenitskiy & Vasilev, RecSys 2023, antklen/sasrec-bert4rec-recsys23): full
+/// cross-entropy with their model settings, which differ from the original's: d 64,
+/// dropout 0.1, PyTorch's default Adam betas (0.9, 0.999) and N(0, 0.02) initialisation.
+/// Their published full-ranking ML-1M figures (BCE 0.1341, CE 0.1821 NDCG@10) come from
+/// these settings; they trained at most 100 epochs with early stopping (patience 10).
+void sasrec_plus(SasrecParams& p, int64_t maxlen) {
+  p.maxlen = maxlen;
+  p.hidden_units = 64;
+  p.num_blocks = 2;
+  p.num_heads = 1;
+  p.dropout_rate = 0.1f;
+  p.learning_rate = 0.001;
+  p.beta2 = 0.999;
+  p.init_std = 0.02f;
+  p.batch_size = 128;
+  p.loss = SasrecLoss::Ce;
+}
+
+}  // namespace
+
+std::vector<Preset> sasrec_presets() {
+  return {
+      sasrec_preset("ml1m", "original SASRec settings for MovieLens-1M",
+                    [](SasrecParams& p) { original(p, 200, 0.2f); }),
+      sasrec_preset("amazon",
+                    "original SASRec settings for sparse Amazon data (Beauty, Games, ...)",
+                    [](SasrecParams& p) { original(p, 50, 0.5f); }),
+      // Beauty is the Amazon data set the paper tuned on: the same values under its own name.
+      sasrec_preset("beauty", "= amazon (original SASRec settings for Amazon Beauty)",
+                    [](SasrecParams& p) { original(p, 50, 0.5f); }),
+      sasrec_preset("ml1m_plus",
+                    "SASRec+ settings for MovieLens-1M (Klenitskiy & Vasilev 2023): full CE, "
+                    "maxlen 200, d 64, dropout 0.1, Adam beta2 0.999, N(0, 0.02) init",
+                    [](SasrecParams& p) { sasrec_plus(p, 200); }),
+      sasrec_preset("beauty_plus",
+                    "SASRec+ settings for Amazon Beauty (Klenitskiy & Vasilev 2023): full CE, "
+                    "maxlen 50, d 64, dropout 0.1, Adam beta2 0.999, N(0, 0.02) init",
+                    [](SasrecParams& p) { sasrec_plus(p, 50); }),
+  };
+}
+
 ModelInfo sasrec_model_info() {
-  std::vector<ParamSpec> p = {
-      param_int("maxlen", "200", 1, 100000, "longest history used: the last maxlen items"),
-      param_int("hidden_units", "50", 1, 4096, "embedding and hidden width d"),
-      param_int("num_blocks", "2", 1, 64, "Transformer blocks"),
-      param_int("num_heads", "1", 1, 256, "attention heads (must divide hidden_units)"),
-      param_float("dropout_rate", "0.2", 0, 0.95,
-                  "dropout on embeddings, attention weights and the feed-forward network"),
-      param_float("lr", "0.001", 1e-8, 10, "Adam learning rate"),
-      param_int("batch_size", "128", 1, 1000000, "sequences per step"),
-      param_float("l2_emb", "0", 0, 1e6, "L2 penalty l2 * ||E||^2 on the item embeddings"),
-      param_int("num_epochs", "200", 1, 1000000, "passes over the users"),
-      param_float("beta1", "0.9", 0, 0.999999, "Adam beta1"),
-      param_float("beta2", "0.98", 0, 0.999999, "Adam beta2"),
-      param_choice(
-          "loss", "bce", {"bce", "ce", "sampled_softmax", "gbce"},
-          "bce: one negative per position (original); ce: full softmax over the "
-          "catalogue (SASRec+); sampled_softmax: n_negatives shared negatives with "
-          "logQ correction; gbce: generalised BCE with n_negatives negatives per sequence"),
-      param_int(
-          "n_negatives", "256", 1, 1000000,
-          "negatives of sampled_softmax (per batch, shared by all its positions) and gbce (per "
-          "sequence, shared by its positions)"),
-      param_float("gbce_t", "0.75", 0, 1,
-                  "gBCE calibration parameter t (0: BCE, 1: fully calibrated)"),
-      param_choice("sampling", "uniform", {"uniform", "pop"},
-                   "negative distribution of sampled_softmax and gbce: uniform or "
-                   "proportional to training popularity"),
-      param_float("logq", "1", 0, 1,
-                  "weight of the logQ correction of sampled_softmax with pop sampling"),
-      param_choice("activation", "relu", {"relu", "gelu"}, "feed-forward activation"),
-      param_bool("norm_first", "false",
-                 "Pre-LN blocks (x + f(LN(x))) instead of the original layout (layer norm on "
-                 "the queries, residual on the normed input)"),
-      param_bool("shared_embedding", "true",
-                 "score with the input item embedding (false: a separate output table)"),
-      param_float("init_std", "0", 0, 10,
-                  "initialisation: 0 = Xavier normal on every matrix (the original code); "
-                  "> 0 = N(0, init_std) on embeddings and projections, Xavier-uniform "
-                  "attention in-projections, zero biases (SASRec+, RecBole)"),
-      param_choice("positions", "from_end", {"from_end", "from_start"},
-                   "position rows: from_end = the newest item always has the last row (the "
-                   "original's left padding); from_start = the window's oldest item has row 0 "
-                   "(right padding, as SASRec+ of Klenitskiy & Vasilev), so a history shorter "
-                   "than maxlen also tells its length"),
-      param_int("eval_every", "1", 1, 1000000,
-                "validate (and check early stopping) every this many epochs"),
-  };
-  std::vector<Preset> presets = {
-      {"ml1m",
-       "original SASRec settings for MovieLens-1M",
-       {{"maxlen", "200"},
-        {"hidden_units", "50"},
-        {"num_blocks", "2"},
-        {"num_heads", "1"},
-        {"dropout_rate", "0.2"},
-        {"lr", "0.001"},
-        {"batch_size", "128"}}},
-      {"amazon",
-       "original SASRec settings for sparse Amazon data (Beauty, Games, ...)",
-       {{"maxlen", "50"},
-        {"hidden_units", "50"},
-        {"num_blocks", "2"},
-        {"num_heads", "1"},
-        {"dropout_rate", "0.5"},
-        {"lr", "0.001"},
-        {"batch_size", "128"}}},
-  };
-  // Beauty is the Amazon data set the paper tuned on: the same values under its own name.
-  Preset beauty = presets.back();
-  beauty.name = "beauty";
-  beauty.description = "= amazon (original SASRec settings for Amazon Beauty)";
-  presets.push_back(beauty);
-  // SASRec+ (Klenitskiy & Vasilev, RecSys 2023, antklen/sasrec-bert4rec-recsys23): full
-  // cross-entropy with their model settings, which differ from the original's: d 64,
-  // dropout 0.1, PyTorch's default Adam betas (0.9, 0.999) and N(0, 0.02) initialisation.
-  // Their published full-ranking ML-1M figures (BCE 0.1341, CE 0.1821 NDCG@10) come from
-  // these settings; they trained at most 100 epochs with early stopping (patience 10).
-  const std::vector<std::pair<std::string, std::string>> plus = {
-      {"hidden_units", "64"},  {"num_blocks", "2"},   {"num_heads", "1"},
-      {"dropout_rate", "0.1"}, {"lr", "0.001"},       {"beta2", "0.999"},
-      {"init_std", "0.02"},    {"batch_size", "128"}, {"loss", "ce"}};
-  Preset ml1m_plus{"ml1m_plus",
-                   "SASRec+ settings for MovieLens-1M (Klenitskiy & Vasilev 2023): full CE, "
-                   "maxlen 200, d 64, dropout 0.1, Adam beta2 0.999, N(0, 0.02) init",
-                   {{"maxlen", "200"}}};
-  Preset beauty_plus{"beauty_plus",
-                     "SASRec+ settings for Amazon Beauty (Klenitskiy & Vasilev 2023): full CE, "
-                     "maxlen 50, d 64, dropout 0.1, Adam beta2 0.999, N(0, 0.02) init",
-                     {{"maxlen", "50"}}};
-  for (Preset* pr : {&ml1m_plus, &beauty_plus})
-    pr->values.insert(pr->values.end(), plus.begin(), plus.end());
-  presets.push_back(std::move(ml1m_plus));
-  presets.push_back(std::move(beauty_plus));
   return {"sasrec",
           "SASRec: causal self-attention over the history (Kang & McAuley 2018) with BCE, "
           "full CE, sampled softmax or gBCE",
-          std::move(p),
+          sasrec_table().specs(),
           [](const Config& c) { return std::make_unique<SasrecModel>(c); },
-          std::move(presets),
-          "num_epochs"};
+          sasrec_presets(),
+          "epochs"};
 }
 
 }  // namespace seqrec

@@ -262,10 +262,17 @@ TEST_F(Cli, UnknownOptionSuggestsTheNearestName) {
   r = run("prepare " + p("log.tsv") + " -o " + p("split") + " --min-item-suport 3");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("did you mean --min-item-support?"), std::string::npos) << r.out;
-  // A parameter of another model: the nearest parameter of the chosen one.
-  r = run("train " + p("log.tsv") + " -m sasrec -o " + p("s.seqrec") + " --n-epochs 3");
+  // A parameter of another model is named as such.
+  r = run("train " + p("log.tsv") + " -m sasrec -o " + p("s.seqrec") + " --n-sample 3");
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("did you mean --num-epochs?"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--n-sample is not a parameter of model 'sasrec'"), std::string::npos)
+      << r.out;
+  // One spelling across models: --epochs, with the old spellings of either model accepted,
+  // but not two spellings at once.
+  r = run("train " + p("log.tsv") + " -m sasrec -o " + p("s.seqrec") + " --n-epochs 3 --epochs 2");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("--n-epochs and --epochs set the same parameter"), std::string::npos)
+      << r.out;
   // A misspelt subcommand.
   r = run("trian " + p("log.tsv"));
   EXPECT_EQ(r.code, 1) << r.out;

@@ -218,7 +218,7 @@ TEST(CompareReport, WarnsAboutModelsStillImprovingAtTheirLastEpoch) {
   const std::string w = r["warnings"][0].get<std::string>();
   EXPECT_NE(w.find("rising was still improving"), std::string::npos) << w;
   EXPECT_NE(w.find("--epochs 20"), std::string::npos) << w;
-  EXPECT_NE(w.find("--set rising.num_epochs=20"), std::string::npos) << w;
+  EXPECT_NE(w.find("--set rising.epochs=20"), std::string::npos) << w;
   const json& si = r["models"][0]["still_improving"];
   EXPECT_EQ(si["best_epoch"], 10);
   EXPECT_EQ(si["last_epoch"], 10);

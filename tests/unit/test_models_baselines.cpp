@@ -112,8 +112,9 @@ TEST(ModelsRegistry, ListsBaselinesAndRejectsUnknownTypes) {
 }
 
 TEST(ModelsRegistry, EpochsParamIsDeclaredPerTypeAndInTheTable) {
-  EXPECT_EQ(find_model("gru4rec").epochs_param, "n_epochs");
-  EXPECT_EQ(find_model("sasrec").epochs_param, "num_epochs");
+  // One spelling across models; the old ones (n_epochs, num_epochs) are aliases.
+  EXPECT_EQ(find_model("gru4rec").epochs_param, "epochs");
+  EXPECT_EQ(find_model("sasrec").epochs_param, "epochs");
   for (const char* one_pass : {"pop", "sr", "vsknn"})
     EXPECT_EQ(find_model(one_pass).epochs_param, "") << one_pass;
   for (const ModelInfo& m : model_registry()) {
@@ -328,5 +329,82 @@ TEST(ModelsBaselines, ScoringFromTwoThreadsMatchesSerial) {
     t1.join();
     t2.join();
     EXPECT_EQ(serial, parallel) << type;
+  }
+}
+
+// A model that announces incremental inference (new_state) and a dot-product head but
+// forgets their methods fails loudly instead of leaving the output unwritten.
+namespace {
+struct ForgetfulState final : SessionState {
+  std::unique_ptr<SessionState> clone() const override {
+    return std::make_unique<ForgetfulState>();
+  }
+  size_t bytes() const override { return 0; }
+};
+class ForgetfulModel final : public Model {
+ public:
+  std::string type() const override { return "forgetful"; }
+  const Config& config() const override { return config_; }
+  int32_t n_items() const override { return 3; }
+  void fit(const SequenceSet&, int32_t, const FitContext&) override {}
+  void score(std::span<const std::span<const int32_t>>, std::span<const PrefixQuery>,
+             float*) const override {}
+  std::unique_ptr<SessionState> new_state() const override {
+    return std::make_unique<ForgetfulState>();
+  }
+  void save(TensorWriter&) const override {}
+  void load(const TensorReader&) override {}
+
+ private:
+  Config config_;
+};
+}  // namespace
+
+TEST(ModelsInterface, MissingCapabilityMethodsThrowNamingModelAndMethod) {
+  ForgetfulModel m;
+  auto st = m.new_state();
+  float out[3] = {7, 7, 7};
+  try {
+    m.step(*st, 1);
+    FAIL() << "expected Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("forgetful"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("step()"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(m.score_state(*st, out), Error);
+  EXPECT_THROW(m.state_query(*st, out), Error);
+  const std::vector<int32_t> seq{0, 1};
+  const std::span<const int32_t> seqs[] = {seq};
+  const PrefixQuery q[] = {{0, 2}};
+  EXPECT_THROW(m.query_vectors(seqs, q, out), Error);
+  EXPECT_EQ(out[0], 7.0f);
+}
+
+TEST(ModelsRegistry, PresetsAreTypedValuesWithinTheirTables) {
+  // Every preset's values are valid for its table (built from typed structs and checked),
+  // and model_config applies defaults, then the preset.
+  for (const ModelInfo& info : model_registry())
+    for (const Preset& p : info.presets) {
+      const Config c = model_config(info, p.name, "");
+      for (const auto& [name, value] : p.values)
+        EXPECT_EQ(c.raw(name), canonical_value(*find_spec(info.params, name), value, ""))
+            << p.name << " " << name;
+    }
+  const ModelInfo& gru = find_model("gru4rec");
+  const Config rsc15 = model_config(gru, "rsc15", "");
+  EXPECT_EQ(rsc15.get_int_list("layers"), (std::vector<int64_t>{100}));
+  EXPECT_EQ(rsc15.get_int("batch_size"), 32);
+  EXPECT_FLOAT_EQ(static_cast<float>(rsc15.get_float("learning_rate")), 0.2f);
+  EXPECT_EQ(rsc15.get_float("logq"), 1.0);
+  EXPECT_THROW(model_config(gru, "nope", ""), InputError);
+  // One spelling across models, old spellings accepted.
+  for (const char* type : {"gru4rec", "sasrec"}) {
+    Config c = default_config(type);
+    EXPECT_EQ(find_model(type).epochs_param, "epochs");
+    c.set("n_epochs", "3");
+    c.set("num_epochs", "4");
+    c.set("lr", "0.01");
+    EXPECT_EQ(c.get_int("epochs"), 4);
+    EXPECT_EQ(c.get_float("learning_rate"), 0.01);
   }
 }

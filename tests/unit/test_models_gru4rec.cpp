@@ -26,7 +26,7 @@ namespace {
 
 struct StepCase {
   std::string name;
-  Gru4recParams p;
+  Gru4recParams p = gru4rec_defaults();
 };
 
 /// Runs one step's forward/backward on a tiny net and compares every gradient the step
@@ -91,7 +91,7 @@ void check_step_gradients(Gru4recParams p, uint64_t seed) {
 }
 
 Gru4recParams base_params() {
-  Gru4recParams p;
+  Gru4recParams p = gru4rec_defaults();
   p.layers = {5};
   p.batch_size = 5;  // n = 4 < batch_size: the step loss is still divided by batch_size
   p.n_sample = 6;
@@ -219,7 +219,7 @@ void check_fused_step(Gru4recParams p, int32_t I, int64_t n, int64_t K, int thre
 }
 
 Gru4recParams fused_params() {
-  Gru4recParams p;
+  Gru4recParams p = gru4rec_defaults();
   p.loss = kernels::LossType::BprMax;
   p.layers = {64};
   p.batch_size = 32;
@@ -309,7 +309,7 @@ TEST(Gru4recFusedStep, TwoThreadsTrainLikeOne) {
 TEST(Gru4recInit, MatchesNumpyCompatibilityStream) {
   // MT19937(42) doubles: 0.3745401188, 0.9507143064, 0.7319939418 (spec §8). The first
   // W_ih block is (in x H) transposed into rows 0..H-1: W_ih[0][0] uses the first draw.
-  Gru4recParams p;
+  Gru4recParams p = gru4rec_defaults();
   p.layers = {3};
   Gru4recNet net;
   net.init(p, 10, 42);

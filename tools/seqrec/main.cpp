@@ -146,26 +146,6 @@ int run_prepare(const std::string& input, const std::string& out_dir, const Conf
   return 0;
 }
 
-/// Defaults, then the preset, then the config file, then flags (later wins).
-Config model_config(const ModelInfo& info, const std::string& preset,
-                    const std::string& config_file) {
-  Config cfg(info.params);
-  if (!preset.empty()) {
-    const Preset* found = nullptr;
-    for (const auto& p : info.presets)
-      if (p.name == preset) found = &p;
-    if (!found) {
-      std::string known;
-      for (const auto& p : info.presets) known += (known.empty() ? "" : ", ") + p.name;
-      throw InputError("--preset: model '" + info.type + "' has no preset '" + preset + "'" +
-                       (known.empty() ? std::string(" (it has none)") : " (known: " + known + ")"));
-    }
-    for (const auto& [name, value] : found->values) cfg.set(name, value, "preset " + preset);
-  }
-  if (!config_file.empty()) cfg.load_file(config_file);
-  return cfg;
-}
-
 int run_train(const std::string& data, const std::string& type, const std::string& out,
               const std::string& preset, const std::string& config_file,
               const ParamFlags& model_flags, bool validation, const Config& read_cfg, uint64_t seed,
@@ -461,12 +441,16 @@ int run_models() {
     std::printf("%s — %s\n", m.type.c_str(), m.description.c_str());
     for (const auto& p : m.params) {
       const std::string range = range_text(p);
-      std::printf("  --%-22s %s [default: %s%s]\n", dashed(p.name).c_str(), p.help.c_str(),
-                  p.default_value.c_str(), range.empty() ? "" : ("; " + range).c_str());
+      std::string also;
+      for (const auto& a : p.aliases) also += (also.empty() ? "; also --" : ", --") + dashed(a);
+      std::printf("  --%-22s %s [default: %s%s%s]\n", dashed(p.name).c_str(), p.help.c_str(),
+                  p.default_value.c_str(), range.empty() ? "" : ("; " + range).c_str(),
+                  also.c_str());
     }
     for (const auto& p : m.presets) {
       std::string vals;
       for (const auto& [k, v] : p.values) vals += " " + k + "=" + v;
+      if (vals.empty()) vals = " (the defaults)";
       std::printf("  preset %-15s %s:%s\n", p.name.c_str(), p.description.c_str(), vals.c_str());
     }
   }
@@ -484,7 +468,7 @@ Config demo_config(const std::string& type) {
       for (const auto& [k, v] : p.values) c.set(k, v, "demo");
   if (type == "sasrec") {
     c.set("maxlen", "20", "demo");
-    c.set("num_epochs", "15", "demo");
+    c.set("epochs", "15", "demo");
     c.set("loss", "ce", "demo");
   }
   return c;
