@@ -6,13 +6,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <utility>
 
 #include "core/parallel.hpp"
-#include "core/progress.hpp"
 #include "seqrec/error.hpp"
 #include "train/epoch_loop.hpp"
 #include "train/sampler.hpp"

@@ -7,14 +7,12 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
 
 #include "core/parallel.hpp"
-#include "core/progress.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/sasrec_loss.hpp"
 #include "seqrec/error.hpp"
