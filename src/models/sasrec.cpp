@@ -158,6 +158,8 @@ class SasrecModel::Trainer final : public train::TrainableNet {
   void pack_batch(int64_t u0, int64_t u1, SasRng& rng);
   void draw_shared_negatives(SasRng& rng);
   double forward_loss_backward(float scale);
+  double chunk_loss(int64_t s0, int64_t s1, int tid, const float* F, float* df, float* dEo,
+                    float scale);
   double chunk_forward_loss_backward(int64_t s0, int64_t s1, int tid, float scale);
   bool sum_gradients();
   double add_l2(float* g);
@@ -327,38 +329,36 @@ void SasrecModel::Trainer::draw_shared_negatives(SasRng& rng) {
                 static_cast<size_t>(d_) * sizeof(float));
 }
 
-// One chunk of sequences [s0, s1) on thread `tid`: forward (with dropout), the loss of its
-// positions (scaled by `scale` = 1/T in the gradient; returned unscaled) with dL/dF into
-// dF_ and dL/dEo into the thread's gradient, then the backward pass through the blocks.
-double SasrecModel::Trainer::chunk_forward_loss_backward(int64_t s0, int64_t s1, int tid,
-                                                         float scale) {
+// The loss of the positions of sequences [s0, s1) (hidden states F, tokens from tb), fused
+// with its gradient (kernels/sasrec_loss.hpp states each loss's math): dF = scale dl/dF,
+// dEo += scale dl/dEo (negatives' rows scattered in). Returns the unscaled sum.
+//   bce:             l = log(1 + e^-r) + log(1 + e^s), r the target's score, s the
+//                    position's negative's
+//   ce:              l = logsumexp(F_t Eo^T) - r over the whole catalogue
+//   sampled_softmax: l = logsumexp(u) - u_0, u = (r, z_1..z_K) minus logQ (with pop sampling)
+//   gbce:            l = beta log(1 + e^-r) + sum_k log(1 + e^{z_k}), per sequence's own
+//                    negatives
+double SasrecModel::Trainer::chunk_loss(int64_t s0, int64_t s1, int tid, const float* F, float* df,
+                                        float* dEo, float scale) {
   Workspace& w = ws_[static_cast<size_t>(tid)];
-  float* g = grads_[static_cast<size_t>(tid)].data();
-  float* dEo = g + m_.layout_.out_emb;
   const float* Eo = m_.w_.data() + m_.layout_.out_emb;
   const int64_t d = d_, K = K_;
-  const Chunk ch = pk_.chunk(s0, s1, rel_[static_cast<size_t>(tid)]);
-  const int64_t tb = pk_.off[s0], tc = ch.tokens();
-  const float* F =
-      sasrec::forward(m_.net_, m_.layout_, m_.w_.data(), ch, w, true, drop_seed_, step_);
-  auto& df = dF_[static_cast<size_t>(tid)];
-  if (static_cast<int64_t>(df.size()) < tc * d) df.resize(static_cast<size_t>(tc * d));
+  const int64_t tb = pk_.off[s0], tc = pk_.off[s1] - tb;
   const int32_t* tgt = pk_.target.data() + tb;
   double l = 0;
   switch (loss_kind_) {
     case LossKind::Bce:
-      l = kernels::sasrec_bce(tc, d, F, Eo, tgt, pk_.neg.data() + tb, scale, df.data(), dEo);
+      l = kernels::sasrec_bce(tc, d, F, Eo, tgt, pk_.neg.data() + tb, scale, df, dEo);
       break;
     case LossKind::Ce:
-      l = kernels::sasrec_full_ce(tc, d, n_items_, F, Eo, tgt, scale, df.data(), dEo,
-                                  w.loss_scratch);
+      l = kernels::sasrec_full_ce(tc, d, n_items_, F, Eo, tgt, scale, df, dEo, w.loss_scratch);
       break;
     case LossKind::SampledSoftmax: {
       auto& de = dEneg_[static_cast<size_t>(tid)];
       de.resize(static_cast<size_t>(K * d));
       l = kernels::sasrec_sampled(kernels::SampledLoss::Softmax, tc, d, F, Eo, tgt, K, negs_.data(),
                                   Eneg_.data(), logq_.empty() ? nullptr : logq_.data(), beta_,
-                                  scale, df.data(), dEo, de.data(), w.loss_scratch);
+                                  scale, df, dEo, de.data(), w.loss_scratch);
       scatter_rows(dEo, negs_.data(), de.data(), K, d);
       break;
     }
@@ -371,12 +371,29 @@ double SasrecModel::Trainer::chunk_forward_loss_backward(int64_t s0, int64_t s1,
         const int32_t* ng = negs_.data() + s * K;
         l += kernels::sasrec_sampled(kernels::SampledLoss::GBCE, ts, d, F + r0 * d, Eo, tgt + r0, K,
                                      ng, Eneg_.data() + s * K * d, nullptr, beta_, scale,
-                                     df.data() + r0 * d, dEo, de.data(), w.loss_scratch);
+                                     df + r0 * d, dEo, de.data(), w.loss_scratch);
         scatter_rows(dEo, ng, de.data(), K, d);
       }
       break;
     }
   }
+  return l;
+}
+
+// One chunk of sequences [s0, s1) on thread `tid`: the forward pass through the blocks
+// (with dropout keyed by the batch counter), the loss and dL/dF (chunk_loss), then the
+// backward pass through the blocks into the thread's gradient. Returns the unscaled loss.
+double SasrecModel::Trainer::chunk_forward_loss_backward(int64_t s0, int64_t s1, int tid,
+                                                         float scale) {
+  Workspace& w = ws_[static_cast<size_t>(tid)];
+  float* g = grads_[static_cast<size_t>(tid)].data();
+  const Chunk ch = pk_.chunk(s0, s1, rel_[static_cast<size_t>(tid)]);
+  const int64_t tc = ch.tokens();
+  const float* F =
+      sasrec::forward(m_.net_, m_.layout_, m_.w_.data(), ch, w, true, drop_seed_, step_);
+  auto& df = dF_[static_cast<size_t>(tid)];
+  if (static_cast<int64_t>(df.size()) < tc * d_) df.resize(static_cast<size_t>(tc * d_));
+  const double l = chunk_loss(s0, s1, tid, F, df.data(), g + m_.layout_.out_emb, scale);
   sasrec::backward(m_.net_, m_.layout_, m_.w_.data(), ch, w, df.data(), g);
   return l;
 }
