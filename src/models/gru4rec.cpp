@@ -3,17 +3,16 @@
 #include "models/gru4rec.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <utility>
 
 #include "core/parallel.hpp"
-#include "core/progress.hpp"
 #include "seqrec/error.hpp"
+#include "train/epoch_loop.hpp"
 #include "train/sampler.hpp"
 #include "train/session_batcher.hpp"
 
@@ -174,11 +173,103 @@ Gru4recModel::Gru4recModel(const Config& config) : ModelBase(config) {
 
 namespace {
 
-std::string fmt_double(double v, int prec) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.*f", prec, v);
-  return buf;
-}
+/// GRU4Rec's part of the epoch loop (train/epoch_loop.hpp): session-parallel mini-batches
+/// over the sessions in time order, shared negative samples from the store, one fused
+/// train_step per batch. Its checkpoint state: the Adagrad accumulators (acc.T), momentum
+/// velocities (vel.T), the dropout stream and the position in the sample store; the hidden
+/// state and the batcher restart at every epoch, so they need nothing.
+class Gru4recTrainer final : public train::TrainableNet {
+ public:
+  Gru4recTrainer(Gru4recNet& net, const SequenceSet& train, const std::vector<int32_t>& order,
+                 int64_t n_sample, train::SampleStore& store)
+      : net_(net), train_(train), order_(order), k_(n_sample), store_(store) {}
+
+  train::EpochResult run_epoch(int64_t, train::EpochProgress& progress) override {
+    net_.reset_state();
+    train::SessionBatcher batcher(train_, order_, net_.params().batch_size, k_ == 0);
+    double loss_sum = 0.0;
+    int64_t steps = 0, events = 0;
+    while (batcher.next()) {
+      const int64_t n = batcher.n();
+      if (batcher.changed()) net_.remap_state(n, batcher.src());
+      const int32_t* smp = k_ > 0 ? store_.next() : nullptr;
+      const double L = net_.train_step(n, batcher.x(), batcher.y(), smp, k_);
+      progress.step(L, n);
+      loss_sum += L;
+      ++steps;
+      events += n;
+    }
+    return {steps > 0 ? loss_sum / static_cast<double>(steps) : 0.0, events};
+  }
+
+  bool weights_finite() const override { return net_.all_finite(); }
+
+  void keep_best() override {
+    best_.clear();
+    for (const auto* t : net_.tensors()) best_.push_back(t->w);
+  }
+
+  bool restore_best() override {
+    auto ts = net_.tensors();
+    for (size_t i = 0; i < ts.size(); ++i) ts[i]->w = std::move(best_[i]);
+    best_.clear();
+    return true;
+  }
+
+  void write_state(nlohmann::json& values, TensorWriter& w, bool with_best) const override {
+    const auto rng = net_.dropout_rng();
+    values["dropout_rng"] = {rng[0], rng[1], rng[2], rng[3]};
+    values["sample_rows"] = store_.rows();
+    values["sample_generation"] = store_.generations();
+    values["sample_position"] = k_ > 0 ? store_.position() : 0;
+    const auto ts = std::as_const(net_).tensors();
+    for (size_t i = 0; i < ts.size(); ++i) {
+      const Gru4recParam& t = *ts[i];
+      w.add<float>("acc." + t.name, std::span<const float>(t.acc), {t.rows, t.cols});
+      if (!t.vel.empty())
+        w.add<float>("vel." + t.name, std::span<const float>(t.vel), {t.rows, t.cols});
+      if (with_best)
+        w.add<float>("best." + t.name, std::span<const float>(best_[i]), {t.rows, t.cols});
+    }
+  }
+
+  void read_state(const StateReader& r, bool with_best) override {
+    const bool mom = net_.params().momentum > 0.0f;
+    for (Gru4recParam* t : net_.tensors()) {
+      const auto w = r.weights().get<float>(t->name, {t->rows, t->cols});
+      t->w.assign(w.begin(), w.end());
+      const auto a = r.tensors().get<float>("acc." + t->name, {t->rows, t->cols});
+      t->acc.assign(a.begin(), a.end());
+      if (mom) {
+        const auto v = r.tensors().get<float>("vel." + t->name, {t->rows, t->cols});
+        t->vel.assign(v.begin(), v.end());
+      }
+    }
+    if (!net_.all_finite()) r.fail("the weights contain NaN or inf");
+    const auto rng = r.u64s("dropout_rng", 4);
+    net_.set_dropout_rng({rng[0], rng[1], rng[2], rng[3]});
+    if (r.integer("sample_rows", 0, INT64_MAX) != store_.rows())
+      r.fail("the negative sample store has " + std::to_string(store_.rows()) +
+             " rows in this run but " + std::to_string(r.integer("sample_rows", 0, INT64_MAX)) +
+             " in the checkpoint");
+    store_.restore(r.integer("sample_generation", 0, INT64_MAX),
+                   r.integer("sample_position", 0, store_.rows()));
+    best_.clear();
+    if (with_best)
+      for (Gru4recParam* t : net_.tensors()) {
+        const auto w = r.tensors().get<float>("best." + t->name, {t->rows, t->cols});
+        best_.emplace_back(w.begin(), w.end());
+      }
+  }
+
+ private:
+  Gru4recNet& net_;
+  const SequenceSet& train_;
+  const std::vector<int32_t>& order_;
+  int64_t k_;
+  train::SampleStore& store_;
+  std::vector<std::vector<float>> best_;  // per tensor, in tensors() order
+};
 
 }  // namespace
 
@@ -187,8 +278,20 @@ void Gru4recModel::fit(const SequenceSet& train, int32_t n_items, const FitConte
   if (n_items < 2)
     throw InputError("gru4rec: the training data has " + std::to_string(n_items) +
                      " item(s); at least 2 are needed to rank anything");
-  ThreadScope threads(ctx.threads, ZeroThreads::AllCores);
   Gru4recParams p = params_;
+  train::LoopOptions lo;
+  lo.model = "gru4rec";
+  lo.epochs = p.n_epochs;
+  lo.epochs_param = "n_epochs";
+  lo.lr_param = "learning_rate";
+  lo.unit = "events";
+  lo.zero_threads = ZeroThreads::AllCores;
+  // The names GRU4Rec checkpoints have always used (docs/file-formats.md).
+  lo.keys.losses = "epoch_loss";
+  lo.keys.rates = "epoch_events_per_s";
+  lo.keys.valid_scores = "valid_score";
+  lo.keys.since_best = "bad_epochs";
+  train::EpochLoop loop(ctx, lo);  // sets the thread count for everything below
   const auto counts = count_items(train, n_items);
 
   // Sessions in order of their first event; empty ones (none after remap) are skipped.
@@ -200,6 +303,7 @@ void Gru4recModel::fit(const SequenceSet& train, int32_t n_items, const FitConte
     throw InputError(
         "gru4rec: every training session has a single event: nothing to learn "
         "from (sessions need at least 2 events)");
+  loop.options().units_per_epoch = pairs;
   const int64_t S = static_cast<int64_t>(order.size());
   if (p.batch_size > S && ctx.progress)
     std::fprintf(stderr, "gru4rec: batch_size %lld > %lld training sessions; using %lld slots\n",
@@ -223,147 +327,14 @@ void Gru4recModel::fit(const SequenceSet& train, int32_t n_items, const FitConte
                                ctx.seed ^ 0x5A3D1E5ULL);
 
   stats_ = FitStats{};
-  double best = -std::numeric_limits<double>::infinity();
-  std::vector<std::vector<float>> best_w;
-  int bad_epochs = 0;
-  int64_t first_epoch = 0;
-  bool stopped = false;
-  if (ctx.resume) {
-    // Everything above is a function of (data, config, seed) and so equals the interrupted
-    // run's; what changed during its epochs comes from the checkpoint. The hidden state
-    // and the batcher restart at every epoch, so they need nothing.
-    const TrainingState& st = *ctx.resume;
-    const StateReader r(st, "gru4rec");
-    if (st.epoch > p.n_epochs)
-      throw InputError(st.source + ": the checkpoint has completed " + std::to_string(st.epoch) +
-                       " epochs but n_epochs is " + std::to_string(p.n_epochs));
-    const bool mom = p.momentum > 0.0f;
-    for (Gru4recParam* t : net_.tensors()) {
-      const auto w = r.weights().get<float>(t->name, {t->rows, t->cols});
-      t->w.assign(w.begin(), w.end());
-      const auto a = r.tensors().get<float>("acc." + t->name, {t->rows, t->cols});
-      t->acc.assign(a.begin(), a.end());
-      if (mom) {
-        const auto v = r.tensors().get<float>("vel." + t->name, {t->rows, t->cols});
-        t->vel.assign(v.begin(), v.end());
-      }
-    }
-    if (!net_.all_finite()) r.fail("the weights contain NaN or inf");
-    const auto rng = r.u64s("dropout_rng", 4);
-    net_.set_dropout_rng({rng[0], rng[1], rng[2], rng[3]});
-    if (r.integer("sample_rows", 0, INT64_MAX) != store.rows())
-      r.fail("the negative sample store has " + std::to_string(store.rows()) +
-             " rows in this run but " + std::to_string(r.integer("sample_rows", 0, INT64_MAX)) +
-             " in the checkpoint");
-    store.restore(r.integer("sample_generation", 0, INT64_MAX),
-                  r.integer("sample_position", 0, store.rows()));
-    stats_.epoch_loss = r.numbers("epoch_loss", st.epoch);
-    stats_.epoch_seconds = r.numbers("epoch_seconds", st.epoch);
-    stats_.epoch_events_per_s = r.numbers("epoch_events_per_s", st.epoch);
-    stats_.valid_score = r.numbers("valid_score");
-    stats_.epochs_run = static_cast<int>(st.epoch);
-    stats_.best_epoch = static_cast<int>(r.integer("best_epoch", 0, st.epoch));
-    bad_epochs = static_cast<int>(r.integer("bad_epochs", 0, st.epoch));
-    const double b = r.number("best_score");
-    if (!std::isnan(b)) {
-      best = b;
-      for (Gru4recParam* t : net_.tensors()) {
-        const auto w = r.tensors().get<float>("best." + t->name, {t->rows, t->cols});
-        best_w.emplace_back(w.begin(), w.end());
-      }
-    }
-    first_epoch = st.epoch;
-    stopped = st.stopped_early;
-  }
-  // The training state after `epoch` completed epochs, for ctx.checkpoint.
-  auto checkpoint = [&](int64_t epoch) {
-    TrainingState st;
-    st.epoch = epoch;
-    st.stopped_early = stopped;
-    const auto rng = net_.dropout_rng();
-    st.values = {{"dropout_rng", {rng[0], rng[1], rng[2], rng[3]}},
-                 {"sample_rows", store.rows()},
-                 {"sample_generation", store.generations()},
-                 {"sample_position", K > 0 ? store.position() : 0},
-                 {"epoch_loss", state_numbers(stats_.epoch_loss)},
-                 {"epoch_seconds", state_numbers(stats_.epoch_seconds)},
-                 {"epoch_events_per_s", state_numbers(stats_.epoch_events_per_s)},
-                 {"valid_score", state_numbers(stats_.valid_score)},
-                 {"best_epoch", stats_.best_epoch},
-                 {"bad_epochs", bad_epochs},
-                 {"best_score", best_w.empty() ? nlohmann::json(nullptr) : state_number(best)}};
-    TensorWriter w;
-    const auto ts = net_.tensors();
-    for (size_t i = 0; i < ts.size(); ++i) {
-      const Gru4recParam& t = *ts[i];
-      w.add<float>("acc." + t.name, std::span<const float>(t.acc), {t.rows, t.cols});
-      if (!t.vel.empty())
-        w.add<float>("vel." + t.name, std::span<const float>(t.vel), {t.rows, t.cols});
-      if (!best_w.empty())
-        w.add<float>("best." + t.name, std::span<const float>(best_w[i]), {t.rows, t.cols});
-    }
-    st.tensors = w.entries();
-    ctx.checkpoint(*this, st);
-  };
-  for (int64_t epoch = first_epoch; epoch < p.n_epochs && !stopped; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    net_.reset_state();
-    train::SessionBatcher batcher(train, order, p.batch_size, K == 0);
-    Progress bar("gru4rec epoch " + std::to_string(epoch + 1) + "/" + std::to_string(p.n_epochs),
-                 pairs, "events", ctx.progress);
-    double loss_sum = 0.0;
-    int64_t steps = 0, events = 0;
-    while (batcher.next()) {
-      const int64_t n = batcher.n();
-      if (batcher.changed()) net_.remap_state(n, batcher.src());
-      const int32_t* smp = K > 0 ? store.next() : nullptr;
-      const double L = net_.train_step(n, batcher.x(), batcher.y(), smp, K);
-      if (!std::isfinite(L))
-        throw Error("gru4rec: the training loss became " +
-                    std::string(std::isnan(L) ? "NaN" : "inf") + " at epoch " +
-                    std::to_string(epoch + 1) + ", step " + std::to_string(steps + 1) +
-                    " (try a lower learning_rate); training stopped, no model written");
-      loss_sum += L;
-      ++steps;
-      events += n;
-      bar.add(n);
-      if ((steps & 255) == 0)
-        bar.set_note("loss " + fmt_double(loss_sum / static_cast<double>(steps), 4));
-    }
-    if (!net_.all_finite())
-      throw Error("gru4rec: weights became NaN/inf during epoch " + std::to_string(epoch + 1) +
-                  " (after step " + std::to_string(steps) +
-                  "; try a lower learning_rate); training stopped, no model written");
-    const double mean_loss = steps > 0 ? loss_sum / static_cast<double>(steps) : 0.0;
-    bar.set_note("loss " + fmt_double(mean_loss, 4));
-    bar.finish();
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    stats_.epoch_loss.push_back(mean_loss);
-    stats_.epoch_seconds.push_back(secs);
-    stats_.epoch_events_per_s.push_back(secs > 0 ? static_cast<double>(events) / secs : 0.0);
-    stats_.epochs_run = static_cast<int>(epoch + 1);
-    if (ctx.validate) {
-      const double v = ctx.validate(*this, static_cast<int>(epoch + 1));
-      stats_.valid_score.push_back(v);
-      if (!std::isnan(v)) {
-        if (v > best) {
-          best = v;
-          stats_.best_epoch = static_cast<int>(epoch + 1);
-          best_w.clear();
-          for (const auto* t : net_.tensors()) best_w.push_back(t->w);
-          bad_epochs = 0;
-        } else if (ctx.patience > 0 && ++bad_epochs >= ctx.patience) {
-          stopped = true;
-        }
-      }
-    }
-    if (ctx.checkpoint) checkpoint(epoch + 1);
-  }
-  if (!best_w.empty()) {
-    auto ts = net_.tensors();
-    for (size_t i = 0; i < ts.size(); ++i) ts[i]->w = std::move(best_w[i]);
-  }
+  Gru4recTrainer trainer(net_, train, order, K, store);
+  const train::LoopHistory& h = loop.run(trainer, *this);
+  stats_.epochs_run = h.epochs_run;
+  stats_.best_epoch = h.best_epoch;
+  stats_.epoch_loss = h.losses;
+  stats_.epoch_seconds = h.seconds;
+  stats_.epoch_events_per_s = h.rates;
+  stats_.valid_score = h.valid_scores;
 }
 
 void Gru4recModel::score(std::span<const std::span<const int32_t>> seqs,

@@ -318,28 +318,31 @@ double Gru4recNet::train_step(int64_t n, const int32_t* x, const int32_t* y, con
   return loss;
 }
 
-// One step in one OpenMP region of T threads (GEMMs inside run single-threaded):
-//   A  rows split: input rows, dropout, GRU layers forward;  columns split: gather Wy rows
-//   B  columns: scores of the distinct columns
-//   C  rows: fused softmax/loss/gradient, summed per distinct column
-//   D  columns: dBy, dWy (blocks of kColBlock; with `update`, their By/Wy rows are updated
-//      at once, except rows that are also inputs);  rows: dL/d(top) = dR_u Wy[U], then
-//      every GRU layer's row-local backward down to dL/d(input)
-//   E  the GRU weight gradients by blocks of gate rows (with `update`: each block applied
-//      while in cache), the input rows' gradients summed per distinct row (and updated).
-// Every row/column split is a contiguous range per thread and every per-element reduction
-// runs in the same order for any T, so T only changes which thread computes what.
-double Gru4recNet::step(int64_t n, const int32_t* x, const int32_t* y, const int32_t* samples,
-                        int64_t K, bool reuse_masks, bool update) {
-  if (n > max_rows_ || K > max_k_ || n < 1)
-    throw Error("internal: gru4rec step with " + std::to_string(n) + " rows / " +
-                std::to_string(K) + " samples exceeds the prepared sizes");
-  n_ = n;
-  const int64_t C = n + K, H = hout();
-  const size_t L = p_.layers.size();
-  const double t_start = now_s();
+namespace {
 
-  // ---- 1. distinct rows: targets and samples first (output columns), then inputs.
+/// Gradient blocks of the fused dense update: kRows rows of the widest tensor per thread;
+/// the output columns are processed (and updated) kColBlock at a time.
+constexpr int64_t kRows = 64, kColBlock = 64;
+
+float* vel_of(Gru4recParam& t) {
+  return t.vel.empty() ? nullptr : t.vel.data();
+}
+
+}  // namespace
+
+void Gru4recNet::StepThread::lap(int bucket) {
+  if (t != 0) return;
+  const double v = now_s();
+  clock[bucket] += v - last;
+  last = v;
+}
+
+// Phase 1: the distinct items of the step. Targets and samples first (the output columns
+// cmap_[c] -> index into uids_, uy_ of them), then in Shared mode the inputs (xmap_[b], the
+// distinct input rows listed in xin_); in the other modes the distinct inputs get their own
+// list xids_ (nx_ of them). pos_ is left all -1 again.
+void Gru4recNet::unique_rows(int64_t n, const int32_t* x, const int32_t* y, const int32_t* samples,
+                             int64_t K) {
   nu_ = 0;
   int32_t* pos = pos_.data();
   int32_t* uids = uids_.data();
@@ -378,73 +381,400 @@ double Gru4recNet::step(int64_t n, const int32_t* x, const int32_t* y, const int
     }
     for (int64_t u = 0; u < nx_; ++u) pos[xids_[u]] = -1;
   }
+}
 
-  // ---- 2. column biases with logQ (the output rows are gathered in phase A).
+// Phase 2: the bias of every output column c (target or sample): By[item], minus the logQ
+// correction with cross-entropy and logq > 0 (the output rows are gathered in phase A).
+void Gru4recNet::column_biases(int64_t n, const int32_t* y, const int32_t* samples, int64_t K) {
   const bool use_logq = p_.loss == LossType::CrossEntropy && p_.logq > 0.0f;
   const float* byw = by_.w.data();
-  for (int64_t c = 0; c < C; ++c) {
+  for (int64_t c = 0; c < n + K; ++c) {
     const int32_t id = c < n ? y[c] : samples[c - n];
     float v = byw[id];
     // [QUIRK kept] columns below batch_size (not n) get the alpha-free correction.
     if (use_logq) v -= c < p_.batch_size ? lq_full_[id] : lq_alpha_[id];
     colbias_[c] = v;
   }
+}
 
-  // ---- 3. dropout keys (one draw of the stream per mask, in the order embedding, layers).
-  const bool gru_emb = mode_ == Gru4recInput::GruEmbedding;
-  const int64_t in0 = mode_ == Gru4recInput::Embedding ? p_.embedding_size() : H;
-  const bool drop_e = !gru_emb && p_.dropout_p_embed > 0.0f;
-  uint64_t key_e = 0;
-  std::vector<uint64_t>& keys = key_h_;
-  keys.assign(L, 0);
-  if (!reuse_masks) {
-    if (drop_e) key_e = kernels::gru_dropout_key(rng_);
-    for (size_t l = 0; l < L; ++l)
-      if ((gru_emb && l == 0 ? p_.dropout_p_embed : p_.dropout_p_hidden) > 0.0f)
-        keys[l] = kernels::gru_dropout_key(rng_);
-  }
-
-  // ---- 4. the step's parallel region.
-  const int threads_all = num_threads();
-  const int64_t uy = uy_;
-  const int64_t gh_stride = static_cast<int64_t>(gh_.size()) / max_rows_;
-  double work = 6.0 * static_cast<double>(n * uy * H);
+// Phase 3: the step's dropout keys, one draw of the stream per mask in the order embedding,
+// layers (none with reuse_masks: the previous step's masks are applied again).
+void Gru4recNet::dropout_keys(StepPlan& s) {
+  const size_t L = p_.layers.size();
+  s.key_e = 0;
+  key_h_.assign(L, 0);
+  if (s.reuse_masks) return;
+  if (s.drop_e) s.key_e = kernels::gru_dropout_key(rng_);
   for (size_t l = 0; l < L; ++l)
-    work += 18.0 * static_cast<double>(n * p_.layers[l]) * static_cast<double>(2 * p_.layers[l]);
+    if ((s.gru_emb && l == 0 ? p_.dropout_p_embed : p_.dropout_p_hidden) > 0.0f)
+      key_h_[l] = kernels::gru_dropout_key(rng_);
+}
+
+// Threads for the region: about one per 4 MFLOP of GEMM work (6 n uy H for the output
+// layer, 18 n h 2h per GRU layer), at most num_threads(); grows the per-thread buffers.
+int Gru4recNet::step_threads(const StepPlan& s) {
+  double work = 6.0 * static_cast<double>(s.n * s.uy * s.H);
+  for (size_t l = 0; l < p_.layers.size(); ++l)
+    work += 18.0 * static_cast<double>(s.n * p_.layers[l]) * static_cast<double>(2 * p_.layers[l]);
   const int nt = static_cast<int>(
-      std::max<int64_t>(1, std::min<int64_t>(threads_all, static_cast<int64_t>(work / 4e6) + 1)));
-  // Gradient blocks of the fused dense update: kRows rows of the widest tensor per thread.
-  constexpr int64_t kRows = 64, kColBlock = 64;
+      std::max<int64_t>(1, std::min<int64_t>(num_threads(), static_cast<int64_t>(work / 4e6) + 1)));
   int64_t widest = 0;
   for (const auto& c : cells_) widest = std::max(widest, c.in + c.hidden + 2);
-  if (gru_emb) widest = std::max(widest, 3 * p_.layers[0]);
+  if (s.gru_emb) widest = std::max(widest, 3 * p_.layers[0]);
   if (gscratch_.size() < static_cast<size_t>(nt)) gscratch_.resize(static_cast<size_t>(nt));
   if (which_.size() < static_cast<size_t>(nt)) which_.resize(static_cast<size_t>(nt));
   for (int t = 0; t < nt; ++t) {
     auto& g = gscratch_[static_cast<size_t>(t)];
-    if (update && g.size() < static_cast<size_t>(kRows * widest))
+    if (s.update && g.size() < static_cast<size_t>(kRows * widest))
       g.resize(static_cast<size_t>(kRows * widest));
     auto& w = which_[static_cast<size_t>(t)];
-    if (w.size() < static_cast<size_t>(std::max(kColBlock, n)))
-      w.resize(static_cast<size_t>(std::max(kColBlock, n)));
+    if (w.size() < static_cast<size_t>(std::max(kColBlock, s.n)))
+      w.resize(static_cast<size_t>(std::max(kColBlock, s.n)));
   }
+  return nt;
+}
+
+// A1: copy this thread's share of the distinct output rows, ou[u] = Wy[uids[u]].
+void Gru4recNet::gather_output_rows(const StepPlan& s, StepThread& th) {
+  const float* wyw = wy_.w.data();
+  const int32_t* uids = uids_.data();
+  float* ou = ou_.data();
+  const int64_t H = s.H;
+  for (int64_t u = th.c0; u < th.c1; ++u) {
+    // scattered rows: start the next ones early (the streamer fetches the rest)
+    if (u + 2 < th.c1) __builtin_prefetch(wyw + static_cast<int64_t>(uids[u + 2]) * H);
+    std::memcpy(ou + u * H, wyw + static_cast<int64_t>(uids[u]) * H, static_cast<size_t>(H) * 4);
+  }
+}
+
+// A2: forward of this thread's rows: input rows (Wy rows in Shared mode, Emb rows otherwise)
+// with embedding dropout, then every layer h' = GRU(input, h) (the one-hot GRU embedding
+// layer first in GruEmbedding mode), o = dropout(h') the next layer's input.
+void Gru4recNet::forward_rows(const StepPlan& s, StepThread& th) {
+  const int64_t r0 = th.r0, r1 = th.r1, m = th.m, in0 = s.in0;
+  const float* uin = nullptr;
+  if (!s.gru_emb) {
+    float* e = emb_in_.data() + r0 * in0;
+    copy_rows(e, mode_ == Gru4recInput::Shared ? wy_.w.data() : emb_.w.data(), s.x + r0, m, in0);
+    if (s.drop_e) {
+      if (!s.reuse_masks)
+        kernels::gru_dropout_mask_range(mask_e_.data(), r0 * in0, r1 * in0, p_.dropout_p_embed,
+                                        s.key_e);
+      kernels::gru_apply_mask(e, e, mask_e_.data() + r0 * in0, m * in0);
+    }
+    uin = emb_in_.data();
+  }
+  const kernels::GruEmbWeights ew = emb_weights();
+  for (size_t l = 0; l < p_.layers.size(); ++l) {
+    const int64_t h = p_.layers[l];
+    float p;
+    float* ho = hout_[l].data() + r0 * h;
+    if (s.gru_emb && l == 0) {
+      kernels::gru_emb_forward(m, ew, s.x + r0, hstate_[0].data() + r0 * h, ho,
+                               emb_cache_.data() + r0 * 4 * h, emb_tmp_.data() + r0 * 3 * h);
+      p = p_.dropout_p_embed;
+    } else {
+      const CellLayer& c = cells_[s.gru_emb ? l - 1 : l];
+      kernels::gru_cell_forward(m, c.weights(), uin + r0 * c.in, hstate_[l].data() + r0 * h, ho,
+                                act_[l].data() + r0 * 3 * h, ghn_[l].data() + r0 * h, th.gh_rows);
+      p = p_.dropout_p_hidden;
+    }
+    float* o = o_[l].data() + r0 * h;
+    if (p > 0.0f) {
+      if (!s.reuse_masks)
+        kernels::gru_dropout_mask_range(mask_h_[l].data(), r0 * h, r1 * h, p, key_h_[l]);
+      kernels::gru_apply_mask(o, ho, mask_h_[l].data() + r0 * h, m * h);
+    } else {
+      std::memcpy(o, ho, static_cast<size_t>(m * h) * 4);
+    }
+    uin = o_[l].data();
+  }
+}
+
+// B: scores of this thread's distinct columns for every row, R_u[:, c0:c1] = top ou^T.
+void Gru4recNet::score_columns(const StepPlan& s, StepThread& th) {
+  const float* top = o_[p_.layers.size() - 1].data();
+  if (th.c1 > th.c0)
+    sgemm(false, true, s.n, th.c1 - th.c0, s.H, 1.0f, top, s.H, ou_.data() + th.c0 * s.H, s.H, 0.0f,
+          ru_.data() + th.c0, s.uy);
+}
+
+// C: the loss of this thread's rows over their C = n + K columns (score R_u[j][cmap[c]] +
+// bias[c]), fused with dL/dR; then dL/dR_u[j][u] = sum of dL/dR[j][c] over the columns c
+// showing item u, written over R_u's row.
+void Gru4recNet::loss_rows(const StepPlan& s, StepThread& th) {
+  const int64_t C = s.n + s.K, uy = s.uy;
+  thread_local std::vector<float> buf;
+  if (buf.size() < static_cast<size_t>(3 * C)) buf.resize(static_cast<size_t>(3 * C));
+  float* row = buf.data();
+  const int32_t* cmap = cmap_.data();
+  const float* cb = colbias_.data();
+  for (int64_t j = th.r0; j < th.r1; ++j) {
+    float* rj = ru_.data() + j * uy;
+    for (int64_t c = 0; c < C; ++c) row[c] = rj[cmap[c]] + cb[c];
+    s.row_loss[j] = kernels::sampled_loss_row(loss_, row, C, j, s.scale, row + C);
+    // dL/dRu[j][u] = sum over the columns c showing item u of dL/dR[j][c]
+    std::memset(rj, 0, static_cast<size_t>(uy) * 4);
+    for (int64_t c = 0; c < C; ++c) rj[cmap[c]] += row[c];
+  }
+}
+
+// D1: output backward of this thread's columns: dBy[u] = sum_j dR_u[j][u] and, by blocks of
+// kColBlock columns, dWy[u] = dR_u[:, u]^T top; with `update` each block's By/Wy rows are
+// updated at once (Wy rows that are also inputs wait for their input gradient in E).
+void Gru4recNet::output_column_grads(const StepPlan& s, StepThread& th) {
+  const int64_t c0 = th.c0, c1 = th.c1, uy = s.uy, H = s.H;
+  const float* ru = ru_.data();
+  const float* top = o_[p_.layers.size() - 1].data();
+  float* dby = dby_.data();
+  float* gu = gu_.data();
+  if (c1 > c0) {
+    std::memset(dby + c0, 0, static_cast<size_t>(c1 - c0) * 4);
+    for (int64_t j = 0; j < s.n; ++j) {
+      const float* rj = ru + j * uy;
+#pragma omp simd
+      for (int64_t u = c0; u < c1; ++u) dby[u] += rj[u];
+    }
+  }
+  for (int64_t a = c0; a < c1; a += kColBlock) {
+    const int64_t b = std::min(c1, a + kColBlock);
+    sgemm(true, false, b - a, H, s.n, 1.0f, ru + a, uy, top, H, 0.0f, gu + a * H, H);
+    th.lap(4);
+    if (s.update) {
+      int64_t cnt = 0;
+      for (int64_t u = a; u < b; ++u) {
+        th.which[cnt] = static_cast<int32_t>(u);
+        cnt += is_in_[static_cast<size_t>(u)] == 0;
+      }
+      train::adagrad_rows_at(wy_.w.data(), wy_.acc.data(), vel_of(wy_), H, uids_.data(), th.which,
+                             cnt, gu, H, s.lr, s.mu);
+      for (int64_t u = a; u < b; ++u) th.which[u - a] = static_cast<int32_t>(u);
+      train::adagrad_rows_at(by_.w.data(), by_.acc.data(), vel_of(by_), 1, uids_.data(), th.which,
+                             b - a, dby, 1, s.lr, s.mu);
+      th.lap(6);
+    }
+  }
+}
+
+// D2: backward of this thread's rows: dL/d(top) = dR_u[rows] Wy[U], then every layer from
+// the top: through its dropout mask (dL/dh'), the row-local GRU backward (gate gradients
+// dgi/dgh or dv, and dL/d(its input) into the layer below), and the embedding dropout.
+void Gru4recNet::gru_backward_rows(const StepPlan& s, StepThread& th) {
+  const int64_t r0 = th.r0, m = th.m, H = s.H, in0 = s.in0;
+  const size_t L = p_.layers.size();
+  // dL/d(top rows) = dR_u[rows] Wy[U]
+  sgemm(false, false, m, H, s.uy, 1.0f, ru_.data() + r0 * s.uy, s.uy, ou_.data(), H, 0.0f,
+        dgrad_[L - 1].data() + r0 * H, H);
+  th.lap(4);
+  const kernels::GruEmbWeights ew = emb_weights();
+  for (size_t li = L; li-- > 0;) {
+    const int64_t h = p_.layers[li];
+    float* d = dgrad_[li].data() + r0 * h;
+    const bool emb_layer = s.gru_emb && li == 0;
+    const float p = emb_layer ? p_.dropout_p_embed : p_.dropout_p_hidden;
+    if (p > 0.0f) kernels::gru_apply_mask(d, d, mask_h_[li].data() + r0 * h, m * h);  // dL/dh'
+    if (emb_layer) {
+      kernels::gru_emb_backward_rows(m, ew, hstate_[0].data() + r0 * h,
+                                     emb_cache_.data() + r0 * 4 * h, d, dv_.data() + r0 * 3 * h,
+                                     nullptr, emb_tmp_.data() + r0 * 3 * h);
+    } else {
+      const CellLayer& c = cells_[s.gru_emb ? li - 1 : li];
+      float* du = li > 0 ? dgrad_[li - 1].data() + r0 * c.in : d_in_.data() + r0 * c.in;
+      kernels::gru_cell_backward_rows(m, c.weights(), hstate_[li].data() + r0 * h,
+                                      act_[li].data() + r0 * 3 * h, ghn_[li].data() + r0 * h, d,
+                                      dgi_[li].data() + r0 * 3 * h, dgh_[li].data() + r0 * 3 * h,
+                                      du, nullptr);
+    }
+  }
+  if (s.drop_e) {
+    float* d = d_in_.data() + r0 * in0;
+    kernels::gru_apply_mask(d, d, mask_e_.data() + r0 * in0, m * in0);
+  }
+}
+
+// E1: the GRU weight gradients summed over all rows, this thread's blocks of kRows gate rows
+// (dW_ih = dgi^T input, dW_hh = dgh^T h, db = column sums; the GRU embedding layer's
+// Wrz0/Wh0 from dv and Bh0 = column sums of dv). Without `update` they go to the tensors'
+// dense grad; with it each block goes to the thread's scratch and is applied at once
+// (IndexedAdagradM) while in cache.
+void Gru4recNet::gru_weight_grads(const StepPlan& s, StepThread& th) {
+  const int t = th.t, T = th.T;
+  const int64_t n = s.n;
+  const float lr = s.lr, mu = s.mu;
+  float* scr = s.update ? gscratch_[static_cast<size_t>(t)].data() : nullptr;
+  for (size_t li = 0; li < p_.layers.size(); ++li) {
+    const int64_t h = p_.layers[li];
+    if (s.gru_emb && li == 0) {
+      const int64_t q0 = h * t / T, q1 = h * (t + 1) / T;
+      for (int64_t a = q0; a < q1; a += kRows) {
+        const int64_t b = std::min(q1, a + kRows);
+        float* grz = s.update ? scr : wrz0_.grad.data() + a * 2 * h;
+        float* gh = s.update ? scr + (b - a) * 2 * h : wh0_.grad.data() + a * h;
+        kernels::gru_emb_weight_grads(n, h, hstate_[0].data(), emb_cache_.data(), dv_.data(), a, b,
+                                      grz, gh);
+        th.lap(5);
+        if (s.update) {
+          train::adagrad_step(wrz0_.w.data() + a * 2 * h, wrz0_.acc.data() + a * 2 * h,
+                              vel_of(wrz0_) ? vel_of(wrz0_) + a * 2 * h : nullptr, grz,
+                              (b - a) * 2 * h, lr, mu);
+          train::adagrad_step(wh0_.w.data() + a * h, wh0_.acc.data() + a * h,
+                              vel_of(wh0_) ? vel_of(wh0_) + a * h : nullptr, gh, (b - a) * h, lr,
+                              mu);
+          th.lap(6);
+        }
+      }
+      // Bh0: column sums of dv over this thread's share of the 3h columns.
+      const int64_t k0 = 3 * h * t / T, k1 = 3 * h * (t + 1) / T;
+      if (k1 > k0) {
+        float* gb = s.update ? scr : bh0_.grad.data() + k0;
+        std::memset(gb, 0, static_cast<size_t>(k1 - k0) * 4);
+        for (int64_t r = 0; r < n; ++r) {
+          const float* dvr = dv_.data() + r * 3 * h + k0;
+#pragma omp simd
+          for (int64_t k = 0; k < k1 - k0; ++k) gb[k] += dvr[k];
+        }
+        th.lap(5);
+        if (s.update) {
+          train::adagrad_step(bh0_.w.data() + k0, bh0_.acc.data() + k0,
+                              vel_of(bh0_) ? vel_of(bh0_) + k0 : nullptr, gb, k1 - k0, lr, mu);
+          th.lap(6);
+        }
+      }
+      continue;
+    }
+    CellLayer& c = cells_[s.gru_emb ? li - 1 : li];
+    const float* uin = li == 0 ? emb_in_.data() : o_[li - 1].data();
+    const int64_t G = 3 * h, q0 = G * t / T, q1 = G * (t + 1) / T;
+    for (int64_t a = q0; a < q1; a += kRows) {
+      const int64_t b = std::min(q1, a + kRows), rows = b - a;
+      kernels::GruCellGrads g;
+      if (s.update) {
+        g = {scr, scr + rows * c.in, scr + rows * (c.in + h), scr + rows * (c.in + h) + rows};
+      } else {
+        g = {c.w_ih.grad.data() + a * c.in, c.w_hh.grad.data() + a * h, c.b_ih.grad.data() + a,
+             c.b_hh.grad.data() + a};
+      }
+      kernels::gru_cell_weight_grads(n, c.in, h, uin, hstate_[li].data(), dgi_[li].data(),
+                                     dgh_[li].data(), a, b, g);
+      th.lap(5);
+      if (s.update) {
+        auto upd = [&](Gru4recParam& q, const float* gq, int64_t off, int64_t count) {
+          train::adagrad_step(q.w.data() + off, q.acc.data() + off,
+                              vel_of(q) ? vel_of(q) + off : nullptr, gq, count, lr, mu);
+        };
+        upd(c.w_ih, g.w_ih, a * c.in, rows * c.in);
+        upd(c.w_hh, g.w_hh, a * h, rows * h);
+        upd(c.b_ih, g.b_ih, a, rows);
+        upd(c.b_hh, g.b_hh, a, rows);
+        th.lap(6);
+      }
+    }
+  }
+}
+
+// E2: the input rows' gradients, summed per distinct input row in row order (Shared mode:
+// added to that Wy row's output gradient, or starting from zero for a row that is only an
+// input; other modes: the Emb or Wx0 rows), this thread's share of the distinct rows, and
+// with `update` applied.
+void Gru4recNet::input_row_grads(const StepPlan& s, StepThread& th) {
+  const int t = th.t, T = th.T;
+  const int64_t n = s.n, H = s.H;
+  const int32_t* xmap = xmap_.data();
+  if (mode_ == Gru4recInput::Shared) {
+    float* gu = gu_.data();
+    const int64_t nin = static_cast<int64_t>(xin_.size());
+    const int64_t i0 = nin * t / T, i1 = nin * (t + 1) / T;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int32_t u = xin_[static_cast<size_t>(i)];
+      float* g = gu + static_cast<int64_t>(u) * H;
+      if (u >= s.uy) std::memset(g, 0, static_cast<size_t>(H) * 4);
+      for (int64_t b = 0; b < n; ++b) {
+        if (xmap[b] != u) continue;
+        const float* src = d_in_.data() + b * H;
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) g[k] += src[k];
+      }
+    }
+    th.lap(5);
+    if (s.update) {
+      train::adagrad_rows_at(wy_.w.data(), wy_.acc.data(), vel_of(wy_), H, uids_.data(),
+                             xin_.data() + i0, i1 - i0, gu, H, s.lr, s.mu);
+      th.lap(6);
+    }
+  } else {
+    const int64_t w = s.gru_emb ? 3 * p_.layers[0] : s.in0;
+    const float* src = s.gru_emb ? dv_.data() : d_in_.data();
+    const int64_t i0 = nx_ * t / T, i1 = nx_ * (t + 1) / T;
+    for (int64_t u = i0; u < i1; ++u) {
+      float* g = gx_.data() + u * w;
+      std::memset(g, 0, static_cast<size_t>(w) * 4);
+      for (int64_t b = 0; b < n; ++b) {
+        if (xmap[b] != u) continue;
+        const float* sb = src + b * w;
+#pragma omp simd
+        for (int64_t k = 0; k < w; ++k) g[k] += sb[k];
+      }
+      th.which[u - i0] = static_cast<int32_t>(u);
+    }
+    th.lap(5);
+    if (s.update) {
+      Gru4recParam& q = s.gru_emb ? wx0_ : emb_;
+      train::adagrad_rows_at(q.w.data(), q.acc.data(), vel_of(q), w, xids_.data(), th.which,
+                             i1 - i0, gx_.data(), w, s.lr, s.mu);
+      th.lap(6);
+    }
+  }
+}
+
+kernels::GruEmbWeights Gru4recNet::emb_weights() const {
+  return {wx0_.w.data(), wrz0_.w.data(), wh0_.w.data(), bh0_.w.data(), p_.layers[0]};
+}
+
+// One step: the serial phases 1-3 (distinct items, column biases, dropout keys), then one
+// OpenMP region of T threads (GEMMs inside run single-threaded), phases separated by
+// barriers:
+//   A  rows split: input rows, dropout, GRU layers forward;  columns split: gather Wy rows
+//   B  columns: scores of the distinct columns
+//   C  rows: fused softmax/loss/gradient, summed per distinct column
+//   D  columns: dBy, dWy (blocks of kColBlock; with `update`, their By/Wy rows are updated
+//      at once, except rows that are also inputs);  rows: dL/d(top) = dR_u Wy[U], then
+//      every GRU layer's row-local backward down to dL/d(input)
+//   E  the GRU weight gradients by blocks of gate rows (with `update`: each block applied
+//      while in cache), the input rows' gradients summed per distinct row (and updated).
+// Every row/column split is a contiguous range per thread and every per-element reduction
+// runs in the same order for any T, so T only changes which thread computes what.
+// Returns L = (sum of the row losses) / batch_size.
+double Gru4recNet::step(int64_t n, const int32_t* x, const int32_t* y, const int32_t* samples,
+                        int64_t K, bool reuse_masks, bool update) {
+  if (n > max_rows_ || K > max_k_ || n < 1)
+    throw Error("internal: gru4rec step with " + std::to_string(n) + " rows / " +
+                std::to_string(K) + " samples exceeds the prepared sizes");
+  n_ = n;
+  const double t_start = now_s();
+  unique_rows(n, x, y, samples, K);
+  column_biases(n, y, samples, K);
+
+  StepPlan s;
+  s.n = n;
+  s.K = K;
+  s.H = hout();
+  s.uy = uy_;
+  s.x = x;
+  s.reuse_masks = reuse_masks;
+  s.update = update;
+  s.gru_emb = mode_ == Gru4recInput::GruEmbedding;
+  s.in0 = mode_ == Gru4recInput::Embedding ? p_.embedding_size() : s.H;
+  s.drop_e = !s.gru_emb && p_.dropout_p_embed > 0.0f;
+  s.scale = 1.0f / static_cast<float>(p_.batch_size);
+  s.lr = p_.learning_rate;
+  s.mu = p_.momentum;
+  dropout_keys(s);
+  const int nt = step_threads(s);
+  const int64_t gh_stride = static_cast<int64_t>(gh_.size()) / max_rows_;
 
   thread_local std::vector<double> row_loss;
   row_loss.assign(static_cast<size_t>(n), 0.0);
-  double* rl = row_loss.data();  // (row_loss is thread_local: the workers need its address)
-  float* ru = ru_.data();
-  const float scale = 1.0f / static_cast<float>(p_.batch_size);
-  const int32_t* cmap = cmap_.data();
-  const int32_t* xmap = xmap_.data();
-  const float* cb = colbias_.data();
-  const float* wyw = wy_.w.data();
-  float* ou = ou_.data();
-  float* gu = gu_.data();
-  float* dby = dby_.data();
-  const float lr = p_.learning_rate, mu = p_.momentum;
-  auto vel = [](Gru4recParam& t) { return t.vel.empty() ? nullptr : t.vel.data(); };
-  kernels::GruEmbWeights ew{wx0_.w.data(), wrz0_.w.data(), wh0_.w.data(), bh0_.w.data(),
-                            p_.layers[0]};
+  s.row_loss = row_loss.data();  // (row_loss is thread_local: the workers need its address)
   std::exception_ptr error;
   // Thread 0's clock: [0] gather, [1] GRU forward (+ wait), [2] scores, [3] loss,
   // [4] output backward GEMMs, [5] GRU backward, [6] updates.
@@ -452,7 +782,22 @@ double Gru4recNet::step(int64_t n, const int32_t* x, const int32_t* y, const int
   const double t_region = now_s();
 #pragma omp parallel num_threads(nt)
   {
-    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    StepThread th;
+    th.t = omp_get_thread_num();
+    th.T = omp_get_num_threads();
+    th.clock = tp;
+    th.last = now_s();
+    th.r0 = n * th.t / th.T;
+    th.r1 = n * (th.t + 1) / th.T;
+    th.m = th.r1 - th.r0;
+    // The GRU layers' shared scratch gh_ is split by rows at the widest layer's stride: the
+    // threads are not in step between layers, and a per-layer stride (r0 * 3h) let one
+    // thread's rows of a wider layer overlap another's rows of a narrower one.
+    th.gh_rows = gh_.data() + th.r0 * gh_stride;
+    const int64_t blk = ((s.uy + th.T - 1) / th.T + 15) / 16 * 16;
+    th.c0 = std::min(s.uy, th.t * blk);
+    th.c1 = std::min(s.uy, th.c0 + blk);
+    th.which = which_[static_cast<size_t>(th.t)].data();
     auto guard = [&](auto&& fn) {
       try {
         fn();
@@ -461,282 +806,40 @@ double Gru4recNet::step(int64_t n, const int32_t* x, const int32_t* y, const int
         if (!error) error = std::current_exception();
       }
     };
-    double clk = now_s();
-    auto lap = [&](int bucket) {
-      if (t != 0) return;
-      const double v = now_s();
-      tp[bucket] += v - clk;
-      clk = v;
-    };
-    const int64_t r0 = n * t / T, r1 = n * (t + 1) / T, m = r1 - r0;
-    // The GRU layers' shared scratch gh_ is split by rows at the widest layer's stride: the
-    // threads are not in step between layers, and a per-layer stride (r0 * 3h) let one
-    // thread's rows of a wider layer overlap another's rows of a narrower one.
-    float* gh_rows = gh_.data() + r0 * gh_stride;
-    const int64_t blk = ((uy + T - 1) / T + 15) / 16 * 16;
-    const int64_t c0 = std::min(uy, t * blk), c1 = std::min(uy, c0 + blk);
-    int32_t* which = which_[static_cast<size_t>(t)].data();
-
-    // ---- A. gather this thread's output rows; forward this thread's batch rows.
-    guard([&] {
-      for (int64_t u = c0; u < c1; ++u) {
-        // scattered rows: start the next ones early (the streamer fetches the rest)
-        if (u + 2 < c1) __builtin_prefetch(wyw + static_cast<int64_t>(uids[u + 2]) * H);
-        std::memcpy(ou + u * H, wyw + static_cast<int64_t>(uids[u]) * H,
-                    static_cast<size_t>(H) * 4);
-      }
-    });
-    lap(0);
-    guard([&] {
-      const float* uin = nullptr;
-      if (!gru_emb) {
-        float* e = emb_in_.data() + r0 * in0;
-        copy_rows(e, mode_ == Gru4recInput::Shared ? wyw : emb_.w.data(), x + r0, m, in0);
-        if (drop_e) {
-          if (!reuse_masks)
-            kernels::gru_dropout_mask_range(mask_e_.data(), r0 * in0, r1 * in0, p_.dropout_p_embed,
-                                            key_e);
-          kernels::gru_apply_mask(e, e, mask_e_.data() + r0 * in0, m * in0);
-        }
-        uin = emb_in_.data();
-      }
-      for (size_t l = 0; l < L; ++l) {
-        const int64_t h = p_.layers[l];
-        float p;
-        float* ho = hout_[l].data() + r0 * h;
-        if (gru_emb && l == 0) {
-          kernels::gru_emb_forward(m, ew, x + r0, hstate_[0].data() + r0 * h, ho,
-                                   emb_cache_.data() + r0 * 4 * h, emb_tmp_.data() + r0 * 3 * h);
-          p = p_.dropout_p_embed;
-        } else {
-          const CellLayer& c = cells_[gru_emb ? l - 1 : l];
-          kernels::gru_cell_forward(m, c.weights(), uin + r0 * c.in, hstate_[l].data() + r0 * h, ho,
-                                    act_[l].data() + r0 * 3 * h, ghn_[l].data() + r0 * h, gh_rows);
-          p = p_.dropout_p_hidden;
-        }
-        float* o = o_[l].data() + r0 * h;
-        if (p > 0.0f) {
-          if (!reuse_masks)
-            kernels::gru_dropout_mask_range(mask_h_[l].data(), r0 * h, r1 * h, p, keys[l]);
-          kernels::gru_apply_mask(o, ho, mask_h_[l].data() + r0 * h, m * h);
-        } else {
-          std::memcpy(o, ho, static_cast<size_t>(m * h) * 4);
-        }
-        uin = o_[l].data();
-      }
+    guard([&] { gather_output_rows(s, th); });  // A
+    th.lap(0);
+    guard([&] { forward_rows(s, th); });
+#pragma omp barrier
+    th.lap(1);
+    guard([&] { score_columns(s, th); });  // B
+#pragma omp barrier
+    th.lap(2);
+    guard([&] { loss_rows(s, th); });  // C
+#pragma omp barrier
+    th.lap(3);
+    guard([&] {  // D
+      output_column_grads(s, th);
+      gru_backward_rows(s, th);
     });
 #pragma omp barrier
-    lap(1);
-    const float* top = o_[L - 1].data();
-
-    // ---- B. scores of this thread's distinct columns.
-    guard([&] {
-      if (c1 > c0)
-        sgemm(false, true, n, c1 - c0, H, 1.0f, top, H, ou + c0 * H, H, 0.0f, ru + c0, uy);
-    });
-#pragma omp barrier
-    lap(2);
-
-    // ---- C. losses of this thread's rows; dL/dR summed per distinct column.
-    guard([&] {
-      thread_local std::vector<float> buf;
-      if (buf.size() < static_cast<size_t>(3 * C)) buf.resize(static_cast<size_t>(3 * C));
-      float* row = buf.data();
-      for (int64_t j = r0; j < r1; ++j) {
-        float* rj = ru + j * uy;
-        for (int64_t c = 0; c < C; ++c) row[c] = rj[cmap[c]] + cb[c];
-        rl[j] = kernels::sampled_loss_row(loss_, row, C, j, scale, row + C);
-        // dL/dRu[j][u] = sum over the columns c showing item u of dL/dR[j][c]
-        std::memset(rj, 0, static_cast<size_t>(uy) * 4);
-        for (int64_t c = 0; c < C; ++c) rj[cmap[c]] += row[c];
-      }
-    });
-#pragma omp barrier
-    lap(3);
-
-    // ---- D. output backward for this thread's columns (and their updates), then the
-    // GRU backward of this thread's rows.
-    guard([&] {
-      if (c1 > c0) {
-        std::memset(dby + c0, 0, static_cast<size_t>(c1 - c0) * 4);
-        for (int64_t j = 0; j < n; ++j) {
-          const float* rj = ru + j * uy;
-#pragma omp simd
-          for (int64_t u = c0; u < c1; ++u) dby[u] += rj[u];
-        }
-      }
-      for (int64_t a = c0; a < c1; a += kColBlock) {
-        const int64_t b = std::min(c1, a + kColBlock);
-        sgemm(true, false, b - a, H, n, 1.0f, ru + a, uy, top, H, 0.0f, gu + a * H, H);
-        lap(4);
-        if (update) {
-          int64_t cnt = 0;
-          for (int64_t u = a; u < b; ++u) {
-            which[cnt] = static_cast<int32_t>(u);
-            cnt += is_in_[static_cast<size_t>(u)] == 0;
-          }
-          train::adagrad_rows_at(wy_.w.data(), wy_.acc.data(), vel(wy_), H, uids, which, cnt, gu, H,
-                                 lr, mu);
-          for (int64_t u = a; u < b; ++u) which[u - a] = static_cast<int32_t>(u);
-          train::adagrad_rows_at(by_.w.data(), by_.acc.data(), vel(by_), 1, uids, which, b - a, dby,
-                                 1, lr, mu);
-          lap(6);
-        }
-      }
-      // dL/d(top rows) = dR_u[rows] Wy[U]
-      sgemm(false, false, m, H, uy, 1.0f, ru + r0 * uy, uy, ou, H, 0.0f,
-            dgrad_[L - 1].data() + r0 * H, H);
-      lap(4);
-      for (size_t li = L; li-- > 0;) {
-        const int64_t h = p_.layers[li];
-        float* d = dgrad_[li].data() + r0 * h;
-        const bool emb_layer = gru_emb && li == 0;
-        const float p = emb_layer ? p_.dropout_p_embed : p_.dropout_p_hidden;
-        if (p > 0.0f) kernels::gru_apply_mask(d, d, mask_h_[li].data() + r0 * h, m * h);  // dL/dh'
-        if (emb_layer) {
-          kernels::gru_emb_backward_rows(m, ew, hstate_[0].data() + r0 * h,
-                                         emb_cache_.data() + r0 * 4 * h, d, dv_.data() + r0 * 3 * h,
-                                         nullptr, emb_tmp_.data() + r0 * 3 * h);
-        } else {
-          const CellLayer& c = cells_[gru_emb ? li - 1 : li];
-          float* du = li > 0 ? dgrad_[li - 1].data() + r0 * c.in : d_in_.data() + r0 * c.in;
-          kernels::gru_cell_backward_rows(m, c.weights(), hstate_[li].data() + r0 * h,
-                                          act_[li].data() + r0 * 3 * h, ghn_[li].data() + r0 * h, d,
-                                          dgi_[li].data() + r0 * 3 * h,
-                                          dgh_[li].data() + r0 * 3 * h, du, nullptr);
-        }
-      }
-      if (drop_e) {
-        float* d = d_in_.data() + r0 * in0;
-        kernels::gru_apply_mask(d, d, mask_e_.data() + r0 * in0, m * in0);
-      }
-    });
-#pragma omp barrier
-    lap(5);
-
-    // ---- E. weight gradients by blocks of rows (applied at once with `update`), and the
-    // input rows' gradients summed per distinct row.
-    guard([&] {
-      float* scr = update ? gscratch_[static_cast<size_t>(t)].data() : nullptr;
-      for (size_t li = 0; li < L; ++li) {
-        const int64_t h = p_.layers[li];
-        if (gru_emb && li == 0) {
-          const int64_t q0 = h * t / T, q1 = h * (t + 1) / T;
-          for (int64_t a = q0; a < q1; a += kRows) {
-            const int64_t b = std::min(q1, a + kRows);
-            float* grz = update ? scr : wrz0_.grad.data() + a * 2 * h;
-            float* gh = update ? scr + (b - a) * 2 * h : wh0_.grad.data() + a * h;
-            kernels::gru_emb_weight_grads(n, h, hstate_[0].data(), emb_cache_.data(), dv_.data(), a,
-                                          b, grz, gh);
-            lap(5);
-            if (update) {
-              train::adagrad_step(wrz0_.w.data() + a * 2 * h, wrz0_.acc.data() + a * 2 * h,
-                                  vel(wrz0_) ? vel(wrz0_) + a * 2 * h : nullptr, grz,
-                                  (b - a) * 2 * h, lr, mu);
-              train::adagrad_step(wh0_.w.data() + a * h, wh0_.acc.data() + a * h,
-                                  vel(wh0_) ? vel(wh0_) + a * h : nullptr, gh, (b - a) * h, lr, mu);
-              lap(6);
-            }
-          }
-          // Bh0: column sums of dv over this thread's share of the 3h columns.
-          const int64_t k0 = 3 * h * t / T, k1 = 3 * h * (t + 1) / T;
-          if (k1 > k0) {
-            float* gb = update ? scr : bh0_.grad.data() + k0;
-            std::memset(gb, 0, static_cast<size_t>(k1 - k0) * 4);
-            for (int64_t r = 0; r < n; ++r) {
-              const float* dvr = dv_.data() + r * 3 * h + k0;
-#pragma omp simd
-              for (int64_t k = 0; k < k1 - k0; ++k) gb[k] += dvr[k];
-            }
-            lap(5);
-            if (update) {
-              train::adagrad_step(bh0_.w.data() + k0, bh0_.acc.data() + k0,
-                                  vel(bh0_) ? vel(bh0_) + k0 : nullptr, gb, k1 - k0, lr, mu);
-              lap(6);
-            }
-          }
-          continue;
-        }
-        CellLayer& c = cells_[gru_emb ? li - 1 : li];
-        const float* uin = li == 0 ? emb_in_.data() : o_[li - 1].data();
-        const int64_t G = 3 * h, q0 = G * t / T, q1 = G * (t + 1) / T;
-        for (int64_t a = q0; a < q1; a += kRows) {
-          const int64_t b = std::min(q1, a + kRows), rows = b - a;
-          kernels::GruCellGrads g;
-          if (update) {
-            g = {scr, scr + rows * c.in, scr + rows * (c.in + h), scr + rows * (c.in + h) + rows};
-          } else {
-            g = {c.w_ih.grad.data() + a * c.in, c.w_hh.grad.data() + a * h, c.b_ih.grad.data() + a,
-                 c.b_hh.grad.data() + a};
-          }
-          kernels::gru_cell_weight_grads(n, c.in, h, uin, hstate_[li].data(), dgi_[li].data(),
-                                         dgh_[li].data(), a, b, g);
-          lap(5);
-          if (update) {
-            auto upd = [&](Gru4recParam& q, const float* gq, int64_t off, int64_t count) {
-              train::adagrad_step(q.w.data() + off, q.acc.data() + off,
-                                  vel(q) ? vel(q) + off : nullptr, gq, count, lr, mu);
-            };
-            upd(c.w_ih, g.w_ih, a * c.in, rows * c.in);
-            upd(c.w_hh, g.w_hh, a * h, rows * h);
-            upd(c.b_ih, g.b_ih, a, rows);
-            upd(c.b_hh, g.b_hh, a, rows);
-            lap(6);
-          }
-        }
-      }
-      // Input rows: gradients summed per distinct row (in row order), then updated.
-      if (mode_ == Gru4recInput::Shared) {
-        const int64_t nin = static_cast<int64_t>(xin_.size());
-        const int64_t i0 = nin * t / T, i1 = nin * (t + 1) / T;
-        for (int64_t i = i0; i < i1; ++i) {
-          const int32_t u = xin_[static_cast<size_t>(i)];
-          float* g = gu + static_cast<int64_t>(u) * H;
-          if (u >= uy) std::memset(g, 0, static_cast<size_t>(H) * 4);
-          for (int64_t b = 0; b < n; ++b) {
-            if (xmap[b] != u) continue;
-            const float* s = d_in_.data() + b * H;
-#pragma omp simd
-            for (int64_t k = 0; k < H; ++k) g[k] += s[k];
-          }
-        }
-        lap(5);
-        if (update) {
-          train::adagrad_rows_at(wy_.w.data(), wy_.acc.data(), vel(wy_), H, uids, xin_.data() + i0,
-                                 i1 - i0, gu, H, lr, mu);
-          lap(6);
-        }
-      } else {
-        const int64_t w = gru_emb ? 3 * p_.layers[0] : in0;
-        const float* src = gru_emb ? dv_.data() : d_in_.data();
-        const int64_t i0 = nx_ * t / T, i1 = nx_ * (t + 1) / T;
-        for (int64_t u = i0; u < i1; ++u) {
-          float* g = gx_.data() + u * w;
-          std::memset(g, 0, static_cast<size_t>(w) * 4);
-          for (int64_t b = 0; b < n; ++b) {
-            if (xmap[b] != u) continue;
-            const float* s = src + b * w;
-#pragma omp simd
-            for (int64_t k = 0; k < w; ++k) g[k] += s[k];
-          }
-          which[u - i0] = static_cast<int32_t>(u);
-        }
-        lap(5);
-        if (update) {
-          Gru4recParam& q = gru_emb ? wx0_ : emb_;
-          train::adagrad_rows_at(q.w.data(), q.acc.data(), vel(q), w, xids_.data(), which, i1 - i0,
-                                 gx_.data(), w, lr, mu);
-          lap(6);
-        }
-      }
+    th.lap(5);
+    guard([&] {  // E
+      gru_weight_grads(s, th);
+      input_row_grads(s, th);
     });
   }
   if (error) std::rethrow_exception(error);
   double total = 0.0;
-  for (int64_t j = 0; j < n; ++j) total += rl[j];
+  for (int64_t j = 0; j < n; ++j) total += s.row_loss[j];
+  record_profile(s, t_start, t_region, tp);
+  return total * static_cast<double>(s.scale);
+}
 
+// Adds the step's phase times (thread 0's; the waits at the barriers count for the phase
+// before them) and its GEMM work to prof_.
+void Gru4recNet::record_profile(const StepPlan& s, double t_start, double t_region,
+                                const double* tp) {
   const double t_end = now_s();
-  // Thread 0's time per phase; the waits at the barriers count for the phase before them.
   const double other = (t_end - t_region) - (tp[0] + tp[1] + tp[2] + tp[3] + tp[4] + tp[5] + tp[6]);
   prof_.unique_gather += (t_region - t_start) + tp[0];
   prof_.gru_forward += tp[1];
@@ -745,13 +848,12 @@ double Gru4recNet::step(int64_t n, const int32_t* x, const int32_t* y, const int
   prof_.gru_backward += tp[5];
   prof_.update += tp[6] + other;
   ++prof_.steps;
-  prof_.rows += n;
-  prof_.distinct_columns += uy;
-  prof_.output_gemm_flops += 6.0 * static_cast<double>(n * uy * H);
+  prof_.rows += s.n;
+  prof_.distinct_columns += s.uy;
+  prof_.output_gemm_flops += 6.0 * static_cast<double>(s.n * s.uy * s.H);
   for (const auto& c : cells_)
-    prof_.gru_gemm_flops += 2.0 * static_cast<double>(n * 3 * c.hidden) *
+    prof_.gru_gemm_flops += 2.0 * static_cast<double>(s.n * 3 * c.hidden) *
                             static_cast<double>(3 * (c.in + c.hidden) - c.hidden);
-  return total * static_cast<double>(scale);
 }
 
 void Gru4recNet::dense_update(Gru4recParam& t) {

@@ -138,8 +138,46 @@ class Gru4recNet {
   };
   int64_t hout() const { return p_.layers.back(); }
   void dense_update(Gru4recParam& t);
+  kernels::GruEmbWeights emb_weights() const;
+
+  // ---- one training step (gru4rec_net.cpp explains the phases and their math)
+  /// What every phase of a step reads: its sizes, flags and settings.
+  struct StepPlan {
+    int64_t n = 0, K = 0, H = 0, uy = 0, in0 = 0;  ///< rows, samples, top width, columns
+    const int32_t* x = nullptr;                    ///< the rows' input items
+    bool reuse_masks = false, update = false, gru_emb = false, drop_e = false;
+    uint64_t key_e = 0;  ///< dropout key of the input embedding
+    float scale = 1.0f, lr = 0.0f, mu = 0.0f;
+    double* row_loss = nullptr;  ///< n row losses
+  };
+  /// One thread's share of a step: rows [r0, r1), distinct columns [c0, c1), its scratch,
+  /// and thread 0's phase clock.
+  struct StepThread {
+    int t = 0, T = 1;
+    int64_t r0 = 0, r1 = 0, m = 0, c0 = 0, c1 = 0;
+    float* gh_rows = nullptr;
+    int32_t* which = nullptr;
+    double* clock = nullptr;
+    double last = 0;
+    /// Thread 0 only: adds the time since the last lap to clock[bucket].
+    void lap(int bucket);
+  };
   double step(int64_t n, const int32_t* x, const int32_t* y, const int32_t* samples, int64_t K,
               bool reuse_masks, bool update);
+  void unique_rows(int64_t n, const int32_t* x, const int32_t* y, const int32_t* samples,
+                   int64_t K);
+  void column_biases(int64_t n, const int32_t* y, const int32_t* samples, int64_t K);
+  void dropout_keys(StepPlan& s);
+  int step_threads(const StepPlan& s);
+  void gather_output_rows(const StepPlan& s, StepThread& th);
+  void forward_rows(const StepPlan& s, StepThread& th);
+  void score_columns(const StepPlan& s, StepThread& th);
+  void loss_rows(const StepPlan& s, StepThread& th);
+  void output_column_grads(const StepPlan& s, StepThread& th);
+  void gru_backward_rows(const StepPlan& s, StepThread& th);
+  void gru_weight_grads(const StepPlan& s, StepThread& th);
+  void input_row_grads(const StepPlan& s, StepThread& th);
+  void record_profile(const StepPlan& s, double t_start, double t_region, const double* tp);
 
   Gru4recParams p_;
   Gru4recInput mode_ = Gru4recInput::Shared;

@@ -1,24 +1,25 @@
-// SASRec: hyperparameters, training loop (sampling, chunked parallel forward/backward,
-// Adam, validation with early stopping), batched inference and the model file tensors.
+// SASRec: hyperparameters, training (its TrainableNet for the epoch loop of
+// train/epoch_loop.hpp: sampling, chunked parallel forward/backward, Adam), batched
+// inference and the model file tensors.
 #include "models/sasrec.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
 
 #include "core/parallel.hpp"
-#include "core/progress.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/sasrec_loss.hpp"
 #include "models/sasrec_params.hpp"
 #include "seqrec/error.hpp"
 #include "train/adam.hpp"
+#include "train/epoch_loop.hpp"
+#include "train/sampler.hpp"
 
 namespace seqrec {
 
@@ -97,12 +98,6 @@ std::vector<int64_t> chunk_bounds(const Packed& p, int64_t max_tokens) {
   return b;
 }
 
-std::string fmt_loss(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.4f", v);
-  return buf;
-}
-
 }  // namespace
 
 SasrecModel::SasrecModel(const Config& config) : ModelBase(config) {
@@ -131,374 +126,410 @@ void SasrecModel::setup(int32_t n_items) {
   w_.assign(static_cast<size_t>(layout_.total), 0.0f);
 }
 
-void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContext& ctx) {
-  check_training_data(train, n_items, "sasrec");
-  if (n_items < 2)
-    throw InputError("sasrec: the catalogue has " + std::to_string(n_items) +
-                     " item; next-item prediction needs at least 2 items");
-  ThreadScope thread_scope(ctx.threads, ZeroThreads::KeepCurrent);
-  const Config& cfg = config_;
-  const LossKind loss_kind = parse_loss(cfg.get_string("loss"));
-  const int64_t L = net_.maxlen, d = net_.d;
-  const int64_t B = cfg.get_int("batch_size");
-  const int64_t epochs = cfg.get_int("num_epochs");
-  const int64_t eval_every = cfg.get_int("eval_every");
-  const double l2 = cfg.get_float("l2_emb");
-  const int64_t K = std::min<int64_t>(cfg.get_int("n_negatives"), n_items - 1);
-  const bool pop_sampling = cfg.get_string("sampling") == "pop";
+/// SASRec's part of the epoch loop (train/epoch_loop.hpp): every epoch a fresh permutation
+/// of the training users, batches of B users packed as the most recent transitions of each,
+/// negatives per the loss, a chunked parallel forward/loss/backward, and one Adam step per
+/// batch. Its checkpoint state: the Adam moments and step count, the batch counter (the key
+/// of every batch's sampling and dropout stream) and the user order after the last epoch.
+class SasrecModel::Trainer final : public train::TrainableNet {
+ public:
+  /// Sets up a fresh run (weights initialised from ctx.seed); throws InputError when no
+  /// sequence has 2 events.
+  Trainer(SasrecModel& m, const SequenceSet& train, int32_t n_items, const FitContext& ctx);
+  int64_t n_users() const { return static_cast<int64_t>(users_.size()); }
+  int64_t n_batches() const { return (n_users() + B_ - 1) / B_; }
+
+  train::EpochResult run_epoch(int64_t epoch, train::EpochProgress& progress) override;
+  bool weights_finite() const override {
+    for (float x : m_.w_)
+      if (!std::isfinite(x)) return false;
+    return true;
+  }
+  void keep_best() override { best_w_ = m_.w_; }
+  bool restore_best() override {
+    if (best_w_ == m_.w_) return false;
+    m_.w_ = std::move(best_w_);
+    return true;
+  }
+  void write_state(nlohmann::json& values, TensorWriter& tw, bool with_best) const override;
+  void read_state(const StateReader& r, bool with_best) override;
+
+ private:
+  void shuffle_users(int64_t epoch);
+  void pack_batch(int64_t u0, int64_t u1, SasRng& rng);
+  void draw_shared_negatives(SasRng& rng);
+  double forward_loss_backward(float scale);
+  double chunk_loss(int64_t s0, int64_t s1, int tid, const float* F, float* df, float* dEo,
+                    float scale);
+  double chunk_forward_loss_backward(int64_t s0, int64_t s1, int tid, float scale);
+  bool sum_gradients();
+  double add_l2(float* g);
+
+  SasrecModel& m_;
+  const SequenceSet& train_;
+  const int32_t n_items_;
+  const uint64_t seed_, drop_seed_;
+  LossKind loss_kind_;
+  int64_t L_, d_, B_, K_;
+  double l2_;
+  bool pop_sampling_;
+  float beta_ = 1.0f;
+  std::vector<int32_t> users_;  ///< training users, in the current epoch's order
+  int64_t positions_ = 0;       ///< training positions (targets) per epoch
+  train::PopularitySampler pop_;
+  std::vector<float> logq_;  ///< logQ correction of sampled_softmax with pop sampling
+  train::Adam adam_;
+  int nt_ = 1;
+  std::vector<Workspace> ws_;
+  std::vector<std::vector<float>> grads_, dF_, dEneg_;  ///< per thread
+  std::vector<std::vector<int64_t>> rel_;
+  std::vector<int32_t> mark_, negs_;
+  std::vector<float> Eneg_;
+  std::vector<double> chunk_loss_;
+  std::vector<int64_t> cb_;  ///< chunk bounds of the batch
+  Packed pk_;
+  uint64_t step_ = 0;  ///< batches done over the whole run
+  int32_t stamp_ = 0;
+  std::vector<float> best_w_;
+};
+
+SasrecModel::Trainer::Trainer(SasrecModel& m, const SequenceSet& train, int32_t n_items,
+                              const FitContext& ctx)
+    : m_(m),
+      train_(train),
+      n_items_(n_items),
+      seed_(ctx.seed),
+      drop_seed_(ctx.seed ^ 0x6A09E667F3BCC909ULL) {
+  const Config& cfg = m.config_;
+  loss_kind_ = parse_loss(cfg.get_string("loss"));
+  L_ = m.net_.maxlen;
+  d_ = m.net_.d;
+  B_ = cfg.get_int("batch_size");
+  l2_ = cfg.get_float("l2_emb");
+  K_ = std::min<int64_t>(cfg.get_int("n_negatives"), n_items - 1);
+  pop_sampling_ = cfg.get_string("sampling") == "pop";
   const float logq_w = static_cast<float>(cfg.get_float("logq"));
   const float gbce_t = static_cast<float>(cfg.get_float("gbce_t"));
 
-  setup(n_items);
-  sasrec::init_params(net_, layout_, w_.data(), ctx.seed);
+  m.setup(n_items);
+  sasrec::init_params(m.net_, m.layout_, m.w_.data(), ctx.seed);
 
   // Users that give at least one (input, target) pair; a one-event user has none and is
   // left out of training (it is still scored from its single item).
-  std::vector<int32_t> users;
-  int64_t positions = 0;
   for (size_t s = 0; s < train.size(); ++s) {
-    const int64_t m = train.length(s);
-    if (m >= 2) {
-      users.push_back(static_cast<int32_t>(s));
-      positions += std::min(m - 1, L);
+    const int64_t len = train.length(s);
+    if (len >= 2) {
+      users_.push_back(static_cast<int32_t>(s));
+      positions_ += std::min(len - 1, L_);
     }
   }
-  if (users.empty())
+  if (users_.empty())
     throw InputError(
         "sasrec: no training sequence has 2 or more events, so there is no "
         "next item to learn from");
-  positions_per_epoch_ = positions;
-  const int64_t n_short = static_cast<int64_t>(train.size() - users.size());
+  m.positions_per_epoch_ = positions_;
+  const int64_t n_short = static_cast<int64_t>(train.size() - users_.size());
   if (n_short > 0 && ctx.progress)
     std::fprintf(stderr, "sasrec: %lld sequences with a single event are not trained on\n",
                  static_cast<long long>(n_short));
 
   // Negative sampling for the sampled losses: uniform or proportional to popularity.
-  const std::vector<int64_t> counts = count_items(train, n_items);
-  std::vector<double> cdf;
-  std::vector<float> logq;
-  if (pop_sampling) {
-    cdf.resize(static_cast<size_t>(n_items));
-    double acc = 0;
-    for (int32_t i = 0; i < n_items; ++i)
-      cdf[static_cast<size_t>(i)] = acc += static_cast<double>(counts[static_cast<size_t>(i)]);
-    for (auto& x : cdf) x /= acc;
-    if (loss_kind == LossKind::SampledSoftmax && logq_w > 0) {
-      logq.resize(static_cast<size_t>(n_items));
+  if (pop_sampling_) {
+    const std::vector<int64_t> counts = count_items(train, n_items);
+    pop_ = train::PopularitySampler(counts);
+    if (loss_kind_ == LossKind::SampledSoftmax && logq_w > 0) {
+      logq_.resize(static_cast<size_t>(n_items));
       for (int32_t i = 0; i < n_items; ++i)
-        logq[static_cast<size_t>(i)] =
-            logq_w *
-            static_cast<float>(std::log(
-                std::max<double>(1.0, static_cast<double>(counts[static_cast<size_t>(i)])) / acc));
+        logq_[static_cast<size_t>(i)] = logq_w * static_cast<float>(pop_.log_probability(i));
     }
   }
   // gBCE: alpha = K / (|I| - 1) (the negative sampling rate), beta = alpha (t (1 - 1/alpha) +
   // 1/alpha)
-  const double alpha = std::min(1.0, static_cast<double>(K) / static_cast<double>(n_items - 1));
-  const float beta = static_cast<float>(alpha * (gbce_t * (1.0 - 1.0 / alpha) + 1.0 / alpha));
+  const double alpha = std::min(1.0, static_cast<double>(K_) / static_cast<double>(n_items - 1));
+  beta_ = static_cast<float>(alpha * (gbce_t * (1.0 - 1.0 / alpha) + 1.0 / alpha));
 
   train::AdamOptions ao;
   ao.lr = static_cast<float>(cfg.get_float("lr"));
   ao.beta1 = static_cast<float>(cfg.get_float("beta1"));
   ao.beta2 = static_cast<float>(cfg.get_float("beta2"));
   ao.eps = 1e-8f;
-  train::Adam adam(layout_.total, ao);
+  adam_ = train::Adam(m.layout_.total, ao);
 
-  const int nt = std::max(1, num_threads());
-  std::vector<Workspace> ws(static_cast<size_t>(nt));
-  std::vector<std::vector<float>> grads(static_cast<size_t>(nt),
-                                        std::vector<float>(static_cast<size_t>(layout_.total)));
-  std::vector<std::vector<float>> dF(static_cast<size_t>(nt)), dEneg(static_cast<size_t>(nt));
-  std::vector<std::vector<int64_t>> rel(static_cast<size_t>(nt));
-  std::vector<int32_t> mark(static_cast<size_t>(n_items), -1);
-  std::vector<int32_t> negs(static_cast<size_t>(std::max<int64_t>(K, 1)));
-  std::vector<float> Eneg;
-  Packed pk;
+  nt_ = std::max(1, num_threads());
+  const size_t nt = static_cast<size_t>(nt_);
+  ws_.resize(nt);
+  grads_.assign(nt, std::vector<float>(static_cast<size_t>(m.layout_.total)));
+  dF_.resize(nt);
+  dEneg_.resize(nt);
+  rel_.resize(nt);
+  mark_.assign(static_cast<size_t>(n_items), -1);
+  negs_.resize(static_cast<size_t>(std::max<int64_t>(K_, 1)));
+}
 
-  epoch_losses_.clear();
-  epoch_seconds_.clear();
-  const int64_t n_users = static_cast<int64_t>(users.size());
-  const int64_t n_batches = (n_users + B - 1) / B;
-  // A resumed run shows (and rates) only the epochs it trains.
-  const int64_t epochs_done = ctx.resume ? std::clamp<int64_t>(ctx.resume->epoch, 0, epochs) : 0;
-  Progress bar("sasrec", (epochs - epochs_done) * n_users, "seqs", ctx.progress);
-  std::vector<float> best_w;
-  double best_score = -std::numeric_limits<double>::infinity();
-  int best_epoch = 0, since_best = 0;
-  uint64_t step = 0;
-  int32_t stamp = 0;
-  const uint64_t drop_seed = ctx.seed ^ 0x6A09E667F3BCC909ULL;
-  const int64_t P = layout_.total;
-  int64_t first_epoch = 1;
-  bool stopped = false;
-  if (ctx.resume) {
-    // Everything above is a function of (data, config, seed); the rest comes from the
-    // checkpoint. Per-step randomness is drawn from (seed, step) and the user permutation
-    // from (seed, epoch) applied to the previous epoch's order, so the step counter and
-    // that order are all the random state there is.
-    const TrainingState& st = *ctx.resume;
-    const StateReader r(st, "sasrec");
-    if (st.epoch > epochs)
-      throw InputError(st.source + ": the checkpoint has completed " + std::to_string(st.epoch) +
-                       " epochs but num_epochs is " + std::to_string(epochs));
-    for (const auto& sl : sasrec::tensor_slots(net_, layout_)) {
-      const auto v = r.weights().get<float>(sl.name, sl.shape);
-      std::copy(v.begin(), v.end(), w_.begin() + sl.offset);
+// A fresh permutation of the users every epoch (without replacement): Fisher-Yates with the
+// stream of (seed, epoch), applied to the previous epoch's order.
+void SasrecModel::Trainer::shuffle_users(int64_t epoch) {
+  SasRng perm_rng(seed_, 0xE90C, static_cast<uint64_t>(epoch));
+  for (int64_t i = n_users() - 1; i > 0; --i)
+    std::swap(users_[static_cast<size_t>(i)], users_[perm_rng.below(static_cast<uint32_t>(i + 1))]);
+}
+
+// Packs users [u0, u1) of the current order: the most recent min(m-1, L) transitions of
+// each, input s_j at position row pos_base + i, target s_{j+1}. With bce, one negative per
+// position, uniform over the items the user never had (drawn from the step's `rng`).
+void SasrecModel::Trainer::pack_batch(int64_t u0, int64_t u1, SasRng& rng) {
+  pk_.clear();
+  for (int64_t u = u0; u < u1; ++u) {
+    const auto s = train_.seq(static_cast<size_t>(users_[static_cast<size_t>(u)]));
+    const int64_t m = static_cast<int64_t>(s.size());
+    const int64_t n = std::min(m - 1, L_);
+    for (int64_t i = 0; i < n; ++i) {
+      pk_.items.push_back(s[static_cast<size_t>(m - 1 - n + i)]);
+      pk_.target.push_back(s[static_cast<size_t>(m - n + i)]);
+      pk_.pos.push_back(static_cast<int32_t>(m_.pos_base(L_, n) + i));
     }
-    for (float x : w_)
-      if (!std::isfinite(x)) r.fail("the weights contain NaN or inf");
-    adam.restore(r.floats("adam.m", P), r.floats("adam.v", P),
-                 r.integer("adam_steps", 0, INT64_MAX));
-    const auto order = r.tensors().get<int32_t>("user_order", {n_users});
-    std::vector<int32_t> a(order.begin(), order.end()), b = users;
-    std::sort(a.begin(), a.end());
-    std::sort(b.begin(), b.end());
-    if (a != b) r.fail("tensor 'train.user_order' is not an order of this run's training users");
-    users.assign(order.begin(), order.end());
-    step = static_cast<uint64_t>(r.integer("step", 0, INT64_MAX));
-    epoch_losses_ = r.numbers("epoch_losses", st.epoch);
-    epoch_seconds_ = r.numbers("epoch_seconds", st.epoch);
-    best_epoch = static_cast<int>(r.integer("best_epoch", 0, st.epoch));
-    since_best = static_cast<int>(r.integer("since_best", 0, st.epoch));
-    const double bs = r.number("best_score");
-    if (!std::isnan(bs)) {
-      best_score = bs;
-      const auto bw = r.floats("best_weights", P);
-      best_w.assign(bw.begin(), bw.end());
+    pk_.off.push_back(static_cast<int64_t>(pk_.items.size()));
+    pk_.stream.push_back(static_cast<uint64_t>(u - u0));
+    if (loss_kind_ == LossKind::Bce) {
+      ++stamp_;
+      int64_t distinct = 0;
+      for (int32_t it : s) {
+        distinct += mark_[static_cast<size_t>(it)] != stamp_;
+        mark_[static_cast<size_t>(it)] = stamp_;
+      }
+      const bool exclude = distinct < n_items_;
+      for (int64_t i = 0; i < n; ++i) {
+        int32_t x;
+        do {
+          x = static_cast<int32_t>(rng.below(static_cast<uint32_t>(n_items_)));
+        } while (exclude && mark_[static_cast<size_t>(x)] == stamp_);
+        pk_.neg.push_back(x);
+      }
     }
-    first_epoch = st.epoch + 1;
-    stopped = st.stopped_early;
   }
-  // The training state after `epoch` completed epochs, for ctx.checkpoint.
-  auto checkpoint = [&](int64_t epoch) {
-    TrainingState st;
-    st.epoch = epoch;
-    st.stopped_early = stopped;
-    st.values = {
-        {"step", step},
-        {"adam_steps", adam.steps()},
-        {"epoch_losses", state_numbers(epoch_losses_)},
-        {"epoch_seconds", state_numbers(epoch_seconds_)},
-        {"best_epoch", best_epoch},
-        {"since_best", since_best},
-        {"best_score", best_w.empty() ? nlohmann::json(nullptr) : state_number(best_score)}};
-    TensorWriter tw;
-    tw.add<float>("adam.m", std::span<const float>(adam.first_moment()));
-    tw.add<float>("adam.v", std::span<const float>(adam.second_moment()));
-    tw.add<int32_t>("user_order", std::span<const int32_t>(users));
-    if (!best_w.empty()) tw.add<float>("best_weights", std::span<const float>(best_w));
-    st.tensors = tw.entries();
-    ctx.checkpoint(*this, st);
-  };
+}
 
-  for (int64_t epoch = first_epoch; epoch <= epochs && !stopped; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    // A fresh permutation of the users every epoch (without replacement).
-    SasRng perm_rng(ctx.seed, 0xE90C, static_cast<uint64_t>(epoch));
-    for (int64_t i = n_users - 1; i > 0; --i)
-      std::swap(users[static_cast<size_t>(i)], users[perm_rng.below(static_cast<uint32_t>(i + 1))]);
-    double epoch_loss = 0;
-    for (int64_t bi = 0; bi < n_batches; ++bi, ++step) {
-      const int64_t u0 = bi * B, u1 = std::min(n_users, u0 + B);
-      SasRng rng(ctx.seed, 0xBA7C4, step);
-      // Pack the most recent min(m-1, L) transitions of every user: input s_j at slot
-      // position L-n+i, target s_{j+1}.
-      pk.clear();
-      for (int64_t u = u0; u < u1; ++u) {
-        const auto s = train.seq(static_cast<size_t>(users[static_cast<size_t>(u)]));
-        const int64_t m = static_cast<int64_t>(s.size());
-        const int64_t n = std::min(m - 1, L);
-        for (int64_t i = 0; i < n; ++i) {
-          pk.items.push_back(s[static_cast<size_t>(m - 1 - n + i)]);
-          pk.target.push_back(s[static_cast<size_t>(m - n + i)]);
-          pk.pos.push_back(static_cast<int32_t>(pos_base(L, n) + i));
-        }
-        pk.off.push_back(static_cast<int64_t>(pk.items.size()));
-        pk.stream.push_back(static_cast<uint64_t>(u - u0));
-        if (loss_kind == LossKind::Bce) {
-          // One negative per position, uniform over the items the user never had.
-          ++stamp;
-          int64_t distinct = 0;
-          for (int32_t it : s) {
-            distinct += mark[static_cast<size_t>(it)] != stamp;
-            mark[static_cast<size_t>(it)] = stamp;
-          }
-          const bool exclude = distinct < n_items;
-          for (int64_t i = 0; i < n; ++i) {
-            int32_t x;
-            do {
-              x = static_cast<int32_t>(rng.below(static_cast<uint32_t>(n_items)));
-            } while (exclude && mark[static_cast<size_t>(x)] == stamp);
-            pk.neg.push_back(x);
-          }
-        }
-      }
-      const int64_t T = static_cast<int64_t>(pk.items.size());
-      const float scale = 1.0f / static_cast<float>(T);
-      const float* Eo = w_.data() + layout_.out_emb;
-      if (loss_kind == LossKind::SampledSoftmax || loss_kind == LossKind::Gbce) {
-        // sampled_softmax: K negatives shared by every position of the batch (its softmax
-        // weights over them sum to at most 1 per position). gbce: K negatives per sequence,
-        // shared by that sequence's positions only; a BCE-type loss gives every negative the
-        // gradient of every position that sees it, and batch-wide sharing made that swamp the
-        // positives. Drawn from the step's RNG in sequence order, so chunking and threads do
-        // not change them.
-        const int64_t n_sets = loss_kind == LossKind::Gbce ? pk.nseq() : 1;
-        negs.resize(static_cast<size_t>(n_sets * K));
-        for (int64_t k = 0; k < n_sets * K; ++k) {
-          if (pop_sampling) {
-            const double u = static_cast<double>(rng.next() >> 11) * 0x1.0p-53;
-            const auto it = std::upper_bound(cdf.begin(), cdf.end(), u);
-            negs[static_cast<size_t>(k)] =
-                static_cast<int32_t>(std::min<int64_t>(it - cdf.begin(), n_items - 1));
-          } else {
-            negs[static_cast<size_t>(k)] =
-                static_cast<int32_t>(rng.below(static_cast<uint32_t>(n_items)));
-          }
-        }
-        Eneg.resize(static_cast<size_t>(n_sets * K * d));
-        for (int64_t k = 0; k < n_sets * K; ++k)
-          std::memcpy(Eneg.data() + k * d,
-                      Eo + static_cast<int64_t>(negs[static_cast<size_t>(k)]) * d,
-                      static_cast<size_t>(d) * sizeof(float));
-      }
+// sampled_softmax: K negatives shared by every position of the batch (its softmax weights
+// over them sum to at most 1 per position). gbce: K negatives per sequence, shared by that
+// sequence's positions only; a BCE-type loss gives every negative the gradient of every
+// position that sees it, and batch-wide sharing made that swamp the positives. Drawn from
+// the step's RNG in sequence order, so chunking and threads do not change them; their
+// output embeddings are copied to Eneg_.
+void SasrecModel::Trainer::draw_shared_negatives(SasRng& rng) {
+  const int64_t n_sets = loss_kind_ == LossKind::Gbce ? pk_.nseq() : 1;
+  negs_.resize(static_cast<size_t>(n_sets * K_));
+  for (int64_t k = 0; k < n_sets * K_; ++k)
+    negs_[static_cast<size_t>(k)] =
+        pop_sampling_ ? pop_.draw(rng)
+                      : static_cast<int32_t>(rng.below(static_cast<uint32_t>(n_items_)));
+  const float* Eo = m_.w_.data() + m_.layout_.out_emb;
+  Eneg_.resize(static_cast<size_t>(n_sets * K_ * d_));
+  for (int64_t k = 0; k < n_sets * K_; ++k)
+    std::memcpy(Eneg_.data() + k * d_,
+                Eo + static_cast<int64_t>(negs_[static_cast<size_t>(k)]) * d_,
+                static_cast<size_t>(d_) * sizeof(float));
+}
 
-      const std::vector<int64_t> cb = chunk_bounds(pk, kChunkTokens);
-      const int64_t n_chunks = static_cast<int64_t>(cb.size()) - 1;
-      std::vector<double> chunk_loss(static_cast<size_t>(n_chunks), 0.0);
-      for (auto& g : grads) std::fill(g.begin(), g.end(), 0.0f);
-      parallel_for(
-          n_chunks,
-          [&](int64_t c0, int64_t c1, int tid) {
-            Workspace& w = ws[static_cast<size_t>(tid)];
-            float* g = grads[static_cast<size_t>(tid)].data();
-            float* dEo = g + layout_.out_emb;
-            for (int64_t c = c0; c < c1; ++c) {
-              const int64_t s0 = cb[static_cast<size_t>(c)], s1 = cb[static_cast<size_t>(c) + 1];
-              const Chunk ch = pk.chunk(s0, s1, rel[static_cast<size_t>(tid)]);
-              const int64_t tb = pk.off[s0], tc = ch.tokens();
-              const float* F =
-                  sasrec::forward(net_, layout_, w_.data(), ch, w, true, drop_seed, step);
-              auto& df = dF[static_cast<size_t>(tid)];
-              if (static_cast<int64_t>(df.size()) < tc * d) df.resize(static_cast<size_t>(tc * d));
-              const int32_t* tgt = pk.target.data() + tb;
-              double l = 0;
-              switch (loss_kind) {
-                case LossKind::Bce:
-                  l = kernels::sasrec_bce(tc, d, F, Eo, tgt, pk.neg.data() + tb, scale, df.data(),
-                                          dEo);
-                  break;
-                case LossKind::Ce:
-                  l = kernels::sasrec_full_ce(tc, d, n_items, F, Eo, tgt, scale, df.data(), dEo,
-                                              w.loss_scratch);
-                  break;
-                case LossKind::SampledSoftmax: {
-                  auto& de = dEneg[static_cast<size_t>(tid)];
-                  de.resize(static_cast<size_t>(K * d));
-                  l = kernels::sasrec_sampled(kernels::SampledLoss::Softmax, tc, d, F, Eo, tgt, K,
-                                              negs.data(), Eneg.data(),
-                                              logq.empty() ? nullptr : logq.data(), beta, scale,
-                                              df.data(), dEo, de.data(), w.loss_scratch);
-                  scatter_rows(dEo, negs.data(), de.data(), K, d);
-                  break;
-                }
-                case LossKind::Gbce: {
-                  // One kernel call per sequence, with that sequence's own negatives.
-                  auto& de = dEneg[static_cast<size_t>(tid)];
-                  de.resize(static_cast<size_t>(K * d));
-                  for (int64_t s = s0; s < s1; ++s) {
-                    const int64_t r0 = pk.off[s] - tb, ts = pk.off[s + 1] - pk.off[s];
-                    const int32_t* ng = negs.data() + s * K;
-                    l += kernels::sasrec_sampled(kernels::SampledLoss::GBCE, ts, d, F + r0 * d, Eo,
-                                                 tgt + r0, K, ng, Eneg.data() + s * K * d, nullptr,
-                                                 beta, scale, df.data() + r0 * d, dEo, de.data(),
-                                                 w.loss_scratch);
-                    scatter_rows(dEo, ng, de.data(), K, d);
-                  }
-                  break;
-                }
-              }
-              chunk_loss[static_cast<size_t>(c)] = l;
-              sasrec::backward(net_, layout_, w_.data(), ch, w, df.data(), g);
-            }
-          },
-          1);
-      double batch_loss = 0;
-      for (double l : chunk_loss) batch_loss += l;
-      batch_loss *= scale;
-      // Sum the per-thread gradients into grads[0] and check them.
-      float* g = grads[0].data();
-      bool finite = std::isfinite(batch_loss);
-      {
-        float bad = 0;
-        for (int t = 1; t < nt; ++t) {
-          const float* gt = grads[static_cast<size_t>(t)].data();
-          for (int64_t i = 0; i < P; ++i) g[i] += gt[i];
-        }
-        for (int64_t i = 0; i < P; ++i) bad += g[i] * 0.0f;  // NaN/inf propagate
-        finite = finite && bad == 0.0f;
-      }
-      if (l2 > 0) {
-        // + l2 ||E||^2: dL/dE += 2 l2 E
-        const float* E = w_.data() + layout_.item_emb;
-        float* gE = g + layout_.item_emb;
-        double sq = 0;
-        for (int64_t i = 0; i < n_items * d; ++i) {
-          sq += static_cast<double>(E[i]) * E[i];
-          gE[i] += static_cast<float>(2.0 * l2) * E[i];
-        }
-        batch_loss += l2 * sq;
-      }
-      if (!finite)
-        throw Error("sasrec: the loss or its gradient became NaN/inf at epoch " +
-                    std::to_string(epoch) + ", step " + std::to_string(bi + 1) + " of " +
-                    std::to_string(n_batches) +
-                    " (try a lower lr); training stopped, no weights were written");
-      adam.step(w_.data(), g);
-      epoch_loss += batch_loss * static_cast<double>(T);
-      bar.add(u1 - u0);
-      bar.set_note("epoch " + std::to_string(epoch) + "/" + std::to_string(epochs) + " loss " +
-                   fmt_loss(batch_loss));
+// The loss of the positions of sequences [s0, s1) (hidden states F, tokens from tb), fused
+// with its gradient (kernels/sasrec_loss.hpp states each loss's math): dF = scale dl/dF,
+// dEo += scale dl/dEo (negatives' rows scattered in). Returns the unscaled sum.
+//   bce:             l = log(1 + e^-r) + log(1 + e^s), r the target's score, s the
+//                    position's negative's
+//   ce:              l = logsumexp(F_t Eo^T) - r over the whole catalogue
+//   sampled_softmax: l = logsumexp(u) - u_0, u = (r, z_1..z_K) minus logQ (with pop sampling)
+//   gbce:            l = beta log(1 + e^-r) + sum_k log(1 + e^{z_k}), per sequence's own
+//                    negatives
+double SasrecModel::Trainer::chunk_loss(int64_t s0, int64_t s1, int tid, const float* F, float* df,
+                                        float* dEo, float scale) {
+  Workspace& w = ws_[static_cast<size_t>(tid)];
+  const float* Eo = m_.w_.data() + m_.layout_.out_emb;
+  const int64_t d = d_, K = K_;
+  const int64_t tb = pk_.off[s0], tc = pk_.off[s1] - tb;
+  const int32_t* tgt = pk_.target.data() + tb;
+  double l = 0;
+  switch (loss_kind_) {
+    case LossKind::Bce:
+      l = kernels::sasrec_bce(tc, d, F, Eo, tgt, pk_.neg.data() + tb, scale, df, dEo);
+      break;
+    case LossKind::Ce:
+      l = kernels::sasrec_full_ce(tc, d, n_items_, F, Eo, tgt, scale, df, dEo, w.loss_scratch);
+      break;
+    case LossKind::SampledSoftmax: {
+      auto& de = dEneg_[static_cast<size_t>(tid)];
+      de.resize(static_cast<size_t>(K * d));
+      l = kernels::sasrec_sampled(kernels::SampledLoss::Softmax, tc, d, F, Eo, tgt, K, negs_.data(),
+                                  Eneg_.data(), logq_.empty() ? nullptr : logq_.data(), beta_,
+                                  scale, df, dEo, de.data(), w.loss_scratch);
+      scatter_rows(dEo, negs_.data(), de.data(), K, d);
+      break;
     }
-    epoch_losses_.push_back(epoch_loss / static_cast<double>(positions));
-    epoch_seconds_.push_back(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    if (ctx.progress) {
-      // The bar spans every epoch: the summary goes on a line of its own, not onto the
-      // bar's unfinished line.
-      char summary[160];
-      std::snprintf(
-          summary, sizeof summary, "sasrec: epoch %lld/%lld loss %.5f in %.2f s (%.0f seqs/s)",
-          static_cast<long long>(epoch), static_cast<long long>(epochs), epoch_losses_.back(),
-          epoch_seconds_.back(), static_cast<double>(n_users) / epoch_seconds_.back());
-      bar.message(summary);
-    }
-    if (ctx.validate && (epoch % eval_every == 0 || epoch == epochs)) {
-      const double v = ctx.validate(*this, static_cast<int>(epoch));
-      if (std::isfinite(v)) {
-        if (v > best_score) {
-          best_score = v;
-          best_epoch = static_cast<int>(epoch);
-          best_w = w_;
-          since_best = 0;
-        } else if (ctx.patience > 0 && ++since_best >= ctx.patience) {
-          if (ctx.progress)
-            std::fprintf(stderr,
-                         "sasrec: no improvement in %d validations; stopping after epoch %lld\n",
-                         ctx.patience, static_cast<long long>(epoch));
-          stopped = true;
-        }
+    case LossKind::Gbce: {
+      // One kernel call per sequence, with that sequence's own negatives.
+      auto& de = dEneg_[static_cast<size_t>(tid)];
+      de.resize(static_cast<size_t>(K * d));
+      for (int64_t s = s0; s < s1; ++s) {
+        const int64_t r0 = pk_.off[s] - tb, ts = pk_.off[s + 1] - pk_.off[s];
+        const int32_t* ng = negs_.data() + s * K;
+        l += kernels::sasrec_sampled(kernels::SampledLoss::GBCE, ts, d, F + r0 * d, Eo, tgt + r0, K,
+                                     ng, Eneg_.data() + s * K * d, nullptr, beta_, scale,
+                                     df + r0 * d, dEo, de.data(), w.loss_scratch);
+        scatter_rows(dEo, ng, de.data(), K, d);
       }
+      break;
     }
-    if (ctx.checkpoint) checkpoint(epoch);
   }
-  bar.finish();
-  if (!best_w.empty() && best_w != w_) {
-    w_ = std::move(best_w);
-    if (ctx.progress)
-      std::fprintf(stderr, "sasrec: restored the best weights (epoch %d, validation %.4f)\n",
-                   best_epoch, best_score);
+  return l;
+}
+
+// One chunk of sequences [s0, s1) on thread `tid`: the forward pass through the blocks
+// (with dropout keyed by the batch counter), the loss and dL/dF (chunk_loss), then the
+// backward pass through the blocks into the thread's gradient. Returns the unscaled loss.
+double SasrecModel::Trainer::chunk_forward_loss_backward(int64_t s0, int64_t s1, int tid,
+                                                         float scale) {
+  Workspace& w = ws_[static_cast<size_t>(tid)];
+  float* g = grads_[static_cast<size_t>(tid)].data();
+  const Chunk ch = pk_.chunk(s0, s1, rel_[static_cast<size_t>(tid)]);
+  const int64_t tc = ch.tokens();
+  const float* F =
+      sasrec::forward(m_.net_, m_.layout_, m_.w_.data(), ch, w, true, drop_seed_, step_);
+  auto& df = dF_[static_cast<size_t>(tid)];
+  if (static_cast<int64_t>(df.size()) < tc * d_) df.resize(static_cast<size_t>(tc * d_));
+  const double l = chunk_loss(s0, s1, tid, F, df.data(), g + m_.layout_.out_emb, scale);
+  sasrec::backward(m_.net_, m_.layout_, m_.w_.data(), ch, w, df.data(), g);
+  return l;
+}
+
+// The batch's forward, loss and backward: contiguous chunks of at most kChunkTokens tokens,
+// one task each (dynamic scheduling), every thread summing into its own gradient. Returns
+// the sum of the chunks' losses in chunk order (so independent of the thread count).
+double SasrecModel::Trainer::forward_loss_backward(float scale) {
+  cb_ = chunk_bounds(pk_, kChunkTokens);
+  const int64_t n_chunks = static_cast<int64_t>(cb_.size()) - 1;
+  chunk_loss_.assign(static_cast<size_t>(n_chunks), 0.0);
+  for (auto& g : grads_) std::fill(g.begin(), g.end(), 0.0f);
+  parallel_for(
+      n_chunks,
+      [&](int64_t c0, int64_t c1, int tid) {
+        for (int64_t c = c0; c < c1; ++c)
+          chunk_loss_[static_cast<size_t>(c)] = chunk_forward_loss_backward(
+              cb_[static_cast<size_t>(c)], cb_[static_cast<size_t>(c) + 1], tid, scale);
+      },
+      1);
+  double batch_loss = 0;
+  for (double l : chunk_loss_) batch_loss += l;
+  return batch_loss;
+}
+
+// grads_[0] += grads_[t] for every other thread t (in thread order); returns false when
+// any summed gradient is NaN or inf (sum of g * 0, which NaN and inf turn into NaN).
+bool SasrecModel::Trainer::sum_gradients() {
+  const int64_t P = m_.layout_.total;
+  float* g = grads_[0].data();
+  float bad = 0;
+  for (int t = 1; t < nt_; ++t) {
+    const float* gt = grads_[static_cast<size_t>(t)].data();
+    for (int64_t i = 0; i < P; ++i) g[i] += gt[i];
   }
+  for (int64_t i = 0; i < P; ++i) bad += g[i] * 0.0f;  // NaN/inf propagate
+  return bad == 0.0f;
+}
+
+// The l2_emb penalty l2 ||E||^2 on the item embeddings: dL/dE += 2 l2 E into `g`; returns
+// ||E||^2 (the caller adds l2 times it to the loss).
+double SasrecModel::Trainer::add_l2(float* g) {
+  const float* E = m_.w_.data() + m_.layout_.item_emb;
+  float* gE = g + m_.layout_.item_emb;
+  double sq = 0;
+  for (int64_t i = 0; i < n_items_ * d_; ++i) {
+    sq += static_cast<double>(E[i]) * E[i];
+    gE[i] += static_cast<float>(2.0 * l2_) * E[i];
+  }
+  return sq;
+}
+
+// One epoch: shuffle, then per batch of B users (its random stream keyed by the run's batch
+// counter): pack, negatives, forward/loss/backward, gradient sum and check, L2, Adam. The
+// epoch's loss is the mean over its training positions.
+train::EpochResult SasrecModel::Trainer::run_epoch(int64_t epoch, train::EpochProgress& progress) {
+  shuffle_users(epoch);
+  const int64_t nb = n_batches();
+  double epoch_loss = 0;
+  for (int64_t bi = 0; bi < nb; ++bi, ++step_) {
+    const int64_t u0 = bi * B_, u1 = std::min(n_users(), u0 + B_);
+    SasRng rng(seed_, 0xBA7C4, step_);
+    pack_batch(u0, u1, rng);
+    if (loss_kind_ == LossKind::SampledSoftmax || loss_kind_ == LossKind::Gbce)
+      draw_shared_negatives(rng);
+    const int64_t T = static_cast<int64_t>(pk_.items.size());
+    const float scale = 1.0f / static_cast<float>(T);
+    double batch_loss = forward_loss_backward(scale);
+    batch_loss *= scale;
+    const bool grads_finite = sum_gradients();
+    const bool finite = std::isfinite(batch_loss) && grads_finite;
+    if (l2_ > 0) batch_loss += l2_ * add_l2(grads_[0].data());
+    progress.step(batch_loss, u1 - u0, finite);  // throws before a NaN reaches the weights
+    adam_.step(m_.w_.data(), grads_[0].data());
+    epoch_loss += batch_loss * static_cast<double>(T);
+  }
+  return {epoch_loss / static_cast<double>(positions_), n_users()};
+}
+
+void SasrecModel::Trainer::write_state(nlohmann::json& values, TensorWriter& tw,
+                                       bool with_best) const {
+  values["step"] = step_;
+  values["adam_steps"] = adam_.steps();
+  tw.add<float>("adam.m", std::span<const float>(adam_.first_moment()));
+  tw.add<float>("adam.v", std::span<const float>(adam_.second_moment()));
+  tw.add<int32_t>("user_order", std::span<const int32_t>(users_));
+  if (with_best) tw.add<float>("best_weights", std::span<const float>(best_w_));
+}
+
+// Per-step randomness is drawn from (seed, step) and the user permutation from (seed,
+// epoch) applied to the previous epoch's order, so the step counter and that order are all
+// the random state there is.
+void SasrecModel::Trainer::read_state(const StateReader& r, bool with_best) {
+  const int64_t P = m_.layout_.total;
+  for (const auto& sl : sasrec::tensor_slots(m_.net_, m_.layout_)) {
+    const auto v = r.weights().get<float>(sl.name, sl.shape);
+    std::copy(v.begin(), v.end(), m_.w_.begin() + sl.offset);
+  }
+  if (!weights_finite()) r.fail("the weights contain NaN or inf");
+  adam_.restore(r.floats("adam.m", P), r.floats("adam.v", P),
+                r.integer("adam_steps", 0, INT64_MAX));
+  const auto order = r.tensors().get<int32_t>("user_order", {n_users()});
+  std::vector<int32_t> a(order.begin(), order.end()), b = users_;
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  if (a != b) r.fail("tensor 'train.user_order' is not an order of this run's training users");
+  users_.assign(order.begin(), order.end());
+  step_ = static_cast<uint64_t>(r.integer("step", 0, INT64_MAX));
+  best_w_.clear();
+  if (with_best) {
+    const auto bw = r.floats("best_weights", P);
+    best_w_.assign(bw.begin(), bw.end());
+  }
+}
+
+void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContext& ctx) {
+  check_training_data(train, n_items, "sasrec");
+  if (n_items < 2)
+    throw InputError("sasrec: the catalogue has " + std::to_string(n_items) +
+                     " item; next-item prediction needs at least 2 items");
+  train::LoopOptions lo;
+  lo.model = "sasrec";
+  lo.epochs = config_.get_int("num_epochs");
+  lo.epochs_param = "num_epochs";
+  lo.lr_param = "lr";
+  lo.unit = "seqs";
+  lo.validate_every = config_.get_int("eval_every");
+  lo.zero_threads = ZeroThreads::KeepCurrent;
+  train::EpochLoop loop(ctx, lo);  // sets the thread count for everything below
+  Trainer t(*this, train, n_items, ctx);
+  loop.options().units_per_epoch = t.n_users();
+  loop.options().steps_per_epoch = t.n_batches();
+  const train::LoopHistory& h = loop.run(t, *this);
+  epoch_losses_ = h.losses;
+  epoch_seconds_ = h.seconds;
 }
 
 void SasrecModel::score(std::span<const std::span<const int32_t>> seqs,

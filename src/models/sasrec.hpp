@@ -41,6 +41,7 @@ class SasrecModel final : public ModelBase {
   const std::vector<float>& weights() const { return w_; }
 
  private:
+  class Trainer;  // its training, behind train::TrainableNet (sasrec.cpp)
   void setup(int32_t n_items);
   /// First position row of a window of n items (n <= maxlen L): L - n for `from_end`
   /// (the newest item on row L-1), 0 for `from_start`.

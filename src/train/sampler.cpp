@@ -118,4 +118,26 @@ const int32_t* SampleStore::next() {
   return store_.data() + (pos_++) * k_;
 }
 
+PopularitySampler::PopularitySampler(std::span<const int64_t> counts)
+    : counts_(counts.begin(), counts.end()) {
+  cdf_.resize(counts.size());
+  double acc = 0;
+  for (size_t i = 0; i < counts.size(); ++i) cdf_[i] = acc += static_cast<double>(counts[i]);
+  if (!(acc > 0.0)) throw InputError("popularity sampling: no item has a training event");
+  for (auto& x : cdf_) x /= acc;
+  total_ = acc;
+}
+
+int32_t PopularitySampler::draw(Rng& rng) const {
+  const double u = rng.uniform();  // Rng's 53-bit double (SasRng hides it with a float one)
+  const auto it = std::upper_bound(cdf_.begin(), cdf_.end(), u);
+  return static_cast<int32_t>(
+      std::min<int64_t>(it - cdf_.begin(), static_cast<int64_t>(cdf_.size()) - 1));
+}
+
+double PopularitySampler::log_probability(int32_t item) const {
+  return std::log(std::max<double>(1.0, static_cast<double>(counts_[static_cast<size_t>(item)])) /
+                  total_);
+}
+
 }  // namespace seqrec::train

@@ -1,11 +1,14 @@
-// GRU4Rec's negative sampling (spec §5): items drawn with probability proportional to
+// Negative sampling. GRU4Rec's (spec §5): items drawn with probability proportional to
 // support^alpha from a precomputed store of rows of K samples, one row per training step,
-// regenerated when used up.
+// regenerated when used up. SASRec's `pop` sampling: items drawn with probability
+// proportional to their training count, one 53-bit uniform per draw.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <vector>
+
+#include "core/rng.hpp"
 
 namespace seqrec::train {
 
@@ -55,6 +58,25 @@ class SampleStore {
   int64_t k_ = 0, rows_ = 0, pos_ = 0, generation_ = 0;
   uint64_t seed_ = 0;
   std::vector<int32_t> store_;
+};
+
+/// Items with probability p_i = c_i / sum(c) (c the training counts), drawn by inverting the
+/// float64 CDF: draw() is the smallest i with F_i > u for u = rng.uniform() (53 bits), the
+/// last item if rounding leaves none. SASRec's `sampling = pop`.
+class PopularitySampler {
+ public:
+  PopularitySampler() = default;
+  /// Throws InputError when `counts` is empty or sums to 0.
+  explicit PopularitySampler(std::span<const int64_t> counts);
+  int32_t draw(Rng& rng) const;
+  /// ln(max(1, c_i) / sum(c)): the log-probability used by the logQ correction (a count
+  /// of 0 is read as 1, so that the log stays finite).
+  double log_probability(int32_t item) const;
+
+ private:
+  std::vector<double> cdf_;
+  std::vector<int64_t> counts_;
+  double total_ = 0.0;
 };
 
 }  // namespace seqrec::train
