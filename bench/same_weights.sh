@@ -17,24 +17,30 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$W"
 cd "$W"
 "$NEW" -q generate -o log.tsv --events 30000 --items 400 --seed 3
-"$NEW" -q prepare log.tsv -o split --force >/dev/null 2>&1 || "$NEW" -q prepare log.tsv -o split
+"$NEW" -q prepare log.tsv -o split
 "$NEW" -q generate -o seq.tsv --events 20000 --items 300 --seed 4
-"$NEW" -q prepare seq.tsv -o seqsplit --protocol sequential --user-core 2 --item-core 2 \
-  >/dev/null 2>&1 || true
+"$NEW" -q prepare seq.tsv -o seqsplit --protocol sequential --user-core 2 --item-core 2
+# Twenty test sessions (item ids in order, one per line) for `recommend`.
+for d in split seqsplit; do
+  awk -F'\t' 'NR > 1 { if ($1 != s) { if (n++ >= 20) exit; if (s != "") print line; line = ""; s = $1 }
+               line = line (line == "" ? "" : " ") $2 } END { print line }' "$d/test.tsv" \
+    >"$d.sessions"
+done
 
 # label | data | train arguments
 CASES=(
   "pop|split|-m pop"
   "sr|split|-m sr"
   "vsknn|split|-m vsknn"
-  "gru4rec|split|-m gru4rec --n_epochs 2"
+  "gru4rec|split|-m gru4rec --n-epochs 2"
   "gru4rec-bprmax-embed|split|-m gru4rec --loss bpr-max --layers 32 --constrained-embedding false --embedding 16 --n-sample 64 --dropout-p-embed 0.2 --dropout-p-hidden 0.3 --momentum 0.2 --n-epochs 2"
   "gru4rec-top1max-gruemb|split|-m gru4rec --loss top1-max --layers 24,24 --constrained-embedding false --n-sample 32 --n-epochs 2"
   "sasrec-bce|seqsplit|-m sasrec --maxlen 20 --hidden-units 16 --num-epochs 3 --batch-size 32"
   "sasrec-ce|seqsplit|-m sasrec --maxlen 20 --hidden-units 16 --num-epochs 3 --loss ce --lr 0.002"
   "sasrec-ssm-pop|seqsplit|-m sasrec --maxlen 20 --hidden-units 16 --num-epochs 3 --loss sampled_softmax --sampling pop --n-negatives 32"
   "sasrec-gbce-plus|seqsplit|-m sasrec --preset ml1m_plus --maxlen 20 --num-epochs 3 --loss gbce --n-negatives 16"
-  "sasrec-early-stop|seqsplit|-m sasrec --maxlen 20 --hidden-units 16 --num-epochs 8 --patience 2"
+  "sasrec-early-stop|seqsplit|-m sasrec --maxlen 20 --hidden-units 16 --num-epochs 8 --validation --monitor --patience 1"
+  "gru4rec-early-stop|split|-m gru4rec --layers 32 --n-sample 64 --learning-rate 0.3 --n-epochs 6 --validation --monitor --patience 1"
 )
 for p in rsc15 yoochoose rees46 diginetica bprmax retailrocket coveo; do
   CASES+=("gru4rec-$p|split|-m gru4rec --preset $p --n-epochs 1 --n-sample 128")
@@ -54,12 +60,11 @@ for c in "${CASES[@]}"; do
     [ "$side" = new ] && bin=$NEW
     "$bin" -q --threads 1 train "$data" $args --seed 7 -o "$label.$side.seqrec" \
       >"$label.$side.train.log" 2>&1 || { echo "$label: $side failed:"; tail -3 "$label.$side.train.log"; exit 2; }
-    "$bin" -q --threads 1 eval -m "$label.$side.seqrec" "$data" --json "$label.$side.eval.json" \
-      >/dev/null 2>&1
-    /usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); j.pop("timing",None); j.pop("machine",None); j.pop("seconds",None); print(json.dumps(j.get("metrics", j), sort_keys=True))' \
-      "$label.$side.eval.json" >"$label.$side.metrics"
-    "$bin" -q recommend -m "$label.$side.seqrec" --session "$(head -c 200 "$data/test.tsv" | sed -n 2p | cut -f2)" -k 10 \
-      >"$label.$side.rec" 2>&1 || true
+    # The metrics table without its last column (seconds).
+    "$bin" -q --threads 1 eval -m "$label.$side.seqrec" "$data" 2>/dev/null |
+      awk '{ $NF = ""; print }' >"$label.$side.metrics"
+    "$bin" -q --threads 1 recommend -m "$label.$side.seqrec" -i "$data.sessions" -k 10 \
+      >"$label.$side.rec" 2>&1
     /usr/bin/python3 "$HERE/tensor_digest.py" "$label.$side.seqrec" >"$label.$side.digest"
   done
   if cmp -s "$label.old.digest" "$label.new.digest" && cmp -s "$label.old.metrics" "$label.new.metrics" \

@@ -282,7 +282,7 @@ void Gru4recModel::fit(const SequenceSet& train, int32_t n_items, const FitConte
   train::LoopOptions lo;
   lo.model = "gru4rec";
   lo.epochs = p.n_epochs;
-  lo.epochs_param = "n_epochs";
+  lo.epochs_param = "epochs";
   lo.lr_param = "learning_rate";
   lo.unit = "events";
   lo.zero_threads = ZeroThreads::AllCores;

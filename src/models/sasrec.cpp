@@ -29,19 +29,7 @@ using kernels::SasRng;
 using sasrec::Chunk;
 using sasrec::Workspace;
 
-enum class LossKind { Bce, Ce, SampledSoftmax, Gbce };
-
-/// The loss named by the `loss` parameter; an unknown name is an InputError (the table
-/// restricts the choices, but a config built from another spec list must not silently
-/// train with some other loss).
-LossKind parse_loss(const std::string& s) {
-  if (s == "bce") return LossKind::Bce;
-  if (s == "ce") return LossKind::Ce;
-  if (s == "sampled_softmax") return LossKind::SampledSoftmax;
-  if (s == "gbce") return LossKind::Gbce;
-  throw InputError("sasrec: parameter 'loss' must be one of bce, ce, sampled_softmax, gbce, got '" +
-                   s + "'");
-}
+using LossKind = SasrecLoss;
 
 /// Tokens per chunk of a training batch: the unit of parallel work (one thread runs the
 /// whole forward, loss and backward of a chunk).
@@ -101,7 +89,8 @@ std::vector<int64_t> chunk_bounds(const Packed& p, int64_t max_tokens) {
 }  // namespace
 
 SasrecModel::SasrecModel(const Config& config) : ModelBase(config) {
-  const SasrecParams p = sasrec_table().read(config);  // refuses an unknown loss, etc.
+  params_ = sasrec_table().read(config);  // refuses an unknown loss, etc.
+  const SasrecParams& p = params_;
   net_.d = p.hidden_units;
   net_.maxlen = p.maxlen;
   net_.blocks = p.num_blocks;
@@ -200,16 +189,16 @@ SasrecModel::Trainer::Trainer(SasrecModel& m, const SequenceSet& train, int32_t 
       n_items_(n_items),
       seed_(ctx.seed),
       drop_seed_(ctx.seed ^ 0x6A09E667F3BCC909ULL) {
-  const Config& cfg = m.config_;
-  loss_kind_ = parse_loss(cfg.get_string("loss"));
+  const SasrecParams& p = m.params_;
+  loss_kind_ = p.loss;
   L_ = m.net_.maxlen;
   d_ = m.net_.d;
-  B_ = cfg.get_int("batch_size");
-  l2_ = cfg.get_float("l2_emb");
-  K_ = std::min<int64_t>(cfg.get_int("n_negatives"), n_items - 1);
-  pop_sampling_ = cfg.get_string("sampling") == "pop";
-  const float logq_w = static_cast<float>(cfg.get_float("logq"));
-  const float gbce_t = static_cast<float>(cfg.get_float("gbce_t"));
+  B_ = p.batch_size;
+  l2_ = p.l2_emb;
+  K_ = std::min<int64_t>(p.n_negatives, n_items - 1);
+  pop_sampling_ = p.pop_sampling;
+  const float logq_w = static_cast<float>(p.logq);
+  const float gbce_t = static_cast<float>(p.gbce_t);
 
   m.setup(n_items);
   sasrec::init_params(m.net_, m.layout_, m.w_.data(), ctx.seed);
@@ -249,9 +238,9 @@ SasrecModel::Trainer::Trainer(SasrecModel& m, const SequenceSet& train, int32_t 
   beta_ = static_cast<float>(alpha * (gbce_t * (1.0 - 1.0 / alpha) + 1.0 / alpha));
 
   train::AdamOptions ao;
-  ao.lr = static_cast<float>(cfg.get_float("lr"));
-  ao.beta1 = static_cast<float>(cfg.get_float("beta1"));
-  ao.beta2 = static_cast<float>(cfg.get_float("beta2"));
+  ao.lr = static_cast<float>(p.learning_rate);
+  ao.beta1 = static_cast<float>(p.beta1);
+  ao.beta2 = static_cast<float>(p.beta2);
   ao.eps = 1e-8f;
   adam_ = train::Adam(m.layout_.total, ao);
 
@@ -517,11 +506,11 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
                      " item; next-item prediction needs at least 2 items");
   train::LoopOptions lo;
   lo.model = "sasrec";
-  lo.epochs = config_.get_int("num_epochs");
-  lo.epochs_param = "num_epochs";
-  lo.lr_param = "lr";
+  lo.epochs = params_.epochs;
+  lo.epochs_param = "epochs";
+  lo.lr_param = "learning_rate";
   lo.unit = "seqs";
-  lo.validate_every = config_.get_int("eval_every");
+  lo.validate_every = params_.eval_every;
   lo.zero_threads = ZeroThreads::KeepCurrent;
   train::EpochLoop loop(ctx, lo);  // sets the thread count for everything below
   Trainer t(*this, train, n_items, ctx);

@@ -11,6 +11,7 @@
 
 #include "models/model_base.hpp"
 #include "models/sasrec_net.hpp"
+#include "models/sasrec_params.hpp"
 
 namespace seqrec {
 
@@ -47,6 +48,7 @@ class SasrecModel final : public ModelBase {
   /// (the newest item on row L-1), 0 for `from_start`.
   int64_t pos_base(int64_t L, int64_t n) const { return positions_from_start_ ? 0 : L - n; }
   bool positions_from_start_ = false;
+  SasrecParams params_;  ///< the configuration, typed (read through sasrec_table())
   sasrec::NetConfig net_;
   sasrec::Layout layout_;
   std::vector<float> w_;
