@@ -11,6 +11,7 @@
 
 #include "seqrec/config.hpp"
 #include "seqrec/model.hpp"
+#include "train/state.hpp"
 
 namespace seqrec {
 
@@ -49,37 +50,6 @@ std::span<const T> read_vector(const TensorReader& r, const std::string& name, i
   if (r.entry(name).shape.size() != 1) bad_tensor(r, name, "must be 1-D");
   return r.get<T>(name);
 }
-
-/// A double for a TrainingState's JSON: NaN and infinities become null (JSON has none).
-nlohmann::json state_number(double v);
-nlohmann::json state_numbers(const std::vector<double>& v);
-
-/// Reads a TrainingState (a checkpoint being resumed) with checks: every failure is an
-/// Error "SOURCE: MODEL checkpoint: ..." naming the field or tensor.
-class StateReader {
- public:
-  StateReader(const TrainingState& st, std::string model);
-  /// An integer field within [lo, hi].
-  int64_t integer(const std::string& key, int64_t lo, int64_t hi) const;
-  /// A number field; null reads as NaN.
-  double number(const std::string& key) const;
-  /// An array of numbers (null entries read as NaN), exactly `n` long when n >= 0.
-  std::vector<double> numbers(const std::string& key, int64_t n = -1) const;
-  /// An array of `n` unsigned 64-bit integers (RNG states).
-  std::vector<uint64_t> u64s(const std::string& key, size_t n) const;
-  /// The state's arrays and the weights, checked by name, dtype and shape.
-  const TensorReader& tensors() const { return tensors_; }
-  const TensorReader& weights() const { return weights_; }
-  /// f32 array `name` of the state with exactly `n` values.
-  std::span<const float> floats(const std::string& name, int64_t n) const;
-  [[noreturn]] void fail(const std::string& what) const;
-
- private:
-  const nlohmann::json& field(const std::string& key) const;
-  const TrainingState& st_;
-  std::string where_;
-  TensorReader tensors_, weights_;
-};
 
 /// Checks a CSR offsets array: offsets[0] == 0, non-decreasing, offsets.back() == nnz.
 void check_offsets(const TensorReader& r, const std::string& name, std::span<const int64_t> offsets,

@@ -6,8 +6,8 @@
 #include <limits>
 #include <utility>
 
-#include "models/model_base.hpp"
 #include "seqrec/error.hpp"
+#include "train/state.hpp"
 
 namespace seqrec::train {
 
