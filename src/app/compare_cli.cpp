@@ -10,7 +10,7 @@
 #include "app/compare.hpp"
 #include "app/options.hpp"
 #include "app/param_flags.hpp"
-#include "app/report.hpp"
+#include "report/report.hpp"
 #include "seqrec/error.hpp"
 
 namespace seqrec {

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "app/report.hpp"
-#include "app/svg.hpp"
+#include "report/report.hpp"
+#include "report/svg.hpp"
 #include "core/text_format.hpp"
 #include "seqrec/error.hpp"
 

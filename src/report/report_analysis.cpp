@@ -10,7 +10,7 @@
 #include <tuple>
 #include <vector>
 
-#include "app/report.hpp"
+#include "report/report.hpp"
 #include "core/text_format.hpp"
 #include "eval/significance.hpp"
 #include "seqrec/error.hpp"
