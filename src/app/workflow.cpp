@@ -1,7 +1,9 @@
 #include "app/workflow.hpp"
 
 #include <chrono>
+#include <cstdio>
 
+#include "app/options.hpp"
 #include "core/progress.hpp"
 #include "seqrec/error.hpp"
 
@@ -27,6 +29,29 @@ ModelBundle train_model(const std::string& type, const Config& config, const Tra
             {"train_peak_rss_bytes", peak_rss_bytes()},
             {"train_stats", sequence_stats(data.train)}};
   return b;
+}
+
+EpochValidation::EpochValidation(const std::string& data, const TrainData& train, MetricAtK metric,
+                                 const ReadOptions& read, int threads)
+    : metric_(std::move(metric)) {
+  valid_ = load_test_data(data, SplitPart::Valid, train.items, read);
+  counts_ = item_counts(train.train, train.items.size());
+  options_ = to_eval_options(Config(eval_option_specs()), train.protocol);
+  options_.cutoffs = {metric_.k};
+  options_.threads = threads;
+  options_.progress = false;
+}
+
+void EpochValidation::attach(FitContext& ctx, nlohmann::json* history) const {
+  ctx.validate = [this, history](const Model& m, int epoch) {
+    EvalResult r = evaluate(m, valid_.test, options_, counts_);
+    const std::string key = metric_.result_key();
+    const double v = r.metrics.at(key);
+    progress_break_line();  // the epoch's progress bar may still be on this line
+    std::fprintf(stderr, "epoch %d: validation %s = %.4f\n", epoch, key.c_str(), v);
+    history->push_back({{"epoch", epoch}, {"metrics", r.metrics}});
+    return v;
+  };
 }
 
 EvalResult evaluate_bundle(const ModelBundle& bundle, const TestData& data, EvalOptions opt) {

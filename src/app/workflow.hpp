@@ -20,6 +20,27 @@ std::string folder_display(std::string dir);
 ModelBundle train_model(const std::string& type, const Config& config, const TrainData& data,
                         const FitContext& ctx);
 
+/// Validation after every epoch while a model trains (`seqrec train --monitor`): the
+/// valid part of a prepared split, evaluated at one metric and cutoff. Never the test set.
+class EpochValidation {
+ public:
+  /// Reads valid.tsv of the split folder `data` over the catalogue of `train` (the
+  /// validation run's training data); `threads` as EvalOptions::threads.
+  EpochValidation(const std::string& data, const TrainData& train, MetricAtK metric,
+                  const ReadOptions& read, int threads);
+  /// Sets ctx.validate: each epoch is evaluated, "epoch N: validation KEY = V" printed on
+  /// stderr and {"epoch", "metrics"} appended to `*history`. This object and `*history`
+  /// must outlive the training.
+  void attach(FitContext& ctx, nlohmann::json* history) const;
+  const TestData& data() const { return valid_; }
+
+ private:
+  MetricAtK metric_;
+  TestData valid_;
+  std::vector<int64_t> counts_;
+  EvalOptions options_;
+};
+
 /// Evaluates a bundle on test data; fills n_skipped_unknown and picks the protocol default
 /// from the split when `protocol_set` is false.
 EvalResult evaluate_bundle(const ModelBundle& bundle, const TestData& data, EvalOptions opt);

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "app/checkpoint.hpp"
@@ -278,30 +279,15 @@ struct TrainCommand : Command {
     ctx.progress = !g.quiet;
     // Validation after every epoch (iterative models): on valid.tsv of the split.
     nlohmann::json history = nlohmann::json::array();
-    TestData valid;
-    std::vector<int64_t> counts;
-    EvalOptions veo;
-    const std::string key = watched.result_key();
+    std::optional<EpochValidation> valid;
     if (monitor) {
       if (!validation)
         throw InputError(
             "--monitor needs --validation (it evaluates on valid.tsv while training "
             "on train_tr.tsv; the test set is never used for model selection)");
-      valid = load_test_data(data, SplitPart::Valid, td.items, to_read_options(read_cfg));
-      counts = item_counts(td.train, td.items.size());
-      veo = to_eval_options(Config(eval_option_specs()), td.protocol);
-      veo.cutoffs = {watched.k};
-      veo.threads = g.threads;
-      veo.progress = false;
+      valid.emplace(data, td, watched, to_read_options(read_cfg), g.threads);
+      valid->attach(ctx, &history);
       ctx.patience = patience;
-      ctx.validate = [&](const Model& m, int epoch) {
-        EvalResult r = evaluate(m, valid.test, veo, counts);
-        const double v = r.metrics.at(key);
-        progress_break_line();  // the epoch's progress bar may still be on this line
-        std::fprintf(stderr, "epoch %d: validation %s = %.4f\n", epoch, key.c_str(), v);
-        history.push_back({{"epoch", epoch}, {"metrics", r.metrics}});
-        return v;
-      };
     }
     // What besides the configuration decides the result: a resumed run must match it.
     ck.run = {{"seed", seed},
@@ -309,7 +295,7 @@ struct TrainCommand : Command {
               {"monitor", monitor},
               {"valid_metric", monitor ? valid_metric : ""},
               {"patience", patience}};
-    if (monitor) ck.run["valid_data"] = data_fingerprint(td.items, valid.test);
+    if (monitor) ck.run["valid_data"] = data_fingerprint(td.items, valid->data().test);
     ck.threads = g.threads;
     ck.progress = !g.quiet;
     ModelBundle b = train_model_checkpointed(type, cfg, td, ctx, ck, &history);
