@@ -96,12 +96,15 @@ std::vector<ParamSpec> prepare_option_specs() {
 }
 
 std::vector<ParamSpec> eval_option_specs() {
+  const EvalOptions d;  // the defaults live in the struct (seqrec/eval.hpp)
+  std::string cutoffs;
+  for (int k : d.cutoffs) cutoffs += (cutoffs.empty() ? "" : ",") + std::to_string(k);
   return {
       param_choice("protocol", "auto", {"auto", "session", "sequential"},
                    "session (every next event), sequential (last item of each sequence), or auto "
                    "(the split's protocol; session for a plain file)"),
-      param_int_list("cutoffs", "1,5,10,20", 1, 1e6, "list lengths K for the metrics"),
-      param_choice("ties", "conservative", {"conservative", "standard", "median"},
+      param_int_list("cutoffs", cutoffs, 1, 1e6, "list lengths K for the metrics"),
+      param_choice("ties", ties_name(d.ties), {"conservative", "standard", "median"},
                    "ranking of items scored equal to the target: conservative (target below them), "
                    "standard (above), median"),
       param_choice(
@@ -110,11 +113,12 @@ std::vector<ParamSpec> eval_option_specs() {
           "but the target, so a target that repeats one stays rankable); all (every one, so "
           "a repeated target counts as a miss, as in S3-Rec's code); auto: except-target for "
           "sequential, none for session (true = except-target, false = none)"),
-      param_int("sampled", "0", 0, 1e6,
+      param_int("sampled", std::to_string(d.sampled_negatives), 0, 1e6,
                 "rank the target among this many sampled negatives instead of the full catalogue "
                 "(sequential protocol; reported as sampled)"),
-      param_int("eval_batch", "256", 1, 1e6, "predictions scored per model call"),
-      param_int("eval_seed", "42", 0, 9.2e18, "seed of the sampled negatives"),
+      param_int("eval_batch", std::to_string(d.batch_size), 1, 1e6,
+                "predictions scored per model call"),
+      param_int("eval_seed", std::to_string(d.seed), 0, 9.2e18, "seed of the sampled negatives"),
   };
 }
 

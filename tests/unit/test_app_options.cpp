@@ -39,6 +39,18 @@ TEST(AppOptions, DataTablesDefaultToTheStructs) {
   EXPECT_EQ(p.sequential.remove_repeats, pd.sequential.remove_repeats);
 }
 
+TEST(AppOptions, EvalTableDefaultsToTheStruct) {
+  const EvalOptions e = to_eval_options(Config(eval_option_specs()), "");
+  const EvalOptions d;
+  EXPECT_EQ(e.cutoffs, d.cutoffs);
+  EXPECT_EQ(e.ties, d.ties);
+  EXPECT_EQ(e.exclude_seen, d.exclude_seen);
+  EXPECT_EQ(e.sampled_negatives, d.sampled_negatives);
+  EXPECT_EQ(e.batch_size, d.batch_size);
+  EXPECT_EQ(e.seed, d.seed);
+  EXPECT_EQ(e.protocol, d.protocol);
+}
+
 TEST(AppOptions, ServeTableDefaultsToTheStructs) {
   const serve::http::ServeOptions o = to_serve_options(Config(serve_option_specs()), "m.seqrec");
   const serve::http::HttpOptions h;
