@@ -354,22 +354,7 @@ std::vector<ModelPlan> plan_models(const CompareOptions& opt, const std::string&
   }
   for (auto& p : plans) {
     const ModelInfo& info = find_model(p.type);
-    p.config = Config(info.params);
-    if (!p.preset.empty()) {
-      const Preset* found = nullptr;
-      for (const auto& pr : info.presets)
-        if (pr.name == p.preset) found = &pr;
-      if (!found) {
-        std::string known;
-        for (const auto& pr : info.presets) known += (known.empty() ? "" : ", ") + pr.name;
-        throw InputError(
-            "--preset: model '" + p.type + "' has no preset '" + p.preset + "'" +
-            (known.empty() ? std::string(" (it has none)") : " (known: " + known + ")"));
-      }
-      for (const auto& [name, value] : found->values)
-        p.config.set(name, value, "preset " + p.preset);
-    }
-    if (!p.config_file.empty()) p.config.load_file(p.config_file);
+    p.config = model_config(info, p.preset, p.config_file);
     if (const std::string ep = epochs_param(p.type); opt.epochs > 0 && !ep.empty())
       p.config.set(ep, std::to_string(opt.epochs), "--epochs");
   }

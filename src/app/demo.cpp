@@ -29,9 +29,7 @@ Config demo_model_config(const std::string& type) {
   const ModelInfo& info = find_model(type);
   for (const DemoModelSettings& d : demo_model_settings()) {
     if (d.type != type) continue;
-    for (const auto& p : info.presets)
-      if (p.name == d.preset)
-        for (const auto& [k, v] : p.values) c.set(k, v, "demo");
+    if (!d.preset.empty()) apply_preset(c, info, d.preset);
     for (const auto& [k, v] : d.values) c.set(k, v, "demo");
   }
   return c;

@@ -14,6 +14,27 @@ std::string folder_display(std::string d) {
   return d == "/" ? d : d + "/";
 }
 
+void apply_preset(Config& cfg, const ModelInfo& info, const std::string& preset) {
+  const Preset* found = nullptr;
+  for (const auto& p : info.presets)
+    if (p.name == preset) found = &p;
+  if (!found) {
+    std::string known;
+    for (const auto& p : info.presets) known += (known.empty() ? "" : ", ") + p.name;
+    throw InputError("--preset: model '" + info.type + "' has no preset '" + preset + "'" +
+                     (known.empty() ? std::string(" (it has none)") : " (known: " + known + ")"));
+  }
+  for (const auto& [name, value] : found->values) cfg.set(name, value, "preset " + preset);
+}
+
+Config model_config(const ModelInfo& info, const std::string& preset,
+                    const std::string& config_file) {
+  Config cfg(info.params);
+  if (!preset.empty()) apply_preset(cfg, info, preset);
+  if (!config_file.empty()) cfg.load_file(config_file);
+  return cfg;
+}
+
 ModelBundle train_model(const std::string& type, const Config& config, const TrainData& data,
                         const FitContext& ctx) {
   ModelBundle b;

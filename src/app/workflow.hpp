@@ -16,6 +16,15 @@ namespace seqrec {
 /// "split" -> "split/"), for messages that print it as a folder.
 std::string folder_display(std::string dir);
 
+/// Sets the values of the model's preset `preset` in `cfg` (origin "preset NAME"); an
+/// unknown name is an InputError that lists the model's presets.
+void apply_preset(Config& cfg, const ModelInfo& info, const std::string& preset);
+
+/// A model's configuration: its defaults, then the preset (if not empty), then the config
+/// file (if not empty; `name = value` lines or JSON). Later wins.
+Config model_config(const ModelInfo& info, const std::string& preset,
+                    const std::string& config_file);
+
 /// Trains a model of `type` with `config` and bundles it with its catalogue and metadata.
 ModelBundle train_model(const std::string& type, const Config& config, const TrainData& data,
                         const FitContext& ctx);

@@ -184,26 +184,6 @@ struct PrepareCommand : Command {
 };
 
 // ---- train ------------------------------------------------------------------------------
-/// Defaults, then the preset, then the config file (flags are applied by the caller).
-Config model_config(const ModelInfo& info, const std::string& preset,
-                    const std::string& config_file) {
-  Config cfg(info.params);
-  if (!preset.empty()) {
-    const Preset* found = nullptr;
-    for (const auto& p : info.presets)
-      if (p.name == preset) found = &p;
-    if (!found) {
-      std::string known;
-      for (const auto& p : info.presets) known += (known.empty() ? "" : ", ") + p.name;
-      throw InputError("--preset: model '" + info.type + "' has no preset '" + preset + "'" +
-                       (known.empty() ? std::string(" (it has none)") : " (known: " + known + ")"));
-    }
-    for (const auto& [name, value] : found->values) cfg.set(name, value, "preset " + preset);
-  }
-  if (!config_file.empty()) cfg.load_file(config_file);
-  return cfg;
-}
-
 struct TrainCommand : Command {
   std::string data, type, out, config_file, preset;
   bool validation = false;
