@@ -174,6 +174,40 @@ void check_split_folder(const std::string& dir, bool force);
 /// (created if needed). Refuses to write over `input_path`.
 void write_split(const std::string& dir, const PreparedSplit& split, const std::string& input_path);
 
+// ---- Reading a prepared split folder (the folder write_split writes) ----
+
+/// Reads items.tsv (header "ItemId", one id per line, index order).
+Vocab read_item_list(const std::string& path);
+
+/// Which part of a prepared split to use: the final run (train_full -> test) or the
+/// validation run (train_tr -> valid).
+enum class SplitPart { Test, Valid };
+
+/// Training sequences over a catalogue.
+struct TrainData {
+  Vocab items;
+  SequenceSet train;
+  std::string protocol;  ///< from split.json, "" for a plain file
+  std::string source;    ///< the file the sequences came from
+  nlohmann::json split;  ///< split.json contents (empty for a plain file)
+};
+
+/// `path` is a folder written by `seqrec prepare` (items.tsv + train_full.tsv or
+/// train_tr.tsv) or a log file (its items form the catalogue).
+TrainData load_train_data(const std::string& path, SplitPart part, const ReadOptions& opt);
+
+/// Test sequences mapped onto a model's catalogue.
+struct TestData {
+  SequenceSet test;
+  int64_t dropped_events = 0;  ///< events whose item the model does not know
+  std::string protocol;        ///< from split.json, "" for a plain file
+  std::string source;
+};
+
+/// `path` is a prepared folder (test.tsv or valid.tsv) or a log file.
+TestData load_test_data(const std::string& path, SplitPart part, const Vocab& items,
+                        const ReadOptions& opt);
+
 /// Statistics of a set of sequences: count, events, items, length distribution.
 nlohmann::json sequence_stats(const SequenceSet& s);
 

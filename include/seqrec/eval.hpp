@@ -90,6 +90,19 @@ double rank_metric(RankMetric m, double rank, int k);
 /// "recall", "hr" (= recall), "mrr" or "ndcg"; throws InputError for anything else.
 RankMetric parse_rank_metric(const std::string& name);
 
+/// A metric at a cutoff as the user writes it: "recall@20", "hr@10", "mrr@20", "ndcg@10".
+struct MetricAtK {
+  std::string name;  ///< as written before the '@' ("hr", "recall", ...)
+  RankMetric metric = RankMetric::Recall;
+  int k = 0;  ///< >= 1
+  /// The key of EvalResult::metrics holding it: "recall@K" for hr@K (with one target the
+  /// two are equal, and the session protocol reports only recall@K), else "NAME@K".
+  std::string result_key() const;
+};
+/// Parses NAME@K (NAME as parse_rank_metric, K a positive integer); throws InputError
+/// whose message starts with `what` (e.g. "--valid-metric") and shows the rule.
+MetricAtK parse_metric_at_k(const std::string& text, const std::string& what);
+
 struct EvalResult {
   std::string protocol;  ///< "session", "sequential" or "sequential-sampled-100"
   std::string ties;

@@ -124,6 +124,9 @@ const ModelInfo& find_model(std::string_view type);
 Config default_config(std::string_view type);
 /// The type's preset called `name`; throws InputError listing the known ones when absent.
 const Preset& find_preset(const ModelInfo& info, const std::string& name);
+/// Sets the values of the type's preset `name` in `cfg` (origin "preset NAME"); an unknown
+/// name is an InputError listing the type's presets.
+void apply_preset(Config& cfg, const ModelInfo& info, const std::string& name);
 /// The configuration a user asks for, in this order (later wins): the type's defaults, the
 /// preset `preset` (none when empty), the config file `config_file` (none when empty).
 /// Flags are applied by the caller afterwards.

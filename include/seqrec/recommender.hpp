@@ -42,12 +42,14 @@
 #include <string>
 #include <vector>
 
+#include "seqrec/config.hpp"
 #include "seqrec/model.hpp"
 
 namespace seqrec {
 
 /// Limits and defaults of a Recommender. Every limit is checked by the constructor
-/// (InputError naming the field).
+/// (InputError naming the field; the ranges of the tunable ones are those of
+/// recommender_option_specs()).
 struct RecommenderOptions {
   /// Live sessions at most; the least recently used one is evicted beyond it.
   int64_t max_sessions = 100000;
@@ -89,9 +91,26 @@ struct RecommenderOptions {
   /// so the results are exactly those of Fp32 (float weights, every score exact).
   enum class HeadStorage { Int8, Fp32 };
   HeadStorage head_storage = HeadStorage::Int8;
+  /// Score models with a dot-product output layer through the repacked head above (true),
+  /// or like every other model, one request at a time through Model::score / score_state
+  /// (false: the path of `seqrec recommend` and `seqrec eval`, whose scores it reproduces
+  /// bit for bit; max_batch, batch_lanes and head_storage are then unused).
+  bool dot_product_head = true;
   /// The clock for idle times (tests inject a fake one).
   std::function<std::chrono::steady_clock::time_point()> now;
 };
+
+/// The tunable limits of RecommenderOptions as one parameter table (name, type, default,
+/// range, help), from which `seqrec serve` makes its flags and help text; the Recommender
+/// constructor checks an options struct against the same specs, so a limit and its message
+/// are written once. The names are those of the flags (--max-sessions for max_sessions):
+/// max_sessions, session_ttl (session_ttl_seconds), max_session_memory (max_session_bytes,
+/// in MiB), max_history, default_k, max_k, session_shards (shards), max_batch, batch_lanes,
+/// head_storage ("int8" or "fp32"). Defaults are those of RecommenderOptions.
+std::vector<ParamSpec> recommender_option_specs();
+/// RecommenderOptions with the values of `c` (a Config of recommender_option_specs());
+/// the fields outside the table keep their defaults.
+RecommenderOptions to_recommender_options(const Config& c);
 
 /// Options of one recommendation.
 struct RecommendOptions {

@@ -22,10 +22,10 @@
 
 #include "app/checkpoint.hpp"
 #include "app/options.hpp"
-#include "app/report.hpp"
 #include "app/workflow.hpp"
 #include "core/isa.hpp"
 #include "io/model_file.hpp"
+#include "report/report.hpp"
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/model.hpp"
@@ -785,20 +785,7 @@ json run_compare(const CompareOptions& opt) {
   setup.eval = eo;
   std::string metric = opt.metric;
   if (metric.empty()) metric = rd.protocol == "sequential" ? "ndcg@10" : "recall@20";
-  {
-    const auto at = metric.find('@');
-    int k = 0;
-    if (at != std::string::npos) {
-      try {
-        k = std::stoi(metric.substr(at + 1));
-      } catch (const std::exception&) {
-      }
-    }
-    if (at == std::string::npos || k < 1)
-      throw InputError("--metric expects NAME@K such as recall@20 or ndcg@10, got '" + metric +
-                       "'");
-    parse_rank_metric(metric.substr(0, at));
-  }
+  parse_metric_at_k(metric, "--metric");  // checked before anything runs
   setup.metric = metric;
   setup.seeds = opt.seeds;
   setup.epochs_override = opt.epochs;

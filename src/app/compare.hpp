@@ -1,7 +1,7 @@
 // `seqrec compare`: prepares a data set once, trains every chosen model over several seeds
 // (each training in its own child process, so that its peak memory can be measured), and
 // evaluates all of them with one protocol on one split. The numbers go to the report
-// writer (app/report.hpp).
+// writer (report/report.hpp).
 #pragma once
 
 #include <cstdint>

@@ -10,7 +10,7 @@
 #include "app/compare.hpp"
 #include "app/options.hpp"
 #include "app/param_flags.hpp"
-#include "app/report.hpp"
+#include "report/report.hpp"
 #include "seqrec/error.hpp"
 
 namespace seqrec {
@@ -99,8 +99,8 @@ CompareCommand::CompareCommand(CLI::App& app) : s_(std::make_unique<State>()) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   c->add_option("--epochs", o.epochs,
-                "epochs of every model that has an epoch parameter (n_epochs, num_epochs or "
-                "epochs) [default: each model's own]")
+                "epochs of every model that trains in epochs (its `epochs` parameter) "
+                "[default: each model's own]")
       ->check(CLI::Range(1, 1000000));
   c->add_option("--preset", o.presets,
                 "MODEL=PRESET: a named parameter set (see `seqrec models`), or MODEL=none "

@@ -2,10 +2,24 @@
 
 #include <cstdlib>
 #include <set>
+#include <sstream>
 
 #include "seqrec/error.hpp"
 
 namespace seqrec {
+
+namespace {
+
+/// A struct default as the table's default text: "200000", "0.6", "1" (the shortest form
+/// that reads back as the same value for the defaults we have).
+std::string num_text(double v) {
+  std::ostringstream o;
+  o.precision(15);
+  o << v;
+  return o.str();
+}
+
+}  // namespace
 
 std::vector<ParamSpec> read_option_specs() {
   return {
@@ -37,51 +51,60 @@ std::vector<ParamSpec> read_option_specs() {
 }
 
 std::vector<ParamSpec> generate_option_specs() {
+  const GenerateOptions d;  // the defaults live in the struct (seqrec/data.hpp)
   return {
-      param_int("events", "200000", 1, 2e9, "number of events to generate"),
-      param_int("items", "5000", 2, 2e9, "catalogue size"),
-      param_float("zipf", "1.0", 0, 5, "popularity exponent: p(item of rank r) ~ 1/r^zipf"),
-      param_float("mean_length", "4.0", 1, 1e6, "mean session length"),
-      param_float("follow_prob", "0.6", 0, 1,
+      param_int("events", num_text(d.n_events), 1, 2e9, "number of events to generate"),
+      param_int("items", num_text(d.n_items), 2, 2e9, "catalogue size"),
+      param_float("zipf", num_text(d.zipf_exponent), 0, 5,
+                  "popularity exponent: p(item of rank r) ~ 1/r^zipf"),
+      param_float("mean_length", num_text(d.mean_length), 1, 1e6, "mean session length"),
+      param_float("follow_prob", num_text(d.follow_prob), 0, 1,
                   "probability that the next item follows the current item's transitions"),
-      param_int("successors", "8", 1, 1000, "likely next items per item"),
-      param_float("days", "30", 0.001, 36500, "time span of the log in days"),
-      param_int("seed", "42", 0, 9.2e18, "random seed"),
+      param_int("successors", num_text(d.n_successors), 1, 1000, "likely next items per item"),
+      param_float("days", num_text(d.days), 0.001, 36500, "time span of the log in days"),
+      param_int("seed", std::to_string(d.seed), 0, 9.2e18, "random seed"),
       param_choice("out_format", "tsv", {"tsv", "inter", "sequences", "pairs"}, "output format"),
   };
 }
 
 std::vector<ParamSpec> prepare_option_specs() {
+  const PrepareOptions d;  // the defaults live in the structs (seqrec/data.hpp)
+  const SessionSplitOptions& ss = d.session;
+  const SequentialSplitOptions& sq = d.sequential;
   return {
       param_choice(
-          "protocol", "auto", {"auto", "session", "sequential"},
+          "protocol", d.protocol, {"auto", "session", "sequential"},
           "session: GRU4Rec time split; sequential: leave-one-out per user; auto: sequential "
           "when there are no timestamps or at least 10% of the sequences span more than a "
           "day (user histories), else session"),
-      param_int("min_session_length", "2", 1, 1e9,
+      param_int("min_session_length", num_text(ss.min_session_length), 1, 1e9,
                 "session protocol: drop sessions shorter than this (before and after the item "
                 "filter)"),
-      param_int("min_item_support", "5", 1, 1e12, "session protocol: drop items with fewer events"),
-      param_float("test_days", "1", 1e-9, 1e6,
+      param_int("min_item_support", num_text(ss.min_item_support), 1, 1e12,
+                "session protocol: drop items with fewer events"),
+      param_float("test_days", num_text(ss.test_seconds / 86400.0), 1e-9, 1e6,
                   "session protocol: test = sessions ending in the last N days"),
-      param_float("valid_days", "1", 1e-9, 1e6,
+      param_float("valid_days", num_text(ss.valid_seconds / 86400.0), 1e-9, 1e6,
                   "session protocol: validation = the same split applied inside train"),
-      param_int("user_core", "5", 0, 1e9,
+      param_int("user_core", num_text(sq.user_core), 0, 1e9,
                 "sequential protocol: k-core, users need at least this many events"),
-      param_int("item_core", "5", 0, 1e9,
+      param_int("item_core", num_text(sq.item_core), 0, 1e9,
                 "sequential protocol: k-core, items need at least this many events"),
-      param_bool("remove_repeats", "false",
+      param_bool("remove_repeats", ss.remove_repeats ? "true" : "false",
                  "collapse consecutive repeats of the same item in a sequence"),
   };
 }
 
 std::vector<ParamSpec> eval_option_specs() {
+  const EvalOptions d;  // the defaults live in the struct (seqrec/eval.hpp)
+  std::string cutoffs;
+  for (int k : d.cutoffs) cutoffs += (cutoffs.empty() ? "" : ",") + std::to_string(k);
   return {
       param_choice("protocol", "auto", {"auto", "session", "sequential"},
                    "session (every next event), sequential (last item of each sequence), or auto "
                    "(the split's protocol; session for a plain file)"),
-      param_int_list("cutoffs", "1,5,10,20", 1, 1e6, "list lengths K for the metrics"),
-      param_choice("ties", "conservative", {"conservative", "standard", "median"},
+      param_int_list("cutoffs", cutoffs, 1, 1e6, "list lengths K for the metrics"),
+      param_choice("ties", ties_name(d.ties), {"conservative", "standard", "median"},
                    "ranking of items scored equal to the target: conservative (target below them), "
                    "standard (above), median"),
       param_choice(
@@ -90,11 +113,12 @@ std::vector<ParamSpec> eval_option_specs() {
           "but the target, so a target that repeats one stays rankable); all (every one, so "
           "a repeated target counts as a miss, as in S3-Rec's code); auto: except-target for "
           "sequential, none for session (true = except-target, false = none)"),
-      param_int("sampled", "0", 0, 1e6,
+      param_int("sampled", std::to_string(d.sampled_negatives), 0, 1e6,
                 "rank the target among this many sampled negatives instead of the full catalogue "
                 "(sequential protocol; reported as sampled)"),
-      param_int("eval_batch", "256", 1, 1e6, "predictions scored per model call"),
-      param_int("eval_seed", "42", 0, 9.2e18, "seed of the sampled negatives"),
+      param_int("eval_batch", std::to_string(d.batch_size), 1, 1e6,
+                "predictions scored per model call"),
+      param_int("eval_seed", std::to_string(d.seed), 0, 9.2e18, "seed of the sampled negatives"),
   };
 }
 

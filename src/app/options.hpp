@@ -1,5 +1,7 @@
 // The option tables of the CLI's subcommands. Each option is declared once here (name,
-// default, check, help); flags, config files and split.json are read through them.
+// check, help; the defaults of the data options are those of the structs in seqrec/data.hpp);
+// flags, config files and split.json are read through them. The server's table is in
+// app/serve_options.hpp.
 #pragma once
 
 #include <vector>

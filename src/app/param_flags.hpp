@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <string_view>
@@ -77,16 +78,27 @@ inline std::string type_word(ParamType t) {
   return "TEXT";
 }
 
+/// How ParamFlags::add turns specs into flags.
+struct FlagStyle {
+  /// Check each value against its spec while the command line is parsed (a value out of
+  /// range is then a command-line error, reported with the usage hint), not only when it
+  /// is applied to a Config.
+  bool check = false;
+  /// A Bool spec becomes a switch (`--access-log`, no value) that sets it to true.
+  bool bool_switch = false;
+};
+
 /// Flags generated from ParamSpec tables.
 class ParamFlags {
  public:
   /// Adds one flag per spec to `app` under `group`; a name already added by an earlier
   /// table gets one flag whose help lists every meaning.
   void add(CLI::App* app, const std::vector<ParamSpec>& specs, const std::string& group,
-           const std::string& prefix_help = "") {
+           const std::string& prefix_help = "", FlagStyle style = {}) {
     for (const auto& s : specs) {
       std::string help = prefix_help + s.help;
-      if (!s.default_value.empty()) help += " [default: " + s.default_value + "]";
+      if (!s.default_value.empty() && !(style.bool_switch && s.type == ParamType::Bool))
+        help += " [default: " + s.default_value + "]";
       if (auto it = options_.find(s.name); it != options_.end()) {
         it->second->description(it->second->get_description() + "\n" + help);
         continue;
@@ -94,8 +106,14 @@ class ParamFlags {
       for (const auto& a : s.aliases)
         help += (&a == &s.aliases.front() ? " (also --" : ", --") + dashed(a) +
                 (&a == &s.aliases.back() ? ")" : "");
-      auto* o = app->add_option("--" + dashed(s.name), values_[s.name], help);
-      o->type_name(type_word(s.type));
+      CLI::Option* o = nullptr;
+      if (style.bool_switch && s.type == ParamType::Bool) {
+        o = app->add_flag("--" + dashed(s.name), switches_[s.name], help);
+      } else {
+        o = app->add_option("--" + dashed(s.name), values_[s.name], help);
+        o->type_name(type_word(s.type));
+        if (style.check) o->check(spec_validator(s));
+      }
       o->group(group);
       options_[s.name] = o;
     }
@@ -112,8 +130,13 @@ class ParamFlags {
   /// its parameter.
   std::vector<std::pair<std::string, std::string>> given() const {
     std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& [name, opt] : options_)
-      if (opt->count() > 0) out.emplace_back(name, values_.at(name));
+    for (const auto& [name, opt] : options_) {
+      if (opt->count() == 0) continue;
+      if (auto sw = switches_.find(name); sw != switches_.end())
+        out.emplace_back(name, sw->second ? "true" : "false");
+      else
+        out.emplace_back(name, values_.at(name));
+    }
     for (const auto& [alias, target] : aliases_)
       if (target.second->count() > 0) {
         for (const auto& [name, value] : out)
@@ -136,8 +159,39 @@ class ParamFlags {
     return unknown;
   }
 
+  /// A CLI11 check of one value against `spec` (type, range, choices), with the table's
+  /// message; its description (shown in --help) is the range or the choices.
+  static CLI::Validator spec_validator(const ParamSpec& spec) {
+    auto bound = [](double v) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%.15g", v);
+      return std::string(b);
+    };
+    std::string desc;
+    if (spec.type == ParamType::Int || spec.type == ParamType::Float) {
+      const bool has_min = spec.min > -1e299, has_max = spec.max < 1e299;
+      if (has_min && has_max)
+        desc = std::string(spec.min_exclusive ? "(" : "[") + bound(spec.min) + ", " +
+               bound(spec.max) + (spec.max_exclusive ? ")" : "]");
+      else if (has_min || has_max)
+        desc = range_text(spec);
+    }
+    for (const auto& c : spec.choices) desc += (desc.empty() ? "" : "|") + c;
+    return CLI::Validator(
+        [spec](std::string& value) -> std::string {
+          try {
+            canonical_value(spec, value, "");
+          } catch (const std::exception& e) {
+            return e.what();
+          }
+          return std::string();
+        },
+        desc);
+  }
+
  private:
   std::map<std::string, std::string> values_, alias_values_;
+  std::map<std::string, bool> switches_;
   std::map<std::string, CLI::Option*> options_;
   std::map<std::string, std::pair<std::string, CLI::Option*>> aliases_;  ///< alias -> (name, flag)
 };

@@ -115,6 +115,30 @@ RankMetric parse_rank_metric(const std::string& name) {
   throw InputError("unknown metric '" + name + "' (recall, hr, mrr or ndcg)");
 }
 
+std::string MetricAtK::result_key() const {
+  return (metric == RankMetric::Recall ? std::string("recall") : name) + "@" + std::to_string(k);
+}
+
+MetricAtK parse_metric_at_k(const std::string& text, const std::string& what) {
+  const auto at = text.find('@');
+  if (at == std::string::npos)
+    throw InputError(what + " expects NAME@K such as recall@20 or ndcg@10, got '" + text + "'");
+  MetricAtK m;
+  try {
+    m.k = std::stoi(text.substr(at + 1));
+  } catch (const std::exception&) {
+    m.k = 0;
+  }
+  if (m.k <= 0) throw InputError(what + ": K must be a positive integer, got '" + text + "'");
+  m.name = text.substr(0, at);
+  try {
+    m.metric = parse_rank_metric(m.name);
+  } catch (const InputError& e) {
+    throw InputError(what + ": " + e.what());
+  }
+  return m;
+}
+
 MetricAccumulator::MetricAccumulator(std::vector<int> cutoffs_in)
     : cutoffs(std::move(cutoffs_in)),
       hits(cutoffs.size(), 0.0),

@@ -50,12 +50,15 @@ const Preset& find_preset(const ModelInfo& info, const std::string& name) {
                    (known.empty() ? std::string(" (it has none)") : " (known: " + known + ")"));
 }
 
+void apply_preset(Config& cfg, const ModelInfo& info, const std::string& name) {
+  for (const auto& [param, value] : find_preset(info, name).values)
+    cfg.set(param, value, "preset " + name);
+}
+
 Config model_config(const ModelInfo& info, const std::string& preset,
                     const std::string& config_file) {
   Config cfg(info.params);
-  if (!preset.empty())
-    for (const auto& [name, value] : find_preset(info, preset).values)
-      cfg.set(name, value, "preset " + preset);
+  if (!preset.empty()) apply_preset(cfg, info, preset);
   if (!config_file.empty()) cfg.load_file(config_file);
   return cfg;
 }

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <limits>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <unordered_set>
 
@@ -60,28 +61,97 @@ Scratch& scratch() {
   return s;
 }
 
+constexpr double kMiB = 1048576.0;
+
+/// A value of a table field as text for canonical_value().
+std::string value_text(double v) {
+  std::ostringstream o;
+  o.precision(17);
+  o << v;
+  return o.str();
+}
+
 void check_options(const RecommenderOptions& o) {
   auto need = [](bool ok, const std::string& what) {
     if (!ok) throw InputError("recommender options: " + what);
   };
-  need(o.max_sessions >= 1, "max_sessions must be at least 1");
+  // The fields of the table, through its specs ("recommender options: parameter 'max_k'
+  // must be between 1 and 1000000, got '0'").
+  const std::vector<ParamSpec> specs = recommender_option_specs();
+  auto check = [&](const std::string& name, const std::string& value) {
+    for (const ParamSpec& s : specs)
+      if (s.name == name) {
+        canonical_value(s, value, "recommender options");
+        return;
+      }
+    throw Error("internal: no recommender option '" + name + "'");
+  };
+  check("max_sessions", std::to_string(o.max_sessions));
+  check("session_ttl", value_text(o.session_ttl_seconds));
+  check("max_history", std::to_string(o.max_history));
+  check("default_k", std::to_string(o.default_k));
+  check("max_k", std::to_string(o.max_k));
+  check("session_shards", std::to_string(o.shards));
+  check("max_batch", std::to_string(o.max_batch));
+  check("batch_lanes", std::to_string(o.batch_lanes));
+  // The table's max_session_memory is in MiB for the command line; a library caller may
+  // give any number of bytes.
   need(o.max_session_bytes >= 1, "max_session_bytes must be at least 1");
-  need(o.session_ttl_seconds >= 0 && std::isfinite(o.session_ttl_seconds),
-       "session_ttl_seconds must be >= 0");
-  need(o.max_history >= 1 && o.max_history <= 1000000, "max_history must be in [1, 1000000]");
-  need(o.max_k >= 1, "max_k must be at least 1");
-  need(o.default_k >= 1 && o.default_k <= o.max_k, "default_k must be in [1, max_k]");
-  need(o.shards >= 0 && o.shards <= 4096, "shards must be in [0, 4096]");
+  need(o.default_k <= o.max_k, "default_k (" + std::to_string(o.default_k) +
+                                   ") must not be larger than max_k (" + std::to_string(o.max_k) +
+                                   ")");
   need(o.max_session_id_bytes >= 1, "max_session_id_bytes must be at least 1");
   need(o.threads_per_request >= 0 && o.threads_per_request <= 4096,
        "threads_per_request must be in [0, 4096]");
   need(o.sweep_interval_seconds >= 0 && std::isfinite(o.sweep_interval_seconds),
        "sweep_interval_seconds must be >= 0");
-  need(o.max_batch >= 1 && o.max_batch <= 4096, "max_batch must be in [1, 4096]");
-  need(o.batch_lanes >= 1 && o.batch_lanes <= 4096, "batch_lanes must be in [1, 4096]");
 }
 
 }  // namespace
+
+std::vector<ParamSpec> recommender_option_specs() {
+  const RecommenderOptions d;
+  return {
+      param_int("max_sessions", std::to_string(d.max_sessions), 1, static_cast<double>(1LL << 40),
+                "live sessions at most (least recently used evicted first)"),
+      param_float("session_ttl", value_text(d.session_ttl_seconds), 0, 1e9,
+                  "seconds after which an idle session is dropped (0 = never)"),
+      param_float("max_session_memory", value_text(static_cast<double>(d.max_session_bytes) / kMiB),
+                  0.001, 1e9, "MiB of session state at most (least recently used evicted first)"),
+      param_int("max_history", std::to_string(d.max_history), 1, 1000000,
+                "events kept per session for scoring and exclusion (at least the model's "
+                "context length)"),
+      param_int("default_k", std::to_string(d.default_k), 1, 1000000,
+                "K when a request gives none"),
+      param_int("max_k", std::to_string(d.max_k), 1, 1000000, "largest K a request may ask for"),
+      param_int("session_shards", std::to_string(d.shards), 0, 4096,
+                "independently locked parts of the session table (0 = automatic)"),
+      param_int("max_batch", std::to_string(d.max_batch), 1, 4096,
+                "GRU4Rec/SASRec: concurrent requests scored in one pass over the item matrix "
+                "at most (1 = each alone)"),
+      param_int("batch_lanes", std::to_string(d.batch_lanes), 1, 4096,
+                "GRU4Rec/SASRec: scoring passes run at once"),
+      param_choice("head_storage", "int8", {"int8", "fp32"},
+                   "GRU4Rec/SASRec: int8 (a quarter of the memory traffic, candidates rescored "
+                   "exactly) or fp32; the same results"),
+  };
+}
+
+RecommenderOptions to_recommender_options(const Config& c) {
+  RecommenderOptions o;
+  o.max_sessions = c.get_int("max_sessions");
+  o.session_ttl_seconds = c.get_float("session_ttl");
+  o.max_session_bytes = static_cast<int64_t>(c.get_float("max_session_memory") * kMiB);
+  o.max_history = static_cast<int32_t>(c.get_int("max_history"));
+  o.default_k = static_cast<int32_t>(c.get_int("default_k"));
+  o.max_k = static_cast<int32_t>(c.get_int("max_k"));
+  o.shards = static_cast<int32_t>(c.get_int("session_shards"));
+  o.max_batch = static_cast<int32_t>(c.get_int("max_batch"));
+  o.batch_lanes = static_cast<int32_t>(c.get_int("batch_lanes"));
+  o.head_storage = c.get_string("head_storage") == "fp32" ? RecommenderOptions::HeadStorage::Fp32
+                                                          : RecommenderOptions::HeadStorage::Int8;
+  return o;
+}
 
 struct Recommender::Impl {
   RecommenderOptions options;
@@ -164,7 +234,8 @@ struct Recommender::Impl {
       b.model->step(*st, 0);
       b.model->score_state(*st, row.data());
     }
-    const DotProductHead head = b.model->dot_product_head();
+    const DotProductHead head =
+        options.dot_product_head ? b.model->dot_product_head() : DotProductHead{};
     if (head.dim > 0) {
       s->head = std::make_unique<serve::PackedDotHead>(
           head, n,

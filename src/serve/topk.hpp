@@ -1,5 +1,6 @@
-// Top-K selection over a score row with exclusions and an optional allow-list, in the
-// order `seqrec recommend` uses: higher score first, equal scores by ascending item index.
+// Top-K selection over a score row with exclusions and an optional allow-list: higher score
+// first, equal scores by ascending item index. The one top-K of the Recommender, and so of
+// `seqrec serve` and `seqrec recommend`.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +16,7 @@ struct TopKFilter {
   /// When `has_allowed`, only these (sorted ascending, unique) may be recommended.
   bool has_allowed = false;
   std::span<const int32_t> allowed;
-  /// Drop items whose score is -infinity (what `seqrec recommend` does when it excludes).
+  /// Drop items whose score is -infinity (the Recommender does when it excludes seen items).
   bool drop_neg_inf = false;
 };
 

@@ -769,3 +769,42 @@ TEST(ServeBatchedModels, BadBatchOptionsAreRejected) {
   o.batch_lanes = 0;
   EXPECT_THROW(Recommender(small_gru4rec(s), o), InputError);
 }
+
+// Without the head (RecommenderOptions::dot_product_head = false, what `seqrec recommend`
+// uses) a GRU4Rec list is the model's own full ranking: Model::score's scores bit for bit,
+// best first, equal scores by item index, the session's items dropped when excluding.
+TEST(ServeBatchedModels, WithoutTheHeadListsAreModelScoresBitForBit) {
+  const Sessions s = generated(3000, 23);
+  const ModelBundle trained = small_gru4rec(s);
+  const Model& m = *trained.model;
+  const int32_t n = m.n_items();
+  RecommenderOptions o;
+  o.sweep_interval_seconds = 0;
+  o.dot_product_head = false;
+  o.max_k = o.default_k = 25;
+  const Recommender rec(copy_of(trained), o);
+  EXPECT_EQ(rec.model_info().scoring["path"], "model");
+  std::vector<float> row(static_cast<size_t>(n));
+  for (size_t t = 0; t < 30 && t < s.test.size(); ++t) {
+    const auto seq = s.test.seq(t);
+    std::span<const int32_t> seqs[1] = {seq};
+    const PrefixQuery q{0, static_cast<int32_t>(seq.size())};
+    m.score(seqs, std::span<const PrefixQuery>(&q, 1), row.data());
+    for (bool exclude : {false, true}) {
+      ItemsRequest req;
+      for (int32_t i : seq) req.items.push_back("i" + std::to_string(i));
+      req.options.exclude_seen = exclude;
+      const Recommendation r = rec.recommend(req);
+      std::vector<int32_t> order;
+      for (int32_t i = 0; i < n; ++i)
+        if (!exclude || std::find(seq.begin(), seq.end(), i) == seq.end()) order.push_back(i);
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+      ASSERT_EQ(r.items.size(), 25u);
+      for (size_t j = 0; j < r.items.size(); ++j) {
+        EXPECT_EQ(r.items[j].item, "i" + std::to_string(order[j])) << t << " " << j;
+        EXPECT_EQ(r.items[j].score, row[static_cast<size_t>(order[j])]) << t << " " << j;
+      }
+    }
+  }
+}

@@ -1,5 +1,6 @@
-// seqrec: the command-line program. Subcommands only parse options and call the library;
-// errors thrown inside become a message on stderr and a non-zero exit code.
+// seqrec: the command-line program. Each subcommand is one object that declares its options
+// (its constructor) and runs them through the library (run()); main() parses and dispatches.
+// Errors thrown inside become a message on stderr and a non-zero exit code.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -8,15 +9,17 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
-#include <map>
-#include <set>
+#include <optional>
 #include <sstream>
 
 #include "app/checkpoint.hpp"
 #include "app/compare_cli.hpp"
+#include "app/demo.hpp"
 #include "app/options.hpp"
 #include "app/param_flags.hpp"
+#include "app/serve_options.hpp"
 #include "app/workflow.hpp"
 #include "core/isa.hpp"
 #include "core/parallel.hpp"
@@ -26,6 +29,7 @@
 #include "seqrec/error.hpp"
 #include "seqrec/eval.hpp"
 #include "seqrec/model.hpp"
+#include "seqrec/recommender.hpp"
 #include "serve/http/server.hpp"
 
 using namespace seqrec;
@@ -36,14 +40,25 @@ namespace {
 using cli::dashed;
 using cli::ParamFlags;
 
+struct GlobalOptions {
+  int threads = 0;
+  bool quiet = false;
+  std::string prog = "seqrec";  ///< how to run this binary again, for printed hints
+};
+
+/// The exit statuses, one table (docs/cli.md): 130 and other 128+N come from the shell when a
+/// signal ends the process.
+enum ExitCode : int { kExitOk = 0, kExitUserError = 1, kExitInternal = 2, kExitOutOfMemory = 3 };
+
+CLI::Validator threads_validator(int min);
+
 /// Config from defaults, then an optional config file, then flags (flags win).
 Config build_config(const std::vector<ParamSpec>& specs, const std::string& config_file,
-                    const ParamFlags& flags, bool allow_foreign_keys = false) {
+                    const ParamFlags& flags) {
   Config c(specs);
   if (!config_file.empty()) c.load_file(config_file);
   auto unknown = flags.apply(c);
-  if (!unknown.empty() && !allow_foreign_keys)
-    throw InputError("--" + dashed(unknown.front()) + " does not apply here");
+  if (!unknown.empty()) throw InputError("--" + dashed(unknown.front()) + " does not apply here");
   return c;
 }
 
@@ -64,35 +79,38 @@ std::string fmt_bytes(int64_t b) {
   return buf;
 }
 
-// ---------------------------------------------------------------------------------------
-struct GlobalOptions {
-  int threads = 0;
-  bool quiet = false;
-  std::string prog = "seqrec";  ///< how to run this binary again, for printed hints
+/// What every subcommand object has: its CLI11 subcommand, chosen when parsed.
+struct Command {
+  CLI::App* cmd = nullptr;
+  bool chosen() const { return cmd->parsed(); }
 };
 
-/// The exit statuses, one table (docs/cli.md): 130 and other 128+N come from the shell when a
-/// signal ends the process.
-enum ExitCode : int { kExitOk = 0, kExitUserError = 1, kExitInternal = 2, kExitOutOfMemory = 3 };
+// ---- generate ---------------------------------------------------------------------------
+struct GenerateCommand : Command {
+  std::string out, config_file;
+  ParamFlags flags;
 
-/// A folder as the user named it, with exactly one trailing slash ("split/" -> "split/",
-/// "split" -> "split/"), for messages that print it as a folder.
-std::string folder_display(std::string d) {
-  while (d.size() > 1 && d.back() == '/') d.pop_back();
-  return d == "/" ? d : d + "/";
-}
+  explicit GenerateCommand(CLI::App& app) {
+    cmd = app.add_subcommand("generate", "write a synthetic session log");
+    cmd->add_option("-o,--out", out, "output file")->required();
+    cmd->add_option("--config", config_file, "file of name = value lines (flags win)");
+    flags.add(cmd, generate_option_specs(), "Generator");
+  }
 
-int run_generate(const Config& c, const std::string& out, const GlobalOptions& g) {
-  Progress p("generate", 0, "events", false);
-  EventLog log = generate_sessions(to_generate_options(c));
-  std::string f = c.get_string("out_format");
-  write_events(out, log.seqs, log.items, parse_format(f));
-  std::fprintf(stderr, "wrote %s: %lld events, %zu sessions, %d items (%s format) in %.1f s\n",
-               out.c_str(), static_cast<long long>(log.seqs.n_events()), log.seqs.size(),
-               log.items.size(), f.c_str(), p.elapsed_seconds());
-  return 0;
-}
+  int run(const GlobalOptions&) const {
+    const Config c = build_config(generate_option_specs(), config_file, flags);
+    Progress p("generate", 0, "events", false);
+    EventLog log = generate_sessions(to_generate_options(c));
+    const std::string f = c.get_string("out_format");
+    write_events(out, log.seqs, log.items, parse_format(f));
+    std::fprintf(stderr, "wrote %s: %lld events, %zu sessions, %d items (%s format) in %.1f s\n",
+                 out.c_str(), static_cast<long long>(log.seqs.n_events()), log.seqs.size(),
+                 log.items.size(), f.c_str(), p.elapsed_seconds());
+    return 0;
+  }
+};
 
+// ---- prepare ----------------------------------------------------------------------------
 void print_stats_line(const char* name, const nlohmann::json& s) {
   const nlohmann::json len = s.value("length", nlohmann::json::object());
   std::printf(
@@ -118,153 +136,204 @@ void print_steps(const nlohmann::json& stats) {
     std::printf("  warning: %s\n", w.is_string() ? w.get<std::string>().c_str() : w.dump().c_str());
 }
 
-int run_prepare(const std::string& input, const std::string& out_dir, const Config& read_cfg,
-                const Config& prep_cfg, bool force, const GlobalOptions& g) {
-  Progress p("prepare", 0, "", false);
-  check_split_folder(out_dir, force);
-  ReadInfo info;
-  EventLog log = read_events(input, to_read_options(read_cfg), &info);
-  std::printf("read %s: %lld events, %zu sequences, %d items (%.1f s)\n", input.c_str(),
-              static_cast<long long>(log.seqs.n_events()), log.seqs.size(), log.items.size(),
-              p.elapsed_seconds());
-  PrepareOptions po = to_prepare_options(prep_cfg);
-  po.force = force;
-  PreparedSplit split = prepare_split(log, po, &info);
-  for (const auto& d : split.stats["detected"])
-    std::fprintf(stderr, "prepare: %s\n", d.get<std::string>().c_str());
-  split.stats["options"] = prep_cfg.to_json();
-  split.stats["input"] = fs::absolute(input).string();
-  write_split(out_dir, split, input);
-  std::printf("%s split written to %s (%.1f s):\n", split.protocol.c_str(),
-              folder_display(out_dir).c_str(), p.elapsed_seconds());
-  print_steps(split.stats);
-  std::printf("  catalogue   %d items\n", split.items.size());
-  print_stats_line("train_full", sequence_stats(split.train_full));
-  print_stats_line("test", sequence_stats(split.test));
-  print_stats_line("train_tr", sequence_stats(split.train_tr));
-  print_stats_line("valid", sequence_stats(split.valid));
-  return 0;
-}
+struct PrepareCommand : Command {
+  std::string input, out_dir, config_file;
+  bool force = false;
+  ParamFlags read_flags, prep_flags;
 
-int run_train(const std::string& data, const std::string& type, const std::string& out,
-              const std::string& preset, const std::string& config_file,
-              const ParamFlags& model_flags, bool validation, const Config& read_cfg, uint64_t seed,
-              bool monitor, const std::string& monitor_metric, int patience, CheckpointOptions ckpt,
-              const GlobalOptions& g) {
-  // "recall@20" -> metric name and K for the validation runs.
-  const auto at = monitor_metric.find('@');
-  if (at == std::string::npos)
-    throw InputError("--valid-metric expects NAME@K such as recall@20, got '" + monitor_metric +
-                     "'");
-  // hr@K equals recall@K with one target; the session protocol only reports recall@K.
-  const std::string valid_metric =
-      monitor_metric.rfind("hr@", 0) == 0 ? "recall" + monitor_metric.substr(2) : monitor_metric;
-  int valid_k = 0;
-  try {
-    valid_k = std::stoi(monitor_metric.substr(at + 1));
-  } catch (const std::exception&) {
+  explicit PrepareCommand(CLI::App& app) {
+    cmd = app.add_subcommand("prepare", "filter a log and split it for evaluation");
+    cmd->add_option("input", input, "interaction log")->required();
+    cmd->add_option("-o,--out", out_dir, "output folder for the split (new or empty)")->required();
+    cmd->add_flag("--force", force,
+                  "write into a non-empty folder, and write a degenerate split (a test set with "
+                  "fewer than 10 predictions or 0.1% of the events) instead of refusing");
+    cmd->add_option("--config", config_file, "file of name = value lines (flags win)");
+    prep_flags.add(cmd, prepare_option_specs(), "Preprocessing");
+    read_flags.add(cmd, read_option_specs(), "Input format");
   }
-  if (valid_k <= 0) throw InputError("--valid-metric: K must be a positive integer");
-  const std::string metric_name = monitor_metric.substr(0, at);
-  if (metric_name != "recall" && metric_name != "mrr" && metric_name != "ndcg" &&
-      metric_name != "hr")
-    throw InputError("--valid-metric: unknown metric '" + metric_name +
-                     "' (recall, hr, mrr or ndcg)");
-  if (patience > 0 && !monitor) throw InputError("--patience needs --monitor");
-  const ModelInfo& info = find_model(type);
-  Config cfg = model_config(info, preset, config_file);
-  for (const auto& name : model_flags.apply(cfg)) {
-    std::vector<std::string> own;
-    for (const auto& p : info.params) own.push_back(dashed(p.name));
-    const std::string near = cli::nearest_name(dashed(name), own);
-    throw InputError("--" + dashed(name) + " is not a parameter of model '" + type + "'" +
-                     (near.empty() ? "" : " (did you mean --" + near + "?)") + " (see `" + g.prog +
-                     " models`)");
+
+  int run(const GlobalOptions&) const {
+    const Config read_cfg = build_config(read_option_specs(), "", read_flags);
+    const Config prep_cfg = build_config(prepare_option_specs(), config_file, prep_flags);
+    Progress p("prepare", 0, "", false);
+    check_split_folder(out_dir, force);
+    ReadInfo info;
+    EventLog log = read_events(input, to_read_options(read_cfg), &info);
+    std::printf("read %s: %lld events, %zu sequences, %d items (%.1f s)\n", input.c_str(),
+                static_cast<long long>(log.seqs.n_events()), log.seqs.size(), log.items.size(),
+                p.elapsed_seconds());
+    PrepareOptions po = to_prepare_options(prep_cfg);
+    po.force = force;
+    PreparedSplit split = prepare_split(log, po, &info);
+    for (const auto& d : split.stats["detected"])
+      std::fprintf(stderr, "prepare: %s\n", d.get<std::string>().c_str());
+    split.stats["options"] = prep_cfg.to_json();
+    split.stats["input"] = fs::absolute(input).string();
+    write_split(out_dir, split, input);
+    std::printf("%s split written to %s (%.1f s):\n", split.protocol.c_str(),
+                folder_display(out_dir).c_str(), p.elapsed_seconds());
+    print_steps(split.stats);
+    std::printf("  catalogue   %d items\n", split.items.size());
+    print_stats_line("train_full", sequence_stats(split.train_full));
+    print_stats_line("test", sequence_stats(split.test));
+    print_stats_line("train_tr", sequence_stats(split.train_tr));
+    print_stats_line("valid", sequence_stats(split.valid));
+    return 0;
   }
-  if (fs::exists(out) && fs::is_directory(out))
-    throw InputError("--out '" + out + "' is a folder; give a model file name");
-  if (!ckpt.resume.empty() && ckpt.path.empty()) ckpt.path = ckpt.resume;  // keep checkpointing
-  check_train_paths(out, ckpt);
-  TrainData td = load_train_data(data, validation ? SplitPart::Valid : SplitPart::Test,
-                                 to_read_options(read_cfg));
-  std::fprintf(stderr, "training %s on %s: %zu sequences, %lld events, %d items\n", type.c_str(),
-               td.source.c_str(), td.train.size(), static_cast<long long>(td.train.n_events()),
-               td.items.size());
-  FitContext ctx;
-  ctx.threads = g.threads;
-  ctx.seed = seed;
-  ctx.progress = !g.quiet;
-  // Validation after every epoch (iterative models): on valid.tsv of the split.
-  nlohmann::json history = nlohmann::json::array();
-  TestData valid;
-  std::vector<int64_t> counts;
-  EvalOptions veo;
-  if (monitor) {
-    if (!validation)
-      throw InputError(
-          "--monitor needs --validation (it evaluates on valid.tsv while training "
-          "on train_tr.tsv; the test set is never used for model selection)");
-    valid = load_test_data(data, SplitPart::Valid, td.items, to_read_options(read_cfg));
-    counts = item_counts(td.train, td.items.size());
-    veo = to_eval_options(Config(eval_option_specs()), td.protocol);
-    veo.cutoffs = {valid_k};
-    veo.threads = g.threads;
-    veo.progress = false;
-    ctx.patience = patience;
-    ctx.validate = [&](const Model& m, int epoch) {
-      EvalResult r = evaluate(m, valid.test, veo, counts);
-      const double v = r.metrics.at(valid_metric);
-      progress_break_line();  // the epoch's progress bar may still be on this line
-      std::fprintf(stderr, "epoch %d: validation %s = %.4f\n", epoch, valid_metric.c_str(), v);
-      history.push_back({{"epoch", epoch}, {"metrics", r.metrics}});
-      return v;
-    };
+};
+
+// ---- train ------------------------------------------------------------------------------
+struct TrainCommand : Command {
+  std::string data, type, out, config_file, preset;
+  bool validation = false;
+  uint64_t seed = 42;
+  bool monitor = false;
+  std::string valid_metric = "recall@20";
+  int patience = 0;
+  CheckpointOptions ckpt;
+  ParamFlags read_flags, model_flags;
+
+  explicit TrainCommand(CLI::App& app) {
+    cmd = app.add_subcommand("train", "train a model and write a model file");
+    cmd->add_option("data", data, "a split folder from `seqrec prepare`, or a log file")
+        ->required();
+    cmd->add_option("-m,--model", type, "model type (see `seqrec models`)")->required();
+    cmd->add_option("-o,--out", out, "model file to write")->required();
+    cmd->add_option("--preset", preset, "a named parameter set of the model (see `seqrec models`)");
+    cmd->add_option("--config", config_file, "model parameters, name = value lines or JSON");
+    cmd->add_flag("--validation", validation, "train on train_tr (the validation run)");
+    cmd->add_option("--seed", seed, "random seed");
+    cmd->add_flag("--monitor", monitor,
+                  "evaluate on valid.tsv after every epoch (with --validation; iterative models)");
+    cmd->add_option("--valid-metric", valid_metric,
+                    "metric watched by --monitor and --patience, e.g. recall@20, mrr@20, ndcg@10");
+    cmd->add_option("--patience", patience,
+                    "with --monitor: stop after this many epochs without improvement and keep "
+                    "the best epoch (0 = never stop early)")
+        ->check(CLI::Range(0, 1000000));
+    cmd->add_option("--checkpoint", ckpt.path,
+                    "write a training checkpoint to this file after every epoch (atomically; "
+                    "see docs/cli.md)");
+    cmd->add_option("--resume", ckpt.resume,
+                    "continue the training saved in this checkpoint (same data, parameters and "
+                    "seed; it keeps being updated unless --checkpoint names another file)");
+    for (const auto& m : model_registry())
+      model_flags.add(cmd, m.params, "Model parameters", "[" + m.type + "] ");
+    read_flags.add(cmd, read_option_specs(), "Input format");
   }
-  // What besides the configuration decides the result: a resumed run must match it.
-  ckpt.run = {{"seed", seed},
+
+  /// The model's configuration: defaults, preset, config file, then its flags.
+  Config configuration(const ModelInfo& info, const GlobalOptions& g) const {
+    Config cfg = model_config(info, preset, config_file);
+    for (const auto& name : model_flags.apply(cfg)) {
+      std::vector<std::string> own;
+      for (const auto& p : info.params) own.push_back(dashed(p.name));
+      const std::string near = cli::nearest_name(dashed(name), own);
+      throw InputError("--" + dashed(name) + " is not a parameter of model '" + type + "'" +
+                       (near.empty() ? "" : " (did you mean --" + near + "?)") + " (see `" +
+                       g.prog + " models`)");
+    }
+    return cfg;
+  }
+
+  int run(const GlobalOptions& g) const {
+    const Config read_cfg = build_config(read_option_specs(), "", read_flags);
+    const MetricAtK watched = parse_metric_at_k(valid_metric, "--valid-metric");
+    if (patience > 0 && !monitor) throw InputError("--patience needs --monitor");
+    const ModelInfo& info = find_model(type);
+    const Config cfg = configuration(info, g);
+    if (fs::exists(out) && fs::is_directory(out))
+      throw InputError("--out '" + out + "' is a folder; give a model file name");
+    CheckpointOptions ck = ckpt;
+    if (!ck.resume.empty() && ck.path.empty()) ck.path = ck.resume;  // keep checkpointing
+    check_train_paths(out, ck);
+    TrainData td = load_train_data(data, validation ? SplitPart::Valid : SplitPart::Test,
+                                   to_read_options(read_cfg));
+    std::fprintf(stderr, "training %s on %s: %zu sequences, %lld events, %d items\n", type.c_str(),
+                 td.source.c_str(), td.train.size(), static_cast<long long>(td.train.n_events()),
+                 td.items.size());
+    FitContext ctx;
+    ctx.threads = g.threads;
+    ctx.seed = seed;
+    ctx.progress = !g.quiet;
+    // Validation after every epoch (iterative models): on valid.tsv of the split.
+    nlohmann::json history = nlohmann::json::array();
+    std::optional<EpochValidation> valid;
+    if (monitor) {
+      if (!validation)
+        throw InputError(
+            "--monitor needs --validation (it evaluates on valid.tsv while training "
+            "on train_tr.tsv; the test set is never used for model selection)");
+      valid.emplace(data, td, watched, to_read_options(read_cfg), g.threads);
+      valid->attach(ctx, &history);
+      ctx.patience = patience;
+    }
+    // What besides the configuration decides the result: a resumed run must match it.
+    ck.run = {{"seed", seed},
               {"validation", validation},
               {"monitor", monitor},
-              {"valid_metric", monitor ? monitor_metric : ""},
+              {"valid_metric", monitor ? valid_metric : ""},
               {"patience", patience}};
-  if (monitor) ckpt.run["valid_data"] = data_fingerprint(td.items, valid.test);
-  ckpt.threads = g.threads;
-  ckpt.progress = !g.quiet;
-  ModelBundle b = train_model_checkpointed(type, cfg, td, ctx, ckpt, &history);
-  save_model(out, b);
-  std::printf("trained %s in %.2f s (peak RSS %s); model written to %s\n", type.c_str(),
-              b.meta.value("train_seconds", 0.0),
-              fmt_bytes(b.meta.value("train_peak_rss_bytes", 0LL)).c_str(), out.c_str());
-  return 0;
-}
-
-int run_eval(const std::string& model_path, const std::string& data, const Config& ecfg,
-             const Config& read_cfg, bool validation, const std::string& json_out,
-             const GlobalOptions& g) {
-  ModelBundle b = load_model(model_path);
-  TestData td = load_test_data(data, validation ? SplitPart::Valid : SplitPart::Test, b.items,
-                               to_read_options(read_cfg));
-  if (td.dropped_events > 0)
-    std::fprintf(stderr, "note: %lld test events have items the model does not know; skipped\n",
-                 static_cast<long long>(td.dropped_events));
-  EvalOptions eo = to_eval_options(ecfg, td.protocol);
-  eo.threads = g.threads;
-  eo.progress = !g.quiet;
-  EvalResult r = evaluate_bundle(b, td, eo);
-  std::printf("%s", format_results_table({{b.model->type(), r}}, eo.cutoffs).c_str());
-  if (!json_out.empty()) {
-    nlohmann::json j = r.to_json();
-    j["model"] = {{"file", model_path},
-                  {"type", b.model->type()},
-                  {"config", b.model->config().to_json()},
-                  {"n_items", b.items.size()}};
-    j["test"] = {{"source", td.source}, {"stats", sequence_stats(td.test)}};
-    j["train"] = b.meta;
-    print_json_file(json_out, j);
-    std::fprintf(stderr, "metrics written to %s\n", json_out.c_str());
+    if (monitor) ck.run["valid_data"] = data_fingerprint(td.items, valid->data().test);
+    ck.threads = g.threads;
+    ck.progress = !g.quiet;
+    ModelBundle b = train_model_checkpointed(type, cfg, td, ctx, ck, &history);
+    save_model(out, b);
+    std::printf("trained %s in %.2f s (peak RSS %s); model written to %s\n", type.c_str(),
+                b.meta.value("train_seconds", 0.0),
+                fmt_bytes(b.meta.value("train_peak_rss_bytes", 0LL)).c_str(), out.c_str());
+    return 0;
   }
-  return 0;
-}
+};
 
+// ---- eval -------------------------------------------------------------------------------
+struct EvalCommand : Command {
+  std::string model_path, data, json_out, config_file;
+  bool validation = false;
+  ParamFlags eval_flags, read_flags;
+
+  explicit EvalCommand(CLI::App& app) {
+    cmd = app.add_subcommand("eval", "evaluate a model file on test data");
+    cmd->add_option("-m,--model", model_path, "model file")->required();
+    cmd->add_option("data", data, "a split folder (uses test.tsv) or a log file")->required();
+    cmd->add_option("--json", json_out, "also write the metrics as JSON to this file");
+    cmd->add_flag("--validation", validation, "evaluate on valid.tsv instead of test.tsv");
+    cmd->add_option("--config", config_file, "file of name = value lines (flags win)");
+    eval_flags.add(cmd, eval_option_specs(), "Evaluation");
+    read_flags.add(cmd, read_option_specs(), "Input format");
+  }
+
+  int run(const GlobalOptions& g) const {
+    const Config read_cfg = build_config(read_option_specs(), "", read_flags);
+    const Config ecfg = build_config(eval_option_specs(), config_file, eval_flags);
+    ModelBundle b = load_model(model_path);
+    TestData td = load_test_data(data, validation ? SplitPart::Valid : SplitPart::Test, b.items,
+                                 to_read_options(read_cfg));
+    if (td.dropped_events > 0)
+      std::fprintf(stderr, "note: %lld test events have items the model does not know; skipped\n",
+                   static_cast<long long>(td.dropped_events));
+    EvalOptions eo = to_eval_options(ecfg, td.protocol);
+    eo.threads = g.threads;
+    eo.progress = !g.quiet;
+    EvalResult r = evaluate_bundle(b, td, eo);
+    std::printf("%s", format_results_table({{b.model->type(), r}}, eo.cutoffs).c_str());
+    if (!json_out.empty()) {
+      nlohmann::json j = r.to_json();
+      j["model"] = {{"file", model_path},
+                    {"type", b.model->type()},
+                    {"config", b.model->config().to_json()},
+                    {"n_items", b.items.size()}};
+      j["test"] = {{"source", td.source}, {"stats", sequence_stats(td.test)}};
+      j["train"] = b.meta;
+      print_json_file(json_out, j);
+      std::fprintf(stderr, "metrics written to %s\n", json_out.c_str());
+    }
+    return 0;
+  }
+};
+
+// ---- recommend --------------------------------------------------------------------------
 std::vector<std::string> split_ws(const std::string& s) {
   std::vector<std::string> out;
   std::istringstream in(s);
@@ -273,57 +342,49 @@ std::vector<std::string> split_ws(const std::string& s) {
   return out;
 }
 
-/// Top-K for one session given as original item ids.
-nlohmann::json recommend_one(const ModelBundle& b, const std::vector<std::string>& tokens, int k,
-                             bool exclude_seen, std::vector<float>& scores) {
-  nlohmann::json res;
-  std::vector<int32_t> seq;
-  std::vector<std::string> unknown;
-  for (const auto& t : tokens) {
-    int32_t i = b.items.find(t);
-    if (i < 0)
-      unknown.push_back(t);
-    else
-      seq.push_back(i);
+/// `seqrec recommend` answers through the library's Recommender (its top-K, its exclusion
+/// rule), one list of items at a time, scored by Model::score like `seqrec eval`.
+struct RecommendCommand : Command {
+  std::string model_path, session, input = "-", exclude = "auto";
+  int k = 20;
+  bool json = false;
+
+  explicit RecommendCommand(CLI::App& app) {
+    cmd = app.add_subcommand("recommend", "top-K next items for a session");
+    cmd->add_option("-m,--model", model_path, "model file")->required();
+    cmd->add_option("-s,--session", session,
+                    "the session's item ids in order, space separated (otherwise one session "
+                    "per line from --input)");
+    cmd->add_option("-i,--input", input, "file of sessions, one per line ('-' = stdin)");
+    cmd->add_option("-k", k, "number of items to recommend");
+    cmd->add_option("--exclude-seen", exclude,
+                    "drop the session's own items: auto (yes for models trained on a "
+                    "sequential split), true/all/except-target (yes: a session has no target "
+                    "here), false/none (no); the values of eval's --exclude-seen")
+        ->check(CLI::IsMember({"auto", "true", "false", "none", "except-target", "all"}));
+    cmd->add_flag("--json", json, "one JSON object per session");
   }
-  res["unknown_items"] = unknown;
-  if (seq.empty()) {
-    res["error"] = "no known items in the session";
+
+  /// The answer for one session as JSON: unknown_items, then items or error.
+  static nlohmann::json answer(const Recommender& rec, const std::vector<std::string>& tokens,
+                               const RecommendOptions& o) {
+    ItemsRequest req;
+    req.items = tokens;
+    req.options = o;
+    const Recommendation r = rec.recommend(req);
+    nlohmann::json res;
+    res["unknown_items"] = r.unknown_items;
+    if (r.session_length == 0) {
+      res["error"] = "no known items in the session";
+      return res;
+    }
+    nlohmann::json items = nlohmann::json::array();
+    for (const ScoredItem& it : r.items) items.push_back({{"item", it.item}, {"score", it.score}});
+    res["items"] = items;
     return res;
   }
-  const int32_t n = b.model->n_items();
-  scores.resize(static_cast<size_t>(n));
-  std::span<const int32_t> sp(seq);
-  std::vector<std::span<const int32_t>> seqs{sp};
-  PrefixQuery q{0, static_cast<int32_t>(seq.size())};
-  b.model->score(seqs, std::span<const PrefixQuery>(&q, 1), scores.data());
-  if (exclude_seen)
-    for (int32_t i : seq) scores[static_cast<size_t>(i)] = -std::numeric_limits<float>::infinity();
-  std::vector<int32_t> idx(static_cast<size_t>(n));
-  for (int32_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
-  const int kk = std::min<int>(k, n);
-  auto better = [&](int32_t a, int32_t c) {
-    return scores[a] > scores[c] || (scores[a] == scores[c] && a < c);
-  };
-  std::partial_sort(idx.begin(), idx.begin() + kk, idx.end(), better);
-  nlohmann::json items = nlohmann::json::array();
-  for (int r = 0; r < kk; ++r) {
-    const int32_t i = idx[static_cast<size_t>(r)];
-    if (exclude_seen && std::isinf(scores[i]) && scores[i] < 0) break;
-    items.push_back({{"item", b.items.token(i)}, {"score", scores[i]}});
-  }
-  res["items"] = items;
-  return res;
-}
 
-int run_recommend(const std::string& model_path, const std::string& session,
-                  const std::string& input, int k, const std::string& exclude, bool json,
-                  const GlobalOptions& g) {
-  if (k <= 0) throw InputError("-k must be at least 1, got " + std::to_string(k));
-  ModelBundle b = load_model(model_path);
-  bool excl = exclude == "auto" ? b.meta.value("protocol", "") == "sequential" : exclude == "true";
-  std::vector<float> scores;
-  auto emit = [&](const std::string& label, const nlohmann::json& r) {
+  void emit(const std::string& label, const nlohmann::json& r) const {
     for (const auto& u : r["unknown_items"])
       std::fprintf(stderr, "%sunknown item '%s' skipped\n", label.c_str(),
                    u.get<std::string>().c_str());
@@ -339,34 +400,50 @@ int run_recommend(const std::string& model_path, const std::string& session,
     for (const auto& it : r["items"])
       std::printf("%s%d\t%s\t%.6g\n", label.c_str(), ++rank, it["item"].get<std::string>().c_str(),
                   it["score"].get<double>());
-  };
-  if (!session.empty()) {
-    if (!json) std::printf("rank\titem\tscore\n");
-    nlohmann::json r = recommend_one(b, split_ws(session), k, excl, scores);
-    emit("", r);
-    return r.contains("error") ? 1 : 0;
   }
-  std::istream* in = &std::cin;
-  std::ifstream f;
-  if (input != "-") {
-    f.open(input);
-    if (!f) throw IoError("cannot open '" + input + "'");
-    in = &f;
-  }
-  if (!json) std::printf("line\trank\titem\tscore\n");
-  std::string line;
-  int64_t lineno = 0;
-  while (std::getline(*in, line)) {
-    ++lineno;
-    auto toks = split_ws(line);
-    if (toks.empty()) continue;
-    nlohmann::json r = recommend_one(b, toks, k, excl, scores);
-    if (json) r["line"] = lineno;
-    emit(json ? "" : std::to_string(lineno) + "\t", r);
-  }
-  return 0;
-}
 
+  int run(const GlobalOptions&) const {
+    if (k <= 0) throw InputError("-k must be at least 1, got " + std::to_string(k));
+    ModelBundle b = load_model(model_path);
+    RecommenderOptions ro;
+    ro.max_k = ro.default_k = std::max<int32_t>(1, std::min<int32_t>(k, b.items.size()));
+    ro.dot_product_head = false;    // Model::score, as eval: the same scores bit for bit
+    ro.threads_per_request = 0;     // the threads of --threads
+    ro.sweep_interval_seconds = 0;  // no sessions here
+    const Recommender rec(std::move(b), ro);
+    RecommendOptions o;
+    o.k = ro.max_k;
+    if (const int mode = parse_exclude_seen(exclude); mode != kExcludeSeenDefault)
+      o.exclude_seen = mode != kExcludeSeenNone;  // unset: the Recommender's rule
+    if (!session.empty()) {
+      if (!json) std::printf("rank\titem\tscore\n");
+      const nlohmann::json r = answer(rec, split_ws(session), o);
+      emit("", r);
+      return r.contains("error") ? 1 : 0;
+    }
+    std::istream* in = &std::cin;
+    std::ifstream f;
+    if (input != "-") {
+      f.open(input);
+      if (!f) throw IoError("cannot open '" + input + "'");
+      in = &f;
+    }
+    if (!json) std::printf("line\trank\titem\tscore\n");
+    std::string line;
+    int64_t lineno = 0;
+    while (std::getline(*in, line)) {
+      ++lineno;
+      auto toks = split_ws(line);
+      if (toks.empty()) continue;
+      nlohmann::json r = answer(rec, toks, o);
+      if (json) r["line"] = lineno;
+      emit(json ? "" : std::to_string(lineno) + "\t", r);
+    }
+    return 0;
+  }
+};
+
+// ---- info, models -----------------------------------------------------------------------
 /// Flattens nested metadata objects into dotted keys ("train_stats.length.mean").
 void print_flat(const nlohmann::json& j, const std::string& prefix) {
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -457,125 +534,79 @@ int run_models() {
   return 0;
 }
 
-/// The settings the demo trains each model with: the official rsc15 preset for GRU4Rec
-/// (the synthetic data imitates RSC15 clicks), and for SASRec a history window and epoch
-/// budget that fit short sessions and a run of a minute or two.
-Config demo_config(const std::string& type) {
-  Config c = default_config(type);
-  const ModelInfo& info = find_model(type);
-  for (const auto& p : info.presets)
-    if (type == "gru4rec" && p.name == "rsc15")
-      for (const auto& [k, v] : p.values) c.set(k, v, "demo");
-  if (type == "sasrec") {
-    c.set("maxlen", "20", "demo");
-    c.set("epochs", "15", "demo");
-    c.set("loss", "ce", "demo");
+struct InfoCommand : Command {
+  std::string model_path;
+  bool json = false, list_items = false;
+
+  explicit InfoCommand(CLI::App& app) {
+    cmd = app.add_subcommand("info", "print a model file's metadata");
+    cmd->add_option("model", model_path, "model file")->required();
+    cmd->add_flag("--json", json, "as JSON");
+    cmd->add_flag("--items", list_items,
+                  "print the item vocabulary (the original ids, one per line, in model order)");
   }
-  return c;
-}
 
-/// The main job: synthetic data -> session split -> every model -> one table.
-int run_demo(const Config& gen_cfg, const std::string& out_dir, const std::string& models,
-             const GlobalOptions& g) {
-  Progress total("demo", 0, "", false);
-  fs::create_directories(out_dir);
-  GenerateOptions go = to_generate_options(gen_cfg);
-  std::printf("seqrec demo: generating %lld synthetic events over %d items (seed %llu)\n",
-              static_cast<long long>(go.n_events), go.n_items,
-              static_cast<unsigned long long>(go.seed));
-  EventLog log = generate_sessions(go);
-  const std::string log_path = (fs::path(out_dir) / "events.tsv").string();
-  write_events(log_path, log.seqs, log.items, Format::Delimited);
-  PreparedSplit split = prepare_session(log, SessionSplitOptions{});
-  const std::string split_dir = (fs::path(out_dir) / "split").string();
-  write_split(split_dir, split, log_path);
-  std::printf(
-      "session split in %s: train %zu sessions / %lld events, test %zu sessions / "
-      "%lld events, %d items\n\n",
-      folder_display(split_dir).c_str(), split.train_full.size(),
-      static_cast<long long>(split.train_full.n_events()), split.test.size(),
-      static_cast<long long>(split.test.n_events()), split.items.size());
+  int run(const GlobalOptions& g) const { return run_info(model_path, json, list_items, g); }
+};
 
-  std::vector<std::string> types;
-  if (models.empty() || models == "all") {
-    for (const auto& m : model_registry()) types.push_back(m.type);
-  } else {
-    std::stringstream ss(models);
-    std::string t;
-    while (std::getline(ss, t, ',')) types.push_back(find_model(t).type);
+struct ModelsCommand : Command {
+  explicit ModelsCommand(CLI::App& app) {
+    cmd = app.add_subcommand("models", "list model types and their parameters");
   }
-  ReadOptions ro;
-  TrainData td = load_train_data(split_dir, SplitPart::Test, ro);
-  std::vector<std::pair<std::string, EvalResult>> rows;
-  EvalOptions eo;
-  eo.cutoffs = {5, 10, 20};
-  eo.threads = g.threads;
-  eo.progress = !g.quiet;
-  std::vector<double> train_secs;
-  for (const auto& type : types) {
-    FitContext ctx;
-    ctx.threads = g.threads;
-    ctx.progress = !g.quiet;
-    ModelBundle b = train_model(type, demo_config(type), td, ctx);
-    const std::string model_path = (fs::path(out_dir) / (type + ".seqrec")).string();
-    save_model(model_path, b);
-    TestData test = load_test_data(split_dir, SplitPart::Test, b.items, ro);
-    EvalResult r = evaluate_bundle(b, test, eo);
-    std::fprintf(stderr, "%s: trained in %.2f s, evaluated in %.2f s\n", type.c_str(),
-                 b.meta.value("train_seconds", 0.0), r.seconds);
-    rows.emplace_back(type, r);
+  int run(const GlobalOptions&) const { return run_models(); }
+};
+
+// ---- demo -------------------------------------------------------------------------------
+struct DemoCommand : Command {
+  std::string out_dir = "seqrec-demo", models = "all";
+  ParamFlags flags;
+
+  explicit DemoCommand(CLI::App& app) {
+    cmd = app.add_subcommand(
+        "demo", "the main job: generate data, train every model, print the comparison");
+    cmd->add_option("-o,--out", out_dir, "output folder");
+    cmd->add_option("--models", models, "comma-separated model types, or all");
+    flags.add(cmd, generate_option_specs(), "Generator");
   }
-  std::printf("%s", format_results_table(rows, eo.cutoffs).c_str());
-  // The table in words: who won, what the two numbers mean, and why simple rules can win
-  // on this data.
-  const int k = eo.cutoffs.back();
-  const std::string rk = "recall@" + std::to_string(k), mk = "mrr@" + std::to_string(k);
-  auto metric_of = [](const EvalResult& r, const std::string& m) {
-    const auto it = r.metrics.find(m);
-    return it == r.metrics.end() ? 0.0 : it->second;
-  };
-  std::vector<size_t> order(rows.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return metric_of(rows[a].second, rk) > metric_of(rows[b].second, rk);
-  });
-  const auto& best = rows[order.front()];
-  const double best_recall = metric_of(best.second, rk), best_mrr = metric_of(best.second, mk);
-  std::printf("\nBest by Recall@%d: %s (%.4f)", k, best.first.c_str(), best_recall);
-  for (size_t i = 1; i < order.size(); ++i)
-    std::printf("%s %s %.4f", i == 1 ? ", then" : ",", rows[order[i]].first.c_str(),
-                metric_of(rows[order[i]].second, rk));
-  std::printf(".\n");
-  std::printf(
-      "What the numbers mean: every test session is replayed click by click, and before each "
-      "click the model ranks all %d items.\n"
-      "  Recall@%d = the share of next clicks found in the model's top %d: %s's %.4f means "
-      "%.0f%% of next clicks were in its top %d.\n"
-      "  MRR@%d = the mean of 1/rank of the next click (0 when it is not in the top %d; 1 "
-      "would be always first): %s's %.4f means the next clicks it found sat at a typical "
-      "(harmonic mean) rank of %.1f.\n",
-      split.items.size(), k, k, best.first.c_str(), best_recall, 100 * best_recall, k, k, k,
-      best.first.c_str(), best_mrr, best_mrr > 0 ? best_recall / best_mrr : 0.0);
-  std::printf(
-      "Why simple rules can win here: the generator picks each next click either among %d "
-      "fixed successors of the current item (item-to-item transitions, probability %.2f) or "
-      "at random by popularity; nothing depends on earlier clicks. Sequential rules (sr) and "
-      "session kNN (vsknn) count exactly those transitions, so on this data they are hard to "
-      "beat; GRU4Rec and SASRec earn their cost on real logs with longer-range patterns "
-      "(try `seqrec compare` on your own data).\n",
-      go.n_successors, go.follow_prob);
-  const std::string first_model = (fs::path(out_dir) / (types.front() + ".seqrec")).string();
-  std::printf(
-      "\nmodels saved in %s (try: %s recommend --model %s --session \"%s\")\ntotal %.1f s\n",
-      folder_display(out_dir).c_str(), g.prog.c_str(), first_model.c_str(),
-      split.items.token(0).c_str(), total.elapsed_seconds());
-  return 0;
-}
 
-}  // namespace
+  int run(const GlobalOptions& g) const {
+    DemoOptions o;
+    o.generator = build_config(generate_option_specs(), "", flags);
+    o.out_dir = out_dir;
+    o.models = models;
+    o.threads = g.threads;
+    o.quiet = g.quiet;
+    o.prog = g.prog;
+    return run_demo(o);
+  }
+};
 
-namespace {
+// ---- serve ------------------------------------------------------------------------------
+/// The HTTP server: flags from one table (serve_option_specs: the HTTP layer's and the
+/// recommender's), checked while parsing -> ServeOptions -> src/serve.
+struct ServeCommand : Command {
+  std::string model_path;
+  ParamFlags flags;
 
+  explicit ServeCommand(CLI::App& app) {
+    cmd = app.add_subcommand("serve",
+                             "serve recommendations over HTTP/JSON with live "
+                             "session state (see docs/http-api.md)");
+    cmd->add_option("model", model_path, "model file")->required();
+    const cli::FlagStyle style{/*check=*/true, /*bool_switch=*/true};
+    flags.add(cmd, http_option_specs(), "HTTP", "", style);
+    flags.add(cmd, recommender_option_specs(), "Sessions and scoring", "", style);
+  }
+
+  int run(const GlobalOptions& g) const {
+    serve::http::ServeOptions o =
+        to_serve_options(build_config(serve_option_specs(), "", flags), model_path);
+    o.quiet = g.quiet;
+    return serve::http::serve(o);
+  }
+};
+
+// ---- main: process setup and command-line errors -------------------------------------
 // libgomp's threads spin for up to 300,000 iterations at every barrier before they sleep. On
 // a machine whose cores are shared with other busy processes that turns into a disaster: a
 // spinning thread holds the core its descheduled partner needs, and every barrier waits for a
@@ -630,6 +661,19 @@ std::vector<std::string> option_names(const CLI::App* app) {
   return names;
 }
 
+/// The flag a user should be told about: for an old spelling (a hidden alias flag, whose
+/// description is "= --NAME", see ParamFlags) the parameter's own name.
+std::string preferred_flag(const CLI::App* app, const std::string& flag) {
+  for (; app != nullptr; app = app->get_parent())
+    for (const CLI::Option* o : app->get_options())
+      for (const auto& n : o->get_lnames())
+        if ("--" + n == flag) {
+          const std::string& d = o->get_description();
+          return d.rfind("= --", 0) == 0 ? d.substr(2) : flag;
+        }
+  return flag;
+}
+
 /// A command-line error from CLI11 as a `seqrec: error:` message with the nearest option or
 /// subcommand name for a misspelt one; returns the exit status (kExitUserError, or 0 for
 /// --help and --version, which CLI11 also reports as "errors").
@@ -655,7 +699,8 @@ int report_parse_error(const CLI::App& app, const CLI::ParseError& e, const std:
     msg = "unknown command '" + unknown_word + "'" +
           (near.empty() ? "" : " (did you mean " + near + "?)");
   } else if (!unknown_option.empty()) {
-    const std::string near = cli::nearest_name(unknown_option, option_names(sub ? sub : &app));
+    std::string near = cli::nearest_name(unknown_option, option_names(sub ? sub : &app));
+    if (!near.empty()) near = preferred_flag(sub ? sub : &app, near);
     msg = "unknown option " + unknown_option + " for `" + where + "`" +
           (near.empty() ? "" : " (did you mean " + near + "?)");
   } else if (!unknown_word.empty() && dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
@@ -689,271 +734,10 @@ CLI::Validator threads_validator(int min) {
       min == 0 ? "0..4096" : std::to_string(min) + "..4096");
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  reexec_with_bounded_spinning(argv);
+/// Runs the chosen command; library errors become a message and an exit status.
+int run_reporting_errors(const std::function<int()>& body) {
   try {
-    isa::level();  // SEQREC_ISA checked (and oneDNN capped) before anything else runs
-  } catch (const seqrec::Error& e) {
-    std::fprintf(stderr, "seqrec: error: %s\n", e.what());
-    return 1;
-  }
-  GlobalOptions g;
-  g.prog = invocation_name(argc > 0 ? argv[0] : nullptr);
-  CLI::App app{
-      "seqrec: session-based and sequential recommendation (GRU4Rec, SASRec, "
-      "baselines).\nRun `" +
-      g.prog + " demo` for a tour on built-in synthetic data."};
-  app.require_subcommand(1);
-  // Global options (--threads, -q, --version) are accepted after the subcommand too: what a
-  // subcommand does not know falls through to here. (serve has a --threads of its own.)
-  app.fallthrough();
-  app.set_version_flag(
-      "--version", [] { return std::string("seqrec ") + SEQREC_VERSION + "\n" + isa::describe(); });
-  app.add_option("--threads", g.threads, "threads to use (0 = all cores)")
-      ->check(threads_validator(0));
-  app.add_flag("-q,--quiet", g.quiet, "no progress output");
-
-  // generate
-  auto* gen = app.add_subcommand("generate", "write a synthetic session log");
-  std::string gen_out, gen_config;
-  ParamFlags gen_flags;
-  gen->add_option("-o,--out", gen_out, "output file")->required();
-  gen->add_option("--config", gen_config, "file of name = value lines (flags win)");
-  gen_flags.add(gen, generate_option_specs(), "Generator");
-
-  // prepare
-  auto* prep = app.add_subcommand("prepare", "filter a log and split it for evaluation");
-  std::string prep_in, prep_out, prep_config;
-  bool prep_force = false;
-  ParamFlags prep_read_flags, prep_flags;
-  prep->add_option("input", prep_in, "interaction log")->required();
-  prep->add_option("-o,--out", prep_out, "output folder for the split (new or empty)")->required();
-  prep->add_flag("--force", prep_force,
-                 "write into a non-empty folder, and write a degenerate split (a test set with "
-                 "fewer than 10 predictions or 0.1% of the events) instead of refusing");
-  prep->add_option("--config", prep_config, "file of name = value lines (flags win)");
-  prep_flags.add(prep, prepare_option_specs(), "Preprocessing");
-  prep_read_flags.add(prep, read_option_specs(), "Input format");
-
-  // train
-  auto* train = app.add_subcommand("train", "train a model and write a model file");
-  std::string train_data, train_model_type, train_out, train_config, train_preset;
-  bool train_valid = false;
-  uint64_t train_seed = 42;
-  bool train_monitor = false;
-  std::string train_valid_metric = "recall@20";
-  int train_patience = 0;
-  CheckpointOptions train_ckpt;
-  ParamFlags train_read_flags, model_flags;
-  train->add_option("data", train_data, "a split folder from `seqrec prepare`, or a log file")
-      ->required();
-  train->add_option("-m,--model", train_model_type, "model type (see `seqrec models`)")->required();
-  train->add_option("-o,--out", train_out, "model file to write")->required();
-  train->add_option("--preset", train_preset,
-                    "a named parameter set of the model (see `seqrec models`)");
-  train->add_option("--config", train_config, "model parameters, name = value lines or JSON");
-  train->add_flag("--validation", train_valid, "train on train_tr (the validation run)");
-  train->add_option("--seed", train_seed, "random seed");
-  train->add_flag("--monitor", train_monitor,
-                  "evaluate on valid.tsv after every epoch (with --validation; iterative models)");
-  train->add_option("--valid-metric", train_valid_metric,
-                    "metric watched by --monitor and --patience, e.g. recall@20, mrr@20, ndcg@10");
-  train
-      ->add_option("--patience", train_patience,
-                   "with --monitor: stop after this many epochs without improvement and keep "
-                   "the best epoch (0 = never stop early)")
-      ->check(CLI::Range(0, 1000000));
-  train->add_option("--checkpoint", train_ckpt.path,
-                    "write a training checkpoint to this file after every epoch (atomically; "
-                    "see docs/cli.md)");
-  train->add_option("--resume", train_ckpt.resume,
-                    "continue the training saved in this checkpoint (same data, parameters and "
-                    "seed; it keeps being updated unless --checkpoint names another file)");
-  for (const auto& m : model_registry())
-    model_flags.add(train, m.params, "Model parameters", "[" + m.type + "] ");
-  train_read_flags.add(train, read_option_specs(), "Input format");
-
-  // eval
-  auto* ev = app.add_subcommand("eval", "evaluate a model file on test data");
-  std::string ev_model, ev_data, ev_json, ev_config;
-  bool ev_valid = false;
-  ParamFlags ev_flags, ev_read_flags;
-  ev->add_option("-m,--model", ev_model, "model file")->required();
-  ev->add_option("data", ev_data, "a split folder (uses test.tsv) or a log file")->required();
-  ev->add_option("--json", ev_json, "also write the metrics as JSON to this file");
-  ev->add_flag("--validation", ev_valid, "evaluate on valid.tsv instead of test.tsv");
-  ev->add_option("--config", ev_config, "file of name = value lines (flags win)");
-  ev_flags.add(ev, eval_option_specs(), "Evaluation");
-  ev_read_flags.add(ev, read_option_specs(), "Input format");
-
-  // recommend
-  auto* rec = app.add_subcommand("recommend", "top-K next items for a session");
-  std::string rec_model, rec_session, rec_input = "-", rec_exclude = "auto";
-  int rec_k = 20;
-  bool rec_json = false;
-  rec->add_option("-m,--model", rec_model, "model file")->required();
-  rec->add_option("-s,--session", rec_session,
-                  "the session's item ids in order, space separated (otherwise one session "
-                  "per line from --input)");
-  rec->add_option("-i,--input", rec_input, "file of sessions, one per line ('-' = stdin)");
-  rec->add_option("-k", rec_k, "number of items to recommend");
-  rec->add_option("--exclude-seen", rec_exclude,
-                  "drop the session's own items (auto: yes for sequential models)")
-      ->check(CLI::IsMember({"auto", "true", "false"}));
-  rec->add_flag("--json", rec_json, "one JSON object per session");
-
-  // info, models, demo
-  auto* info = app.add_subcommand("info", "print a model file's metadata");
-  std::string info_model;
-  bool info_json = false;
-  info->add_option("model", info_model, "model file")->required();
-  info->add_flag("--json", info_json, "as JSON");
-  bool info_items = false;
-  info->add_flag("--items", info_items,
-                 "print the item vocabulary (the original ids, one per line, in model order)");
-  auto* models = app.add_subcommand("models", "list model types and their parameters");
-  auto* demo = app.add_subcommand(
-      "demo", "the main job: generate data, train every model, print the comparison");
-  std::string demo_out = "seqrec-demo", demo_models = "all";
-  ParamFlags demo_flags;
-  demo->add_option("-o,--out", demo_out, "output folder");
-  demo->add_option("--models", demo_models, "comma-separated model types, or all");
-  demo_flags.add(demo, generate_option_specs(), "Generator");
-
-  // compare (its options live in src/app/compare_cli.cpp)
-  CompareCommand compare_cmd(app);
-
-  // serve (the HTTP server: options -> ServeOptions -> src/serve)
-  auto* srv = app.add_subcommand("serve",
-                                 "serve recommendations over HTTP/JSON with live "
-                                 "session state (see docs/http-api.md)");
-  seqrec::serve::http::ServeOptions serve_opts;
-  double serve_mem_mib = 1024.0;
-  std::string serve_head_storage = "int8";
-  {
-    auto& h = serve_opts.http;
-    auto& r = serve_opts.recommender;
-    srv->add_option("model", serve_opts.model_path, "model file")->required();
-    srv->add_option("--host", h.host, "address to listen on (0.0.0.0 = every interface)")
-        ->capture_default_str();
-    srv->add_option("--port", h.port, "port (0 = any free port; see --port-file)")
-        ->check(CLI::Range(0, 65535))
-        ->capture_default_str();
-    srv->add_option("--threads", h.threads,
-                    "worker threads running requests (default: 2 x cores, at least 8); "
-                    "not a limit on connections")
-        ->check(threads_validator(1))
-        ->capture_default_str();
-    srv->add_option("--max-connections", h.max_connections,
-                    "open connections at most (beyond: 503 and closed)")
-        ->check(CLI::Range(1, 10000000))
-        ->capture_default_str();
-    srv->add_option("--keep-alive", h.keep_alive_seconds,
-                    "seconds after which an idle keep-alive connection is closed")
-        ->check(CLI::Range(0.001, 1e6))
-        ->capture_default_str();
-    srv->add_option("--read-timeout", h.read_timeout_seconds,
-                    "seconds within which a started request must be complete (else 408)")
-        ->check(CLI::Range(0.001, 1e6))
-        ->capture_default_str();
-    srv->add_option("--write-timeout", h.write_timeout_seconds,
-                    "seconds a client may take to read a response before it is dropped")
-        ->check(CLI::Range(0.001, 1e6))
-        ->capture_default_str();
-    srv->add_option("--max-sessions", r.max_sessions,
-                    "live sessions at most (least recently used evicted first)")
-        ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
-        ->capture_default_str();
-    srv->add_option("--session-ttl", r.session_ttl_seconds,
-                    "seconds after which an idle session is dropped (0 = never)")
-        ->check(CLI::Range(0.0, 1e9))
-        ->capture_default_str();
-    srv->add_option("--max-session-memory", serve_mem_mib,
-                    "MiB of session state at most (least recently used evicted first)")
-        ->check(CLI::Range(0.001, 1e9))
-        ->capture_default_str();
-    srv->add_option("--max-history", r.max_history,
-                    "events kept per session for scoring and exclusion (at least the "
-                    "model's context length)")
-        ->check(CLI::Range(1, 1000000))
-        ->capture_default_str();
-    srv->add_option("--max-body", h.max_body, "largest request body in bytes (larger: 413)")
-        ->check(CLI::Range(int64_t{1}, int64_t{1} << 34))
-        ->capture_default_str();
-    srv->add_option("--default-k", r.default_k, "K when a request gives none")
-        ->check(CLI::Range(1, 1000000))
-        ->capture_default_str();
-    srv->add_option("--max-k", r.max_k, "largest K a request may ask for")
-        ->check(CLI::Range(1, 1000000))
-        ->capture_default_str();
-    srv->add_option("--session-shards", r.shards,
-                    "independently locked parts of the session table (0 = automatic)")
-        ->check(CLI::Range(0, 4096))
-        ->capture_default_str();
-    srv->add_option("--max-batch", r.max_batch,
-                    "GRU4Rec/SASRec: concurrent requests scored in one pass over the item "
-                    "matrix at most (1 = each alone)")
-        ->check(CLI::Range(1, 4096))
-        ->capture_default_str();
-    srv->add_option("--batch-lanes", r.batch_lanes, "GRU4Rec/SASRec: scoring passes run at once")
-        ->check(CLI::Range(1, 4096))
-        ->capture_default_str();
-    srv->add_option("--head-storage", serve_head_storage,
-                    "GRU4Rec/SASRec: int8 (a quarter of the memory traffic, candidates "
-                    "rescored exactly) or fp32; the same results")
-        ->check(CLI::IsMember({"int8", "fp32"}))
-        ->capture_default_str();
-    srv->add_option("--port-file", serve_opts.port_file,
-                    "write the port to this file once listening");
-    srv->add_flag("--access-log", h.access_log, "one line per request on stderr");
-  }
-
-  // Line-buffered stdout keeps results and stderr progress in order when both are piped.
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return report_parse_error(app, e, g.prog);
-  }
-
-  try {
-    set_threads(g.threads);
-    if (*gen)
-      return run_generate(build_config(generate_option_specs(), gen_config, gen_flags), gen_out, g);
-    if (*prep) {
-      Config rc = build_config(read_option_specs(), "", prep_read_flags);
-      Config pc = build_config(prepare_option_specs(), prep_config, prep_flags);
-      return run_prepare(prep_in, prep_out, rc, pc, prep_force, g);
-    }
-    if (*train) {
-      Config rc = build_config(read_option_specs(), "", train_read_flags);
-      return run_train(train_data, train_model_type, train_out, train_preset, train_config,
-                       model_flags, train_valid, rc, train_seed, train_monitor, train_valid_metric,
-                       train_patience, train_ckpt, g);
-    }
-    if (*ev) {
-      Config rc = build_config(read_option_specs(), "", ev_read_flags);
-      Config ec = build_config(eval_option_specs(), ev_config, ev_flags);
-      return run_eval(ev_model, ev_data, ec, rc, ev_valid, ev_json, g);
-    }
-    if (*rec)
-      return run_recommend(rec_model, rec_session, rec_input, rec_k, rec_exclude, rec_json, g);
-    if (*info) return run_info(info_model, info_json, info_items, g);
-    if (*models) return run_models();
-    if (*srv) {
-      serve_opts.recommender.max_session_bytes = static_cast<int64_t>(serve_mem_mib * 1048576.0);
-      serve_opts.recommender.head_storage = serve_head_storage == "fp32"
-                                                ? seqrec::RecommenderOptions::HeadStorage::Fp32
-                                                : seqrec::RecommenderOptions::HeadStorage::Int8;
-      serve_opts.quiet = g.quiet;
-      return seqrec::serve::http::serve(serve_opts);
-    }
-    if (compare_cmd.chosen()) return compare_cmd.run(g.threads, g.quiet);
-    if (*demo)
-      return run_demo(build_config(generate_option_specs(), "", demo_flags), demo_out, demo_models,
-                      g);
+    return body();
   } catch (const seqrec::Error& e) {
     std::fprintf(stderr, "seqrec: error: %s\n", e.what());
     return kExitUserError;
@@ -967,5 +751,68 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "seqrec: internal error: %s\n", e.what());
     return kExitInternal;
   }
-  return kExitOk;
+}
+
+/// The options of the program itself (accepted after the subcommand too).
+void add_global_options(CLI::App& app, GlobalOptions& g) {
+  app.require_subcommand(1);
+  // Global options (--threads, -q, --version) are accepted after the subcommand too: what a
+  // subcommand does not know falls through to here. (serve has a --threads of its own.)
+  app.fallthrough();
+  app.set_version_flag(
+      "--version", [] { return std::string("seqrec ") + SEQREC_VERSION + "\n" + isa::describe(); });
+  app.add_option("--threads", g.threads, "threads to use (0 = all cores)")
+      ->check(threads_validator(0));
+  app.add_flag("-q,--quiet", g.quiet, "no progress output");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  reexec_with_bounded_spinning(argv);
+  try {
+    isa::level();  // SEQREC_ISA checked (and oneDNN capped) before anything else runs
+  } catch (const seqrec::Error& e) {
+    std::fprintf(stderr, "seqrec: error: %s\n", e.what());
+    return kExitUserError;
+  }
+  GlobalOptions g;
+  g.prog = invocation_name(argc > 0 ? argv[0] : nullptr);
+  CLI::App app{
+      "seqrec: session-based and sequential recommendation (GRU4Rec, SASRec, "
+      "baselines).\nRun `" +
+      g.prog + " demo` for a tour on built-in synthetic data."};
+  add_global_options(app, g);
+  GenerateCommand generate(app);
+  PrepareCommand prepare(app);
+  TrainCommand train(app);
+  EvalCommand eval(app);
+  RecommendCommand recommend(app);
+  InfoCommand info(app);
+  ModelsCommand models(app);
+  DemoCommand demo(app);
+  CompareCommand compare(app);  // its options live in src/app/compare_cli.cpp
+  ServeCommand serve(app);
+
+  // Line-buffered stdout keeps results and stderr progress in order when both are piped.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return report_parse_error(app, e, g.prog);
+  }
+  return run_reporting_errors([&]() -> int {
+    set_threads(g.threads);
+    if (generate.chosen()) return generate.run(g);
+    if (prepare.chosen()) return prepare.run(g);
+    if (train.chosen()) return train.run(g);
+    if (eval.chosen()) return eval.run(g);
+    if (recommend.chosen()) return recommend.run(g);
+    if (info.chosen()) return info.run(g);
+    if (models.chosen()) return models.run(g);
+    if (serve.chosen()) return serve.run(g);
+    if (compare.chosen()) return compare.run(g.threads, g.quiet);
+    if (demo.chosen()) return demo.run(g);
+    return kExitOk;
+  });
 }

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "app/report.hpp"
+#include "report/report.hpp"
 #include "seqrec/error.hpp"
 #include "xml_check.hpp"
 

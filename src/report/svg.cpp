@@ -1,5 +1,5 @@
 // SVG charts: scales with "nice" ticks, axes, legends, and the three chart kinds.
-#include "app/svg.hpp"
+#include "report/svg.hpp"
 
 #include <algorithm>
 #include <cmath>

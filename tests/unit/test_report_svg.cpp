@@ -5,7 +5,7 @@
 #include <cmath>
 #include <string>
 
-#include "app/svg.hpp"
+#include "report/svg.hpp"
 #include "xml_check.hpp"
 
 using namespace seqrec;

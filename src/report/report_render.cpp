@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "app/report.hpp"
-#include "app/svg.hpp"
 #include "core/text_format.hpp"
+#include "report/report.hpp"
+#include "report/svg.hpp"
 #include "seqrec/error.hpp"
 
 namespace seqrec {

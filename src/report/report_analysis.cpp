@@ -10,9 +10,9 @@
 #include <tuple>
 #include <vector>
 
-#include "app/report.hpp"
 #include "core/text_format.hpp"
 #include "eval/significance.hpp"
+#include "report/report.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/eval.hpp"
 

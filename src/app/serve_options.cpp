@@ -1,0 +1,67 @@
+#include "app/serve_options.hpp"
+
+#include <sstream>
+
+#include "app/options.hpp"
+#include "seqrec/recommender.hpp"
+
+namespace seqrec {
+
+namespace {
+
+std::string text(double v) {
+  std::ostringstream o;
+  o.precision(15);
+  o << v;
+  return o.str();
+}
+
+}  // namespace
+
+std::vector<ParamSpec> http_option_specs() {
+  const serve::http::HttpOptions d;
+  return {
+      param_string("host", d.host, "address to listen on (0.0.0.0 = every interface)"),
+      param_int("port", std::to_string(d.port), 0, 65535,
+                "port (0 = any free port; see --port-file)"),
+      param_int("threads", std::to_string(d.threads), 1, 4096,
+                "worker threads running requests (default: 2 x cores, at least 8); not a limit "
+                "on connections"),
+      param_int("max_connections", std::to_string(d.max_connections), 1, 10000000,
+                "open connections at most (beyond: 503 and closed)"),
+      param_float("keep_alive", text(d.keep_alive_seconds), 0.001, 1e6,
+                  "seconds after which an idle keep-alive connection is closed"),
+      param_float("read_timeout", text(d.read_timeout_seconds), 0.001, 1e6,
+                  "seconds within which a started request must be complete (else 408)"),
+      param_float("write_timeout", text(d.write_timeout_seconds), 0.001, 1e6,
+                  "seconds a client may take to read a response before it is dropped"),
+      param_int("max_body", std::to_string(d.max_body), 1, static_cast<double>(int64_t{1} << 34),
+                "largest request body in bytes (larger: 413)"),
+      param_string("port_file", "", "write the port to this file once listening"),
+      param_bool("access_log", d.access_log ? "true" : "false", "one line per request on stderr"),
+  };
+}
+
+std::vector<ParamSpec> serve_option_specs() {
+  return concat_specs(http_option_specs(), recommender_option_specs());
+}
+
+serve::http::ServeOptions to_serve_options(const Config& c, const std::string& model_path) {
+  serve::http::ServeOptions o;
+  o.model_path = model_path;
+  serve::http::HttpOptions& h = o.http;
+  h.host = c.get_string("host");
+  h.port = static_cast<int>(c.get_int("port"));
+  h.threads = static_cast<int>(c.get_int("threads"));
+  h.max_connections = static_cast<int>(c.get_int("max_connections"));
+  h.keep_alive_seconds = c.get_float("keep_alive");
+  h.read_timeout_seconds = c.get_float("read_timeout");
+  h.write_timeout_seconds = c.get_float("write_timeout");
+  h.max_body = c.get_int("max_body");
+  h.access_log = c.get_bool("access_log");
+  o.port_file = c.get_string("port_file");
+  o.recommender = to_recommender_options(c);
+  return o;
+}
+
+}  // namespace seqrec
