@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -46,10 +47,11 @@ bool parse_float(const std::string& s, double* out) {
   return end == s.c_str() + s.size() && errno != ERANGE && std::isfinite(*out);
 }
 
+/// A bound as a person writes it: 1000000, not 1e+06; 0.95, not 0.94999999999999996.
 std::string fmt_bound(double v) {
-  std::ostringstream o;
-  o << v;
-  return o.str();
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  return buf;
 }
 
 void check_range(const ParamSpec& spec, double v, const std::string& origin,

@@ -10,9 +10,9 @@ namespace seqrec {
 void set_threads(int n);
 int num_threads();
 
-/// What a ThreadScope does with a thread count of 0 (or below). The callers differ:
-/// training (GRU4Rec) takes 0 as "all cores"; SASRec training, evaluation and per-request
-/// serving take it as "leave the count as it is".
+/// What a ThreadScope does with a thread count of 0 (or below). Training (FitContext) and
+/// evaluation (EvalOptions) take 0 as "all cores", as their options document; per-request
+/// serving takes it as "leave the count as it is" (the server's own setting).
 enum class ZeroThreads {
   AllCores,     ///< n <= 0 sets all cores, as set_threads(0)
   KeepCurrent,  ///< n <= 0 changes nothing

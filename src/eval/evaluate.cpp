@@ -166,7 +166,7 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
       std::max<int64_t>(1, std::min<int64_t>(opt.batch_size, kMaxBufferFloats / n_items));
   const int64_t n_batches = (n_queries + batch - 1) / batch;
 
-  ThreadScope thread_scope(opt.threads, ZeroThreads::KeepCurrent);
+  ThreadScope thread_scope(opt.threads, ZeroThreads::AllCores);  // 0 = all cores, as documented
   const int nt = std::max(1, num_threads());
   std::vector<std::unique_ptr<ThreadState>> states(static_cast<size_t>(nt));
   std::vector<BatchSums> sums(static_cast<size_t>(n_batches));

@@ -285,12 +285,6 @@ void Gru4recModel::fit(const SequenceSet& train, int32_t n_items, const FitConte
   lo.epochs_param = "epochs";
   lo.lr_param = "learning_rate";
   lo.unit = "events";
-  lo.zero_threads = ZeroThreads::AllCores;
-  // The names GRU4Rec checkpoints have always used (docs/file-formats.md).
-  lo.keys.losses = "epoch_loss";
-  lo.keys.rates = "epoch_events_per_s";
-  lo.keys.valid_scores = "valid_score";
-  lo.keys.since_best = "bad_epochs";
   train::EpochLoop loop(ctx, lo);  // sets the thread count for everything below
   const auto counts = count_items(train, n_items);
 

@@ -511,7 +511,6 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
   lo.lr_param = "learning_rate";
   lo.unit = "seqs";
   lo.validate_every = params_.eval_every;
-  lo.zero_threads = ZeroThreads::KeepCurrent;
   train::EpochLoop loop(ctx, lo);  // sets the thread count for everything below
   Trainer t(*this, train, n_items, ctx);
   loop.options().units_per_epoch = t.n_users();

@@ -19,6 +19,19 @@ std::string fmt_loss(double v) {
   return buf;
 }
 
+/// The loop's fields of a checkpoint have one set of names for every model. Checkpoints
+/// written before (GRU4Rec's own loop) used other names for four of them; they still resume.
+std::string state_key(const TrainingState& st, const std::string& name) {
+  static const std::pair<const char*, const char*> kOld[] = {{"epoch_losses", "epoch_loss"},
+                                                             {"epoch_rates", "epoch_events_per_s"},
+                                                             {"valid_scores", "valid_score"},
+                                                             {"since_best", "bad_epochs"}};
+  if (st.values.contains(name)) return name;
+  for (const auto& [now, before] : kOld)
+    if (name == now && st.values.contains(before)) return before;
+  return name;
+}
+
 }  // namespace
 
 EpochProgress::EpochProgress(Progress& bar, std::string model, std::string lr_param, int64_t epoch,
@@ -49,7 +62,7 @@ void EpochProgress::step(double loss, int64_t units, bool gradient_finite) {
 }
 
 EpochLoop::EpochLoop(const FitContext& ctx, LoopOptions options)
-    : ctx_(ctx), o_(std::move(options)), threads_(ctx.threads, o_.zero_threads) {}
+    : ctx_(ctx), o_(std::move(options)), threads_(ctx.threads, ZeroThreads::AllCores) {}
 
 void EpochLoop::resume(TrainableNet& net) {
   // Everything the model set up before run() is a function of (data, config, seed) and so
@@ -59,17 +72,19 @@ void EpochLoop::resume(TrainableNet& net) {
   if (st.epoch > o_.epochs)
     throw InputError(st.source + ": the checkpoint has completed " + std::to_string(st.epoch) +
                      " epochs but " + o_.epochs_param + " is " + std::to_string(o_.epochs));
-  const StateKeys& k = o_.keys;
-  const double best = r.number(k.best_score);
+  const double best = r.number("best_score");
   has_best_ = !std::isnan(best);
   net.read_state(r, has_best_);
-  h_.losses = r.numbers(k.losses, st.epoch);
-  h_.seconds = r.numbers(k.seconds, st.epoch);
-  if (!k.rates.empty()) h_.rates = r.numbers(k.rates, st.epoch);
-  if (!k.valid_scores.empty()) h_.valid_scores = r.numbers(k.valid_scores);
+  h_.losses = r.numbers(state_key(st, "epoch_losses"), st.epoch);
+  h_.seconds = r.numbers("epoch_seconds", st.epoch);
+  // Checkpoints of SASRec before the loop was shared kept neither rates nor scores.
+  if (const std::string k = state_key(st, "epoch_rates"); st.values.contains(k))
+    h_.rates = r.numbers(k, st.epoch);
+  if (const std::string k = state_key(st, "valid_scores"); st.values.contains(k))
+    h_.valid_scores = r.numbers(k);
   h_.epochs_run = static_cast<int>(st.epoch);
-  h_.best_epoch = static_cast<int>(r.integer(k.best_epoch, 0, st.epoch));
-  since_best_ = static_cast<int>(r.integer(k.since_best, 0, st.epoch));
+  h_.best_epoch = static_cast<int>(r.integer("best_epoch", 0, st.epoch));
+  since_best_ = static_cast<int>(r.integer(state_key(st, "since_best"), 0, st.epoch));
   if (has_best_) h_.best_score = best;
   h_.stopped_early = st.stopped_early;
 }
@@ -95,18 +110,17 @@ void EpochLoop::validate(TrainableNet& net, const Model& model, int64_t epoch) {
 }
 
 void EpochLoop::checkpoint(const TrainableNet& net, const Model& model, int64_t epoch) const {
-  const StateKeys& k = o_.keys;
   TrainingState st;
   st.epoch = epoch;
   st.stopped_early = h_.stopped_early;
   st.values = nlohmann::json::object();
-  st.values[k.losses] = state_numbers(h_.losses);
-  st.values[k.seconds] = state_numbers(h_.seconds);
-  if (!k.rates.empty()) st.values[k.rates] = state_numbers(h_.rates);
-  if (!k.valid_scores.empty()) st.values[k.valid_scores] = state_numbers(h_.valid_scores);
-  st.values[k.best_epoch] = h_.best_epoch;
-  st.values[k.since_best] = since_best_;
-  st.values[k.best_score] = has_best_ ? state_number(h_.best_score) : nlohmann::json(nullptr);
+  st.values["epoch_losses"] = state_numbers(h_.losses);
+  st.values["epoch_seconds"] = state_numbers(h_.seconds);
+  st.values["epoch_rates"] = state_numbers(h_.rates);
+  st.values["valid_scores"] = state_numbers(h_.valid_scores);
+  st.values["best_epoch"] = h_.best_epoch;
+  st.values["since_best"] = since_best_;
+  st.values["best_score"] = has_best_ ? state_number(h_.best_score) : nlohmann::json(nullptr);
   TensorWriter w;  // copies the arrays; alive while the callback runs
   net.write_state(st.values, w, has_best_);
   st.tensors = w.entries();

@@ -88,17 +88,6 @@ class TrainableNet {
   virtual void read_state(const StateReader& r, bool with_best) = 0;
 };
 
-/// Names of the loop's fields in a checkpoint's values; "" = not stored.
-struct StateKeys {
-  std::string losses = "epoch_losses";    ///< mean training loss per epoch
-  std::string seconds = "epoch_seconds";  ///< training seconds per epoch
-  std::string rates = "";                 ///< units per second per epoch
-  std::string valid_scores = "";          ///< every validation score
-  std::string best_epoch = "best_epoch";
-  std::string since_best = "since_best";  ///< validations without improvement
-  std::string best_score = "best_score";  ///< null before the first improvement
-};
-
 /// What a model tells the loop.
 struct LoopOptions {
   std::string model;            ///< model type, for messages and progress labels
@@ -109,8 +98,6 @@ struct LoopOptions {
   std::string unit = "events";  ///< what run_epoch counts
   int64_t steps_per_epoch = 0;  ///< for "step S of N" in errors (0 = unknown)
   int64_t validate_every = 1;   ///< validate every this many epochs, and after the last one
-  ZeroThreads zero_threads = ZeroThreads::AllCores;  ///< meaning of FitContext::threads 0
-  StateKeys keys;
 };
 
 /// The record of a run (a resumed run includes the epochs before the checkpoint).
@@ -124,7 +111,7 @@ struct LoopHistory {
 };
 
 /// Runs the epochs of one fit(). Construct it first: the constructor sets the thread
-/// count (ThreadScope with LoopOptions::zero_threads) for the rest of fit().
+/// count for the rest of fit() (FitContext::threads; 0 = all cores, as for every model).
 class EpochLoop {
  public:
   EpochLoop(const FitContext& ctx, LoopOptions options);
