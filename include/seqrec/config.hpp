@@ -157,9 +157,15 @@ class Config {
 std::string canonical_value(const ParamSpec& spec, const std::string& value,
                             const std::string& origin);
 
-/// The shortest text that reads back as exactly `v` ("0.07" for 0.07f).
+/// Text with the fewest digits that reads back as exactly `v`, in %g style ("0.07" for
+/// 0.07f, "200000", "0.6"): parameter defaults and presets written from typed values.
 std::string exact_text(float v);
 std::string exact_text(double v);
+/// An integer as its decimal text.
+template <class T>
+requires std::is_integral_v<T> std::string exact_text(T v) {
+  return std::to_string(v);
+}
 
 /// Throws InputError(what) (a value outside a table's choices, from a Config built over
 /// other specs) or, with `bug`, Error(what) (a table binding a spec to a member of the

@@ -8,19 +8,6 @@
 
 namespace seqrec {
 
-namespace {
-
-/// A struct default as the table's default text: "200000", "0.6", "1" (the shortest form
-/// that reads back as the same value for the defaults we have).
-std::string num_text(double v) {
-  std::ostringstream o;
-  o.precision(15);
-  o << v;
-  return o.str();
-}
-
-}  // namespace
-
 std::vector<ParamSpec> read_option_specs() {
   return {
       param_choice(
@@ -53,15 +40,15 @@ std::vector<ParamSpec> read_option_specs() {
 std::vector<ParamSpec> generate_option_specs() {
   const GenerateOptions d;  // the defaults live in the struct (seqrec/data.hpp)
   return {
-      param_int("events", num_text(d.n_events), 1, 2e9, "number of events to generate"),
-      param_int("items", num_text(d.n_items), 2, 2e9, "catalogue size"),
-      param_float("zipf", num_text(d.zipf_exponent), 0, 5,
+      param_int("events", exact_text(d.n_events), 1, 2e9, "number of events to generate"),
+      param_int("items", exact_text(d.n_items), 2, 2e9, "catalogue size"),
+      param_float("zipf", exact_text(d.zipf_exponent), 0, 5,
                   "popularity exponent: p(item of rank r) ~ 1/r^zipf"),
-      param_float("mean_length", num_text(d.mean_length), 1, 1e6, "mean session length"),
-      param_float("follow_prob", num_text(d.follow_prob), 0, 1,
+      param_float("mean_length", exact_text(d.mean_length), 1, 1e6, "mean session length"),
+      param_float("follow_prob", exact_text(d.follow_prob), 0, 1,
                   "probability that the next item follows the current item's transitions"),
-      param_int("successors", num_text(d.n_successors), 1, 1000, "likely next items per item"),
-      param_float("days", num_text(d.days), 0.001, 36500, "time span of the log in days"),
+      param_int("successors", exact_text(d.n_successors), 1, 1000, "likely next items per item"),
+      param_float("days", exact_text(d.days), 0.001, 36500, "time span of the log in days"),
       param_int("seed", std::to_string(d.seed), 0, 9.2e18, "random seed"),
       param_choice("out_format", "tsv", {"tsv", "inter", "sequences", "pairs"}, "output format"),
   };
@@ -77,18 +64,18 @@ std::vector<ParamSpec> prepare_option_specs() {
           "session: GRU4Rec time split; sequential: leave-one-out per user; auto: sequential "
           "when there are no timestamps or at least 10% of the sequences span more than a "
           "day (user histories), else session"),
-      param_int("min_session_length", num_text(ss.min_session_length), 1, 1e9,
+      param_int("min_session_length", exact_text(ss.min_session_length), 1, 1e9,
                 "session protocol: drop sessions shorter than this (before and after the item "
                 "filter)"),
-      param_int("min_item_support", num_text(ss.min_item_support), 1, 1e12,
+      param_int("min_item_support", exact_text(ss.min_item_support), 1, 1e12,
                 "session protocol: drop items with fewer events"),
-      param_float("test_days", num_text(ss.test_seconds / 86400.0), 1e-9, 1e6,
+      param_float("test_days", exact_text(ss.test_seconds / 86400.0), 1e-9, 1e6,
                   "session protocol: test = sessions ending in the last N days"),
-      param_float("valid_days", num_text(ss.valid_seconds / 86400.0), 1e-9, 1e6,
+      param_float("valid_days", exact_text(ss.valid_seconds / 86400.0), 1e-9, 1e6,
                   "session protocol: validation = the same split applied inside train"),
-      param_int("user_core", num_text(sq.user_core), 0, 1e9,
+      param_int("user_core", exact_text(sq.user_core), 0, 1e9,
                 "sequential protocol: k-core, users need at least this many events"),
-      param_int("item_core", num_text(sq.item_core), 0, 1e9,
+      param_int("item_core", exact_text(sq.item_core), 0, 1e9,
                 "sequential protocol: k-core, items need at least this many events"),
       param_bool("remove_repeats", ss.remove_repeats ? "true" : "false",
                  "collapse consecutive repeats of the same item in a sequence"),

@@ -7,17 +7,6 @@
 
 namespace seqrec {
 
-namespace {
-
-std::string text(double v) {
-  std::ostringstream o;
-  o.precision(15);
-  o << v;
-  return o.str();
-}
-
-}  // namespace
-
 std::vector<ParamSpec> http_option_specs() {
   const serve::http::HttpOptions d;
   return {
@@ -29,11 +18,11 @@ std::vector<ParamSpec> http_option_specs() {
                 "on connections"),
       param_int("max_connections", std::to_string(d.max_connections), 1, 10000000,
                 "open connections at most (beyond: 503 and closed)"),
-      param_float("keep_alive", text(d.keep_alive_seconds), 0.001, 1e6,
+      param_float("keep_alive", exact_text(d.keep_alive_seconds), 0.001, 1e6,
                   "seconds after which an idle keep-alive connection is closed"),
-      param_float("read_timeout", text(d.read_timeout_seconds), 0.001, 1e6,
+      param_float("read_timeout", exact_text(d.read_timeout_seconds), 0.001, 1e6,
                   "seconds within which a started request must be complete (else 408)"),
-      param_float("write_timeout", text(d.write_timeout_seconds), 0.001, 1e6,
+      param_float("write_timeout", exact_text(d.write_timeout_seconds), 0.001, 1e6,
                   "seconds a client may take to read a response before it is dropped"),
       param_int("max_body", std::to_string(d.max_body), 1, static_cast<double>(int64_t{1} << 34),
                 "largest request body in bytes (larger: 413)"),

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <type_traits>
 
 #include "seqrec/error.hpp"
 
@@ -160,16 +161,31 @@ const ParamSpec* find_spec(const std::vector<ParamSpec>& specs, const std::strin
   return nullptr;
 }
 
+namespace {
+/// The fewest significant digits (from `lo`) that read back as exactly `v`, printed as %g
+/// does: "0.07", "200000", "1000000000" (not to_chars' shortest "2e+05").
+template <class T>
+std::string round_trip_text(T v, int lo, int hi) {
+  char buf[48];
+  for (int prec = lo; prec <= hi; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, static_cast<double>(v));
+    T back{};
+    if constexpr (std::is_same_v<T, float>)
+      back = std::strtof(buf, nullptr);
+    else
+      back = std::strtod(buf, nullptr);
+    if (back == v) break;
+  }
+  return buf;
+}
+}  // namespace
+
 std::string exact_text(float v) {
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, ec == std::errc() ? end : buf);
+  return round_trip_text(v, 6, 9);
 }
 
 std::string exact_text(double v) {
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, ec == std::errc() ? end : buf);
+  return round_trip_text(v, 15, 17);
 }
 
 void throw_param_error(const std::string& what, bool bug) {

@@ -99,26 +99,11 @@ Preset gru4rec_preset(std::string name, std::string desc, void (*edit)(Gru4recPa
   return Preset{std::move(name), std::move(desc), gru4rec_table().changes(p)};
 }
 
-/// The official cross-entropy settings: constrained embedding, logQ 1, no ELU/bpreg.
-void official_xe(Gru4recParams& p, int64_t layer, int64_t batch, float dpe, float dph, float lr,
-                 float momentum, double alpha) {
-  p.loss = LossType::CrossEntropy;
-  p.layers = {layer};
-  p.batch_size = batch;
-  p.dropout_p_embed = dpe;
-  p.dropout_p_hidden = dph;
-  p.learning_rate = lr;
-  p.momentum = momentum;
-  p.sample_alpha = alpha;
-  p.bpreg = 0.0f;
-  p.elu_param = 0.0f;
-  p.logq = 1.0f;
-}
-
-/// The official BPR-max settings: constrained embedding, no logQ.
-void official_bprmax(Gru4recParams& p, int64_t layer, int64_t batch, float dpe, float dph, float lr,
-                     float momentum, double alpha, float bpreg, float elu) {
-  p.loss = LossType::BprMax;
+/// The official settings (spec §11): every preset has a constrained embedding; the
+/// cross-entropy ones use logQ 1 and no bpreg/ELU, the BPR-max ones no logQ.
+void official(Gru4recParams& p, LossType loss, int64_t layer, int64_t batch, float dpe, float dph,
+              float lr, float momentum, double alpha, float bpreg, float elu) {
+  p.loss = loss;
   p.layers = {layer};
   p.batch_size = batch;
   p.dropout_p_embed = dpe;
@@ -128,7 +113,15 @@ void official_bprmax(Gru4recParams& p, int64_t layer, int64_t batch, float dpe, 
   p.sample_alpha = alpha;
   p.bpreg = bpreg;
   p.elu_param = elu;
-  p.logq = 0.0f;
+  p.logq = loss == LossType::CrossEntropy ? 1.0f : 0.0f;
+}
+void official_xe(Gru4recParams& p, int64_t layer, int64_t batch, float dpe, float dph, float lr,
+                 float momentum, double alpha) {
+  official(p, LossType::CrossEntropy, layer, batch, dpe, dph, lr, momentum, alpha, 0.0f, 0.0f);
+}
+void official_bprmax(Gru4recParams& p, int64_t layer, int64_t batch, float dpe, float dph, float lr,
+                     float momentum, double alpha, float bpreg, float elu) {
+  official(p, LossType::BprMax, layer, batch, dpe, dph, lr, momentum, alpha, bpreg, elu);
 }
 
 }  // namespace

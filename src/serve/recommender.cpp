@@ -63,14 +63,6 @@ Scratch& scratch() {
 
 constexpr double kMiB = 1048576.0;
 
-/// A value of a table field as text for canonical_value().
-std::string value_text(double v) {
-  std::ostringstream o;
-  o.precision(17);
-  o << v;
-  return o.str();
-}
-
 void check_options(const RecommenderOptions& o) {
   auto need = [](bool ok, const std::string& what) {
     if (!ok) throw InputError("recommender options: " + what);
@@ -87,7 +79,7 @@ void check_options(const RecommenderOptions& o) {
     throw Error("internal: no recommender option '" + name + "'");
   };
   check("max_sessions", std::to_string(o.max_sessions));
-  check("session_ttl", value_text(o.session_ttl_seconds));
+  check("session_ttl", exact_text(o.session_ttl_seconds));
   check("max_history", std::to_string(o.max_history));
   check("default_k", std::to_string(o.default_k));
   check("max_k", std::to_string(o.max_k));
@@ -114,9 +106,9 @@ std::vector<ParamSpec> recommender_option_specs() {
   return {
       param_int("max_sessions", std::to_string(d.max_sessions), 1, static_cast<double>(1LL << 40),
                 "live sessions at most (least recently used evicted first)"),
-      param_float("session_ttl", value_text(d.session_ttl_seconds), 0, 1e9,
+      param_float("session_ttl", exact_text(d.session_ttl_seconds), 0, 1e9,
                   "seconds after which an idle session is dropped (0 = never)"),
-      param_float("max_session_memory", value_text(static_cast<double>(d.max_session_bytes) / kMiB),
+      param_float("max_session_memory", exact_text(static_cast<double>(d.max_session_bytes) / kMiB),
                   0.001, 1e9, "MiB of session state at most (least recently used evicted first)"),
       param_int("max_history", std::to_string(d.max_history), 1, 1000000,
                 "events kept per session for scoring and exclusion (at least the model's "
