@@ -220,7 +220,9 @@ struct ReloadResult {
   uint64_t generation = 0;
   bool catalogue_changed = false;
   int64_t sessions_dropped = 0;
-  double seconds = 0.0;
+  double seconds = 0.0;       ///< the whole reload: load_seconds + swap_seconds
+  double load_seconds = 0.0;  ///< reading, checking and test-scoring the new model
+  double swap_seconds = 0.0;  ///< publishing it (and dropping sessions of another catalogue)
 };
 
 class Recommender {

@@ -4,6 +4,7 @@
 
 #include "app/options.hpp"
 #include "seqrec/recommender.hpp"
+#include "serve/http/access.hpp"
 
 namespace seqrec {
 
@@ -28,6 +29,21 @@ std::vector<ParamSpec> http_option_specs() {
                 "largest request body in bytes (larger: 413)"),
       param_string("port_file", "", "write the port to this file once listening"),
       param_bool("access_log", d.access_log ? "true" : "false", "one line per request on stderr"),
+      param_string("allowed_hosts", d.allowed_hosts,
+                   "Host names requests may address, comma-separated (name, name:port, "
+                   "[IPv6], *.domain, *); others get 421. Default: localhost, 127.0.0.1, [::1] "
+                   "when listening on loopback, any host otherwise"),
+      param_string("api_key_file", "",
+                   "file whose first line is the API key that requests must send as "
+                   "'Authorization: Bearer KEY' (see --api-key-scope); none by default"),
+      param_choice("api_key_scope",
+                   d.api_key_scope == serve::http::HttpOptions::ApiKeyScope::All ? "all" : "admin",
+                   {"admin", "all"},
+                   "endpoints needing the API key: admin = reload, metrics, model info, session "
+                   "reads and deletes; all = every endpoint but /health"),
+      param_float("reload_min_interval", exact_text(d.reload_min_interval_seconds), 0, 1e6,
+                  "seconds from the end of a reload before POST /v1/reload is accepted again "
+                  "(earlier: 429; SIGHUP is not limited)"),
   };
 }
 
@@ -48,6 +64,13 @@ serve::http::ServeOptions to_serve_options(const Config& c, const std::string& m
   h.write_timeout_seconds = c.get_float("write_timeout");
   h.max_body = c.get_int("max_body");
   h.access_log = c.get_bool("access_log");
+  h.allowed_hosts = c.get_string("allowed_hosts");
+  if (!h.allowed_hosts.empty()) serve::http::HostAllowList::parse(h.allowed_hosts);  // checks
+  h.api_key_scope = c.get_string("api_key_scope") == "all"
+                        ? serve::http::HttpOptions::ApiKeyScope::All
+                        : serve::http::HttpOptions::ApiKeyScope::Admin;
+  h.reload_min_interval_seconds = c.get_float("reload_min_interval");
+  o.api_key_file = c.get_string("api_key_file");
   o.port_file = c.get_string("port_file");
   o.recommender = to_recommender_options(c);
   return o;

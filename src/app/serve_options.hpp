@@ -12,7 +12,8 @@
 namespace seqrec {
 
 /// host, port, threads, max_connections, keep_alive, read_timeout, write_timeout,
-/// max_body, port_file, access_log; defaults are those of serve::http::HttpOptions.
+/// max_body, port_file, access_log, allowed_hosts, api_key_file, api_key_scope,
+/// reload_min_interval; defaults are those of serve::http::HttpOptions.
 std::vector<ParamSpec> http_option_specs();
 /// http_option_specs() followed by recommender_option_specs().
 std::vector<ParamSpec> serve_option_specs();

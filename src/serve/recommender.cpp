@@ -8,6 +8,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <sstream>
@@ -299,7 +300,18 @@ struct Recommender::Impl {
     // Sessions of another catalogue are useless: free them now. (A request racing with
     // this sees the catalogue generation differ and empties its session itself.)
     if (prev && r.catalogue_changed) r.sessions_dropped = store.clear(serve::Eviction::Reload);
-    r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    r.swap_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return r;
+  }
+
+  /// Loads a bundle with `load`, validates it and publishes it, timing both parts.
+  ReloadResult load_and_publish(const std::function<ModelBundle()>& load, const std::string& path) {
+    const auto t0 = Clock::now();
+    std::shared_ptr<Snapshot> next = make_snapshot(load(), path);
+    const double load_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    ReloadResult r = publish(std::move(next));
+    r.load_seconds = load_seconds;
+    r.seconds = load_seconds + r.swap_seconds;
     return r;
   }
 
@@ -568,7 +580,7 @@ ReloadResult Recommender::reload(const std::string& path) {
   const std::string p = path.empty() ? m.current()->path : path;
   try {
     if (p.empty()) throw Error("reload: the model was given in memory; name a model file");
-    ReloadResult r = m.publish(m.make_snapshot(load_model(p), p));
+    ReloadResult r = m.load_and_publish([&] { return load_model(p); }, p);
     ++m.reloads;
     return r;
   } catch (...) {
@@ -581,7 +593,7 @@ ReloadResult Recommender::replace_model(ModelBundle bundle) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.reload_mu);
   try {
-    ReloadResult r = m.publish(m.make_snapshot(std::move(bundle), ""));
+    ReloadResult r = m.load_and_publish([&] { return std::move(bundle); }, "");
     ++m.reloads;
     return r;
   } catch (...) {

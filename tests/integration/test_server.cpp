@@ -413,7 +413,8 @@ TEST_F(Server, SequentialModelsExcludeSeenItemsByDefault) {
 TEST_F(Server, HotReloadKeepsServingAndSignalsWork) {
   const std::string model = p("live.seqrec");
   fs::copy_file(p("sr.seqrec"), model, fs::copy_options::overwrite_existing);
-  ServerProcess srv(dir_, model);
+  // Reloads back to back (the limits have a test of their own).
+  ServerProcess srv(dir_, model, {"--reload-min-interval", "0"});
   ASSERT_TRUE(srv.alive()) << srv.log();
   httplib::Client c("127.0.0.1", srv.port());
   const auto sessions = read_sessions(p("split/test.tsv"));
@@ -535,4 +536,112 @@ TEST_F(Server, ConnectionOptionsAreApplied) {
   EXPECT_TRUE(b.closed_by_server());
   EXPECT_TRUE(a.closed_by_server(3000ms));  // idle beyond --keep-alive
   EXPECT_EQ(srv.stop(), 0);
+}
+
+// The network protections of `seqrec serve` (docs/http-api.md#access-control): the API key
+// from --api-key-file on the admin endpoints, the Host allow-list, JSON-only bodies, the
+// reload interval and the reload's timing fields.
+TEST_F(Server, NetworkProtectionsAreApplied) {
+  const std::string key = "5f1c0e7a9b3d4c2e8f6a1b0c9d7e3f2a";
+  const fs::path key_file = dir_ / "api.key";
+  std::ofstream(key_file) << key << "\n";
+  fs::permissions(key_file, fs::perms::owner_read | fs::perms::owner_write);
+  ServerProcess srv(dir_, p("sr.seqrec"),
+                    {"--api-key-file", key_file.string(), "--reload-min-interval", "3600"});
+  ASSERT_TRUE(srv.alive()) << srv.log();
+  httplib::Client c("127.0.0.1", srv.port());
+  const std::string item = read_sessions(p("split/test.tsv")).front().second.front();
+  int status = 0;
+  post(c, "/v1/events", {{"session_id", "s1"}, {"items", {item}}}, &status);
+  EXPECT_EQ(status, 200);  // live traffic needs no key in the default scope
+  // The admin endpoints need the key.
+  for (const char* path : {"/v1/model", "/metrics", "/v1/sessions/s1"}) {
+    auto r = c.Get(path);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401) << path;
+    EXPECT_EQ(r->get_header_value("WWW-Authenticate"), "Bearer realm=\"seqrec\"");
+    r = c.Get(path, {{"Authorization", "Bearer " + key}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << path << " " << r->body;
+  }
+  json denied = post(c, "/v1/reload", json::object(), &status);
+  EXPECT_EQ(status, 401) << denied.dump();
+  const httplib::Headers auth = {{"Authorization", "Bearer " + key}};
+  auto reload = c.Post("/v1/reload", auth, "", "application/json");
+  ASSERT_TRUE(reload);
+  ASSERT_EQ(reload->status, 200) << reload->body;
+  const json j = json::parse(reload->body);
+  EXPECT_EQ(j["generation"], 2);
+  EXPECT_GT(j["load_seconds"].get<double>(), 0.0);
+  EXPECT_NEAR(j["seconds"].get<double>(),
+              j["load_seconds"].get<double>() + j["swap_seconds"].get<double>(), 1e-9);
+  reload = c.Post("/v1/reload", auth, "", "application/json");
+  ASSERT_TRUE(reload);
+  EXPECT_EQ(reload->status, 429) << reload->body;
+  EXPECT_FALSE(reload->get_header_value("Retry-After").empty());
+  // A page that posts a form or text, and a DNS-rebinding page.
+  auto text = c.Post("/v1/events", R"({"session_id": "s1", "items": []})", "text/plain");
+  ASSERT_TRUE(text);
+  EXPECT_EQ(text->status, 415) << text->body;
+  auto rebind = c.Get("/v1/sessions/s1",
+                      {{"Authorization", "Bearer " + key}, {"Host", "rebind.attacker.example"}});
+  ASSERT_TRUE(rebind);
+  EXPECT_EQ(rebind->status, 421) << rebind->body;
+  // SIGHUP is not limited by the interval.
+  srv.signal(SIGHUP);
+  int generation = 0;
+  for (int i = 0; i < 100 && generation != 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto h = c.Get("/health");
+    if (h) generation = json::parse(h->body)["model_generation"].get<int>();
+  }
+  EXPECT_EQ(generation, 3);
+  EXPECT_EQ(srv.stop(), 0);
+  const std::string log = srv.log();
+  EXPECT_NE(log.find("the API key is required on"), std::string::npos) << log;
+  // On loopback, with a key file only its owner reads: no warning about either.
+  EXPECT_EQ(log.find("warning: listening"), std::string::npos) << log;
+  EXPECT_EQ(log.find("readable by other users"), std::string::npos) << log;
+}
+
+TEST_F(Server, WarnsWhenListeningBeyondLoopbackWithoutAKey) {
+  ServerProcess srv(dir_, p("sr.seqrec"), {"--host", "0.0.0.0"});
+  ASSERT_TRUE(srv.alive()) << srv.log();
+  httplib::Client c("127.0.0.1", srv.port());
+  auto h = c.Get("/health", {{"Host", "recs.example.com"}});  // any host beyond loopback
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  EXPECT_EQ(srv.stop(), 0);
+  const std::string log = srv.log();
+  EXPECT_NE(log.find("warning: listening on 0.0.0.0, beyond loopback, without --api-key-file"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("warning: any Host name is accepted"), std::string::npos) << log;
+}
+
+TEST_F(Server, AccessOptionErrorsAreReported) {
+  const fs::path empty = dir_ / "empty.key";
+  std::ofstream(empty) << "\n";
+  CmdResult r = run("serve " + p("sr.seqrec") + " --port 0 --api-key-file " + empty.string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("seqrec: error: --api-key-file '" + empty.string() + "'"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("empty"), std::string::npos) << r.out;
+  r = run("serve " + p("sr.seqrec") + " --port 0 --api-key-file " + p("missing.key"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("missing.key"), std::string::npos) << r.out;
+  r = run("serve " + p("sr.seqrec") + " --port 0 --allowed-hosts 'a b'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("allowed_hosts: 'a b' is not a host name"), std::string::npos) << r.out;
+  // A key readable by others is served, with a warning.
+  const fs::path open_key = dir_ / "open.key";
+  std::ofstream(open_key) << "0123456789abcdef0123456789abcdef\n";
+  fs::permissions(open_key, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                                fs::perms::others_read);
+  ServerProcess srv(dir_, p("sr.seqrec"), {"--api-key-file", open_key.string()});
+  ASSERT_TRUE(srv.alive()) << srv.log();
+  EXPECT_EQ(srv.stop(), 0);
+  EXPECT_NE(srv.log().find("is readable by other users (mode 0644); chmod 600 it"),
+            std::string::npos)
+      << srv.log();
 }

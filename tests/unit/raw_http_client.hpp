@@ -130,14 +130,18 @@ class RawClient {
   std::string buf_;
 };
 
+/// A GET as a loopback client sends it (`Host: 127.0.0.1`, which the server's default
+/// allow-list accepts), with the header lines `extra`.
 inline std::string get(const std::string& path, const std::string& extra = "") {
-  return "GET " + path + " HTTP/1.1\r\nHost: t\r\n" + extra + "\r\n";
+  return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra + "\r\n";
 }
 
+/// A POST of a JSON body (`Content-Type: application/json`), as get().
 inline std::string post(const std::string& path, const std::string& body,
                         const std::string& extra = "") {
-  return "POST " + path + " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\n" + extra + "\r\n" + body;
+  return "POST " + path +
+         " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n" + extra + "\r\n" + body;
 }
 
 }  // namespace seqrec_test

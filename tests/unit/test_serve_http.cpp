@@ -73,6 +73,7 @@ class ServeHttp : public ::testing::Test {
     o.threads = 4;
     o.max_body = 4096;
     o.quiet = true;
+    o.reload_min_interval_seconds = 0;  // the fuzz test reloads often
     server_ = std::make_unique<HttpServer>(rec_, o);
     port_ = server_->bind();
     thread_ = std::thread([this] { server_->run(); });
@@ -398,11 +399,13 @@ TEST_F(ServeHttpRaw, ErrorsKeepTheirStatusAndJsonBody) {
   start(2);
   expect_error(ask(get("/nothing")), 404, "no such endpoint: GET /nothing");
   expect_error(ask(get("/v1/sessions/")), 404, "/v1/sessions/ID");
-  RawResponse r = ask("PUT /v1/events HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}");
+  RawResponse r = ask("PUT /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}");
   expect_error(r, 405, "method PUT is not allowed on /v1/events");
   EXPECT_EQ(r.headers["allow"], "POST");
-  expect_error(ask("BREW /health HTTP/1.1\r\n\r\n"), 501, "method BREW is not implemented");
-  expect_error(ask("POST /v1/events HTTP/1.1\r\n\r\n"), 400, "this POST needs a JSON body");
+  expect_error(ask("BREW /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 501,
+               "method BREW is not implemented");
+  expect_error(ask("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 400,
+               "this POST needs a JSON body");
   expect_error(ask(post("/v1/events", "")), 400, "the request body is empty");
   expect_error(ask(post("/v1/events", std::string(5000, ' '))), 413, "larger than 4096");
   expect_error(ask("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n"), 414, "longer than");
@@ -413,18 +416,22 @@ TEST_F(ServeHttpRaw, ErrorsKeepTheirStatusAndJsonBody) {
   expect_error(ask("hello\r\n\r\n"), 400, "malformed request line");
   expect_error(ask("GET /v1/sessions/%G1 HTTP/1.1\r\n\r\n"), 400, "percent-encoding");
   // A body-less POST /v1/reload reaches the reload (which fails: no model file here).
-  expect_error(ask("POST /v1/reload HTTP/1.1\r\n\r\n"), 500, "still serving model generation 1");
+  expect_error(ask("POST /v1/reload HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 500,
+               "still serving model generation 1");
 }
 
 TEST_F(ServeHttpRaw, ChunkedHeadQueryAndPercentDecoding) {
   start(2);
   const std::string body = R"({"session_id": "a/b c", "items": ["it4"], "k": 1})";
-  RawResponse r = ask("POST /v1/events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + [&] {
-    char hex[16];
-    std::snprintf(hex, sizeof hex, "%zx", body.size() - 10);
-    return std::string(hex) + "\r\n" + body.substr(0, body.size() - 10) + "\r\na\r\n" +
-           body.substr(body.size() - 10) + "\r\n0\r\n\r\n";
-  }());
+  RawResponse r =
+      ask("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+          "application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+          [&] {
+            char hex[16];
+            std::snprintf(hex, sizeof hex, "%zx", body.size() - 10);
+            return std::string(hex) + "\r\n" + body.substr(0, body.size() - 10) + "\r\na\r\n" +
+                   body.substr(body.size() - 10) + "\r\n0\r\n\r\n";
+          }());
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.body_json()["session_id"], "a/b c");
   r = ask(get("/v1/sessions/a%2Fb%20c?fields=all"));
@@ -432,7 +439,7 @@ TEST_F(ServeHttpRaw, ChunkedHeadQueryAndPercentDecoding) {
   EXPECT_EQ(r.body_json()["history"], json::array({"it4"}));
   // HEAD: the GET answer's headers, no body (the next response on the connection parses).
   RawClient c(port_);
-  ASSERT_TRUE(c.send("HEAD /health HTTP/1.1\r\n\r\n" + get("/health")));
+  ASSERT_TRUE(c.send("HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + get("/health")));
   auto h = c.response(5000ms, true);
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 200);
@@ -440,7 +447,7 @@ TEST_F(ServeHttpRaw, ChunkedHeadQueryAndPercentDecoding) {
   auto g = c.response();
   ASSERT_TRUE(g);
   EXPECT_EQ(g->body_json()["status"], "ok");
-  r = ask("HEAD /v1/events HTTP/1.1\r\n\r\n", true);
+  r = ask("HEAD /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", true);
   EXPECT_EQ(r.status, 405);
   EXPECT_EQ(r.headers["allow"], "POST");
 }
@@ -449,8 +456,10 @@ TEST_F(ServeHttpRaw, ExpectContinueWithARealClientFlow) {
   start(2);
   RawClient c(port_);
   const std::string body = R"({"items": ["it1"], "k": 1})";
-  ASSERT_TRUE(c.send("POST /v1/recommend HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: " +
-                     std::to_string(body.size()) + "\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("POST /v1/recommend HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+             "application/json\r\nExpect: 100-continue\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n"));
   auto interim = c.response();
   ASSERT_TRUE(interim);
   EXPECT_EQ(interim->status, 100);

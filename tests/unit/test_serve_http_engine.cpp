@@ -171,6 +171,30 @@ TEST(HttpParser, ConnectionSemanticsAndTolerances) {
                    .req.expect_continue);
 }
 
+TEST(HttpParser, RecordsTheFieldsTheServerDecidesOn) {
+  // Host (counted, the first value kept), Content-Type, Authorization, Origin and
+  // Sec-Fetch-Site as sent, a repeated one joined by ", "; an absolute-form target's authority.
+  Parsed p = parse(
+      "POST http://api.example:81/v1/x HTTP/1.1\r\nhost: a.example\r\nHOST: b.example\r\n"
+      "Content-Type: application/json\r\nAuthorization: Bearer t0k\r\nOrigin: http://o\r\n"
+      "Sec-Fetch-Site: cross-site\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n",
+      1);
+  ASSERT_EQ(p.result, RequestParser::Result::Complete) << p.error.message;
+  EXPECT_EQ(p.req.authority, "api.example:81");
+  EXPECT_EQ(p.req.host, "a.example");
+  EXPECT_EQ(p.req.host_count, 2);
+  EXPECT_EQ(p.req.content_type, "application/json, text/plain");
+  EXPECT_EQ(p.req.authorization, "Bearer t0k");
+  EXPECT_EQ(p.req.origin, "http://o");
+  EXPECT_EQ(p.req.sec_fetch_site, "cross-site");
+  p = parse("GET http://h?q HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(p.req.authority, "h");
+  EXPECT_EQ(p.req.path, "/");
+  p = parse("GET /x HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(p.req.authority, "");
+  EXPECT_EQ(p.req.host_count, 0);
+  EXPECT_EQ(p.req.content_type, "");
+}
 /// Mutated requests, fed whole and in random pieces: the same outcome either way (the
 /// parser's state machine does not depend on where the bytes are cut), never a crash.
 TEST(HttpParser, SplittingDoesNotChangeTheOutcome) {

@@ -123,6 +123,12 @@ void format_response(std::string& out, const HttpResponse& r, bool head, bool cl
     out += r.allow;
     out += "\r\n";
   }
+  for (const auto& [name, value] : r.headers) {
+    out += name;
+    out += ": ";
+    out += value;
+    out += "\r\n";
+  }
   if (close)
     out += "Connection: close\r\n";
   else if (http10)
@@ -196,6 +202,7 @@ struct EventServer::Impl {
 
   int epfd = -1, wakefd = -1, listen_fd = -1;
   int port = 0;
+  bool loopback = false;
   std::atomic<bool> stop_requested{false}, stopping{false}, is_running{false};
   std::atomic<int> n_conns{0};
 
@@ -833,6 +840,12 @@ int EventServer::bind() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
   m.port = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6&>(ss).sin6_port)
                                     : ntohs(reinterpret_cast<sockaddr_in&>(ss).sin_port);
+  if (ss.ss_family == AF_INET) {
+    m.loopback = (ntohl(reinterpret_cast<sockaddr_in&>(ss).sin_addr.s_addr) >> 24) == 127;
+  } else if (ss.ss_family == AF_INET6) {
+    const in6_addr& a6 = reinterpret_cast<sockaddr_in6&>(ss).sin6_addr;
+    m.loopback = IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+  }
   epoll_event e{};
   e.events = EPOLLIN;
   e.data.ptr = &kListenTag;
@@ -873,6 +886,10 @@ void EventServer::run() {
 void EventServer::stop() {
   impl_->stop_requested = true;
   impl_->wake();
+}
+
+bool EventServer::loopback() const {
+  return impl_->loopback;
 }
 
 bool EventServer::running() const {

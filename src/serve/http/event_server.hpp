@@ -28,6 +28,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "serve/http/request_parser.hpp"
 #include "serve/http/server.hpp"
@@ -39,6 +41,8 @@ struct HttpResponse {
   std::string body;
   std::string content_type = "application/json";
   std::string allow;  ///< the Allow header (405 answers); empty: none
+  /// Further header fields, written as given (WWW-Authenticate, Retry-After).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 /// What the observer learns about every answered request, once its response has been
@@ -73,6 +77,9 @@ class EventServer {
   /// Binds and listens (SO_REUSEADDR, not SO_REUSEPORT: a port in use is an error); returns
   /// the port. Throws IoError. Calling it again returns the same port.
   int bind();
+  /// The bound address is a loopback one (127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104); false
+  /// before bind().
+  bool loopback() const;
   /// Serves until stop(); binds first if bind() was not called. On stop: the listening
   /// socket is closed, idle and half-received connections are closed, requests in flight
   /// are finished and their responses written, then the workers are joined and it returns.

@@ -293,7 +293,9 @@ json to_json(const ReloadResult& r) {
           {"generation", r.generation},
           {"catalogue_changed", r.catalogue_changed},
           {"sessions_dropped", r.sessions_dropped},
-          {"seconds", r.seconds}};
+          {"seconds", r.seconds},
+          {"load_seconds", r.load_seconds},
+          {"swap_seconds", r.swap_seconds}};
 }
 
 std::string error_body(int status, const std::string& message) {

@@ -48,6 +48,12 @@ void for_each_element(std::string_view list, F&& f) {
   }
 }
 
+/// A repeated field is one field whose values are joined by ", " (RFC 9110 §5.3).
+void append_field(std::string* field, std::string_view value) {
+  if (!field->empty()) *field += ", ";
+  field->append(value);
+}
+
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   c = lower(c);
@@ -325,6 +331,9 @@ bool RequestParser::parse_request_line(std::string_view line) {
     if (scheme != std::string_view::npos &&
         (iequals(path.substr(0, scheme), "http") || iequals(path.substr(0, scheme), "https"))) {
       const size_t slash = path.find('/', scheme + 3);
+      const size_t end = path.find_first_of("/?#", scheme + 3);
+      req_.authority.assign(path.substr(
+          scheme + 3, end == std::string_view::npos ? std::string_view::npos : end - scheme - 3));
       path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
     } else if (path != "*") {
       fail(400, "malformed request target '" + excerpt(target) +
@@ -406,6 +415,16 @@ bool RequestParser::parse_header(std::string_view line) {
       if (iequals(e, "close")) conn_close_ = true;
       if (iequals(e, "keep-alive")) conn_keep_alive_ = true;
     });
+  } else if (iequals(name, "Host")) {
+    if (req_.host_count++ == 0) req_.host.assign(value);
+  } else if (iequals(name, "Content-Type")) {
+    append_field(&req_.content_type, value);
+  } else if (iequals(name, "Authorization")) {
+    append_field(&req_.authorization, value);
+  } else if (iequals(name, "Origin")) {
+    append_field(&req_.origin, value);
+  } else if (iequals(name, "Sec-Fetch-Site")) {
+    append_field(&req_.sec_fetch_site, value);
   } else if (iequals(name, "Expect")) {
     if (!iequals(value, "100-continue")) {
       fail(417, "unsupported expectation 'Expect: " + excerpt(value) +

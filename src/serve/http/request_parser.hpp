@@ -22,6 +22,11 @@
 //   HTTP/1.0: closed unless keep-alive);
 // - the target's path is percent-decoded (a malformed %-escape -> 400), its query string
 //   and fragment are dropped; absolute-form targets (`http://host/path`) are accepted.
+//
+// It judges framing only. The fields a server decides on (Host, Content-Type, Authorization,
+// Origin, Sec-Fetch-Site) are recorded for it, as sent, and checked by the server
+// (access.hpp): a repeated field is recorded as its values joined by ", " (RFC 9110 §5.3),
+// and Host is counted.
 #pragma once
 
 #include <cstddef>
@@ -50,6 +55,13 @@ struct HttpRequest {
   int64_t content_length = 0;
   bool keep_alive = true;        ///< the client lets the connection stay open
   bool expect_continue = false;  ///< Expect: 100-continue (HTTP/1.1, with a body)
+  std::string authority;         ///< host[:port] of an absolute-form target; empty otherwise
+  std::string host;              ///< the Host field's value (the first one)
+  int host_count = 0;            ///< Host fields received
+  std::string content_type;      ///< Content-Type (empty: none)
+  std::string authorization;     ///< Authorization
+  std::string origin;            ///< Origin
+  std::string sec_fetch_site;    ///< Sec-Fetch-Site
   std::string body;              ///< decoded
   /// The request said how long its body is (Content-Length or chunked): without either a
   /// request has no body (RFC 9112 §6.3).

@@ -7,13 +7,17 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <new>
+#include <optional>
 #include <thread>
 
 #include "seqrec/error.hpp"
+#include "serve/http/access.hpp"
 #include "serve/http/event_server.hpp"
 #include "serve/http/json_api.hpp"
 #include "serve/http/metrics.hpp"
@@ -79,6 +83,11 @@ std::string printable(std::string_view s) {
   return out;
 }
 
+/// Whole seconds for a Retry-After field: at least 1.
+std::string retry_after(double seconds) {
+  return std::to_string(std::max<long long>(1, static_cast<long long>(std::ceil(seconds))));
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -87,16 +96,68 @@ struct HttpServer::Impl {
   HttpMetrics metrics;
   Clock::time_point started = Clock::now();
   std::unique_ptr<EventServer> server;
+  std::optional<HostAllowList> given_hosts;  // --allowed-hosts, when given
+  HostAllowList hosts;                       // what is applied (set by bind())
+  bool bound = false;
+
+  // Reloads: how many run now (HTTP and SIGHUP), when the last one ended and how long it took.
+  std::mutex reload_mu;
+  int reloads_running = 0;
+  bool reloaded_before = false;
+  Clock::time_point last_reload_end;
+  double last_reload_seconds = 0;
 
   double uptime() const { return std::chrono::duration<double>(Clock::now() - started).count(); }
 
+  /// Runs a reload, keeping the bookkeeping of the limits.
+  ReloadResult run_reload() {
+    const auto t0 = Clock::now();
+    struct Done {
+      Impl& m;
+      Clock::time_point t0;
+      ~Done() {
+        std::lock_guard<std::mutex> lock(m.reload_mu);
+        --m.reloads_running;
+        m.reloaded_before = true;
+        m.last_reload_end = Clock::now();
+        m.last_reload_seconds = std::chrono::duration<double>(m.last_reload_end - t0).count();
+      }
+    } done{*this, t0};
+    return rec->reload();
+  }
+
+  /// POST /v1/reload: one at a time (409), reload_min_interval_seconds apart (429).
   HttpResponse reload() {
+    {
+      std::lock_guard<std::mutex> lock(reload_mu);
+      if (reloads_running > 0) {
+        HttpResponse r =
+            error_response(409, "a reload is already running; ask again once it has finished");
+        r.headers.emplace_back("Retry-After", retry_after(last_reload_seconds));
+        return r;
+      }
+      if (reloaded_before) {
+        const double since = std::chrono::duration<double>(Clock::now() - last_reload_end).count();
+        if (since < options.reload_min_interval_seconds) {
+          char text[160];
+          std::snprintf(text, sizeof text,
+                        "the last reload ended %.3g s ago; reloads are at least %g s apart "
+                        "(--reload-min-interval)",
+                        since, options.reload_min_interval_seconds);
+          HttpResponse r = error_response(429, text);
+          r.headers.emplace_back("Retry-After",
+                                 retry_after(options.reload_min_interval_seconds - since));
+          return r;
+        }
+      }
+      ++reloads_running;
+    }
     return guarded([&] {
       try {
-        ReloadResult r = rec->reload();
+        ReloadResult r = run_reload();
         if (!options.quiet)
-          std::fprintf(stderr, "seqrec serve: reloaded the model (generation %llu, %s)\n",
-                       static_cast<unsigned long long>(r.generation),
+          std::fprintf(stderr, "seqrec serve: reloaded the model in %.3f s (generation %llu, %s)\n",
+                       r.seconds, static_cast<unsigned long long>(r.generation),
                        r.catalogue_changed ? "catalogue changed, sessions dropped"
                                            : "same catalogue, sessions kept");
         return reply(200, to_json(r));
@@ -118,11 +179,64 @@ struct HttpServer::Impl {
     return r;
   }
 
+  /// The endpoints that need the API key (when there is one).
+  bool protected_path(const std::string& path) const {
+    if (options.api_key_scope == HttpOptions::ApiKeyScope::All) return path != "/health";
+    return path == "/v1/reload" || path == "/metrics" || path == "/v1/model" ||
+           path.compare(0, 13, "/v1/sessions/") == 0;
+  }
+
+  /// The checks before any endpoint (access.hpp): Host, cross-site, API key. An answer
+  /// refuses the request.
+  std::optional<HttpResponse> refuse(const HttpRequest& req) const {
+    if (req.host_count > 1) return error_response(400, "more than one Host header");
+    if (req.host_count == 0 && req.minor_version >= 1)
+      return error_response(400, "an HTTP/1.1 request needs a Host header");
+    const std::string& host = req.authority.empty() ? req.host : req.authority;
+    if (!hosts.allows_any() && (req.host_count > 0 || !req.authority.empty()) &&
+        !hosts.allows(host))
+      return error_response(421, "this server does not answer for the host '" + printable(host) +
+                                     "' (see --allowed-hosts in docs/http-api.md)");
+    const std::string& m = req.method;
+    if (m != "GET" && m != "HEAD" && m != "OPTIONS" && cross_site(req))
+      return error_response(
+          403, "cross-site request refused: a web page of another origin may not " + m +
+                   " here (see docs/http-api.md#threat-model)");
+    if (!options.api_key.empty() && protected_path(req.path) &&
+        !bearer_matches(req.authorization, options.api_key)) {
+      const bool sent = !req.authorization.empty();
+      HttpResponse r = error_response(
+          401, sent ? "the API key is wrong (Authorization: Bearer TOKEN, TOKEN as in the "
+                      "server's --api-key-file)"
+                    : "this endpoint needs the API key: send Authorization: Bearer TOKEN "
+                      "(TOKEN as in the server's --api-key-file)");
+      r.headers.emplace_back(
+          "WWW-Authenticate",
+          sent ? "Bearer realm=\"seqrec\", error=\"invalid_token\"" : "Bearer realm=\"seqrec\"");
+      return r;
+    }
+    return std::nullopt;
+  }
+
+  /// A request body must be JSON (415 otherwise), so that a browser cannot send one to
+  /// another origin without a CORS preflight.
+  static std::optional<HttpResponse> not_json(const HttpRequest& req) {
+    if (is_json_media_type(req.content_type)) return std::nullopt;
+    HttpResponse r = error_response(
+        415, req.content_type.empty()
+                 ? std::string("the request body must be JSON: send Content-Type: application/json")
+                 : "the request body must be JSON: Content-Type is '" +
+                       printable(req.content_type) + "', expected application/json");
+    r.headers.emplace_back("Accept-Post", kJson);
+    return r;
+  }
+
   /// The routes (docs/http-api.md). Runs on a worker thread.
   HttpResponse handle(const HttpRequest& req) {
     const std::string& m = req.method;
     const std::string& path = req.path;
     const bool get = m == "GET" || m == "HEAD";  // HEAD: the GET answer without its body
+    if (auto refused = refuse(req)) return std::move(*refused);
     if (!known_method(m))
       return error_response(501, "method " + m + " is not implemented (see docs/http-api.md)");
     // A request without Content-Length (or chunked) has no body (RFC 9112 §6.3): fine for
@@ -131,6 +245,7 @@ struct HttpServer::Impl {
       return error_response(400, "this POST needs a JSON body (no Content-Length was sent)");
     if (path == "/v1/events") {
       if (m != "POST") return not_allowed(req, "POST");
+      if (auto bad = not_json(req)) return std::move(*bad);
       return guarded([&] {
         SessionRequest r = parse_session_request(req.body);
         HttpResponse res;
@@ -140,6 +255,7 @@ struct HttpServer::Impl {
     }
     if (path == "/v1/recommend") {
       if (m != "POST") return not_allowed(req, "POST");
+      if (auto bad = not_json(req)) return std::move(*bad);
       return guarded([&] {
         HttpResponse res;
         res.body = recommendation_body(rec->recommend(parse_items_request(req.body)), nullptr);
@@ -186,6 +302,8 @@ struct HttpServer::Impl {
     }
     if (path == "/v1/reload") {
       if (m != "POST") return not_allowed(req, "POST");
+      if (!req.body.empty())  // it takes no body, but one that is sent must be JSON
+        if (auto bad = not_json(req)) return std::move(*bad);
       return reload();
     }
     if (path == "/v1/sessions/" || path == "/v1/sessions")
@@ -217,6 +335,8 @@ HttpServer::HttpServer(std::shared_ptr<Recommender> recommender, HttpOptions opt
   Impl& m = *impl_;
   m.rec = std::move(recommender);
   m.options = std::move(options);
+  if (!m.options.allowed_hosts.empty())
+    m.given_hosts = HostAllowList::parse(m.options.allowed_hosts);
   m.server =
       std::make_unique<EventServer>([&m](const HttpRequest& req) { return m.handle(req); },
                                     [&m](const RequestRecord& r) { m.observe(r); }, m.options);
@@ -227,10 +347,47 @@ HttpServer::~HttpServer() {
 }
 
 int HttpServer::bind() {
-  return impl_->server->bind();
+  Impl& m = *impl_;
+  const int port = m.server->bind();
+  if (!m.bound) {
+    if (m.given_hosts) {
+      m.hosts = *m.given_hosts;
+    } else if (m.server->loopback()) {
+      // The loopback names, and the address bound if it is another one (127.0.0.2).
+      m.hosts = HostAllowList::loopback();
+      const std::string& h = m.options.host;
+      std::string name, p;
+      const std::string entry =
+          h.find(':') != std::string::npos && h.front() != '[' ? "[" + h + "]" : h;
+      if (split_host_port(entry, &name, &p) && p.empty() && !m.hosts.allows(entry))
+        m.hosts.add(entry);
+    } else {
+      m.hosts = HostAllowList();
+    }
+    m.bound = true;
+  }
+  return port;
+}
+
+bool HttpServer::loopback() const {
+  return impl_->server->loopback();
+}
+
+std::string HttpServer::allowed_hosts() const {
+  return impl_->hosts.text();
+}
+
+ReloadResult HttpServer::reload() {
+  Impl& m = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(m.reload_mu);
+    ++m.reloads_running;
+  }
+  return m.run_reload();
 }
 
 void HttpServer::run() {
+  bind();
   impl_->server->run();
 }
 
@@ -274,10 +431,31 @@ int serve(const ServeOptions& o) {
     }
   }
 
+  // The API key first: a mistake in it is found before a large model is loaded.
+  HttpOptions http = o.http;
+  if (!o.api_key_file.empty()) {
+    std::vector<std::string> warnings;
+    http.api_key = read_api_key_file(o.api_key_file, &warnings);
+    for (const std::string& w : warnings)
+      std::fprintf(stderr, "seqrec serve: warning: %s\n", w.c_str());
+  }
   const auto t0 = Clock::now();
   auto rec = std::make_shared<Recommender>(o.model_path, o.recommender);
-  HttpServer server(rec, o.http);
+  HttpServer server(rec, http);
   const int port = server.bind();
+  // Security warnings are printed even with --quiet.
+  if (!server.loopback()) {
+    if (http.api_key.empty())
+      std::fprintf(stderr,
+                   "seqrec serve: warning: listening on %s, beyond loopback, without "
+                   "--api-key-file: whoever reaches the port can reload the model, read and "
+                   "delete sessions and read the metrics (docs/http-api.md#threat-model)\n",
+                   http.host.empty() ? "every interface" : http.host.c_str());
+    if (http.allowed_hosts.empty())
+      std::fprintf(stderr,
+                   "seqrec serve: warning: any Host name is accepted (no --allowed-hosts); name "
+                   "the server's host names to refuse DNS-rebinding requests\n");
+  }
   if (!o.port_file.empty()) {
     const std::string tmp = o.port_file + ".tmp";
     {
@@ -297,6 +475,11 @@ int serve(const ServeOptions& o) {
                  info.incremental ? "incremental session state" : "session histories",
                  std::chrono::duration<double>(Clock::now() - t0).count(), o.http.host.c_str(),
                  port, o.http.threads, o.http.max_connections);
+  if (!o.quiet && !http.api_key.empty())
+    std::fprintf(stderr, "seqrec serve: the API key is required on %s\n",
+                 http.api_key_scope == HttpOptions::ApiKeyScope::All
+                     ? "every endpoint but /health"
+                     : "/v1/reload, /metrics, /v1/model and /v1/sessions/ID");
 
   std::atomic<bool> finished{false};
   std::thread signals([&] {
@@ -307,9 +490,10 @@ int serve(const ServeOptions& o) {
       const int sig = sigtimedwait(&sigs, nullptr, &wait);
       if (sig == SIGHUP) {
         try {
-          ReloadResult r = rec->reload();
-          std::fprintf(stderr, "seqrec serve: SIGHUP: reloaded the model (generation %llu, %s)\n",
-                       static_cast<unsigned long long>(r.generation),
+          ReloadResult r = server.reload();
+          std::fprintf(stderr,
+                       "seqrec serve: SIGHUP: reloaded the model in %.3f s (generation %llu, %s)\n",
+                       r.seconds, static_cast<unsigned long long>(r.generation),
                        r.catalogue_changed ? "catalogue changed, sessions dropped"
                                            : "same catalogue, sessions kept");
         } catch (const std::exception& e) {

@@ -7,6 +7,13 @@
 // and write the responses. Connections cost no thread: an idle keep-alive connection is a
 // file descriptor and a buffer, up to `max_connections`; `threads` bounds how many requests
 // are computed at once (and so how many GRU4Rec/SASRec requests can share a scoring pass).
+//
+// Access (access.hpp, docs/http-api.md#threat-model), checked before a request reaches an
+// endpoint, in this order: the Host field (missing in HTTP/1.1 or repeated: 400; not in
+// allowed_hosts: 421), a state-changing request from another site as the browser tells it
+// (403), the bearer token on the endpoints of api_key_scope (401), a body that is not
+// application/json (415). Reloads over HTTP are limited: one at a time (409) and
+// reload_min_interval_seconds apart (429).
 #pragma once
 
 #include <cstdint>
@@ -38,14 +45,36 @@ struct HttpOptions {
   int max_headers = 100;                 ///< header fields (431)
   bool access_log = false;               ///< one line per request on stderr
   bool quiet = false;                    ///< no reload/overload messages on stderr
+  /// Host names requests may address (HostAllowList::parse syntax; others: 421). Empty:
+  /// localhost, 127.0.0.1 and [::1] (and the bound address) when bound to a loopback
+  /// address, any host otherwise.
+  std::string allowed_hosts;
+  /// The bearer token of the protected endpoints; empty: none (every endpoint open).
+  std::string api_key;
+  enum class ApiKeyScope {
+    Admin,  ///< reload, metrics, model info, session reads and deletes
+    All     ///< every endpoint except /health
+  };
+  ApiKeyScope api_key_scope = ApiKeyScope::Admin;
+  /// Seconds between the end of a reload and the next one accepted over HTTP (429 before).
+  double reload_min_interval_seconds = 1;
 };
 
 class HttpServer {
  public:
   HttpServer(std::shared_ptr<Recommender> recommender, HttpOptions options);
   ~HttpServer();
-  /// Binds the listening socket; returns the port. Throws IoError when it cannot.
+  /// Binds the listening socket; returns the port. Throws IoError when it cannot, InputError
+  /// for malformed allowed_hosts.
   int bind();
+  /// After bind(): the bound address is a loopback one.
+  bool loopback() const;
+  /// After bind(): the Host names accepted, comma-separated ("*": any).
+  std::string allowed_hosts() const;
+  /// Reloads the model file as POST /v1/reload does, but is never refused (SIGHUP): it waits
+  /// for a reload in flight, and an HTTP reload that arrives meanwhile gets 409. Throws as
+  /// Recommender::reload().
+  ReloadResult reload();
   /// Serves until stop() (blocks). Requests in flight finish before it returns.
   void run();
   /// Stops run() from any thread; safe to call repeatedly, and before run() starts.
@@ -63,7 +92,9 @@ struct ServeOptions {
   HttpOptions http;
   RecommenderOptions recommender;
   std::string port_file;  ///< when set, the bound port is written there (for scripts/tests)
-  bool quiet = false;     ///< no startup/shutdown lines on stderr
+  /// When set, http.api_key is read from this file (read_api_key_file in access.hpp).
+  std::string api_key_file;
+  bool quiet = false;  ///< no startup/shutdown lines on stderr
 };
 
 /// Loads the model, serves until SIGINT/SIGTERM (SIGHUP reloads the model), returns the
