@@ -65,6 +65,11 @@ TEST(AppOptions, ServeTableDefaultsToTheStructs) {
   EXPECT_EQ(o.http.read_timeout_seconds, h.read_timeout_seconds);
   EXPECT_EQ(o.http.write_timeout_seconds, h.write_timeout_seconds);
   EXPECT_EQ(o.http.access_log, h.access_log);
+  EXPECT_EQ(o.http.allowed_hosts, h.allowed_hosts);
+  EXPECT_EQ(o.http.api_key_scope, h.api_key_scope);
+  EXPECT_EQ(o.http.reload_min_interval_seconds, h.reload_min_interval_seconds);
+  EXPECT_EQ(o.http.api_key, "");  // only ever from a file
+  EXPECT_EQ(o.api_key_file, "");
   EXPECT_EQ(o.port_file, "");
   EXPECT_EQ(o.recommender.max_sessions, r.max_sessions);
   EXPECT_EQ(o.recommender.max_session_bytes, r.max_session_bytes);
@@ -89,6 +94,17 @@ TEST(AppOptions, ServeValuesReachTheOptions) {
   EXPECT_EQ(o.recommender.shards, 3);
   EXPECT_EQ(o.recommender.head_storage, RecommenderOptions::HeadStorage::Fp32);
   EXPECT_TRUE(o.http.access_log);
+  c.set("allowed_hosts", "api.example.com, *.svc");
+  c.set("api_key_file", "/etc/seqrec.key");
+  c.set("api_key_scope", "all");
+  c.set("reload_min_interval", "0");
+  const serve::http::ServeOptions a = to_serve_options(c, "m");
+  EXPECT_EQ(a.http.allowed_hosts, "api.example.com, *.svc");
+  EXPECT_EQ(a.api_key_file, "/etc/seqrec.key");
+  EXPECT_EQ(a.http.api_key_scope, serve::http::HttpOptions::ApiKeyScope::All);
+  EXPECT_EQ(a.http.reload_min_interval_seconds, 0.0);
+  c.set("allowed_hosts", "not a host");  // checked when the options are made
+  EXPECT_THROW(to_serve_options(c, "m"), InputError);
   // The table's ranges are the command line's.
   EXPECT_THROW(c.set("max_history", "0"), InputError);
   EXPECT_THROW(c.set("port", "65536"), InputError);
