@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "data/event_cache.hpp"
+#include "data/read_text.hpp"
 #include "data/text_util.hpp"
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
@@ -684,9 +686,9 @@ SequenceSet group(Events&& ev) {
   return out;
 }
 
-EventLog parse_file(const std::string& path, const ReadOptions& opt, ReadInfo* info) {
-  FileData file(path);
-  std::string_view data = file.view();
+// Parses the bytes of `path` (`release` is called once they are no longer needed).
+EventLog parse_text(std::string_view data, const std::string& path, const ReadOptions& opt,
+                    ReadInfo* info, const std::function<void()>& release) {
   // Binary junk guard: a NUL byte in the first block means this is not a text log.
   const size_t probe = std::min<size_t>(data.size(), 1 << 16);
   if (std::memchr(data.data(), '\0', probe) != nullptr) {
@@ -715,9 +717,14 @@ EventLog parse_file(const std::string& path, const ReadOptions& opt, ReadInfo* i
   Events ev = plan.format == Format::Sequences ? parse_sequences(data, path, plan, &log.items)
                                                : parse_columns(data, path, plan, opt, &log.items);
   if (ev.item.empty()) throw InputError(path, 0, "no events found (" + describe_plan(plan) + ")");
-  file.release();
+  if (release) release();
   log.seqs = group(std::move(ev));
   return log;
+}
+
+EventLog parse_file(const std::string& path, const ReadOptions& opt, ReadInfo* info) {
+  FileData file(path);
+  return parse_text(file.view(), path, opt, info, [&] { file.release(); });
 }
 
 // The median of the times (of at most 100,001 evenly spaced ones: enough to tell units).
@@ -819,6 +826,16 @@ EventLog read_events(const std::string& path, const ReadOptions& opt, ReadInfo* 
 
 EventLog read_events(const std::string& path, const ReadOptions& opt) {
   return read_events(path, opt, nullptr);
+}
+
+EventLog data_detail::read_events_text(std::string_view data, const std::string& path,
+                                       const ReadOptions& opt, ReadInfo* info) {
+  ReadInfo local;
+  if (!info) info = &local;
+  *info = ReadInfo{};
+  EventLog log = parse_text(data, path, opt, info, {});
+  check_time_unit(&log, opt, info);
+  return log;
 }
 
 }  // namespace seqrec
