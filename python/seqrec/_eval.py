@@ -54,6 +54,16 @@ def evaluate(model, test, cutoffs=None, ties=None, exclude_seen=None, sampled=No
     if isinstance(test, Split):
         test = test.valid if validation else test.test
     if isinstance(test, Events):
+        if read_options:
+            import difflib
+
+            name = next(iter(read_options))
+            near = difflib.get_close_matches(name, ["cutoffs", "ties", "exclude_seen", "sampled",
+                                                    "protocol", "seed", "batch_size", "threads",
+                                                    "progress", "validation"], n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise InputError(f"'{name}' is not an option of evaluate{hint}; the reader's options "
+                             "apply only when test is a path")
         r = _seqrec.evaluate(model._core, test._core, "", False, opts, [], int(threads),
                              bool(progress))
     else:
@@ -91,8 +101,8 @@ def compare(data, out, models=None, presets=None, sets=None, configs=None, epoch
     (in child processes of the bundled ``seqrec`` program), evaluate them all with one
     protocol and write the report (report.md, report.html, results.json) into ``out``.
 
-    ``data``: a log file, a split folder, or a :class:`Split` (saved into ``out``/split
-    first). ``models``: ["gru4rec", "sasrec", ...] or "LABEL=TYPE" entries; ``presets``:
+    ``data``: a log file, a split folder, or a :class:`Split` (saved first into the folder
+    ``out`` + "-split", or reused from there when it holds the same split). ``models``: ["gru4rec", "sasrec", ...] or "LABEL=TYPE" entries; ``presets``:
     {"LABEL": "PRESET"}; ``sets``: {"LABEL.PARAM": value}; ``configs``: {"LABEL": file};
     ``read``/``prepare``/``eval``: dicts of those option tables. Returns results.json as a
     :class:`CompareResult`. See docs/compare.md for every option.
@@ -101,9 +111,19 @@ def compare(data, out, models=None, presets=None, sets=None, configs=None, epoch
 
     out = path_text(out, "compare")
     if isinstance(data, Split):
-        folder = os.path.join(out, "split")
-        os.makedirs(out, exist_ok=True)
-        if not os.path.isdir(folder):
+        # The report folder must be new or a compare's, so the split goes next to it.
+        folder = os.path.normpath(out) + "-split"
+        if os.path.isdir(folder):
+            from ._data import load_split
+
+            saved = load_split(folder)
+            same = all(getattr(saved, p).n_events == getattr(data, p).n_events
+                       and list(getattr(saved, p).item_ids) == list(getattr(data, p).item_ids)
+                       for p in ("train", "test", "train_tr", "valid"))
+            if not same:
+                raise InputError(f"compare: {folder} holds another split; remove it or give "
+                                 "the split folder as data")
+        else:
             data.save(folder)
         data = folder
     data = path_text(data, "compare")

@@ -239,3 +239,31 @@ def test_real_data_sequential_ml1m(tmp_path):
     mine = seqrec.evaluate(m, s.test, cutoffs=[10, 20])
     for k, v in cli["metrics"].items():
         assert abs(mine.metrics[k] - v) <= 1e-12, k
+
+
+def test_compare_writes_the_report(split, tmp_path):
+    out = tmp_path / "report"
+    r = seqrec.compare(split, out=out, models=["pop", "sr"], seeds=1, curves=False)
+    assert (out / "report.html").exists() and (out / "results.json").exists()
+    assert [m["label"] for m in r["models"]] == ["pop", "sr"]
+    df = r.to_dataframe()
+    assert list(df.index) == ["pop", "sr"] and "recall@20" in df.columns
+    # The same split again reuses the saved folder (a compare continues); another is refused.
+    seqrec.compare(split, out=out, models=["pop", "sr"], seeds=1, curves=False)
+    other = seqrec.prepare(split.train, protocol="session")
+    with pytest.raises(seqrec.InputError):
+        seqrec.compare(other, out=out, models=["pop"], seeds=1, curves=False)
+
+
+def test_evaluation_table_and_options(split):
+    m = seqrec.SR().fit(split.train, progress=False)
+    r = seqrec.evaluate(m, split, cutoffs=[10], ties="standard")
+    assert "Recall@10" in r.table() and r["ties"] == "standard"
+    v = seqrec.evaluate(m, split, validation=True)
+    assert v["n_predictions"] != r["n_predictions"] or v.metrics != r.metrics
+    with pytest.raises(seqrec.InputError):
+        seqrec.evaluate(m, split.test, ties="random")
+    with pytest.raises(seqrec.InputError):
+        seqrec.evaluate(m, split.test, cutof=[5])
+    with pytest.raises(seqrec.InputError):
+        seqrec.evaluate("model", split.test)
