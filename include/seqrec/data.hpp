@@ -61,6 +61,29 @@ inline constexpr double kLatestPlausibleTime = 7258118400.0;
 /// As above, and reports what was done in `info` (may be null).
 EventLog read_events(const std::string& path, const ReadOptions& opt, ReadInfo* info);
 
+/// Interaction columns already mapped to indices: event e is item `item[e]` (an index into
+/// `item_ids`) of sequence `seq[e]` (an index into `seq_ids`). What a host with its own
+/// table of events (the Python binding: a pandas DataFrame, factorised) hands over instead
+/// of a file.
+struct EventColumns {
+  std::vector<int32_t> seq;
+  std::vector<std::string> seq_ids;
+  std::vector<int32_t> item;
+  std::vector<std::string> item_ids;
+  std::vector<double> time;  ///< one per event, or empty when there are no times
+  std::string source;        ///< names the data in messages, e.g. "DataFrame"
+};
+
+/// Builds an EventLog from columns the way read_events builds one from a parsed file: the
+/// events are grouped by sequence in index order (first appearance, when the indices were
+/// assigned in order of appearance), each sequence ordered by time, stably; the times are
+/// multiplied by opt.time_scale and checked for their unit (opt.detect_time_unit, reported
+/// in `info`, may be null). The item vocabulary is `item_ids` in index order. Throws
+/// InputError naming `source` and the 1-based row for an index out of range, a time that is
+/// NaN or infinite, duplicate or empty ids, columns of different lengths, or no events.
+EventLog events_from_columns(EventColumns cols, const ReadOptions& opt = {},
+                             ReadInfo* info = nullptr);
+
 /// The cache file read_events would use for `path` with `opt` (needs opt.cache_dir).
 /// Throws IoError when `path` cannot be examined.
 std::string cache_file_for(const std::string& path, const ReadOptions& opt);

@@ -255,6 +255,10 @@ class Recommender {
   /// Drops sessions idle for longer than the TTL now; returns how many.
   int64_t expire_idle();
 
+  /// The model being served now (a reload swaps in another; this one stays valid while the
+  /// pointer is held). For a host that also evaluates or saves the model it serves.
+  std::shared_ptr<const ModelBundle> bundle() const;
+
   ServedModelInfo model_info() const;
   RecommenderStats stats() const;
   const RecommenderOptions& options() const;

@@ -58,6 +58,11 @@ struct FitContext {
   /// the epoch budget may be larger) instead of starting afresh. Throws Error when the
   /// state does not fit the model. Single-pass models ignore it.
   const TrainingState* resume = nullptr;
+  /// Called by iterative models after every completed epoch (after its validation and
+  /// checkpoint) with the epoch number and its mean training loss; returning false ends
+  /// training after this epoch as if the epoch budget were reached (the best weights are
+  /// restored as usual when validation kept some). Single-pass models never call it.
+  std::function<bool(int epoch, double mean_loss)> after_epoch;
 };
 
 }  // namespace seqrec

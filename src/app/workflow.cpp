@@ -33,8 +33,12 @@ ModelBundle train_model(const std::string& type, const Config& config, const Tra
 
 EpochValidation::EpochValidation(const std::string& data, const TrainData& train, MetricAtK metric,
                                  const ReadOptions& read, int threads)
-    : metric_(std::move(metric)) {
-  valid_ = load_test_data(data, SplitPart::Valid, train.items, read);
+    : EpochValidation(load_test_data(data, SplitPart::Valid, train.items, read), train,
+                      std::move(metric), threads) {}
+
+EpochValidation::EpochValidation(TestData valid, const TrainData& train, MetricAtK metric,
+                                 int threads)
+    : metric_(std::move(metric)), valid_(std::move(valid)) {
   counts_ = item_counts(train.train, train.items.size());
   options_ = to_eval_options(Config(eval_option_specs()), train.protocol);
   options_.cutoffs = {metric_.k};

@@ -28,6 +28,8 @@ class EpochValidation {
   /// validation run's training data); `threads` as EvalOptions::threads.
   EpochValidation(const std::string& data, const TrainData& train, MetricAtK metric,
                   const ReadOptions& read, int threads);
+  /// The same on validation sequences already over the catalogue of `train`.
+  EpochValidation(TestData valid, const TrainData& train, MetricAtK metric, int threads);
   /// Sets ctx.validate: each epoch is evaluated, "epoch N: validation KEY = V" printed on
   /// stderr and {"epoch", "metrics"} appended to `*history`. This object and `*history`
   /// must outlive the training.

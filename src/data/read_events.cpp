@@ -824,6 +824,58 @@ EventLog read_events(const std::string& path, const ReadOptions& opt, ReadInfo* 
   return log;
 }
 
+EventLog events_from_columns(EventColumns cols, const ReadOptions& opt, ReadInfo* info) {
+  ReadInfo local;
+  if (!info) info = &local;
+  *info = ReadInfo{};
+  const std::string& src = cols.source.empty() ? std::string("events") : cols.source;
+  const size_t n = cols.item.size();
+  if (n == 0) throw InputError(src, 0, "no events");
+  if (cols.seq.size() != n || (!cols.time.empty() && cols.time.size() != n))
+    throw InputError(src, 0,
+                     "columns of different lengths: " + std::to_string(cols.seq.size()) +
+                         " sessions, " + std::to_string(n) + " items, " +
+                         std::to_string(cols.time.size()) + " times");
+  if (cols.item_ids.size() > static_cast<size_t>(kMaxIndex) ||
+      cols.seq_ids.size() > static_cast<size_t>(kMaxIndex))
+    throw InputError(src, 0, "more than 2^31-1 distinct items or sequences");
+  const auto n_items = static_cast<int32_t>(cols.item_ids.size());
+  const auto n_seqs = static_cast<int32_t>(cols.seq_ids.size());
+  const bool scale = opt.time_scale != 1.0;
+  for (size_t e = 0; e < n; ++e) {
+    if (cols.item[e] < 0 || cols.item[e] >= n_items)
+      throw InputError(src, static_cast<int64_t>(e) + 1,
+                       "item index " + std::to_string(cols.item[e]) + " outside [0, " +
+                           std::to_string(n_items) + ")");
+    if (cols.seq[e] < 0 || cols.seq[e] >= n_seqs)
+      throw InputError(src, static_cast<int64_t>(e) + 1,
+                       "sequence index " + std::to_string(cols.seq[e]) + " outside [0, " +
+                           std::to_string(n_seqs) + ")");
+    if (!cols.time.empty()) {
+      double& t = cols.time[e];
+      if (!std::isfinite(t))
+        throw InputError(src, static_cast<int64_t>(e) + 1,
+                         std::string("time is ") + (std::isnan(t) ? "NaN" : "infinite"));
+      if (scale) t *= opt.time_scale;
+    }
+  }
+  EventLog log;
+  log.source = src;
+  for (const std::string& id : cols.item_ids) {
+    if (id.empty()) throw InputError(src, 0, "an empty item id");
+    if (log.items.add(id) != log.items.size() - 1)
+      throw InputError(src, 0, "item id '" + id + "' appears twice in the item list");
+  }
+  Events ev;
+  ev.seq = std::move(cols.seq);
+  ev.item = std::move(cols.item);
+  ev.time = std::move(cols.time);
+  ev.ids = std::move(cols.seq_ids);
+  log.seqs = group(std::move(ev));
+  check_time_unit(&log, opt, info);
+  return log;
+}
+
 EventLog read_events(const std::string& path, const ReadOptions& opt) {
   return read_events(path, opt, nullptr);
 }

@@ -14,6 +14,7 @@
 #include "eval/ranking.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/eval.hpp"
+#include "seqrec/interrupt.hpp"
 
 namespace seqrec {
 
@@ -181,6 +182,7 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
   constexpr float kMasked = -std::numeric_limits<float>::infinity();
 
   auto run_batch = [&](int64_t b, ThreadState& st) {
+    check_interrupt("evaluation");  // seqrec/interrupt.hpp: a host asked to stop
     const int64_t qb = b * batch, qe = std::min(n_queries, qb + batch);
     const int64_t rows = qe - qb;
 

@@ -552,6 +552,11 @@ Recommendation Recommender::recommend(const ItemsRequest& req) const {
   return r;
 }
 
+std::shared_ptr<const ModelBundle> Recommender::bundle() const {
+  std::shared_ptr<const Snapshot> s = impl_->current();
+  return {s, &s->bundle};
+}
+
 bool Recommender::drop_session(const std::string& session_id) {
   return impl_->store.drop(session_id);
 }

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "seqrec/error.hpp"
+#include "seqrec/interrupt.hpp"
 #include "train/state.hpp"
 
 namespace seqrec::train {
@@ -43,6 +44,7 @@ EpochProgress::EpochProgress(Progress& bar, std::string model, std::string lr_pa
       steps_per_epoch_(steps_per_epoch) {}
 
 void EpochProgress::step(double loss, int64_t units, bool gradient_finite) {
+  check_interrupt("training");  // before the update: the weights stay those of a whole step
   ++steps_;
   if (!std::isfinite(loss) || !gradient_finite) {
     const std::string what =
@@ -154,6 +156,7 @@ const LoopHistory& EpochLoop::run(TrainableNet& net, const Model& model) {
     if (ctx_.validate && (epoch % o_.validate_every == 0 || epoch == o_.epochs))
       validate(net, model, epoch);
     if (ctx_.checkpoint) checkpoint(net, model, epoch);
+    if (ctx_.after_epoch && !ctx_.after_epoch(static_cast<int>(epoch), r.mean_loss)) break;
   }
   if (has_best_ && net.restore_best() && ctx_.progress)
     std::fprintf(stderr, "%s: restored the best weights (epoch %d, validation %.4f)\n",

@@ -1,0 +1,129 @@
+"""Python's overheads over the C++ core (docs/python.md, issue 15's "Fast" targets).
+
+    PYTHONPATH=build/python /usr/bin/python3 bench/python_bench.py              # full size
+    PYTHONPATH=build/python /usr/bin/python3 bench/python_bench.py --rows 20000 --sessions 200
+
+Measures, in one run on one machine:
+  1. a single recommend(): the Python call against the same call made in C++ (a loop
+     inside the module), per call; the difference is Python's overhead;
+  2. recommend_batch() over every test prediction against `seqrec eval` on the same test
+     set, per prediction;
+  3. Events from a DataFrame of --rows rows against the C++ reader parsing the same data as
+     a file (no binary cache), and the process's peak RSS growth over each.
+Writes JSON to bench/results/python_bench.json (or --out). Run it on a quiet machine.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+import seqrec
+
+
+def rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def best_of(fn, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=10_000_000, help="rows of the DataFrame test")
+    ap.add_argument("--events", type=int, default=300_000, help="events of the generated log")
+    ap.add_argument("--items", type=int, default=20_000)
+    ap.add_argument("--sessions", type=int, default=10_000, help="sessions of the batch test")
+    ap.add_argument("--calls", type=int, default=20_000, help="single recommend() calls")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                   "results", "python_bench.json"))
+    a = ap.parse_args()
+    binary = seqrec.binary_path()
+    res = {"seqrec": seqrec.__version__, "isa": seqrec._seqrec.isa(), "python": sys.version.split()[0],
+           "machine": platform.machine(), "cpus": os.cpu_count(), "args": vars(a)}
+
+    with tempfile.TemporaryDirectory() as d:
+        log = os.path.join(d, "log.tsv")
+        subprocess.run([binary, "generate", "--events", str(a.events), "--items", str(a.items),
+                        "-o", log], check=True, capture_output=True)
+        split = seqrec.prepare(seqrec.read_events(log, cache_dir="none"), protocol="session",
+                               min_item_support=1, force=True)
+        split_dir = os.path.join(d, "split")
+        split.save(split_dir)
+        model = seqrec.GRU4Rec(layers=[100], epochs=1).fit(split.train, progress=False,
+                                                           threads=a.threads)
+
+        # 1. single recommend
+        session = split.test.sequences()[0]
+        items = [str(x) for x in session]
+        model.recommend(items, k=20)
+        n = a.calls
+        py = best_of(lambda: [model.recommend(items, k=20) for _ in range(n)], 3) / n
+        cpp = min(model._core.bench_recommend(items, 20, n) for _ in range(3)) / n
+        res["recommend"] = {"python_us": py * 1e6, "cpp_us": cpp * 1e6,
+                            "overhead_us": (py - cpp) * 1e6, "calls": n,
+                            "session_length": len(items)}
+
+        # 2. batch vs seqrec eval, per prediction
+        model_file = os.path.join(d, "gru.seqrec")
+        model.save(model_file)
+        out = os.path.join(d, "eval.json")
+        t0 = time.perf_counter()
+        subprocess.run([binary, "-q", "--threads", str(a.threads), "eval", "-m", model_file,
+                        split_dir, "--json", out], check=True, capture_output=True)
+        ev = json.load(open(out))
+        prefixes = []
+        for s in split.test.sequences():
+            prefixes += [s[:j] for j in range(1, len(s))]
+        prefixes = prefixes[:a.sessions]
+        t_batch = best_of(lambda: model.recommend_batch(prefixes, k=20, threads=a.threads), 3)
+        res["batch"] = {"sessions": len(prefixes), "batch_us_per_prediction": t_batch / len(prefixes) * 1e6,
+                        "eval_us_per_prediction": ev["seconds"] / ev["n_predictions"] * 1e6,
+                        "eval_predictions": ev["n_predictions"],
+                        "eval_process_seconds": time.perf_counter() - t0}
+
+    # 3. DataFrame -> Events vs parsing the same data as a file
+    rng = np.random.default_rng(1)
+    n = a.rows
+    df = pd.DataFrame({"SessionId": np.sort(rng.integers(0, max(1, n // 5), n)),
+                       "ItemId": rng.integers(0, a.items, n),
+                       "Time": 1.7e9 + np.arange(n, dtype=np.float64)})
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "rows.tsv")
+        df.to_csv(path, sep="\t", index=False)
+        r0 = rss_mb()
+        t0 = time.perf_counter()
+        ev = seqrec.Events.from_dataframe(df, session="SessionId", item="ItemId", time="Time")
+        t_df = time.perf_counter() - t0
+        r1 = rss_mb()
+        del ev
+        t0 = time.perf_counter()
+        ev = seqrec.read_events(path, cache_dir="none")
+        t_file = time.perf_counter() - t0
+        res["dataframe"] = {"rows": n, "from_dataframe_s": t_df, "read_file_s": t_file,
+                            "ratio": t_df / t_file if t_file > 0 else None,
+                            "dataframe_mb": df.memory_usage(deep=True).sum() / 2**20,
+                            "peak_rss_growth_mb": r1 - r0}
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(res, f, indent=2)
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
