@@ -91,6 +91,18 @@ class Model {
   /// For a model with a dot-product head and incremental inference: the query vector
   /// (dim floats) after the events stepped into `state`, consistent with score_state().
   virtual void state_query(const SessionState& state, float* out) const;
+  /// Incremental inference: the state as bytes, so that it can be kept outside the process
+  /// (a shared session store such as Redis, a snapshot file) and handed to another process
+  /// that loaded the same model. The encoding is the model's own, versioned, and holds what
+  /// decode_state() needs to refuse a state of another shape. Required with new_state().
+  virtual std::string encode_state(const SessionState& state) const;
+  /// The state encoded by encode_state(), or nullptr when `bytes` is not a state this model
+  /// can continue (another format version, another shape such as a changed hidden size or
+  /// number of layers, truncated or non-finite data): the caller then starts a fresh state
+  /// (from the session's kept history). Never throws for bad bytes. Encoding and decoding
+  /// are exact: a decoded state gives the same scores and next steps as the original.
+  /// Required with new_state().
+  virtual std::unique_ptr<SessionState> decode_state(std::string_view bytes) const;
   /// Writes the learned state as named tensors (the config travels separately).
   virtual void save(TensorWriter& w) const = 0;
   /// Restores the state written by save(); throws Error on missing/mis-shaped tensors.

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "seqrec/config.hpp"
+#include "seqrec/error.hpp"
 #include "seqrec/model.hpp"
 
 namespace seqrec {
@@ -96,8 +97,54 @@ struct RecommenderOptions {
   /// (false: the path of `seqrec recommend` and `seqrec eval`, whose scores it reproduces
   /// bit for bit; max_batch, batch_lanes and head_storage are then unused).
   bool dot_product_head = true;
+  /// Where live sessions are kept: "memory" (this process; the default), or
+  /// "redis://HOST:PORT[/DB]" (a Redis server shared by any number of Recommenders, in this
+  /// process or others, so that a session's next event may reach any of them). With Redis
+  /// each session is one key `session_key_prefix + id` expiring after session_ttl_seconds
+  /// (Redis' own TTL); max_sessions, max_session_bytes and shards then do not apply (Redis'
+  /// maxmemory does), and an update is atomic (optimistic: read, apply, write back only if
+  /// unchanged, else again). docs/http-api.md#session-stores.
+  std::string session_store = "memory";
+  std::string session_key_prefix = "seqrec:session:";
+  /// Redis: the time a request may spend on the store (connecting, waiting for a free
+  /// connection, commands) before it fails with SessionStoreUnavailable.
+  double session_store_timeout_seconds = 0.5;
+  /// Redis: connections at most (a request holds one for its round trips).
+  int32_t session_store_connections = 32;
+  /// Memory store: a snapshot file of the live sessions, read by the constructor when it
+  /// exists and written by save_session_snapshot() (by `seqrec serve` at shutdown, and
+  /// every session_snapshot_interval_seconds when that is > 0). "" = none.
+  std::string session_snapshot;
+  double session_snapshot_interval_seconds = 0.0;
+  /// After a reload with the same catalogue, a session with model state gets a fresh state
+  /// from its last `reload_replay_events` kept events only (0 = every kept event), so that
+  /// the first request of each session after a reload costs at most that many steps.
+  int32_t reload_replay_events = 100;
   /// The clock for idle times (tests inject a fake one).
   std::function<std::chrono::steady_clock::time_point()> now;
+};
+
+/// The session store cannot be reached within session_store_timeout_seconds (Redis down,
+/// slow or restarting). The request had no effect, or for an update whose write was sent
+/// but not answered, an unknown one. `seqrec serve` answers 503.
+class SessionStoreUnavailable : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Concurrent updates of one session (from this or other processes) kept winning the race
+/// for longer than the bounded retries; nothing was applied. `seqrec serve` answers 409.
+class SessionConflict : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The state of the session store, for health checks.
+struct SessionStoreHealth {
+  std::string type;   ///< "memory" or "redis"
+  std::string where;  ///< the Redis URL; "" for memory
+  bool ok = true;
+  std::string error;  ///< why not ok
 };
 
 /// The tunable limits of RecommenderOptions as one parameter table (name, type, default,
@@ -106,7 +153,10 @@ struct RecommenderOptions {
 /// are written once. The names are those of the flags (--max-sessions for max_sessions):
 /// max_sessions, session_ttl (session_ttl_seconds), max_session_memory (max_session_bytes,
 /// in MiB), max_history, default_k, max_k, session_shards (shards), max_batch, batch_lanes,
-/// head_storage ("int8" or "fp32"). Defaults are those of RecommenderOptions.
+/// head_storage ("int8" or "fp32"), session_store, session_key_prefix,
+/// session_store_timeout, session_store_connections, session_snapshot,
+/// session_snapshot_interval, reload_replay_events. Defaults are those of
+/// RecommenderOptions.
 std::vector<ParamSpec> recommender_option_specs();
 /// RecommenderOptions with the values of `c` (a Config of recommender_option_specs());
 /// the fields outside the table keep their defaults.
@@ -213,6 +263,14 @@ struct RecommenderStats {
   int64_t scoring_batched_requests = 0;
   /// Items scored exactly after an int8 pass (RecommenderOptions::HeadStorage::Int8).
   int64_t scoring_rescored_items = 0;
+  /// Requests that failed because the session store was unavailable, and optimistic
+  /// updates that found the session changed and were done again (Redis store).
+  int64_t session_store_failures = 0;
+  int64_t session_store_retries = 0;
+  /// Sessions read from the snapshot file at start, and those of it that were skipped
+  /// (another catalogue, or idle longer than the TTL).
+  int64_t sessions_restored = 0;
+  int64_t sessions_restore_skipped = 0;
 };
 
 /// Outcome of a successful reload.
@@ -258,12 +316,26 @@ class Recommender {
   /// The model being served now (a reload swaps in another; this one stays valid while the
   /// pointer is held). For a host that also evaluates or saves the model it serves.
   std::shared_ptr<const ModelBundle> bundle() const;
+  /// Memory store: writes every live session to `path` (default: options().session_snapshot)
+  /// atomically (a new file in the same folder, synced, then renamed over `path`); returns
+  /// how many. Sessions written with one model are read back by a Recommender serving the
+  /// same catalogue (with another model their state is recomputed from their kept history).
+  /// Error for the Redis store (its sessions live in Redis) or a failed write.
+  int64_t save_session_snapshot(const std::string& path = "");
+  /// Memory store: adds the sessions of a snapshot file; returns how many were added.
+  /// Sessions of another catalogue, and those idle longer than the TTL, are skipped (counted
+  /// in `skipped` when given). InputError for a truncated or foreign file.
+  int64_t load_session_snapshot(const std::string& path, int64_t* skipped = nullptr);
+  /// Whether the session store answers (Redis: a PING within the store timeout, or the
+  /// last error while reconnecting); never throws.
+  SessionStoreHealth session_store_health() const;
 
   ServedModelInfo model_info() const;
   RecommenderStats stats() const;
   const RecommenderOptions& options() const;
 
  private:
+  void restore_session_snapshot();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -3,6 +3,7 @@
 #include "models/gru4rec.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -489,6 +490,67 @@ void Gru4recModel::state_query(const SessionState& state, float* out) const {
   const State& s = as_gru_state(state).s;
   if (s.h.size() != params_.layers.size()) throw InputError("gru4rec: state of another model");
   std::copy(s.h.back().begin(), s.h.back().end(), out);
+}
+
+namespace {
+static_assert(std::endian::native == std::endian::little,
+              "the session state encoding is little-endian; big-endian hosts need byte swapping");
+constexpr char kStateMagic[4] = {'G', '4', 'R', 'S'};
+constexpr uint32_t kStateVersion = 1;
+
+template <class T>
+void put(std::string& out, const T& v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+template <class T>
+bool take(std::string_view& in, T& v) {
+  if (in.size() < sizeof v) return false;
+  std::memcpy(&v, in.data(), sizeof v);
+  in.remove_prefix(sizeof v);
+  return true;
+}
+}  // namespace
+
+std::string Gru4recModel::encode_state(const SessionState& state) const {
+  const State& s = as_gru_state(state).s;
+  if (s.h.size() != params_.layers.size()) throw InputError("gru4rec: state of another model");
+  std::string out;
+  size_t floats = 0;
+  for (const auto& h : s.h) floats += h.size();
+  out.reserve(16 + 4 * s.h.size() + 8 + 4 * floats);
+  out.append(kStateMagic, 4);
+  put(out, kStateVersion);
+  put(out, static_cast<uint32_t>(s.h.size()));
+  for (const auto& h : s.h) put(out, static_cast<uint32_t>(h.size()));
+  put(out, static_cast<int64_t>(s.length));
+  for (const auto& h : s.h) out.append(reinterpret_cast<const char*>(h.data()), 4 * h.size());
+  return out;
+}
+
+std::unique_ptr<SessionState> Gru4recModel::decode_state(std::string_view in) const {
+  if (in.size() < 4 || std::memcmp(in.data(), kStateMagic, 4) != 0) return nullptr;
+  in.remove_prefix(4);
+  uint32_t version = 0, layers = 0;
+  if (!take(in, version) || version != kStateVersion) return nullptr;
+  if (!take(in, layers) || layers != params_.layers.size()) return nullptr;
+  for (size_t l = 0; l < layers; ++l) {
+    uint32_t n = 0;
+    if (!take(in, n) || static_cast<int64_t>(n) != params_.layers[l]) return nullptr;
+  }
+  auto st = std::make_unique<Gru4recSessionState>();
+  int64_t length = 0;
+  if (!take(in, length) || length < 0) return nullptr;
+  st->s = init_state();
+  st->s.length = length;
+  for (auto& h : st->s.h) {
+    if (in.size() < 4 * h.size()) return nullptr;
+    std::memcpy(h.data(), in.data(), 4 * h.size());
+    in.remove_prefix(4 * h.size());
+    for (float x : h)
+      if (!std::isfinite(x)) return nullptr;
+  }
+  if (!in.empty()) return nullptr;
+  return st;
 }
 
 }  // namespace seqrec

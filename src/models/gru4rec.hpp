@@ -59,6 +59,12 @@ class Gru4recModel final : public ModelBase {
   void query_vectors(std::span<const std::span<const int32_t>> seqs,
                      std::span<const PrefixQuery> queries, float* out) const override;
   void state_query(const SessionState& state, float* out) const override;
+  /// The state as bytes: "G4RS", format version (u32), number of layers (u32), each layer's
+  /// size (u32), events consumed (i64), then every layer's hidden vector (float32), all
+  /// little-endian. decode_state() refuses another version, another layer count or size,
+  /// a wrong length and non-finite values (nullptr).
+  std::string encode_state(const SessionState& state) const override;
+  std::unique_ptr<SessionState> decode_state(std::string_view bytes) const override;
 
   const Gru4recParams& params() const { return params_; }
   const Gru4recNet& net() const { return net_; }

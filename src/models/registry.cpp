@@ -83,6 +83,12 @@ void Model::query_vectors(std::span<const std::span<const int32_t>>, std::span<c
 void Model::state_query(const SessionState&, float*) const {
   missing(*this, "state_query()", "a dot-product head with incremental inference");
 }
+std::string Model::encode_state(const SessionState&) const {
+  missing(*this, "encode_state()", "incremental inference (new_state)");
+}
+std::unique_ptr<SessionState> Model::decode_state(std::string_view) const {
+  missing(*this, "decode_state()", "incremental inference (new_state)");
+}
 
 std::unique_ptr<Model> create_model(std::string_view type, const Config& config) {
   const ModelInfo& info = find_model(type);

@@ -9,16 +9,21 @@
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <fstream>
 #include <limits>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <thread>
 #include <unordered_set>
 
 #include "core/parallel.hpp"
+#include "io/model_file.hpp"
 #include "seqrec/error.hpp"
 #include "serve/dot_head.hpp"
+#include "serve/redis_store.hpp"
 #include "serve/score_batcher.hpp"
+#include "serve/session_codec.hpp"
 #include "serve/session_store.hpp"
 #include "serve/topk.hpp"
 
@@ -38,6 +43,9 @@ struct Snapshot {
   ModelBundle bundle;
   uint64_t generation = 0;
   uint64_t catalogue_generation = 0;
+  // The same in every process that loaded the same file (serve/session_codec.hpp): what a
+  // session kept outside the process (Redis, a snapshot) is checked against.
+  uint64_t catalogue_fp = 0, model_fp = 0;
   bool incremental = false;
   bool exclude_default = false;
   int32_t context = 0;  // events given to score() (0 = the whole kept history)
@@ -87,6 +95,15 @@ void check_options(const RecommenderOptions& o) {
   check("session_shards", std::to_string(o.shards));
   check("max_batch", std::to_string(o.max_batch));
   check("batch_lanes", std::to_string(o.batch_lanes));
+  check("session_store_timeout", exact_text(o.session_store_timeout_seconds));
+  check("session_store_connections", std::to_string(o.session_store_connections));
+  check("session_snapshot_interval", exact_text(o.session_snapshot_interval_seconds));
+  check("reload_replay_events", std::to_string(o.reload_replay_events));
+  if (o.session_store != "memory") {
+    serve::parse_redis_url(o.session_store, "recommender options: session_store");
+    need(o.session_snapshot.empty(),
+         "session_snapshot is for the memory store (the Redis store keeps sessions in Redis)");
+  }
   // The table's max_session_memory is in MiB for the command line; a library caller may
   // give any number of bytes.
   need(o.max_session_bytes >= 1, "max_session_bytes must be at least 1");
@@ -127,6 +144,25 @@ std::vector<ParamSpec> recommender_option_specs() {
       param_choice("head_storage", "int8", {"int8", "fp32"},
                    "GRU4Rec/SASRec: int8 (a quarter of the memory traffic, candidates rescored "
                    "exactly) or fp32; the same results"),
+      param_string("session_store", d.session_store,
+                   "where live sessions are kept: memory (this process), or "
+                   "redis://HOST:PORT[/DB] (shared by replicas; survives restarts)"),
+      param_string("session_key_prefix", d.session_key_prefix,
+                   "Redis store: the key of a session is this prefix + its id"),
+      param_float("session_store_timeout", exact_text(d.session_store_timeout_seconds), 0.001, 60,
+                  "Redis store: seconds a request may wait for the store (else 503)"),
+      param_int("session_store_connections", std::to_string(d.session_store_connections), 1, 4096,
+                "Redis store: connections at most"),
+      param_string("session_snapshot", d.session_snapshot,
+                   "memory store: file the live sessions are written to at shutdown and read "
+                   "from at start"),
+      param_float("session_snapshot_interval", exact_text(d.session_snapshot_interval_seconds), 0,
+                  1e9,
+                  "memory store: seconds between periodic snapshots to --session-snapshot (0 = "
+                  "only at shutdown)"),
+      param_int("reload_replay_events", std::to_string(d.reload_replay_events), 0, 1000000,
+                "after a reload with the same catalogue, a session's new model state is built "
+                "from its last N kept events (0 = all kept)"),
   };
 }
 
@@ -143,6 +179,13 @@ RecommenderOptions to_recommender_options(const Config& c) {
   o.batch_lanes = static_cast<int32_t>(c.get_int("batch_lanes"));
   o.head_storage = c.get_string("head_storage") == "fp32" ? RecommenderOptions::HeadStorage::Fp32
                                                           : RecommenderOptions::HeadStorage::Int8;
+  o.session_store = c.get_string("session_store");
+  o.session_key_prefix = c.get_string("session_key_prefix");
+  o.session_store_timeout_seconds = c.get_float("session_store_timeout");
+  o.session_store_connections = static_cast<int32_t>(c.get_int("session_store_connections"));
+  o.session_snapshot = c.get_string("session_snapshot");
+  o.session_snapshot_interval_seconds = c.get_float("session_snapshot_interval");
+  o.reload_replay_events = static_cast<int32_t>(c.get_int("reload_replay_events"));
   return o;
 }
 
@@ -154,11 +197,40 @@ struct Recommender::Impl {
   std::mutex reload_mu;  // one reload at a time
   mutable std::atomic<int64_t> events{0}, unknown{0}, reloads{0}, reload_failures{0};
   mutable std::atomic<int64_t> batches{0}, batched{0}, rescored{0};
+  // The Redis store (null for the memory store) and the counters the memory store keeps
+  // itself otherwise.
+  std::unique_ptr<serve::RedisStore> redis;
+  mutable std::atomic<int64_t> shared_created{0}, shared_dropped{0}, store_failures{0},
+      store_retries{0}, restored{0}, restore_skipped{0};
   // Background sweeper of idle sessions.
   std::mutex sweep_mu;
   std::condition_variable sweep_cv;
   bool stopping = false;
   std::thread sweeper;
+  std::mutex snapshot_mu;  // one snapshot write at a time
+
+  void check_session_id(const std::string& id) const;
+  /// The deadline of a request's work on the Redis store.
+  Clock::time_point store_deadline() const {
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double>(options.session_store_timeout_seconds));
+  }
+  /// Applies the request's known events to the session (its lock held, or a private copy);
+  /// returns how many. Fills the session fields of `r`.
+  static int64_t apply_events(Session& ses, const Snapshot& snap, const SessionRequest& req,
+                              Recommendation& r);
+  /// The top-K of the session into r.items.
+  void score_session(const Session& ses, const Snapshot& snap, const RecommendOptions& o,
+                     Scratch& sc, Recommendation& r) const;
+  /// A session as stored outside the process, and back (a session of another catalogue,
+  /// or with indices outside this one, comes back with catalogue_generation 0, so that
+  /// reconcile() resets it; a state of another model with model_generation 0, so that
+  /// reconcile() rebuilds it).
+  static serve::StoredSession to_stored(const Session& ses, const Snapshot& snap,
+                                        double last_used_unix);
+  static void from_stored(const serve::StoredSession& st, const Snapshot& snap, Session& ses);
+  /// add_events() on the Redis store: read, apply, write back if unchanged, else again.
+  Recommendation add_events_shared(const SessionRequest& req, int32_t k);
 
   static serve::StoreOptions store_options(const RecommenderOptions& o) {
     serve::StoreOptions so;
@@ -171,7 +243,13 @@ struct Recommender::Impl {
     return so;
   }
 
-  explicit Impl(RecommenderOptions o) : options(std::move(o)), store(store_options(options)) {}
+  explicit Impl(RecommenderOptions o) : options(std::move(o)), store(store_options(options)) {
+    if (options.session_store != "memory")
+      redis = std::make_unique<serve::RedisStore>(
+          serve::parse_redis_url(options.session_store, "session_store"),
+          options.session_key_prefix, options.session_store_timeout_seconds,
+          options.session_store_connections);
+  }
 
   ~Impl() {
     {
@@ -182,14 +260,41 @@ struct Recommender::Impl {
     if (sweeper.joinable()) sweeper.join();
   }
 
-  void start_sweeper() {
-    if (options.sweep_interval_seconds <= 0 || options.session_ttl_seconds <= 0) return;
-    sweeper = std::thread([this] {
-      const auto interval = std::chrono::duration<double>(options.sweep_interval_seconds);
+  /// The background thread: sweeps idle sessions (memory store with a TTL) and writes
+  /// periodic snapshots (session_snapshot_interval_seconds).
+  void start_sweeper(Recommender* owner) {
+    const bool sweep =
+        !redis && options.sweep_interval_seconds > 0 && options.session_ttl_seconds > 0;
+    const bool snapshots =
+        !options.session_snapshot.empty() && options.session_snapshot_interval_seconds > 0;
+    if (!sweep && !snapshots) return;
+    sweeper = std::thread([this, owner, sweep, snapshots] {
+      using D = Clock::duration;
+      auto dur = [](double sec) {
+        return std::chrono::duration_cast<D>(std::chrono::duration<double>(sec));
+      };
+      Clock::time_point next_sweep =
+          sweep ? Clock::now() + dur(options.sweep_interval_seconds) : Clock::time_point::max();
+      Clock::time_point next_snap =
+          snapshots ? Clock::now() + dur(options.session_snapshot_interval_seconds)
+                    : Clock::time_point::max();
       std::unique_lock<std::mutex> lock(sweep_mu);
-      while (!sweep_cv.wait_for(lock, interval, [this] { return stopping; })) {
+      while (!sweep_cv.wait_until(lock, std::min(next_sweep, next_snap),
+                                  [this] { return stopping; })) {
         lock.unlock();
-        store.expire_idle();
+        const auto t = Clock::now();
+        if (t >= next_sweep) {
+          store.expire_idle();
+          next_sweep = t + dur(options.sweep_interval_seconds);
+        }
+        if (t >= next_snap) {
+          try {
+            owner->save_session_snapshot();
+          } catch (const std::exception& e) {
+            std::fprintf(stderr, "seqrec: periodic session snapshot failed: %s\n", e.what());
+          }
+          next_snap = Clock::now() + dur(options.session_snapshot_interval_seconds);
+        }
         lock.lock();
       }
     });
@@ -278,6 +383,8 @@ struct Recommender::Impl {
           },
           options.max_batch, options.batch_lanes);
     }
+    s->catalogue_fp = serve::catalogue_fingerprint(b.items);
+    s->model_fp = serve::model_fingerprint(*b.model);
     s->bundle = std::move(b);
     s->path = path;
     s->loaded_unix = unix_now();
@@ -401,16 +508,20 @@ struct Recommender::Impl {
   }
 
   /// Brings a session in line with the model `s` (lock held): first use, or a reload since.
-  static void reconcile(Session& ses, const Snapshot& s, Recommendation& r) {
+  void reconcile(Session& ses, const Snapshot& s, Recommendation& r) const {
     if (ses.initialised && ses.model_generation == s.generation) return;
     if (!ses.initialised || ses.catalogue_generation != s.catalogue_generation) {
       if (ses.initialised) r.session_reset = true;
       ses.clear();
       ses.state = s.bundle.model->new_state();
     } else if (s.incremental) {
-      // Same catalogue, new weights: rebuild the state from the kept history, once.
+      // Same catalogue, new weights: rebuild the state from the last reload_replay_events
+      // kept events, once (a bounded cost per session; docs/http-api.md#post-v1reload).
       ses.state = s.bundle.model->new_state();
-      for (int32_t i : ses.history()) s.bundle.model->step(*ses.state, i);
+      std::span<const int32_t> h = ses.history();
+      const size_t bound = static_cast<size_t>(options.reload_replay_events);
+      if (bound > 0 && h.size() > bound) h = h.subspan(h.size() - bound);
+      for (int32_t i : h) s.bundle.model->step(*ses.state, i);
     } else {
       ses.state.reset();
     }
@@ -425,32 +536,187 @@ Recommender::Recommender(const std::string& model_path, RecommenderOptions optio
   check_options(options);
   impl_ = std::make_unique<Impl>(std::move(options));
   impl_->publish(impl_->make_snapshot(load_model(model_path), model_path));
-  impl_->start_sweeper();
+  restore_session_snapshot();
+  impl_->start_sweeper(this);
 }
 
 Recommender::Recommender(ModelBundle bundle, RecommenderOptions options) {
   check_options(options);
   impl_ = std::make_unique<Impl>(std::move(options));
   impl_->publish(impl_->make_snapshot(std::move(bundle), ""));
-  impl_->start_sweeper();
+  restore_session_snapshot();
+  impl_->start_sweeper(this);
 }
 
 Recommender::~Recommender() = default;
+
+void Recommender::restore_session_snapshot() {
+  const std::string& p = impl_->options.session_snapshot;
+  if (!p.empty() && std::filesystem::exists(p)) load_session_snapshot(p);
+}
 
 const RecommenderOptions& Recommender::options() const {
   return impl_->options;
 }
 
+void Recommender::Impl::check_session_id(const std::string& id) const {
+  if (id.empty()) throw InputError("session_id must not be empty");
+  if (static_cast<int64_t>(id.size()) > options.max_session_id_bytes)
+    throw InputError("session_id is longer than " + std::to_string(options.max_session_id_bytes) +
+                     " bytes");
+}
+
+int64_t Recommender::Impl::apply_events(Session& ses, const Snapshot& snap,
+                                        const SessionRequest& req, Recommendation& r) {
+  const Model& model = *snap.bundle.model;
+  const Vocab& v = snap.bundle.items;
+  int64_t known = 0;
+  for (const auto& e : req.events) {
+    const int32_t i = v.find(e.item);
+    if (i < 0) {
+      r.unknown_items.push_back(e.item);
+      continue;
+    }
+    ses.push(i);
+    if (ses.state) model.step(*ses.state, i);
+    if (e.timestamp) ses.last_event_timestamp = e.timestamp;
+    ++known;
+  }
+  ses.length += known;
+  r.session_length = ses.length;
+  r.model_generation = snap.generation;
+  r.exclude_seen = req.options.exclude_seen.value_or(snap.exclude_default);
+  return known;
+}
+
+void Recommender::Impl::score_session(const Session& ses, const Snapshot& snap,
+                                      const RecommendOptions& o, Scratch& sc,
+                                      Recommendation& r) const {
+  const Model& model = *snap.bundle.model;
+  const std::span<const int32_t> hist = ses.history();
+  if (hist.empty()) return;
+  std::span<const int32_t> window = hist;
+  if (snap.context > 0 && window.size() > static_cast<size_t>(snap.context))
+    window = window.subspan(window.size() - static_cast<size_t>(snap.context));
+  if (snap.head) {
+    sc.query.resize(static_cast<size_t>(snap.head->dim()));
+    if (ses.state)
+      model.state_query(*ses.state, sc.query.data());
+    else
+      sequence_query(model, window, sc.query.data());
+    finish_head(snap, o, hist, sc, r);
+  } else {
+    sc.scores.resize(static_cast<size_t>(snap.bundle.items.size()));
+    if (ses.state) {
+      model.score_state(*ses.state, sc.scores.data());
+    } else {
+      std::vector<std::span<const int32_t>> seqs{window};
+      PrefixQuery q{0, static_cast<int32_t>(window.size())};
+      model.score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
+    }
+    finish(snap, o, hist, sc, r);
+  }
+}
+
+serve::StoredSession Recommender::Impl::to_stored(const Session& ses, const Snapshot& snap,
+                                                  double last_used_unix) {
+  serve::StoredSession st;
+  st.catalogue_fp = snap.catalogue_fp;
+  st.length = ses.length;
+  st.last_event_timestamp = ses.last_event_timestamp;
+  st.last_used_unix = last_used_unix;
+  const auto h = ses.history();
+  st.history.assign(h.begin(), h.end());
+  // A state of an older model is not kept (model_fp 0): the reader recomputes it.
+  if (ses.state && ses.model_generation == snap.generation) {
+    st.model_fp = snap.model_fp;
+    st.state = snap.bundle.model->encode_state(*ses.state);
+  } else if (!snap.incremental) {
+    st.model_fp = snap.model_fp;
+  }
+  return st;
+}
+
+void Recommender::Impl::from_stored(const serve::StoredSession& st, const Snapshot& snap,
+                                    Session& ses) {
+  ses.initialised = true;
+  ses.catalogue_generation = 0;  // another catalogue until shown otherwise: reconcile resets
+  ses.model_generation = 0;
+  ses.length = st.length;
+  ses.last_event_timestamp = st.last_event_timestamp;
+  if (st.catalogue_fp != snap.catalogue_fp) return;
+  const int32_t n = snap.bundle.items.size();
+  for (int32_t i : st.history)
+    if (i < 0 || i >= n) return;
+  ses.catalogue_generation = snap.catalogue_generation;
+  ses.cap = snap.history;
+  const size_t keep = std::min(st.history.size(), static_cast<size_t>(snap.history));
+  ses.buf.assign(st.history.end() - static_cast<std::ptrdiff_t>(keep), st.history.end());
+  if (!snap.incremental) {
+    ses.model_generation = snap.generation;
+  } else if (st.model_fp == snap.model_fp && !st.state.empty()) {
+    ses.state = snap.bundle.model->decode_state(st.state);
+    // A state that does not decode is rebuilt from the history by reconcile().
+    if (ses.state) ses.model_generation = snap.generation;
+  }
+}
+
+Recommendation Recommender::Impl::add_events_shared(const SessionRequest& req, int32_t k) {
+  constexpr int kAttempts = 16;
+  Scratch& sc = scratch();
+  const auto deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(options.session_store_timeout_seconds));
+  const int64_t ttl_ms = static_cast<int64_t>(std::ceil(options.session_ttl_seconds * 1000.0));
+  try {
+    for (int attempt = 0;; ++attempt) {
+      Recommendation r;
+      r.k = k;
+      std::shared_ptr<const Snapshot> s = current();
+      const Snapshot& snap = *s;
+      std::optional<serve::RedisStore::Value> got = redis->get(req.session_id, deadline);
+      Session ses(req.session_id, snap.history);
+      serve::StoredSession st;
+      if (got && serve::decode_session(got->data, st))
+        from_stored(st, snap, ses);
+      else if (got)
+        ses.initialised = true;  // unreadable (another format): reset, as a foreign catalogue
+      r.new_session = !got;
+      reconcile(ses, snap, r);
+      const int64_t known = apply_events(ses, snap, req, r);
+      const std::string data = serve::encode_session(to_stored(ses, snap, unix_now()));
+      if (!redis->put_if(req.session_id, got ? got->version : 0, data, ttl_ms, deadline)) {
+        // Another update came first: start again from its result.
+        ++store_retries;
+        if (attempt + 1 >= kAttempts || Clock::now() >= deadline)
+          throw SessionConflict("session '" + req.session_id + "' was updated concurrently " +
+                                std::to_string(attempt + 1) +
+                                " times while this request was applied; nothing was applied, "
+                                "try again");
+        thread_local std::minstd_rand jitter{std::random_device{}()};
+        std::this_thread::sleep_for(std::chrono::microseconds(jitter() % (50 * (attempt + 1))));
+        continue;
+      }
+      if (r.new_session) ++shared_created;
+      events += known;
+      unknown += static_cast<int64_t>(r.unknown_items.size());
+      score_session(ses, snap, req.options, sc, r);
+      return r;
+    }
+  } catch (const SessionStoreUnavailable&) {
+    ++store_failures;
+    throw;
+  }
+}
+
 Recommendation Recommender::add_events(const SessionRequest& req) {
   Impl& m = *impl_;
   Recommendation r;
-  if (req.session_id.empty()) throw InputError("session_id must not be empty");
-  if (static_cast<int64_t>(req.session_id.size()) > m.options.max_session_id_bytes)
-    throw InputError("session_id is longer than " + std::to_string(m.options.max_session_id_bytes) +
-                     " bytes");
+  m.check_session_id(req.session_id);
   m.check_request(req.options, &r.k);
-  Scratch& sc = scratch();
   ThreadScope threads(m.options.threads_per_request, ZeroThreads::KeepCurrent);
+  if (m.redis) return m.add_events_shared(req, r.k);
+  Scratch& sc = scratch();
 
   bool created = false;
   const int32_t cap0 = m.current()->history;
@@ -464,51 +730,11 @@ Recommendation Recommender::add_events(const SessionRequest& req) {
     // to an older model than one it has seen.
     std::shared_ptr<const Snapshot> s = m.current();
     const Snapshot& snap = *s;
-    Impl::reconcile(*ses, snap, r);
-    const Model& model = *snap.bundle.model;
-    const Vocab& v = snap.bundle.items;
-    int64_t known = 0;
-    for (const auto& e : req.events) {
-      const int32_t i = v.find(e.item);
-      if (i < 0) {
-        r.unknown_items.push_back(e.item);
-        continue;
-      }
-      ses->push(i);
-      if (ses->state) model.step(*ses->state, i);
-      if (e.timestamp) ses->last_event_timestamp = e.timestamp;
-      ++known;
-    }
-    ses->length += known;
+    m.reconcile(*ses, snap, r);
+    const int64_t known = Impl::apply_events(*ses, snap, req, r);
     m.events += known;
     m.unknown += static_cast<int64_t>(r.unknown_items.size());
-    r.session_length = ses->length;
-    r.model_generation = snap.generation;
-    r.exclude_seen = req.options.exclude_seen.value_or(snap.exclude_default);
-    const std::span<const int32_t> hist = ses->history();
-    if (!hist.empty()) {
-      std::span<const int32_t> window = hist;
-      if (snap.context > 0 && window.size() > static_cast<size_t>(snap.context))
-        window = window.subspan(window.size() - static_cast<size_t>(snap.context));
-      if (snap.head) {
-        sc.query.resize(static_cast<size_t>(snap.head->dim()));
-        if (ses->state)
-          model.state_query(*ses->state, sc.query.data());
-        else
-          Impl::sequence_query(model, window, sc.query.data());
-        m.finish_head(snap, req.options, hist, sc, r);
-      } else {
-        sc.scores.resize(static_cast<size_t>(v.size()));
-        if (ses->state) {
-          model.score_state(*ses->state, sc.scores.data());
-        } else {
-          std::vector<std::span<const int32_t>> seqs{window};
-          PrefixQuery q{0, static_cast<int32_t>(window.size())};
-          model.score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
-        }
-        Impl::finish(snap, req.options, hist, sc, r);
-      }
-    }
+    m.score_session(*ses, snap, req.options, sc, r);
     bytes = ses->bytes();
   }
   m.store.update_bytes(ses, bytes);
@@ -558,17 +784,55 @@ std::shared_ptr<const ModelBundle> Recommender::bundle() const {
 }
 
 bool Recommender::drop_session(const std::string& session_id) {
-  return impl_->store.drop(session_id);
+  Impl& m = *impl_;
+  if (!m.redis) return m.store.drop(session_id);
+  m.check_session_id(session_id);
+  try {
+    const bool dropped = m.redis->del(session_id, m.store_deadline());
+    if (dropped) ++m.shared_dropped;
+    return dropped;
+  } catch (const SessionStoreUnavailable&) {
+    ++m.store_failures;
+    throw;
+  }
 }
 
 std::optional<SessionInfo> Recommender::session_info(const std::string& session_id) const {
+  const Impl& m = *impl_;
+  if (m.redis) {
+    m.check_session_id(session_id);
+    std::optional<serve::RedisStore::Value> got;
+    try {
+      got = m.redis->get(session_id, m.store_deadline());
+    } catch (const SessionStoreUnavailable&) {
+      ++m.store_failures;
+      throw;
+    }
+    serve::StoredSession st;
+    if (!got || !serve::decode_session(got->data, st)) return std::nullopt;
+    std::shared_ptr<const Snapshot> s = m.current();
+    SessionInfo info;
+    info.session_id = session_id;
+    info.length = st.length;
+    info.last_event_timestamp = st.last_event_timestamp;
+    info.idle_seconds = std::max(0.0, unix_now() - st.last_used_unix);
+    info.bytes = static_cast<int64_t>(got->data.size());
+    const int32_t n = s->bundle.items.size();
+    if (st.catalogue_fp == s->catalogue_fp) {
+      const size_t keep = std::min(st.history.size(), static_cast<size_t>(s->history));
+      for (size_t j = st.history.size() - keep; j < st.history.size(); ++j)
+        if (st.history[j] >= 0 && st.history[j] < n)
+          info.history.push_back(s->bundle.items.token(st.history[j]));
+    }
+    return info;
+  }
   double idle = 0.0;
-  std::shared_ptr<Session> ses = impl_->store.peek(session_id, &idle);
+  std::shared_ptr<Session> ses = m.store.peek(session_id, &idle);
   if (!ses) return std::nullopt;
   SessionInfo info;
   info.session_id = session_id;
   info.idle_seconds = idle;
-  std::shared_ptr<const Snapshot> s = impl_->current();
+  std::shared_ptr<const Snapshot> s = m.current();
   std::lock_guard<std::mutex> lock(ses->mu);
   info.length = ses->length;
   info.last_event_timestamp = ses->last_event_timestamp;
@@ -577,6 +841,150 @@ std::optional<SessionInfo> Recommender::session_info(const std::string& session_
   if (ses->catalogue_generation == s->catalogue_generation)
     for (int32_t i : ses->history()) info.history.push_back(s->bundle.items.token(i));
   return info;
+}
+
+namespace {
+constexpr char kSnapMagic[8] = {'S', 'Q', 'R', 'C', 'S', 'E', 'S', 'S'};
+constexpr char kSnapEnd[8] = {'S', 'Q', 'R', 'C', 'E', 'N', 'D', '\0'};
+constexpr uint32_t kSnapVersion = 1;
+
+template <class T>
+void put_raw(std::string& out, const T& v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+}  // namespace
+
+int64_t Recommender::save_session_snapshot(const std::string& path) {
+  Impl& m = *impl_;
+  if (m.redis)
+    throw Error("session snapshots are for the memory store; the Redis store keeps sessions in " +
+                m.redis->address().url());
+  const std::string p = path.empty() ? m.options.session_snapshot : path;
+  if (p.empty()) throw Error("save_session_snapshot: no file given (session_snapshot is empty)");
+  std::lock_guard<std::mutex> one(m.snapshot_mu);
+  std::shared_ptr<const Snapshot> s = m.current();
+  auto sessions = m.store.list();
+  // Oldest first, so that reading them back in order rebuilds the LRU order.
+  std::stable_sort(sessions.begin(), sessions.end(),
+                   [](const auto& a, const auto& b) { return a.second < b.second; });
+  const Clock::time_point now_steady = m.options.now ? m.options.now() : Clock::now();
+  const double now_unix = unix_now();
+  // Layout (little-endian): magic "SQRCSESS", version u32, reserved u32, catalogue
+  // fingerprint u64, count u64; per session: id size u32, id, record size u32, record
+  // (serve/session_codec.hpp); then FNV-1a 64 of everything before, and "SQRCEND\0".
+  std::string out(kSnapMagic, 8);
+  put_raw(out, kSnapVersion);
+  put_raw(out, uint32_t{0});
+  put_raw(out, s->catalogue_fp);
+  const size_t count_at = out.size();
+  put_raw(out, uint64_t{0});
+  uint64_t count = 0;
+  for (const auto& [ses, used] : sessions) {
+    std::string rec;
+    {
+      std::lock_guard<std::mutex> lock(ses->mu);
+      if (!ses->initialised || ses->catalogue_generation != s->catalogue_generation) continue;
+      const double idle = std::chrono::duration<double>(now_steady - used).count();
+      rec = serve::encode_session(Impl::to_stored(*ses, *s, now_unix - std::max(0.0, idle)));
+    }
+    put_raw(out, static_cast<uint32_t>(ses->id.size()));
+    out += ses->id;
+    put_raw(out, static_cast<uint32_t>(rec.size()));
+    out += rec;
+    ++count;
+  }
+  std::memcpy(out.data() + count_at, &count, sizeof count);
+  put_raw(out, model_file::fnv1a64(out.data(), out.size()));
+  out.append(kSnapEnd, 8);
+  serve::write_file_atomically(p, out);
+  return static_cast<int64_t>(count);
+}
+
+int64_t Recommender::load_session_snapshot(const std::string& path, int64_t* skipped) {
+  Impl& m = *impl_;
+  if (m.redis)
+    throw Error("session snapshots are for the memory store; the Redis store keeps sessions in " +
+                m.redis->address().url());
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw IoError("cannot read the session snapshot '" + path + "'");
+  std::string data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto bad = [&](const std::string& why) {
+    throw InputError(path + ": " + why +
+                     " (a session snapshot of seqrec serve --session-snapshot; delete or move it "
+                     "to start without the saved sessions)");
+  };
+  constexpr size_t kHead = 8 + 4 + 4 + 8 + 8, kTail = 8 + 8;
+  if (data.size() < 8 || std::memcmp(data.data(), kSnapMagic, 8) != 0)
+    bad("not a seqrec session snapshot");
+  if (data.size() < kHead + kTail || std::memcmp(data.data() + data.size() - 8, kSnapEnd, 8) != 0)
+    bad("truncated session snapshot (no end marker)");
+  uint32_t version = 0;
+  std::memcpy(&version, data.data() + 8, 4);
+  if (version != kSnapVersion)
+    bad("session snapshot format version " + std::to_string(version) + ", this seqrec reads " +
+        std::to_string(kSnapVersion));
+  uint64_t sum = 0;
+  std::memcpy(&sum, data.data() + data.size() - kTail, 8);
+  if (sum != model_file::fnv1a64(data.data(), data.size() - kTail))
+    bad("corrupt session snapshot (checksum mismatch)");
+  uint64_t count = 0;
+  std::memcpy(&count, data.data() + 24, 8);
+  std::string_view in(data.data() + kHead, data.size() - kHead - kTail);
+  std::shared_ptr<const Snapshot> s = m.current();
+  const Clock::time_point now_steady = m.options.now ? m.options.now() : Clock::now();
+  const double now_unix = unix_now();
+  int64_t added = 0, skip = 0;
+  for (uint64_t j = 0; j < count; ++j) {
+    uint32_t n = 0;
+    auto take = [&](void* dst, size_t bytes) {
+      if (in.size() < bytes) bad("damaged session snapshot (record " + std::to_string(j) + ")");
+      std::memcpy(dst, in.data(), bytes);
+      in.remove_prefix(bytes);
+    };
+    take(&n, 4);
+    std::string id(n, '\0');
+    take(id.data(), n);
+    take(&n, 4);
+    std::string rec(n, '\0');
+    take(rec.data(), n);
+    serve::StoredSession st;
+    std::string why;
+    if (!serve::decode_session(rec, st, &why))
+      bad("damaged session snapshot (record " + std::to_string(j) + ": " + why + ")");
+    const double idle = std::max(0.0, now_unix - st.last_used_unix);
+    if (st.catalogue_fp != s->catalogue_fp || id.empty() ||
+        (m.options.session_ttl_seconds > 0 && idle > m.options.session_ttl_seconds)) {
+      ++skip;
+      continue;
+    }
+    auto ses = std::make_shared<Session>(id, s->history);
+    Impl::from_stored(st, *s, *ses);
+    if (ses->catalogue_generation != s->catalogue_generation) {  // indices out of range
+      ++skip;
+      continue;
+    }
+    m.store.insert(ses, now_steady - std::chrono::duration_cast<Clock::duration>(
+                                         std::chrono::duration<double>(idle)));
+    ++added;
+  }
+  if (!in.empty()) bad("damaged session snapshot (bytes after the last record)");
+  m.restored += added;
+  m.restore_skipped += skip;
+  if (skipped) *skipped = skip;
+  return added;
+}
+
+SessionStoreHealth Recommender::session_store_health() const {
+  const Impl& m = *impl_;
+  SessionStoreHealth h;
+  if (!m.redis) {
+    h.type = "memory";
+    return h;
+  }
+  h.type = "redis";
+  h.where = m.redis->address().url();
+  h.ok = m.redis->healthy(&h.error);
+  return h;
 }
 
 ReloadResult Recommender::reload(const std::string& path) {
@@ -608,6 +1016,7 @@ ReloadResult Recommender::replace_model(ModelBundle bundle) {
 }
 
 int64_t Recommender::expire_idle() {
+  if (impl_->redis) return 0;  // Redis expires its keys itself
   return impl_->store.expire_idle();
 }
 
@@ -643,8 +1052,8 @@ RecommenderStats Recommender::stats() const {
   RecommenderStats r;
   r.live_sessions = st.live;
   r.session_bytes = st.bytes;
-  r.sessions_created = st.created;
-  r.sessions_dropped = st.dropped;
+  r.sessions_created = st.created + m.shared_created.load();
+  r.sessions_dropped = st.dropped + m.shared_dropped.load();
   r.evicted_lru = st.evicted[static_cast<int>(serve::Eviction::Lru)];
   r.evicted_memory = st.evicted[static_cast<int>(serve::Eviction::Memory)];
   r.evicted_ttl = st.evicted[static_cast<int>(serve::Eviction::Ttl)];
@@ -657,6 +1066,10 @@ RecommenderStats Recommender::stats() const {
   r.scoring_batches = m.batches.load();
   r.scoring_batched_requests = m.batched.load();
   r.scoring_rescored_items = m.rescored.load();
+  r.session_store_failures = m.store_failures.load();
+  r.session_store_retries = m.store_retries.load();
+  r.sessions_restored = m.restored.load();
+  r.sessions_restore_skipped = m.restore_skipped.load();
   return r;
 }
 

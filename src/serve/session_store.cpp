@@ -174,6 +174,32 @@ int64_t SessionStore::clear(Eviction why) {
   return n;
 }
 
+std::vector<std::pair<std::shared_ptr<Session>, Clock::time_point>> SessionStore::list() const {
+  std::vector<std::pair<std::shared_ptr<Session>, Clock::time_point>> out;
+  out.reserve(static_cast<size_t>(std::max<int64_t>(0, live_.load())));
+  for (auto& shp : shards_) {
+    Shard& sh = *shp;
+    std::lock_guard<std::mutex> lock(sh.mu);
+    for (const Entry& e : sh.lru) out.emplace_back(e.session, e.last_used);
+  }
+  return out;
+}
+
+void SessionStore::insert(std::shared_ptr<Session> s, Clock::time_point last_used) {
+  Shard& sh = shard_of(s->id);
+  std::lock_guard<std::mutex> lock(sh.mu);
+  if (auto found = sh.index.find(s->id); found != sh.index.end())
+    erase(sh, found->second, std::nullopt);
+  const int64_t b = s->bytes();
+  sh.lru.push_front(Entry{s, last_used, b});
+  sh.index.emplace(s->id, sh.lru.begin());
+  sh.bytes += b;
+  bytes_ += b;
+  ++live_;
+  ++created_;
+  enforce(sh, nullptr);
+}
+
 StoreStats SessionStore::stats() const {
   StoreStats s;
   s.live = live_.load();

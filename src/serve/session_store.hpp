@@ -90,6 +90,13 @@ class SessionStore {
   int64_t expire_idle();
   /// Removes every session, counted as evicted for `why`; returns how many.
   int64_t clear(Eviction why);
+  /// Every live session and its last use (copied shard by shard; the sessions may change
+  /// afterwards, lock each one to read it).
+  std::vector<std::pair<std::shared_ptr<Session>, Clock::time_point>> list() const;
+  /// Adds a session last used at `last_used` (replacing one of the same id) as the most
+  /// recently used one, counted as created, and enforces the shard's limits. Insert
+  /// sessions oldest first to keep the LRU order.
+  void insert(std::shared_ptr<Session> s, Clock::time_point last_used);
   StoreStats stats() const;
   int32_t shards() const { return static_cast<int32_t>(shards_.size()); }
 

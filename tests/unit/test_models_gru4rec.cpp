@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <random>
@@ -466,6 +467,53 @@ TEST(Gru4recScoring, BatchScoresEqualIncrementalStateAndSurviveSaveLoad) {
     m2.score(seqs, qs, out2.data());
     EXPECT_EQ(out, out2) << mode;
   }
+}
+
+TEST(Gru4recScoring, EncodedStatesDecodeExactlyAndOtherShapesAreRefused) {
+  const Split sp = generated_split();
+  auto cfg =
+      gru_config({{"layers", "8,6"}, {"batch_size", "8"}, {"n_sample", "16"}, {"n_epochs", "1"}});
+  Gru4recModel m(cfg);
+  m.fit(sp.train, sp.n_items, quiet());
+  const Model& g = m;
+  const int32_t I = m.n_items();
+  std::span<const int32_t> seq = sp.test.seq(0);
+  ASSERT_GE(seq.size(), 2u);
+  auto st = g.new_state();
+  g.step(*st, seq[0]);
+  const std::string bytes = g.encode_state(*st);
+  auto back = g.decode_state(bytes);
+  ASSERT_NE(back, nullptr);
+  EXPECT_EQ(g.encode_state(*back), bytes);
+  // The same scores now and after the next event.
+  std::vector<float> a(I), b(I);
+  g.score_state(*st, a.data());
+  g.score_state(*back, b.data());
+  EXPECT_EQ(a, b);
+  g.step(*st, seq[1]);
+  g.step(*back, seq[1]);
+  g.score_state(*st, a.data());
+  g.score_state(*back, b.data());
+  EXPECT_EQ(a, b);
+  // Refused: truncated, extended, another version, another shape, non-finite values.
+  EXPECT_EQ(g.decode_state(""), nullptr);
+  EXPECT_EQ(g.decode_state(std::string_view(bytes).substr(0, bytes.size() - 1)), nullptr);
+  EXPECT_EQ(g.decode_state(bytes + "x"), nullptr);
+  std::string v2 = bytes;
+  v2[4] = 2;
+  EXPECT_EQ(g.decode_state(v2), nullptr);
+  std::string nan = bytes;
+  const float q = std::numeric_limits<float>::quiet_NaN();
+  std::memcpy(nan.data() + nan.size() - 4, &q, 4);
+  EXPECT_EQ(g.decode_state(nan), nullptr);
+  Gru4recModel other(
+      gru_config({{"layers", "8,7"}, {"batch_size", "8"}, {"n_sample", "16"}, {"n_epochs", "1"}}));
+  other.fit(sp.train, sp.n_items, quiet());
+  EXPECT_EQ(static_cast<const Model&>(other).decode_state(bytes), nullptr);
+  Gru4recModel one_layer(
+      gru_config({{"layers", "8"}, {"batch_size", "8"}, {"n_sample", "16"}, {"n_epochs", "1"}}));
+  one_layer.fit(sp.train, sp.n_items, quiet());
+  EXPECT_EQ(static_cast<const Model&>(one_layer).decode_state(bytes), nullptr);
 }
 
 TEST(Gru4recModelType, RegisteredWithPresets) {

@@ -176,6 +176,13 @@ std::string HttpMetrics::prometheus(const RecommenderStats& s, const ServedModel
   gauge("seqrec_scoring_rescored_items_total", "counter",
         "Items scored exactly after an int8 pass (--head-storage int8).",
         static_cast<double>(s.scoring_rescored_items));
+  gauge("seqrec_session_store_failures_total", "counter",
+        "Requests refused (503) because the session store could not be reached in time.",
+        static_cast<double>(s.session_store_failures));
+  gauge("seqrec_session_store_retries_total", "counter",
+        "Session updates done again because another update of the session came first "
+        "(Redis store).",
+        static_cast<double>(s.session_store_retries));
   line(out, "# HELP seqrec_model_reloads_total Model reloads, by result.");
   line(out, "# TYPE seqrec_model_reloads_total counter");
   line(out, "seqrec_model_reloads_total{result=\"ok\"} %lld", static_cast<long long>(s.reloads));

@@ -43,13 +43,18 @@ HttpResponse reply(int status, const json& j) {
 }
 
 /// Runs a handler, turning exceptions into JSON errors: ApiError -> its status, the core's
-/// InputError -> 400, anything else -> 500 (the server itself never goes down).
+/// InputError -> 400, the session store unreachable -> 503, a session updated concurrently
+/// too often -> 409, anything else -> 500 (the server itself never goes down).
 template <class F>
 HttpResponse guarded(F&& f) {
   try {
     return f();
   } catch (const ApiError& e) {
     return error_response(e.status(), e.what());
+  } catch (const SessionStoreUnavailable& e) {
+    return error_response(503, e.what());
+  } catch (const SessionConflict& e) {
+    return error_response(409, e.what());
   } catch (const InputError& e) {
     return error_response(400, e.what());
   } catch (const std::bad_alloc&) {
@@ -281,9 +286,15 @@ struct HttpServer::Impl {
       if (!get) return not_allowed(req, "GET, HEAD");
       return guarded([&] {
         const RecommenderStats s = rec->stats();
-        return reply(200, {{"status", "ok"},
+        const SessionStoreHealth store = rec->session_store_health();
+        json st = {{"type", store.type}, {"ok", store.ok}};
+        if (!store.where.empty()) st["where"] = store.where;
+        if (!store.ok) st["error"] = store.error;
+        // Still 200 while the store is down: the server answers what does not need it.
+        return reply(200, {{"status", store.ok ? "ok" : "degraded"},
                            {"model_generation", s.model_generation},
                            {"live_sessions", s.live_sessions},
+                           {"session_store", std::move(st)},
                            {"uptime_seconds", uptime()}});
       });
     }
@@ -466,6 +477,19 @@ int serve(const ServeOptions& o) {
     std::filesystem::rename(tmp, o.port_file);
   }
   const ServedModelInfo info = rec->model_info();
+  const std::string& snapshot = o.recommender.session_snapshot;
+  if (!o.quiet && !snapshot.empty()) {
+    const RecommenderStats s0 = rec->stats();
+    std::fprintf(stderr, "seqrec serve: %lld sessions restored from %s",
+                 static_cast<long long>(s0.sessions_restored), snapshot.c_str());
+    if (s0.sessions_restore_skipped > 0)
+      std::fprintf(stderr, " (%lld skipped: another catalogue, or idle beyond --session-ttl)",
+                   static_cast<long long>(s0.sessions_restore_skipped));
+    std::fprintf(stderr, "\n");
+  }
+  if (!o.quiet && o.recommender.session_store != "memory")
+    std::fprintf(stderr, "seqrec serve: sessions in %s (keys %s*)\n",
+                 o.recommender.session_store.c_str(), o.recommender.session_key_prefix.c_str());
   if (!o.quiet)
     std::fprintf(stderr,
                  "seqrec serve: %s model, %d items (%s) loaded in %.2f s\n"
@@ -513,9 +537,25 @@ int serve(const ServeOptions& o) {
   finished = true;
   signals.join();
   const RecommenderStats s = rec->stats();
-  if (!o.quiet)
+  if (!snapshot.empty()) {
+    // The requests in flight have finished: every session is in its final state.
+    try {
+      const int64_t n = rec->save_session_snapshot();
+      if (!o.quiet)
+        std::fprintf(stderr, "seqrec serve: stopped (%lld live sessions written to %s)\n",
+                     static_cast<long long>(n), snapshot.c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "seqrec serve: the session snapshot failed, %lld sessions lost: %s\n",
+                   static_cast<long long>(s.live_sessions), e.what());
+      return 1;
+    }
+  } else if (!o.quiet && o.recommender.session_store != "memory") {
+    std::fprintf(stderr, "seqrec serve: stopped (sessions stay in %s)\n",
+                 o.recommender.session_store.c_str());
+  } else if (!o.quiet) {
     std::fprintf(stderr, "seqrec serve: stopped (%lld live sessions dropped)\n",
                  static_cast<long long>(s.live_sessions));
+  }
   return 0;
 }
 
