@@ -31,11 +31,18 @@
 #   default --threads: worker threads; connections do not hold them), K (20),
 #   SESSIONS (10000), TRAIN_ARGS (""), SERVE_ARGS (extra `seqrec serve` options, e.g.
 #   "--max-batch 1" or "--head-storage fp32"), REPEATS (3), PREFILL (0: events added to
-#   every session before the runs, e.g. 50 to give SASRec user-length histories).
+#   every session before the runs, e.g. 50 to give SASRec user-length histories),
+#   STORE (memory: sessions in the server; redis: a redis-server started on a free loopback
+#   port without persistence, and the server(s) run with --session-store), REPLICAS (1; 2
+#   with STORE=redis: two servers share the Redis, and each run drives both with one wrk
+#   each, half the connections and half the rate each: "rps" is their sum, the client
+#   latency percentiles the larger of the two (an upper bound of the merged ones), the
+#   server-side percentiles those of the two servers' histograms added up, the CPU time the
+#   servers' sum; Redis' own CPU time is reported apart).
 # Writes OUT_JSON (default bench/results/serve_load_<name>.json) and prints it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 1 ] || { sed -n 2,34p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,41p "$0"; exit 2; }
 command -v wrk >/dev/null || { echo "serve_load: wrk is not installed (scripts/setup)" >&2; exit 1; }
 SEQREC=${SEQREC:-}
 if [ -z "$SEQREC" ]; then
@@ -57,6 +64,15 @@ TRAIN_ARGS=${TRAIN_ARGS:-}
 SERVE_ARGS=${SERVE_ARGS:-}
 REPEATS=${REPEATS:-3}
 PREFILL=${PREFILL:-0}
+STORE=${STORE:-memory}
+REPLICAS=${REPLICAS:-1}
+case "$STORE" in memory|redis) ;; *) echo "serve_load: STORE must be memory or redis" >&2; exit 1;; esac
+if [ "$REPLICAS" != 1 ] && { [ "$REPLICAS" != 2 ] || [ "$STORE" != redis ]; }; then
+  echo "serve_load: REPLICAS=2 needs STORE=redis (REPLICAS is 1 or 2)" >&2; exit 1
+fi
+if [ "$STORE" = redis ]; then
+  command -v redis-server >/dev/null || { echo "serve_load: redis-server is not installed (scripts/setup)" >&2; exit 1; }
+fi
 mkdir -p "$WORK"
 
 DATA="$WORK/data_${EVENTS}_${ITEMS}"
@@ -83,34 +99,80 @@ fi
 OUT=${2:-bench/results/serve_load_${NAME}.json}
 mkdir -p "$(dirname "$OUT")"
 
-PORT_FILE=$(mktemp)
-LOG=$(mktemp)
-rm -f "$PORT_FILE"
-# shellcheck disable=SC2086
-"$SEQREC" serve "$MODEL" --host 127.0.0.1 --port 0 --port-file "$PORT_FILE" \
-  ${SERVER_THREADS:+--threads "$SERVER_THREADS"} --max-sessions 1000000 --default-k "$K" $SERVE_ARGS 2>"$LOG" &
-SERVER=$!
 TMPD=$(mktemp -d)
+SERVERS=()
+REDIS=""
 cleanup() {
-  kill "$SERVER" 2>/dev/null || true
-  wait "$SERVER" 2>/dev/null || true
-  rm -rf "$PORT_FILE" "$LOG" "$TMPD"
+  for pid in "${SERVERS[@]}" $REDIS; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${SERVERS[@]}" $REDIS; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$TMPD"
 }
 trap cleanup EXIT
-for _ in $(seq 1 600); do
-  [ -s "$PORT_FILE" ] && break
-  kill -0 "$SERVER" 2>/dev/null || { cat "$LOG" >&2; exit 1; }
-  sleep 0.1
+STORE_ARGS=""
+if [ "$STORE" = redis ]; then
+  RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMPD" \
+    --logfile "$TMPD/redis.log" &
+  REDIS=$!
+  for _ in $(seq 1 100); do redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+  redis-cli -p "$RPORT" ping | grep -q PONG || { echo "serve_load: redis-server did not start" >&2; exit 1; }
+  STORE_ARGS="--session-store redis://127.0.0.1:$RPORT"
+fi
+URLS=()
+for r in $(seq 1 "$REPLICAS"); do
+  # shellcheck disable=SC2086
+  "$SEQREC" serve "$MODEL" --host 127.0.0.1 --port 0 --port-file "$TMPD/port_$r" \
+    ${SERVER_THREADS:+--threads "$SERVER_THREADS"} --max-sessions 1000000 --default-k "$K" \
+    $STORE_ARGS $SERVE_ARGS 2>"$TMPD/log_$r" &
+  SERVERS+=($!)
+  for _ in $(seq 1 600); do
+    [ -s "$TMPD/port_$r" ] && break
+    kill -0 "${SERVERS[-1]}" 2>/dev/null || { cat "$TMPD/log_$r" >&2; exit 1; }
+    sleep 0.1
+  done
+  URLS+=("http://127.0.0.1:$(cat "$TMPD/port_$r")")
 done
-PORT=$(cat "$PORT_FILE")
+SERVER=${SERVERS[0]}
+LOG=$TMPD/log_1
+PORT=$(cat "$TMPD/port_1")
 # The worker threads the server runs (its default unless SERVER_THREADS is set).
 SERVER_THREADS=$(sed -n 's/.*(\([0-9]*\) worker threads.*/\1/p' "$LOG" | head -1)
 URL="http://127.0.0.1:$PORT"
 N_ITEMS=$(curl -s "$URL/v1/model" | python3 -c 'import json,sys; print(json.load(sys.stdin)["n_items"])')
 TYPE=$(curl -s "$URL/v1/model" | python3 -c 'import json,sys; print(json.load(sys.stdin)["type"])')
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+# CPU ticks of the servers together, and of Redis.
+cpu_ticks() { for pid in "${SERVERS[@]}"; do awk '{print $14 + $15}' "/proc/$pid/stat"; done | awk '{s += $1} END {print s}'; }
+redis_ticks() { if [ -n "$REDIS" ]; then awk '{print $14 + $15}' "/proc/$REDIS/stat"; else echo 0; fi; }
 wrk_json() { grep '^WRKJSON ' | sed 's/^WRKJSON //'; }
+# The metrics of every replica, one after the other (the analysis adds them up).
+scrape() { for u in "${URLS[@]}"; do curl -s "$u/metrics"; done; }
+# wrk -t THREADS -c CONNS -d DURATION against every replica at once (CONNS split between
+# them), DELAY_MS from the environment; prints one WRKJSON object (merged for 2 replicas).
+run_wrk() {
+  local threads=$1 conns=$2 duration=$3
+  if [ "$REPLICAS" = 1 ]; then
+    wrk -t"$threads" -c"$conns" -d"$duration" --timeout 5s -s bench/serve_load.lua "$URL"
+    return
+  fi
+  local per=$(( (conns + 1) / 2 )) tper=$(( (threads + 1) / 2 )) i=0 pids=()
+  for u in "${URLS[@]}"; do
+    i=$((i + 1))
+    wrk -t"$tper" -c"$per" -d"$duration" --timeout 5s -s bench/serve_load.lua "$u" | wrk_json > "$TMPD/wrk_part_$i" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  python3 - "$TMPD/wrk_part_1" "$TMPD/wrk_part_2" <<'PYM'
+import json, sys
+parts = [json.loads(open(p).read()) for p in sys.argv[1:]]
+out = dict(parts[0])
+out["rps"] = sum(p["rps"] for p in parts)
+out["requests"] = sum(p["requests"] for p in parts)
+out["latency_ms"] = {q: max(p["latency_ms"][q] for p in parts) for q in parts[0]["latency_ms"]}
+out["errors"] = {k: sum(p["errors"].get(k, 0) for p in parts) for k in parts[0]["errors"]}
+print("WRKJSON " + json.dumps(out))
+PYM
+}
 export ITEMS_FILE="$DATA/test_items.txt" SESSIONS K
 
 if [ "$PREFILL" -gt 0 ]; then
@@ -135,34 +197,36 @@ for s in range(1, sessions + 1):
 PY
 fi
 
-echo "serve_load: $TYPE, $N_ITEMS items, K=$K, $URL, server options: ${SERVE_ARGS:-none}; warm-up" >&2
-DELAY_MS=0 wrk -t1 -c4 -d3s -s bench/serve_load.lua "$URL" >/dev/null
+echo "serve_load: $TYPE, $N_ITEMS items, K=$K, ${URLS[*]}, store $STORE, server options: ${SERVE_ARGS:-none}; warm-up" >&2
+DELAY_MS=0 run_wrk 1 4 3s >/dev/null
 
 DELAY=$(( RATE_CONNS * 1000 / RATE ))
 # Each connection's cycle is the delay plus the latency plus timer slack, so the rate falls
 # short of RATE: a 3 s calibration run measures by how much, and the connections are
 # scaled up to make up for it.
-CAL=$(DELAY_MS=$DELAY wrk -t1 -c"$RATE_CONNS" -d3s -s bench/serve_load.lua "$URL" | wrk_json)
+CAL=$(DELAY_MS=$DELAY run_wrk 1 "$RATE_CONNS" 3s | wrk_json)
 # Never more than twice the nominal number (a calibration run slowed down by other work on
 # the machine would ask for far too many).
 CONNS=$(python3 -c "import json,math; r=json.loads('$CAL')['rps']; c=max($RATE_CONNS, round($RATE_CONNS*$RATE/r)) if r > 0 else $RATE_CONNS; print(min(c, 2*$RATE_CONNS))")
 for i in $(seq 1 "$REPEATS"); do
   cut -d' ' -f1-3 /proc/loadavg > "$TMPD/load_rate_$i"
   echo "serve_load: [$i/$REPEATS] rate run: $CONNS connections x 1 request per $DELAY ms, ${DURATION}s (load $(cat "$TMPD/load_rate_$i"))" >&2
-  curl -s "$URL/metrics" > "$TMPD/m_rate_${i}_0"
+  scrape > "$TMPD/m_rate_${i}_0"
   cpu_ticks > "$TMPD/c_rate_${i}_0"
-  DELAY_MS=$DELAY wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 5s \
-    -s bench/serve_load.lua "$URL" | wrk_json > "$TMPD/w_rate_$i"
+  redis_ticks > "$TMPD/r_rate_${i}_0"
+  DELAY_MS=$DELAY run_wrk 1 "$CONNS" "${DURATION}s" | wrk_json > "$TMPD/w_rate_$i"
   cpu_ticks > "$TMPD/c_rate_${i}_1"
-  curl -s "$URL/metrics" > "$TMPD/m_rate_${i}_1"
+  redis_ticks > "$TMPD/r_rate_${i}_1"
+  scrape > "$TMPD/m_rate_${i}_1"
   cut -d' ' -f1-3 /proc/loadavg > "$TMPD/load_peak_$i"
   echo "serve_load: [$i/$REPEATS] peak run: $PEAK_CONNS connections, $WRK_THREADS wrk threads, ${DURATION}s (load $(cat "$TMPD/load_peak_$i"))" >&2
-  curl -s "$URL/metrics" > "$TMPD/m_peak_${i}_0"
+  scrape > "$TMPD/m_peak_${i}_0"
   cpu_ticks > "$TMPD/c_peak_${i}_0"
-  DELAY_MS=0 wrk -t"$WRK_THREADS" -c"$PEAK_CONNS" -d"${DURATION}s" --timeout 5s \
-    -s bench/serve_load.lua "$URL" | wrk_json > "$TMPD/w_peak_$i"
+  redis_ticks > "$TMPD/r_peak_${i}_0"
+  DELAY_MS=0 run_wrk "$WRK_THREADS" "$PEAK_CONNS" "${DURATION}s" | wrk_json > "$TMPD/w_peak_$i"
   cpu_ticks > "$TMPD/c_peak_${i}_1"
-  curl -s "$URL/metrics" > "$TMPD/m_peak_${i}_1"
+  redis_ticks > "$TMPD/r_peak_${i}_1"
+  scrape > "$TMPD/m_peak_${i}_1"
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 SESSIONS_LIVE=$(curl -s "$URL/metrics" | awk '$1 == "seqrec_sessions_live" {print $2}')
@@ -178,15 +242,13 @@ def buckets(path):
     out = {}
     for line in open(path):
         m = re.match(r'seqrec_http_request_duration_seconds_bucket\{route="/v1/events",method="POST",le="([^"]+)"\} (\d+)', line)
-        if m:
-            out[float("inf") if m.group(1) == "+Inf" else float(m.group(1))] = int(m.group(2))
+        if m:  # several replicas: their histograms added up
+            le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+            out[le] = out.get(le, 0) + int(m.group(2))
     return out
 
 def counter(path, name):
-    for line in open(path):
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
+    return sum(float(line.split()[1]) for line in open(path) if line.startswith(name + " "))
 
 def server_side(a, b):
     """Upper bounds (ms) of the server-side p50/p99 from the histogram between two scrapes."""
@@ -210,6 +272,11 @@ for i in range(1, $REPEATS + 1):
         c0, c1 = (float(open(f"{d}/c_{kind}_{i}_{j}").read()) for j in (0, 1))
         r["server_cpu_s"] = (c1 - c0) / ticks
         r["requests_per_server_cpu_s"] = round(r["requests"] / r["server_cpu_s"], 1) if r["server_cpu_s"] else None
+        if "$STORE" == "redis":
+            r0, r1 = (float(open(f"{d}/r_{kind}_{i}_{j}").read()) for j in (0, 1))
+            r["redis_cpu_s"] = (r1 - r0) / ticks
+            r["store_failures"] = counter(m1, "seqrec_session_store_failures_total") - counter(m0, "seqrec_session_store_failures_total")
+            r["store_retries"] = counter(m1, "seqrec_session_store_retries_total") - counter(m0, "seqrec_session_store_retries_total")
         nb = counter(m1, "seqrec_scoring_batches_total") - counter(m0, "seqrec_scoring_batches_total")
         nr = counter(m1, "seqrec_scoring_batched_requests_total") - counter(m0, "seqrec_scoring_batched_requests_total")
         rs = counter(m1, "seqrec_scoring_rescored_items_total") - counter(m0, "seqrec_scoring_rescored_items_total")
@@ -241,6 +308,7 @@ out = {
     "model": "$NAME", "type": "$TYPE", "n_items": $N_ITEMS, "k": $K,
     "workload": "POST /v1/events, 1 event per request, $SESSIONS sessions (prefilled with $PREFILL events), items from test.tsv",
     "server_args": "$SERVE_ARGS", "scoring": json.loads('$SCORING'),
+    "store": "$STORE", "replicas": $REPLICAS,
     "duration_s": $DURATION, "repeats": $REPEATS, "server_threads": $SERVER_THREADS,
     "cores": $(nproc), "loadavg_after": "$LOAD_AFTER",
     "sessions_live_after": float("${SESSIONS_LIVE:-0}"),

@@ -29,8 +29,16 @@
 // swapping it in atomically; requests in flight finish on the model they started with. The
 // rule for live sessions: if the new model has exactly the same catalogue (the same item
 // ids in the same order) sessions are kept, and a session with model state gets a fresh
-// state from its kept history (one replay of at most `max_history` events, once, at its
-// next request); otherwise every session is dropped (they speak other item indices).
+// state from its kept history (one replay of its last `reload_replay_events` events, once,
+// at its next request); otherwise every session is dropped (they speak other item indices).
+//
+// Session stores. Sessions live in this process (the default), optionally written to a
+// snapshot file and read back at start (save_session_snapshot(), session_snapshot), or in
+// a Redis server shared by any number of Recommenders in any number of processes
+// (RecommenderOptions::session_store): a session's events may then arrive at any of them
+// and get the answers one Recommender would give. The Redis store's errors are
+// SessionStoreUnavailable (not reachable within session_store_timeout_seconds) and
+// SessionConflict (updated concurrently too often); recommend() never needs the store.
 #pragma once
 
 #include <chrono>

@@ -1,6 +1,7 @@
 #include "serve/redis_store.hpp"
 
 #include <hiredis.h>
+#include <signal.h>
 #include <sys/time.h>
 
 #include <algorithm>
@@ -118,7 +119,13 @@ RedisStore::RedisStore(RedisAddress address, std::string key_prefix, double time
       prefix_(std::move(key_prefix)),
       timeout_(timeout_seconds),
       max_connections_(std::max(1, max_connections)),
-      backoff_(kFirstBackoff) {}
+      backoff_(kFirstBackoff) {
+  // hiredis writes with write(): on a connection Redis has closed (a restart) that raises
+  // SIGPIPE, whose default action ends the process. Ignore it (unless someone handles it).
+  struct sigaction current {};
+  if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL)
+    ::signal(SIGPIPE, SIG_IGN);
+}
 
 RedisStore::~RedisStore() {
   for (redisContext* c : idle_) redisFree(c);

@@ -14,7 +14,9 @@
 // idle one (after a Redis restart they are all dead), and new connections are then tried
 // only after a backoff (50 ms doubling to 1 s), so that while Redis is down requests fail
 // at once instead of each waiting for a connect timeout. Every failure throws
-// SessionStoreUnavailable (seqrec/recommender.hpp).
+// SessionStoreUnavailable (seqrec/recommender.hpp). A process with a RedisStore ignores
+// SIGPIPE (unless it already handles it): hiredis writes with write(), and a write to a
+// connection that Redis closed would otherwise end the process.
 #pragma once
 
 #include <chrono>

@@ -85,6 +85,22 @@ bool decode_session(std::string_view in, StoredSession& out, std::string* why) {
   return true;
 }
 
+namespace {
+/// A 64-bit hash of `n` bytes continuing from `h`, 8 bytes a step (FNV-1a byte by byte would
+/// take ~0.1 s for a 100 MB model at every load): not cryptographic, a fingerprint only.
+uint64_t hash_words(const void* data, size_t n, uint64_t h) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+  }
+  return model_file::fnv1a64(p + i, n - i, h);
+}
+}  // namespace
+
 uint64_t catalogue_fingerprint(const Vocab& items) {
   uint64_t h = model_file::kFnvOffset;
   const uint64_t count = static_cast<uint64_t>(items.size());
@@ -110,7 +126,7 @@ uint64_t model_fingerprint(const Model& model) {
     const auto dt = static_cast<uint8_t>(e.dtype);
     h = model_file::fnv1a64(&dt, 1, h);
     h = model_file::fnv1a64(e.shape.data(), e.shape.size() * sizeof(int64_t), h);
-    h = model_file::fnv1a64(e.data, e.nbytes, h);
+    h = hash_words(e.data, e.nbytes, h);
   }
   return h;
 }

@@ -38,8 +38,8 @@ bool decode_session(std::string_view bytes, StoredSession& out, std::string* why
 /// FNV-1a over the catalogue's item ids in order (two catalogues with the same fingerprint
 /// give every index the same item).
 uint64_t catalogue_fingerprint(const Vocab& items);
-/// FNV-1a over the model's type, configuration and saved tensors: the same in every process
-/// that loaded the same model file, different after retraining.
+/// A 64-bit hash of the model's type, configuration and saved tensors: the same in every
+/// process that loaded the same model file, different after retraining.
 uint64_t model_fingerprint(const Model& model);
 
 /// Writes `bytes` to `path` atomically: a new file created exclusively in the same folder

@@ -81,6 +81,13 @@ TEST(AppOptions, ServeTableDefaultsToTheStructs) {
   EXPECT_EQ(o.recommender.max_batch, r.max_batch);
   EXPECT_EQ(o.recommender.batch_lanes, r.batch_lanes);
   EXPECT_EQ(o.recommender.head_storage, r.head_storage);
+  EXPECT_EQ(o.recommender.session_store, r.session_store);
+  EXPECT_EQ(o.recommender.session_key_prefix, r.session_key_prefix);
+  EXPECT_EQ(o.recommender.session_store_timeout_seconds, r.session_store_timeout_seconds);
+  EXPECT_EQ(o.recommender.session_store_connections, r.session_store_connections);
+  EXPECT_EQ(o.recommender.session_snapshot, r.session_snapshot);
+  EXPECT_EQ(o.recommender.session_snapshot_interval_seconds, r.session_snapshot_interval_seconds);
+  EXPECT_EQ(o.recommender.reload_replay_events, r.reload_replay_events);
 }
 
 TEST(AppOptions, ServeValuesReachTheOptions) {
