@@ -68,7 +68,7 @@ def prepare(events: Events | _Path, protocol: str = ..., force: bool = ...,
 def load_split(folder: _Path, **read_options: Any) -> Split: ...
 
 class Recommendation(NamedTuple):
-    items: np.ndarray
+    items: list[str]
     scores: np.ndarray
     unknown_items: list[str]
 

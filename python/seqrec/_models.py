@@ -17,8 +17,9 @@ from ._util import options, path_text
 _CLASS_NAMES = {"gru4rec": "GRU4Rec", "sasrec": "SASRec", "pop": "Pop", "sr": "SR", "vsknn": "VSKNN"}
 
 Recommendation = collections.namedtuple("Recommendation", ["items", "scores", "unknown_items"])
-Recommendation.__doc__ = """One session's recommendations: ``items`` (str ids, best first),
-``scores`` (float32), and ``unknown_items`` (ids of the session not in the catalogue)."""
+Recommendation.__doc__ = """One session's recommendations: ``items`` (a list of str ids, best
+first), ``scores`` (a float32 NumPy array), and ``unknown_items`` (ids of the session not in
+the catalogue)."""
 
 _TYPE_VALUE = {
     "int": int,
@@ -232,11 +233,10 @@ class Model:
         (None: yes for a model trained on a sequential split); ``allowed``: only these ids
         may be recommended; ``forbidden``: never these. Unknown ids are skipped and listed
         in ``unknown_items``; with no known item the result is empty."""
-        r = self._core.recommend(_ids(items, "items"), int(k), exclude_seen,
-                                 None if allowed is None else _ids(allowed, "allowed"),
-                                 _ids(forbidden, "forbidden"))
-        return Recommendation(np.array(r["items"], dtype=object),
-                              np.array(r["scores"], dtype=np.float32), r["unknown_items"])
+        return Recommendation(*self._core.recommend(
+            _ids(items, "items"), int(k), exclude_seen,
+            None if allowed is None else _ids(allowed, "allowed"),
+            _ids(forbidden, "forbidden") if forbidden else []))
 
     def recommend_batch(self, sessions, k=20, exclude_seen=False, threads=0):
         """Top-``k`` for many sessions at once, computed in C++ on all threads.
@@ -286,6 +286,8 @@ class Model:
 def _ids(values, what):
     if isinstance(values, (str, bytes)):
         raise InputError(f"{what}: expected a list of item ids, got a single string")
+    if type(values) is list and all(type(v) is str for v in values):
+        return values
     return [str(v) for v in values]
 
 

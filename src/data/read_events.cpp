@@ -863,7 +863,9 @@ EventLog events_from_columns(EventColumns cols, const ReadOptions& opt, ReadInfo
   log.source = src;
   for (const std::string& id : cols.item_ids) {
     if (id.empty()) throw InputError(src, 0, "an empty item id");
-    if (log.items.add(id) != log.items.size() - 1)
+    const int32_t before = log.items.size();
+    log.items.add(id);
+    if (log.items.size() == before)
       throw InputError(src, 0, "item id '" + id + "' appears twice in the item list");
   }
   Events ev;

@@ -773,12 +773,21 @@ PYBIND11_MODULE(_seqrec, m) {
              req.options =
                  recommend_options(std::min<int>({k, b->items.size(), kMaxK}), exclude_seen,
                                    std::move(allowed), std::move(forbidden));
+             const std::shared_ptr<Recommender> rec = p.rec;  // a fit() may replace p.rec
              Recommendation r;
              {
                py::gil_scoped_release release;
-               r = p.rec->recommend(req);
+               r = rec->recommend(req);
              }
-             return recommendation_dict(r);
+             // (ids, float32 scores, unknown ids): the least a Python caller has to unpack.
+             py::list ids(r.items.size());
+             py::array_t<float> scores(static_cast<py::ssize_t>(r.items.size()));
+             float* ps = scores.mutable_data();
+             for (size_t i = 0; i < r.items.size(); ++i) {
+               ids[i] = py::str(r.items[i].item);
+               ps[i] = r.items[i].score;
+             }
+             return py::make_tuple(ids, scores, str_list(r.unknown_items));
            })
       .def("bench_recommend",
            [](const PyModel& p, std::vector<std::string> items, int k, int repeats) {
@@ -787,9 +796,10 @@ PYBIND11_MODULE(_seqrec, m) {
              ItemsRequest req;
              req.items = std::move(items);
              req.options.k = std::min<int>({k, b->items.size(), kMaxK});
+             const std::shared_ptr<Recommender> rec = p.rec;
              py::gil_scoped_release release;
              const auto t0 = std::chrono::steady_clock::now();
-             for (int i = 0; i < repeats; ++i) (void)p.rec->recommend(req);
+             for (int i = 0; i < repeats; ++i) (void)rec->recommend(req);
              return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
            })
       .def("recommend_batch",

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -450,6 +451,73 @@ TEST_F(DataRead, ReadOnlyInputAndUnwritableCacheStillRead) {
   EXPECT_TRUE(info.cache_written);
   o.cache_dir = path("ro/cache");  // cannot be created (unless running as root)
   EXPECT_EQ(read_events(p, o, &info).seqs.n_events(), 1);
+}
+
+}  // namespace
+}  // namespace seqrec
+
+namespace seqrec {
+namespace {
+
+class EventColumnsTest : public test::DataTmp {};
+
+TEST_F(EventColumnsTest, GroupsLikeTheReader) {
+  // The same events as a file and as columns (indices in order of first appearance).
+  const auto p = write("clicks.tsv",
+                       "SessionId\tItemId\tTime\n"
+                       "2\t10\t100.5\n"
+                       "1\t11\t50\n"
+                       "1\t12\t40\n"
+                       "2\t13\t101\n"
+                       "1\t14\t40\n");
+  const EventLog file = read_events(p);
+  EventColumns c;
+  c.seq = {0, 1, 1, 0, 1};
+  c.seq_ids = {"2", "1"};
+  c.item = {0, 1, 2, 3, 4};
+  c.item_ids = {"10", "11", "12", "13", "14"};
+  c.time = {100.5, 50, 40, 101, 40};
+  c.source = "frame";
+  const EventLog cols = events_from_columns(c);
+  EXPECT_EQ(cols.items.tokens(), file.items.tokens());
+  EXPECT_EQ(cols.seqs.ids, file.seqs.ids);
+  EXPECT_EQ(cols.seqs.offsets, file.seqs.offsets);
+  EXPECT_EQ(cols.seqs.items, file.seqs.items);
+  EXPECT_EQ(cols.seqs.times, file.seqs.times);
+  EXPECT_EQ(cols.source, "frame");
+}
+
+TEST_F(EventColumnsTest, MillisecondsAreDetectedAndBadColumnsAreInputErrors) {
+  EventColumns c;
+  c.seq = {0, 0};
+  c.seq_ids = {"s"};
+  c.item = {0, 1};
+  c.item_ids = {"a", "b"};
+  c.time = {1.7e12, 1.7e12 + 1000};
+  ReadInfo info;
+  const EventLog log = events_from_columns(c, {}, &info);
+  EXPECT_EQ(info.time_unit, "ms");
+  EXPECT_DOUBLE_EQ(log.seqs.times[1] - log.seqs.times[0], 1.0);
+
+  auto with = [&](auto edit) {
+    EventColumns d = c;
+    d.source = "frame";
+    edit(d);
+    return test::input_error([&] { events_from_columns(d); });
+  };
+  EXPECT_NE(with([](EventColumns& d) { d.time[1] = std::nan(""); }).find("frame:2: time is NaN"),
+            std::string::npos);
+  EXPECT_NE(with([](EventColumns& d) { d.item[0] = 5; }).find("item index 5"), std::string::npos);
+  EXPECT_NE(with([](EventColumns& d) { d.seq[1] = -1; }).find("sequence index"), std::string::npos);
+  EXPECT_NE(with([](EventColumns& d) { d.time.pop_back(); }).find("different lengths"),
+            std::string::npos);
+  EXPECT_NE(with([](EventColumns& d) { d.item_ids[1] = "a"; }).find("twice"), std::string::npos);
+  EXPECT_NE(with([](EventColumns& d) {
+              d.item.clear();
+              d.seq.clear();
+              d.time.clear();
+            }).find("no events"),
+            std::string::npos);
 }
 
 }  // namespace

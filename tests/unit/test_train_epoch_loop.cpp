@@ -13,6 +13,7 @@
 
 #include "models/model_base.hpp"
 #include "seqrec/error.hpp"
+#include "seqrec/interrupt.hpp"
 #include "train/epoch_loop.hpp"
 
 using namespace seqrec;
@@ -355,4 +356,38 @@ TEST(EpochLoop, InfiniteLossNonFiniteGradientAndWeightsAreErrors) {
     EXPECT_NE(e.find("fake: the weights became NaN/inf during epoch 1"), std::string::npos) << e;
     EXPECT_NE(e.find("try a lower learning_rate"), std::string::npos) << e;
   }
+}
+
+TEST(EpochLoop, AfterEpochHookSeesEveryEpochAndCanEndTraining) {
+  FakeNet net;
+  FakeModel model(net);
+  FitContext ctx = quiet();
+  std::vector<int> seen;
+  ctx.after_epoch = [&](int epoch, double loss) {
+    seen.push_back(epoch);
+    EXPECT_TRUE(std::isfinite(loss));
+    return epoch < 2;  // stop after the second epoch
+  };
+  train::EpochLoop loop(ctx, options(5));
+  const train::LoopHistory& h = loop.run(net, model);
+  EXPECT_EQ(seen, (std::vector<int>{1, 2}));
+  EXPECT_EQ(h.epochs_run, 2);
+  EXPECT_FALSE(h.stopped_early);  // not early stopping: a checkpoint of it may be resumed
+  EXPECT_EQ(net.w[1], 6.0f);      // 2 epochs of 3 steps
+}
+
+TEST(EpochLoop, InterruptStopsBeforeTheNextStep) {
+  FakeNet net;
+  FakeModel model(net);
+  FitContext ctx = quiet();
+  ctx.after_epoch = [&](int, double) {
+    request_interrupt();  // as the Python binding does on Ctrl-C
+    return true;
+  };
+  train::EpochLoop loop(ctx, options(5));
+  EXPECT_THROW(loop.run(net, model), Interrupted);
+  EXPECT_TRUE(interrupt_requested());
+  clear_interrupt();
+  EXPECT_EQ(net.w[1], 3.0f);  // the first epoch only: no step of the second was applied
+  EXPECT_NO_THROW(check_interrupt("test"));
 }
