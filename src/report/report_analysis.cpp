@@ -285,7 +285,11 @@ json analyse_comparison(const CompareSetup& setup, const std::vector<CompareMode
     const std::string n = name == "recall" ? hit_label : name == "mrr" ? "MRR" : "NDCG";
     return at_k(n, k);
   };
-  const auto [head_name, head_k] = split_metric(setup.metric);
+  // Not a structured binding: lambdas below capture head_k, which clang 14 (the fuzz build)
+  // does not allow for a binding.
+  const std::pair<std::string, int> head = split_metric(setup.metric);
+  const std::string& head_name = head.first;
+  const int head_k = head.second;
   const std::string headline = at_k(head_name, head_k);
   const RankMetric head_metric = parse_rank_metric(head_name);
 

@@ -17,7 +17,11 @@ namespace plain {
 #if SEQREC_ISA_VARIANT == 2
 // The int8 pass with vpdpbusd, run at the avx512_vnni level.
 #if defined(__clang__)
-SEQREC_ISA_PRAGMA(clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function))
+// Clang applies only the outer of two pushed target attributes: replace the level's (from
+// isa_begin.hpp) by the level's features plus VNNI, and put it back after.
+#pragma clang attribute pop
+SEQREC_ISA_PRAGMA(clang attribute push(__attribute__((target(SEQREC_ISA_TARGET ",avx512vnni"))),
+                                       apply_to = function))
 #else
 #pragma GCC push_options
 #pragma GCC target("avx512vnni")
@@ -33,6 +37,8 @@ namespace vnni {
 }  // namespace vnni
 #if defined(__clang__)
 #pragma clang attribute pop
+SEQREC_ISA_PRAGMA(clang attribute push(__attribute__((target(SEQREC_ISA_TARGET))),
+                                       apply_to = function))
 #else
 #pragma GCC diagnostic pop
 #pragma GCC pop_options

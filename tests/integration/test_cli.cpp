@@ -119,7 +119,10 @@ TEST_F(Cli, PrepareTrainEvalRecommendInfo) {
     ASSERT_EQ(x.code, 0) << x.out;
     EXPECT_EQ(x.out, y.out) << word;
     const bool excluded = word != "none";
-    for (const auto& it : nlohmann::json::parse(x.out)["items"])
+    // Kept in a variable: a range-for over a member of a temporary reads freed memory
+    // (found by bench/sanitize.sh, ASan heap-use-after-free).
+    const nlohmann::json answer = nlohmann::json::parse(x.out);
+    for (const auto& it : answer["items"])
       if (excluded) EXPECT_TRUE(it["item"] != a && it["item"] != b) << word;
   }
 

@@ -197,6 +197,25 @@ TEST(HttpParser, RecordsTheFieldsTheServerDecidesOn) {
 }
 /// Mutated requests, fed whole and in random pieces: the same outcome either way (the
 /// parser's state machine does not depend on where the bytes are cut), never a crash.
+// Found by fuzz/fuzz_http_parser.cpp: a long request line was 414 whole and 400 byte by
+// byte, and a line of exactly the limit was refused when its CR arrived before its LF.
+TEST(HttpParser, LongRequestLinesGetTheSameAnswerHoweverTheyArrive) {
+  HttpLimits limits;
+  limits.max_request_line = 20;
+  for (const std::string& line : {std::string(30, 'A') + " / HTTP/1.1", std::string(40, '/'),
+                                  "GET /" + std::string(40, 'x') + " HTTP/1.1"}) {
+    const std::string bytes = line + "\r\n\r\n";
+    const Parsed whole = parse(bytes, 0, limits), bytewise = parse(bytes, 1, limits);
+    ASSERT_EQ(whole.result, RequestParser::Result::Error) << line;
+    ASSERT_EQ(bytewise.result, RequestParser::Result::Error) << line;
+    EXPECT_EQ(whole.error.status, bytewise.error.status) << line;
+  }
+  const std::string exact = "GET /" + std::string(6, 'x') + " HTTP/1.1";  // 20 bytes
+  ASSERT_EQ(exact.size(), 20u);
+  EXPECT_EQ(parse(exact + "\r\n\r\n", 1, limits).result, RequestParser::Result::Complete);
+  EXPECT_EQ(parse(exact + "\r\n\r\n", 0, limits).result, RequestParser::Result::Complete);
+}
+
 TEST(HttpParser, SplittingDoesNotChangeTheOutcome) {
   std::mt19937 rng(99);
   const std::vector<std::string> seeds = {

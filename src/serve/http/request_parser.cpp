@@ -1,5 +1,6 @@
 #include "serve/http/request_parser.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace seqrec::serve::http {
@@ -154,16 +155,22 @@ RequestParser::Result RequestParser::feed(std::string_view data, size_t* consume
     size_t n = 0;
     switch (phase_) {
       case Phase::RequestLine: {
+        // A line over the limit, finished or not, gets the same answer (so that it does not
+        // depend on how the bytes arrive): 400 when it does not start like a request, else 414.
+        auto too_long = [&](std::string_view line_start) {
+          // Only the bytes an unfinished line is judged on: the first limit + 1.
+          const std::string_view start =
+              line_start.substr(0, std::min<size_t>(64, limits_.max_request_line + 1));
+          const size_t sp = start.find(' ');
+          if (sp == std::string_view::npos || !is_token(start.substr(0, sp)))
+            return fail(400, "malformed request line '" + excerpt(start) + "'");
+          return fail(414, "the request line is longer than " +
+                               std::to_string(limits_.max_request_line) + " bytes");
+        };
         if (!next_line(&line, &n)) {
-          if (n > limits_.max_request_line) {
-            // Without its end: a request line that is too long, or bytes that are no request.
-            const std::string_view start = data.substr(pos, 64);
-            const size_t sp = start.find(' ');
-            if (sp == std::string_view::npos || !is_token(start.substr(0, sp)))
-              return fail(400, "malformed request line '" + excerpt(start) + "'");
-            return fail(414, "the request line is longer than " +
-                                 std::to_string(limits_.max_request_line) + " bytes");
-          }
+          // A trailing CR may belong to the line's end, which a finished line does not count.
+          const size_t len = n > 0 && data[pos + n - 1] == '\r' ? n - 1 : n;
+          if (len > limits_.max_request_line) return too_long(data.substr(pos));
           *consumed = pos;
           return Result::NeedMore;
         }
@@ -171,9 +178,7 @@ RequestParser::Result RequestParser::feed(std::string_view data, size_t* consume
           *consumed = pos;
           continue;
         }
-        if (line.size() > limits_.max_request_line)
-          return fail(414, "the request line is longer than " +
-                               std::to_string(limits_.max_request_line) + " bytes");
+        if (line.size() > limits_.max_request_line) return too_long(line);
         if (!parse_request_line(line)) return Result::Error;
         phase_ = Phase::Headers;
         *consumed = pos;
