@@ -13,6 +13,7 @@
 #include <new>
 #include <thread>
 
+#include "io/output_file.hpp"
 #include "seqrec/error.hpp"
 #include "serve/http/event_server.hpp"
 #include "serve/http/json_api.hpp"
@@ -279,13 +280,8 @@ int serve(const ServeOptions& o) {
   HttpServer server(rec, o.http);
   const int port = server.bind();
   if (!o.port_file.empty()) {
-    const std::string tmp = o.port_file + ".tmp";
-    {
-      std::ofstream f(tmp);
-      f << port << "\n";
-      if (!f) throw IoError("cannot write --port-file '" + o.port_file + "'");
-    }
-    std::filesystem::rename(tmp, o.port_file);
+    // Created exclusively under a random name, then renamed: no planted link is followed.
+    io::write_file(o.port_file, std::to_string(port) + "\n");
   }
   const ServedModelInfo info = rec->model_info();
   if (!o.quiet)
