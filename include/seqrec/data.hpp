@@ -189,8 +189,14 @@ PreparedSplit prepare_split(const EventLog& log, const PrepareOptions& opt,
 
 /// `seqrec prepare -o DIR`: throws InputError unless `dir` does not exist or is an empty
 /// folder; a non-empty folder is accepted with `force` (its files named like the split's
-/// are overwritten, others stay). A path that is not a folder is always refused.
-void check_split_folder(const std::string& dir, bool force);
+/// are overwritten, others stay). A path that is not a folder is always refused. The
+/// split's files follow the output rule of every writer (docs/cli.md, "Output files"):
+/// none may be the input log `input_path`, even with `force`.
+void check_split_folder(const std::string& dir, bool force, const std::string& input_path = "");
+
+/// The names of a prepared split folder's files, as write_split writes them: items.tsv,
+/// train_full.tsv, test.tsv, train_tr.tsv, valid.tsv, split.json.
+const std::vector<std::string>& split_file_names();
 
 /// Writes items.tsv (the catalogue, one id per line in index order), train_full.tsv,
 /// test.tsv, train_tr.tsv, valid.tsv and split.json into `dir`
@@ -218,6 +224,11 @@ struct TrainData {
 /// `path` is a folder written by `seqrec prepare` (items.tsv + train_full.tsv or
 /// train_tr.tsv) or a log file (its items form the catalogue).
 TrainData load_train_data(const std::string& path, SplitPart part, const ReadOptions& opt);
+
+/// The files that load_train_data and load_test_data may read for `path`: the split's
+/// files (split_file_names()) for a folder, else `path` itself. Commands refuse an output
+/// that is one of them.
+std::vector<std::string> data_input_files(const std::string& path);
 
 /// Test sequences mapped onto a model's catalogue.
 struct TestData {

@@ -1,5 +1,7 @@
 #include "app/checkpoint.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -49,31 +51,30 @@ std::string shown(const nlohmann::json& v) {
 
 }  // namespace
 
-void check_train_paths(const std::string& out, const CheckpointOptions& opt) {
+void check_train_paths(const std::string& out, const CheckpointOptions& opt,
+                       const std::vector<io::NamedPath>& inputs, bool force) {
+  // Two outputs under one name: caught by name, as neither may exist yet.
   if (!opt.path.empty() && same_file(out, opt.path))
     throw InputError("--checkpoint and --out name the same file '" + out +
                      "': checkpoints would overwrite the model (give them different names)");
   if (!opt.resume.empty() && same_file(out, opt.resume))
     throw InputError("--resume and --out name the same file '" + out +
                      "': the model would overwrite the checkpoint (give --out another name)");
-  std::error_code ec;
   if (!opt.resume.empty() && model_file_kind(opt.resume) == "model")
     throw InputError("--resume " + opt.resume +
                      ": not a training checkpoint but a final model file (written by `seqrec "
                      "train -o`); resume from the file given to --checkpoint");
-  if (model_file_kind(out) == "checkpoint")
-    throw InputError("--out '" + out +
-                     "' is a training checkpoint; refusing to overwrite it with the final model "
-                     "(continue it with --resume, or give --out another name)");
-  if (!opt.path.empty() && fs::exists(opt.path, ec)) {
-    const std::string kind = model_file_kind(opt.path);
-    if (kind == "model")
+  // The one rule of every writer (io::check_output). The resumed checkpoint is an input of
+  // the model file, but not of --checkpoint: continuing it is the point.
+  std::vector<io::NamedPath> model_inputs = inputs;
+  if (!opt.resume.empty()) model_inputs.push_back({opt.resume, "the --resume checkpoint"});
+  io::check_output({out, "--out"}, model_inputs, io::FileKind::Model, force);
+  if (!opt.path.empty()) {
+    struct stat st {};
+    if (::stat(opt.path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
       throw InputError("--checkpoint '" + opt.path +
-                       "' is a final model file; refusing to overwrite it with checkpoints "
-                       "(give --checkpoint another name)");
-    if (kind.empty())
-      throw InputError("--checkpoint '" + opt.path +
-                       "' exists and is not a seqrec checkpoint; refusing to overwrite it");
+                       "' is not a regular file; checkpoints are files that --resume reads back");
+    io::check_output({opt.path, "--checkpoint"}, inputs, io::FileKind::Checkpoint, force);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "app/workflow.hpp"
+#include "io/output_file.hpp"
 #include "seqrec/checkpoint.hpp"
 
 namespace seqrec {
@@ -26,10 +27,14 @@ struct CheckpointOptions {
   bool progress = true;
 };
 
-/// Refuses (InputError) runs that could overwrite one kind of file with the other: --out
-/// naming the same file as --checkpoint or --resume, --out naming an existing checkpoint,
-/// --checkpoint naming an existing final model file or a file that is not a seqrec file.
-void check_train_paths(const std::string& out, const CheckpointOptions& opt);
+/// Refuses (InputError) runs that would destroy a file, by the rule of every writer
+/// (io::check_output): --out or --checkpoint naming one of `inputs` (the data files, the
+/// config file) or --out naming the --resume checkpoint; --out naming the same file as
+/// --checkpoint; an existing file of another kind under --out (a checkpoint, a log, ...) or
+/// --checkpoint (a final model file, a log, ...) unless `force`; --resume naming a final
+/// model file; --checkpoint naming something other than a regular file.
+void check_train_paths(const std::string& out, const CheckpointOptions& opt,
+                       const std::vector<io::NamedPath>& inputs = {}, bool force = false);
 
 /// Identifies training data: {"n_items", "n_sequences", "n_events", "items_hash",
 /// "sequences_hash", "times_hash"} (hashes are FNV-1a 64 in hex over the catalogue's ids,

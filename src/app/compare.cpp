@@ -25,6 +25,7 @@
 #include "app/workflow.hpp"
 #include "core/isa.hpp"
 #include "io/model_file.hpp"
+#include "io/output_file.hpp"
 #include "report/report.hpp"
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
@@ -385,7 +386,8 @@ ChildResult run_child(const std::vector<std::string>& argv, const std::string& l
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -488,13 +490,7 @@ json reusable_training(const std::string& done_path, const json& key, const std:
 
 /// Written last, after the model file: an interruption before this leaves no record.
 void record_training(const std::string& done_path, json rec) {
-  const std::string tmp = done_path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << rec.dump(2) << "\n";
-    if (!f) throw IoError("cannot write '" + tmp + "'");
-  }
-  fs::rename(tmp, done_path);
+  io::write_file(done_path, rec.dump(2) + "\n");
 }
 
 std::string tail_of(const std::string& path, size_t lines) {
@@ -614,14 +610,10 @@ bool claim_out_dir(const CompareOptions& opt) {
     }
   }
   fs::create_directories(out);
-  const std::string tmp = (out / "compare.json.tmp").string();
-  {
-    std::ofstream f(tmp);
-    f << json{{"written_by", "seqrec compare"}, {"arguments", identity}, {"trained", false}}.dump(2)
-      << "\n";
-    if (!f) throw IoError("cannot write '" + tmp + "'");
-  }
-  fs::rename(tmp, id_path);
+  io::write_file(
+      id_path.string(),
+      json{{"written_by", "seqrec compare"}, {"arguments", identity}, {"trained", false}}.dump(2) +
+          "\n");
   return same;
 }
 
@@ -632,13 +624,7 @@ void mark_out_dir_trained(const CompareOptions& opt) {
   json id = read_json_file(id_path.string());
   if (!id.is_object() || id.value("trained", false)) return;
   id["trained"] = true;
-  const std::string tmp = id_path.string() + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << id.dump(2) << "\n";
-    if (!f) throw IoError("cannot write '" + tmp + "'");
-  }
-  fs::rename(tmp, id_path);
+  io::write_file(id_path.string(), id.dump(2) + "\n");
 }
 
 /// The machine the timings come from: CPU model, instruction-set level, logical cores, load
@@ -697,10 +683,7 @@ std::string check_test_set(const CompareOptions& opt, const std::string& protoco
 }
 
 void write_text(const std::string& path, const std::string& text) {
-  std::ofstream f(path);
-  if (!f) throw IoError("cannot write '" + path + "'");
-  f << text;
-  if (!f) throw IoError("cannot write '" + path + "'");
+  io::write_file(path, text);
 }
 
 }  // namespace

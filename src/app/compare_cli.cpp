@@ -117,12 +117,13 @@ CompareCommand::CompareCommand(CLI::App& app) : s_(std::make_unique<State>()) {
                 "(session), ndcg@10 (sequential)]");
   c->add_flag("--no-curves", s_->no_curves,
               "skip the validation runs that draw the learning curves");
-  c->add_flag("--force", o.force,
-              "write into an existing, non-empty OUT that holds no compare with these "
-              "arguments (without it that is refused; the same compare run again continues "
-              "where it stopped), and compare on a degenerate test set (fewer than 10 "
-              "predictions or 0.1% of the events; without it that is refused before anything "
-              "trains)");
+  cli::add_force_flag(
+      c, o.force,
+      "write into an existing, non-empty OUT that holds no compare with these "
+      "arguments (without it that is refused; the same compare run again continues "
+      "where it stopped), and compare on a degenerate test set (fewer than 10 "
+      "predictions or 0.1% of the events; without it that is refused before anything "
+      "trains)");
   c->add_flag("--report-only", s_->report_only,
               "train nothing: write report.md, report.html and the plots again from "
               "OUT/results.json (e.g. after upgrading seqrec)");

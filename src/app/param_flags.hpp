@@ -23,6 +23,17 @@ inline std::string dashed(std::string s) {
   return s;
 }
 
+/// --force, declared once for every command that writes files: it lets an output replace an
+/// existing file of another kind (the rule of io::check_output, docs/cli.md "Output files");
+/// `also` is what else it allows in this command. An output that is one of the command's
+/// inputs is refused even with it.
+inline CLI::Option* add_force_flag(CLI::App* cmd, bool& force, const std::string& also = "") {
+  return cmd->add_flag("--force", force,
+                       "replace an existing output file of another kind (a model file, a "
+                       "checkpoint, an event log, JSON; see docs/cli.md, Output files)" +
+                           (also.empty() ? std::string() : "; also " + also));
+}
+
 /// Levenshtein distance (insertions, deletions, substitutions).
 inline size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);

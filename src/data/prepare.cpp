@@ -10,6 +10,7 @@
 
 #include "core/text_format.hpp"
 #include "data/text_util.hpp"
+#include "io/output_file.hpp"
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
 
@@ -606,10 +607,24 @@ PreparedSplit prepare_split(const EventLog& log, const PrepareOptions& opt, cons
   return split;
 }
 
-void check_split_folder(const std::string& dir, bool force) {
+const std::vector<std::string>& split_file_names() {
+  static const std::vector<std::string> names = {"items.tsv",    "train_full.tsv", "test.tsv",
+                                                 "train_tr.tsv", "valid.tsv",      "split.json"};
+  return names;
+}
+
+void check_split_folder(const std::string& dir, bool force, const std::string& input_path) {
   std::error_code ec;
   const fs::file_status status = fs::status(dir, ec);
   if (ec || !fs::exists(status)) return;  // created by write_split
+  // The rule of every writer (io::check_output): no split file may be the input, even with
+  // --force. (Files of other kinds need no check of their own: without --force a non-empty
+  // folder is refused whatever it holds.)
+  if (fs::is_directory(status)) {
+    for (const std::string& n : split_file_names())
+      io::check_output({(fs::path(dir) / n).string(), "-o"}, {{input_path, "the input log"}},
+                       n == "split.json" ? io::FileKind::Json : io::FileKind::Text, true);
+  }
   if (!fs::is_directory(status))
     throw InputError("-o '" + dir + "' exists and is not a folder; give a folder for the split");
   std::vector<std::string> names;
@@ -632,22 +647,10 @@ void write_split(const std::string& dir, const PreparedSplit& split,
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw IoError("cannot create folder '" + dir + "': " + ec.message());
-  const char* names[] = {"items.tsv",    "train_full.tsv", "test.tsv",
-                         "train_tr.tsv", "valid.tsv",      "split.json"};
-  if (!input_path.empty()) {
-    const fs::path in = fs::weakly_canonical(input_path, ec);
-    for (const char* n : names) {
-      const fs::path p = fs::path(dir) / n;
-      std::error_code e1, e2;
-      const bool same = (!ec && fs::weakly_canonical(p, e1) == in && !e1) ||
-                        (fs::exists(p, e2) && fs::exists(input_path, e2) &&
-                         fs::equivalent(p, input_path, e2) && !e2);
-      if (same) {
-        throw InputError("refusing to write '" + p.string() + "': it is the input file '" +
-                         input_path + "'; choose another output folder");
-      }
-    }
-  }
+  // The rule of every writer (io::check_output): never over the input.
+  for (const std::string& n : split_file_names())
+    io::check_output({(fs::path(dir) / n).string(), "-o"}, {{input_path, "the input log"}},
+                     n == "split.json" ? io::FileKind::Json : io::FileKind::Text, true);
   {
     AtomicWriter w((fs::path(dir) / "items.tsv").string());
     w.write("ItemId\n");

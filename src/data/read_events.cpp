@@ -88,20 +88,28 @@ struct LineIter {
   }
 };
 
+// Quoted CSV is rewritten before it is read (rewrite_quoted), with this byte between fields.
+constexpr char kUnitSeparator = '\x1F';
+
 struct Splitter {
   bool whitespace = true;  // runs of spaces/tabs separate fields
   char delim = ' ';
+  char quoted = 0;  // the file's delimiter when it had quoted fields (delim is then kUnitSeparator)
   std::string describe() const {
     if (whitespace) return "whitespace";
-    if (delim == '\t') return "tab";
-    return std::string("'") + delim + "'";
+    const char d = quoted ? quoted : delim;
+    return (d == '\t' ? std::string("tab") : std::string("'") + d + "'") +
+           (quoted ? " (with quoted fields)" : "");
   }
 };
 
-inline std::string_view trim(std::string_view f) {
+// Blanks around a field go; so do the quotes around a field ("a") of a file that was not
+// rewritten from quoted CSV (a rewritten one has none left: its quotes were the syntax).
+inline std::string_view trim(std::string_view f, bool unquote = true) {
   while (!f.empty() && (f.front() == ' ' || f.front() == '\t')) f.remove_prefix(1);
   while (!f.empty() && (f.back() == ' ' || f.back() == '\t')) f.remove_suffix(1);
-  if (f.size() >= 2 && f.front() == '"' && f.back() == '"') f = f.substr(1, f.size() - 2);
+  if (unquote && f.size() >= 2 && f.front() == '"' && f.back() == '"')
+    f = f.substr(1, f.size() - 2);
   return f;
 }
 
@@ -127,10 +135,10 @@ inline void split(std::string_view line, const Splitter& sp, std::vector<std::st
   while (true) {
     const char* q = static_cast<const char*>(std::memchr(b, d, static_cast<size_t>(e - b)));
     if (!q) {
-      out->push_back(trim(std::string_view(b, static_cast<size_t>(e - b))));
+      out->push_back(trim(std::string_view(b, static_cast<size_t>(e - b)), !sp.quoted));
       break;
     }
-    out->push_back(trim(std::string_view(b, static_cast<size_t>(q - b))));
+    out->push_back(trim(std::string_view(b, static_cast<size_t>(q - b)), !sp.quoted));
     b = q + 1;
   }
 }
@@ -276,7 +284,167 @@ std::string join(const std::vector<std::string>& v) {
                        "); choose one with --format delimited|inter|sequences|pairs");
 }
 
-Plan make_plan(std::string_view data, const std::string& path, const ReadOptions& opt) {
+// ---- Quoted CSV (RFC 4180): "a,b" is one field, "" inside quotes is one quote, and a quoted
+// field may span lines. Such a file is rewritten once into plain delimited text with
+// kUnitSeparator between fields, which the readers below take as it is. Line numbers stay
+// those of the file: a record that spans k lines is followed by k - 1 empty lines.
+
+// Reads the records of quoted CSV with one delimiter.
+class QuotedReader {
+ public:
+  QuotedReader(std::string_view data, char delim, const std::string& path)
+      : d_(data), delim_(delim), path_(path) {}
+  /// Appends the next record's fields to *out, separated by kUnitSeparator (no line end);
+  /// sets *fields, *lineno (its first line) and *extra (the line breaks inside its quoted
+  /// fields, each turned into a space). `breaks` (may be null) gets, per column, the first
+  /// line with such a break. False at the end of the data.
+  bool next(std::string* out, size_t* fields, int64_t* lineno, int64_t* extra,
+            std::vector<int64_t>* breaks) {
+    const size_t n = d_.size();
+    if (pos_ >= n) return false;
+    *lineno = line_;
+    *extra = 0;
+    *fields = 0;
+    while (true) {
+      const size_t col = (*fields)++;
+      if (col > 0) out->push_back(kUnitSeparator);
+      size_t q = pos_;
+      while (q < n && (d_[q] == ' ' || d_[q] == '\t') && d_[q] != delim_) ++q;
+      if (q < n && d_[q] == '"') {
+        const int64_t opened = line_;
+        pos_ = q + 1;
+        while (true) {
+          if (pos_ >= n)
+            throw InputError(path_, opened,
+                             "a quoted field (column " + std::to_string(col) +
+                                 ") opened on this line is never closed: a quote inside a "
+                                 "quoted field is written twice (\"\")");
+          const char c = d_[pos_++];
+          if (c == '"') {
+            if (pos_ < n && d_[pos_] == '"') {
+              out->push_back('"');
+              ++pos_;
+              continue;
+            }
+            break;
+          }
+          if (c == '\n' || c == '\r') {
+            if (c == '\n') {
+              ++line_;
+              ++*extra;
+            }
+            if (breaks != nullptr) {
+              if (breaks->size() <= col) breaks->resize(col + 1, 0);
+              if ((*breaks)[col] == 0) (*breaks)[col] = opened;
+            }
+            out->push_back(' ');
+            continue;
+          }
+          put(out, c);
+        }
+        while (pos_ < n && (d_[pos_] == ' ' || d_[pos_] == '\t') && d_[pos_] != delim_) ++pos_;
+        if (pos_ < n && d_[pos_] != delim_ && d_[pos_] != '\n' && d_[pos_] != '\r')
+          throw InputError(path_, line_,
+                           "text after the closing quote of a quoted field (column " +
+                               std::to_string(col) +
+                               "): a quote inside a quoted field is written twice (\"\")");
+      } else {
+        while (pos_ < n && d_[pos_] != delim_ && d_[pos_] != '\n') put(out, d_[pos_++]);
+      }
+      if (pos_ >= n) return true;
+      if (d_[pos_] == delim_) {
+        ++pos_;
+        continue;
+      }
+      if (d_[pos_] == '\r') ++pos_;
+      if (pos_ < n && d_[pos_] == '\n') {
+        ++pos_;
+        ++line_;
+      }
+      return true;
+    }
+  }
+
+ private:
+  void put(std::string* out, char c) const {
+    if (c == kUnitSeparator)
+      throw InputError(path_, line_,
+                       "the control character 0x1F (unit separator) in a file with quoted "
+                       "fields is not supported");
+    out->push_back(c);
+  }
+  std::string_view d_;
+  size_t pos_ = 0;
+  int64_t line_ = 1;
+  char delim_;
+  const std::string& path_;
+};
+
+// The delimiter of a file with quotes, read as quoted CSV: the one given, tab for RecBole
+// files, else the first of tab , ; | that gives the sampled records one number (>= 2) of
+// fields. 0 when the file is not delimited text.
+char quoted_delimiter(std::string_view data, const std::string& path, const ReadOptions& opt) {
+  if (!opt.delimiter.empty()) {
+    const Splitter sp = parse_delimiter_option(opt.delimiter, path);
+    return sp.whitespace ? 0 : sp.delim;
+  }
+  if (opt.format == Format::Inter ||
+      (opt.format == Format::Auto &&
+       to_lower(std::filesystem::path(path).extension().string()) == ".inter"))
+    return '\t';
+  std::string errors[4];  // what reading each candidate as quoted CSV ran into
+  const char candidates[4] = {'\t', ',', ';', '|'};
+  for (int k = 0; k < 4; ++k) {
+    const char c = candidates[k];
+    try {
+      QuotedReader r(data, c, path);  // stops after kSampleLines records
+      std::string rec;
+      size_t fields = 0, want = 0, sampled = 0;
+      int64_t line = 0, extra = 0;
+      bool same = true;
+      while (sampled < kSampleLines && same && r.next(&rec, &fields, &line, &extra, nullptr)) {
+        const bool blank = rec.find_first_not_of(" \t\r") == std::string::npos;
+        rec.clear();
+        if (blank) continue;
+        if (sampled++ == 0) want = fields;
+        same = fields == want;
+      }
+      if (same && want >= 2) return c;
+    } catch (const InputError& e) {
+      errors[k] = e.what();
+    }
+  }
+  // No delimiter works with quotes. If one works without them and its quoting is broken
+  // (a quote never closed, text after a closing quote), say so rather than read the quotes
+  // as part of the ids.
+  LineIter it{data.data(), data.data() + data.size()};
+  std::vector<std::string_view> sample;
+  std::string_view line;
+  while (sample.size() < kSampleLines && it.next(&line)) sample.push_back(line);
+  if (sample.empty()) return 0;
+  const Splitter plain = detect_delimiter(sample);
+  for (int k = 0; k < 4; ++k)
+    if (!plain.whitespace && plain.delim == candidates[k] && !errors[k].empty())
+      throw InputError(errors[k]);
+  return 0;
+}
+
+// The whole file rewritten (see above); `breaks` gets, per column, the first line of a
+// quoted field with a line break.
+std::string rewrite_quoted(std::string_view data, char delim, const std::string& path,
+                           std::vector<int64_t>* breaks) {
+  std::string out;
+  out.reserve(data.size() + data.size() / 8);
+  QuotedReader r(data, delim, path);
+  size_t fields = 0;
+  int64_t line = 0, extra = 0;
+  while (r.next(&out, &fields, &line, &extra, breaks))
+    out.append(static_cast<size_t>(extra) + 1, '\n');
+  return out;
+}
+
+Plan make_plan(std::string_view data, const std::string& path, const ReadOptions& opt,
+               char quoted = 0) {
   Plan p;
   p.format = opt.format;
   if (p.format == Format::Auto) {
@@ -294,7 +462,11 @@ Plan make_plan(std::string_view data, const std::string& path, const ReadOptions
   if (sample.empty()) throw InputError(path, 1, "the file is empty (no data lines)");
 
   // Delimiter.
-  if (!opt.delimiter.empty()) {
+  if (quoted) {
+    p.sp.whitespace = false;
+    p.sp.delim = kUnitSeparator;
+    p.sp.quoted = quoted;
+  } else if (!opt.delimiter.empty()) {
     p.sp = parse_delimiter_option(opt.delimiter, path);
   } else if (p.format == Format::Inter) {
     p.sp.whitespace = false;
@@ -378,7 +550,7 @@ Plan make_plan(std::string_view data, const std::string& path, const ReadOptions
   }
 
   if (p.format == Format::Sequences) {
-    if (!opt.delimiter.empty()) p.sp = parse_delimiter_option(opt.delimiter, path);
+    if (!opt.delimiter.empty() && !quoted) p.sp = parse_delimiter_option(opt.delimiter, path);
     if (opt.sequence_ids >= 0) {
       p.seq_ids = opt.sequence_ids == 1;
     } else {
@@ -707,7 +879,34 @@ EventLog parse_text(std::string_view data, const std::string& path, const ReadOp
       static_cast<unsigned char>(data[1]) == 0xBB && static_cast<unsigned char>(data[2]) == 0xBF) {
     data.remove_prefix(3);  // UTF-8 byte order mark
   }
-  Plan plan = make_plan(data, path, opt);
+  // Quoted CSV: rewritten into plain delimited text first (only files with a quote pay).
+  std::string rewritten;
+  std::vector<int64_t> breaks;
+  char quoted = 0;
+  if (opt.format != Format::Sequences && std::memchr(data.data(), '"', data.size()) != nullptr) {
+    quoted = quoted_delimiter(data, path, opt);
+    if (quoted) {
+      rewritten = rewrite_quoted(data, quoted, path, &breaks);
+      data = rewritten;
+    }
+  }
+  Plan plan = make_plan(data, path, opt, quoted);
+  for (const int col :
+       {plan.session_col, plan.item_col, plan.time_col, plan.date_col, plan.offset_ms_col}) {
+    // A line break inside a field that is read (an id or a time) has no faithful reading:
+    // ids are written to one-line-per-event files. In other columns it became a space.
+    if (col < 0 || static_cast<size_t>(col) >= breaks.size() ||
+        breaks[static_cast<size_t>(col)] == 0)
+      continue;
+    const std::string name = plan.header && static_cast<size_t>(col) < plan.raw_names.size()
+                                 ? "'" + plan.raw_names[static_cast<size_t>(col)] + "'"
+                                 : std::to_string(col);
+    throw InputError(path, breaks[static_cast<size_t>(col)],
+                     "a quoted field of column " + name +
+                         " holds a line break: session ids, item ids and times cannot span "
+                         "lines (line breaks are accepted only in the columns seqrec does not "
+                         "read)");
+  }
   if (info) {
     info->format = plan.format;
     info->layout = describe_plan(plan);

@@ -36,6 +36,17 @@ bool is_split_dir(const std::string& path) {
   return fs::is_directory(path, ec);
 }
 
+}  // namespace
+
+std::vector<std::string> data_input_files(const std::string& path) {
+  if (!is_split_dir(path)) return {path};
+  std::vector<std::string> files;
+  for (const std::string& n : split_file_names()) files.push_back((fs::path(path) / n).string());
+  return files;
+}
+
+namespace {
+
 nlohmann::json read_split_json(const std::string& dir) {
   const std::string p = (fs::path(dir) / "split.json").string();
   std::ifstream f(p);

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "io/output_file.hpp"
 #include "seqrec/error.hpp"
 
 namespace seqrec::data_detail {
@@ -89,31 +90,21 @@ void FileData::release() {
   std::string().swap(copy_);
 }
 
-AtomicWriter::AtomicWriter(std::string path) : path_(std::move(path)) {
-  static std::atomic<uint64_t> counter{0};
-  tmp_ = path_ + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  f_ = std::fopen(tmp_.c_str(), "wb");
-  if (!f_) throw IoError("cannot write '" + path_ + "': " + errno_text(errno));
+AtomicWriter::AtomicWriter(std::string path)
+    : path_(std::move(path)), out_(std::make_unique<io::OutputFile>(path_)) {
   buf_.reserve(kFlushAt + 4096);
 }
 
-AtomicWriter::~AtomicWriter() {
-  if (f_) std::fclose(f_);
-  if (!committed_) std::remove(tmp_.c_str());
-}
+AtomicWriter::~AtomicWriter() = default;
 
 void AtomicWriter::flush() {
   if (buf_.empty()) return;
-  if (std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) {
-    throw IoError("cannot write '" + path_ + "': " + errno_text(errno));
-  }
+  out_->write(buf_);
   buf_.clear();
 }
 
 void AtomicWriter::write_direct(std::string_view s) {
-  if (std::fwrite(s.data(), 1, s.size(), f_) != s.size()) {
-    throw IoError("cannot write '" + path_ + "': " + errno_text(errno));
-  }
+  out_->write(s);
 }
 
 void AtomicWriter::write_int(int64_t v) {
@@ -134,18 +125,7 @@ void AtomicWriter::write_double(double v) {
 
 void AtomicWriter::commit() {
   flush();
-  std::FILE* f = f_;
-  f_ = nullptr;
-  if (std::fflush(f) != 0 || std::ferror(f)) {
-    const int err = errno;
-    std::fclose(f);
-    throw IoError("cannot write '" + path_ + "': " + errno_text(err));
-  }
-  if (std::fclose(f) != 0) throw IoError("cannot write '" + path_ + "': " + errno_text(errno));
-  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    throw IoError("cannot rename '" + tmp_ + "' to '" + path_ + "': " + errno_text(errno));
-  }
-  committed_ = true;
+  out_->commit();
 }
 
 bool parse_double(std::string_view s, double* out) {

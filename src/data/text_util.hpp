@@ -6,9 +6,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace seqrec::io {
+class OutputFile;
+}
 
 namespace seqrec::data_detail {
 
@@ -35,8 +40,9 @@ class FileData {
   std::string copy_;
 };
 
-/// Writes to `path + ".tmp-<pid>-<n>"`, renamed onto `path` by commit(). The destructor
-/// removes the temporary file when commit() was not reached. IoError on any failure.
+/// Buffered writing through an io::OutputFile: a regular file is replaced atomically by
+/// commit() (a temporary file created exclusively, then renamed), a device or FIFO written
+/// through; the destructor drops an uncommitted file. IoError on any failure.
 class AtomicWriter {
  public:
   explicit AtomicWriter(std::string path);
@@ -65,10 +71,9 @@ class AtomicWriter {
   static constexpr size_t kFlushAt = 1 << 20;
   void flush();
   void write_direct(std::string_view s);
-  std::string path_, tmp_;
-  std::FILE* f_ = nullptr;
+  std::string path_;
+  std::unique_ptr<io::OutputFile> out_;
   std::string buf_;
-  bool committed_ = false;
 };
 
 /// 64-bit hash of a byte string (wyhash-style mixing, 8 bytes at a time).

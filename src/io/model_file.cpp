@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/text_format.hpp"
+#include "io/output_file.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/model.hpp"
 
@@ -56,10 +57,10 @@ T get_le(const unsigned char* p) {
   return v;
 }
 
-// Writes a file through one descriptor while hashing every byte written.
+// Writes a file through an OutputFile while hashing every byte written.
 class HashingWriter {
  public:
-  HashingWriter(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  explicit HashingWriter(io::OutputFile& out) : out_(out) {}
   void write(const void* data, size_t n) {
     hash_ = mf::fnv1a64(data, n, hash_);
     write_raw(data, n);
@@ -73,24 +74,14 @@ class HashingWriter {
     }
   }
   void write_raw(const void* data, size_t n) {
-    const auto* p = static_cast<const char*>(data);
-    while (n > 0) {
-      const ssize_t k = ::write(fd_, p, n);
-      if (k < 0) {
-        if (errno == EINTR) continue;
-        throw IoError("cannot write model file '" + path_ + "': " + errno_text());
-      }
-      p += k;
-      n -= static_cast<size_t>(k);
-      written_ += static_cast<size_t>(k);
-    }
+    out_.write(data, n);
+    written_ += n;
   }
   uint64_t hash() const { return hash_; }
   size_t written() const { return written_; }
 
  private:
-  int fd_;
-  std::string path_;
+  io::OutputFile& out_;
   uint64_t hash_ = mf::kFnvOffset;
   size_t written_ = 0;
 };
@@ -142,6 +133,15 @@ void model_file::write(const std::string& path, const Model& model, const Vocab&
                        std::span<const int64_t> item_counts, const nlohmann::json& meta,
                        const nlohmann::json* checkpoint,
                        const std::vector<TensorEntry>& train_tensors) {
+  io::OutputFile out(path);
+  write(out, model, items, item_counts, meta, checkpoint, train_tensors);
+}
+
+void model_file::write(io::OutputFile& file, const Model& model, const Vocab& items,
+                       std::span<const int64_t> item_counts, const nlohmann::json& meta,
+                       const nlohmann::json* checkpoint,
+                       const std::vector<TensorEntry>& train_tensors) {
+  const std::string& path = file.path();
   if (items.size() != model.n_items()) {
     throw Error("save_model('" + path + "'): the bundle has " + std::to_string(items.size()) +
                 " item ids but the model " + std::to_string(model.n_items()) + " items");
@@ -199,60 +199,28 @@ void model_file::write(const std::string& path, const Model& model, const Vocab&
     throw InputError("cannot write model file '" + path + "': " + ex.what());
   }
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    throw IoError("cannot write model file '" + path + "': cannot create '" + tmp +
-                  "': " + errno_text());
+  HashingWriter out(file);
+  unsigned char prefix[mf::kPrefixSize];
+  std::memcpy(prefix, mf::kMagic, 8);
+  put_le<uint32_t>(prefix + 8, mf::kFormatVersion);
+  put_le<uint32_t>(prefix + 12, 0);
+  put_le<uint64_t>(prefix + 16, text.size());
+  out.write(prefix, sizeof prefix);
+  out.write(text.data(), text.size());
+  out.zeros(mf::align_up(out.written()) - out.written());
+  const size_t data_start = out.written();
+  for (size_t i = 0; i < w.entries().size(); ++i) {
+    const TensorEntry& e = w.entries()[i];
+    const size_t at = data_start + tensors[i]["offset"].get<size_t>();
+    out.zeros(at - out.written());
+    out.write(e.data, e.nbytes);
   }
-  bool fd_open = true;
-  try {
-    HashingWriter out(fd, path);
-    unsigned char prefix[mf::kPrefixSize];
-    std::memcpy(prefix, mf::kMagic, 8);
-    put_le<uint32_t>(prefix + 8, mf::kFormatVersion);
-    put_le<uint32_t>(prefix + 12, 0);
-    put_le<uint64_t>(prefix + 16, text.size());
-    out.write(prefix, sizeof prefix);
-    out.write(text.data(), text.size());
-    out.zeros(mf::align_up(out.written()) - out.written());
-    const size_t data_start = out.written();
-    for (size_t i = 0; i < w.entries().size(); ++i) {
-      const TensorEntry& e = w.entries()[i];
-      const size_t at = data_start + tensors[i]["offset"].get<size_t>();
-      out.zeros(at - out.written());
-      out.write(e.data, e.nbytes);
-    }
-    out.zeros(data_start + data_bytes - out.written());
-    unsigned char trailer[mf::kTrailerSize];
-    put_le<uint64_t>(trailer, out.hash());
-    std::memcpy(trailer + 8, mf::kEndMagic, 8);
-    out.write_raw(trailer, sizeof trailer);
-    if (::fsync(fd) != 0) {
-      throw IoError("cannot write model file '" + path + "': fsync: " + errno_text());
-    }
-    fd_open = false;  // the descriptor is released even when close() reports an error
-    if (::close(fd) != 0) {
-      throw IoError("cannot write model file '" + path + "': close: " + errno_text());
-    }
-  } catch (...) {
-    if (fd_open) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = errno_text();
-    ::unlink(tmp.c_str());
-    throw IoError("cannot write model file '" + path + "': rename: " + why);
-  }
-  // Make the rename itself durable (best effort: some file systems refuse).
-  const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  out.zeros(data_start + data_bytes - out.written());
+  unsigned char trailer[mf::kTrailerSize];
+  put_le<uint64_t>(trailer, out.hash());
+  std::memcpy(trailer + 8, mf::kEndMagic, 8);
+  out.write_raw(trailer, sizeof trailer);
+  file.commit();
 }
 
 ModelBundle load_model(const std::string& path) {

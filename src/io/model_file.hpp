@@ -11,6 +11,10 @@
 
 #include "seqrec/model.hpp"
 
+namespace seqrec::io {
+class OutputFile;
+}
+
 namespace seqrec::model_file {
 
 inline constexpr char kMagic[8] = {'S', 'Q', 'R', 'C', 'M', 'O', 'D', 'L'};
@@ -45,10 +49,16 @@ inline constexpr size_t align_up(size_t x, size_t a = kAlign) {
   return (x + a - 1) / a * a;
 }
 
-/// Writes a model file atomically (temporary name + fsync + rename). With `checkpoint`
-/// non-null the header gets a "checkpoint" key with that object and `train_tensors` are
-/// stored under kTrainPrefix + their name. save_model and save_checkpoint call this.
+/// Writes a model file through an io::OutputFile (a regular file atomically: temporary
+/// file, fsync, rename; see io/output_file.hpp). With `checkpoint` non-null the header gets
+/// a "checkpoint" key with that object and `train_tensors` are stored under kTrainPrefix +
+/// their name. save_model and save_checkpoint call this.
 void write(const std::string& path, const Model& model, const Vocab& items,
+           std::span<const int64_t> item_counts, const nlohmann::json& meta,
+           const nlohmann::json* checkpoint, const std::vector<TensorEntry>& train_tensors);
+/// The same into an OutputFile opened earlier (say, before a long training, so that an
+/// unwritable output fails first); commits it.
+void write(io::OutputFile& out, const Model& model, const Vocab& items,
            std::span<const int64_t> item_counts, const nlohmann::json& meta,
            const nlohmann::json* checkpoint, const std::vector<TensorEntry>& train_tensors);
 

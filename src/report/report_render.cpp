@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/text_format.hpp"
+#include "io/output_file.hpp"
 #include "report/report.hpp"
 #include "report/svg.hpp"
 #include "seqrec/error.hpp"
@@ -840,15 +841,7 @@ void write_compare_report(const json& results, const std::string& dir) {
   fs::create_directories(dir, ec);
   if (ec) throw IoError("cannot create folder '" + dir + "': " + ec.message());
   auto write = [&](const std::string& name, const std::string& text) {
-    const fs::path p = fs::path(dir) / name;
-    const fs::path tmp = p.string() + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::binary);
-      if (!f) throw IoError("cannot write '" + p.string() + "'");
-      f << text;
-      if (!f) throw IoError("cannot write '" + p.string() + "'");
-    }
-    fs::rename(tmp, p);
+    io::write_file((fs::path(dir) / name).string(), text);
   };
   const auto plots = compare_plots(results);
   // Plots of an earlier report that this one does not have (e.g. learning curves) go.

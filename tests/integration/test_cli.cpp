@@ -231,7 +231,7 @@ TEST_F(Cli, BadInputGivesClearErrors) {
   r = run("prepare " + (fs::path(split) / "train_full.tsv").string() + " -o " + split +
           " --force --cache-dir none");
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.out.find("input file"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("is the input log"), std::string::npos) << r.out;
   EXPECT_EQ(slurp(fs::path(split) / "train_full.tsv"), before);
 }
 

@@ -261,6 +261,74 @@ TEST_F(DataRead, AmbiguousFormat) {
   EXPECT_EQ(read_events(p, o).seqs.size(), 2u);
 }
 
+// RFC 4180 quoting (issue 17): "s,1" is one field, "" is a quote, a quoted field may span
+// lines; the issue's file was refused with "every line holds a single field".
+TEST_F(DataRead, QuotedCsvIsRead) {
+  const auto p = write("quoted.csv",
+                       "\"s,1\",\"i,1\",\"1\"\n"
+                       "\"s,1\",\"i\"\"2\"\"\",\"2\"\n"
+                       "\"s,2\",\"i,1\",3\n"
+                       "s3,plain,4\n"
+                       "s3,\"i,1\",5\n");
+  ReadInfo info;
+  const EventLog log = read_events(p, {}, &info);
+  EXPECT_EQ(info.format, Format::Delimited);
+  EXPECT_NE(info.layout.find("quoted"), std::string::npos) << info.layout;
+  EXPECT_EQ(log.seqs.ids, (Strings{"s,1", "s,2", "s3"}));
+  EXPECT_EQ(tokens_of(log, 0), (Strings{"i,1", "i\"2\""}));
+  EXPECT_EQ(tokens_of(log, 1), (Strings{"i,1"}));
+  EXPECT_EQ(tokens_of(log, 2), (Strings{"plain", "i,1"}));
+  EXPECT_DOUBLE_EQ(log.seqs.seq_times(2)[1], 5.0);
+
+  // A header, CRLF, a quoted field with line breaks in a column that is not read, and the
+  // line numbers of later errors still those of the file.
+  const auto q = write("export.csv",
+                       "\"user_id\",\"item_id\",\"timestamp\",\"review\"\r\n"
+                       "u1,\"a\",10,\"good,\r\nvery good\"\r\n"
+                       "u1,\"b\",11,\"\"\r\n"
+                       "u2,\"a\",12,\"line one\nline two\nline three\"\r\n"
+                       "u2,\"c\",oops,\"x\"\r\n");
+  const std::string msg = input_error([&] { read_events(q); });
+  EXPECT_NE(msg.find("export.csv:8"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("oops"), std::string::npos) << msg;
+  const auto q2 = write("export2.csv",
+                        "\"user_id\",\"item_id\",\"timestamp\",\"review\"\n"
+                        "u1,\"a\",10,\"good,\nvery good\"\n"
+                        "u1,\"b\",11,\"\"\n");
+  const EventLog e = read_events(q2);
+  EXPECT_EQ(tokens_of(e, 0), (Strings{"a", "b"}));
+
+  // Tab-separated with quotes, and a delimiter given explicitly.
+  const auto t = write("quoted.tsv", "SessionId\tItemId\n\"a\tb\"\tx\n\"a\tb\"\ty\n");
+  EXPECT_EQ(read_events(t).seqs.ids, (Strings{"a\tb"}));
+  const auto sc = write("semi.txt", "\"1;2\";a\n\"1;2\";b\n\"3\";a\n");
+  ReadOptions o;
+  o.delimiter = ";";
+  EXPECT_EQ(read_events(sc, o).seqs.ids, (Strings{"1;2", "3"}));
+}
+
+TEST_F(DataRead, QuotedCsvErrorsSayWhatIsUnsupported) {
+  // A line break inside an id: ids are written one event per line, so it cannot be read.
+  auto p = write("break.csv", "session,item,time\n\"s\n1\",a,1\n2,b,2\n");
+  std::string msg = input_error([&] { read_events(p); });
+  EXPECT_NE(msg.find("break.csv:2"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("line break"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("column 'session'"), std::string::npos) << msg;
+  // A quote never closed.
+  p = write("open.csv", "session,item,time\n1,a,1\n\"2,b,2\n3,c,3\n");
+  msg = input_error([&] { read_events(p); });
+  EXPECT_NE(msg.find("open.csv:3"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("never closed"), std::string::npos) << msg;
+  // Text after a closing quote: names the line and how quotes are written.
+  p = write("after.csv", "session,item,time\n1,a,1\n\"2\"x,b,2\n");
+  msg = input_error([&] { read_events(p); });
+  EXPECT_NE(msg.find("after.csv:3"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("written twice"), std::string::npos) << msg;
+  // A quote inside an unquoted field is an ordinary character.
+  p = write("inner.csv", "session,item,time\n1,a\"b,1\n1,c,2\n");
+  EXPECT_EQ(tokens_of(read_events(p), 0), (Strings{"a\"b", "c"}));
+}
+
 TEST_F(DataRead, UnknownFormatName) {
   EXPECT_EQ(parse_format("tsv"), Format::Delimited);
   EXPECT_EQ(parse_format("INTER"), Format::Inter);

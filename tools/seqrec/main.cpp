@@ -25,6 +25,7 @@
 #include "core/parallel.hpp"
 #include "core/progress.hpp"
 #include "io/model_file.hpp"
+#include "io/output_file.hpp"
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/eval.hpp"
@@ -62,15 +63,18 @@ Config build_config(const std::vector<ParamSpec>& specs, const std::string& conf
   return c;
 }
 
-void print_json_file(const std::string& path, const nlohmann::json& j) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    if (!f) throw IoError("cannot write '" + path + "'");
-    f << j.dump(2) << "\n";
-    if (!f) throw IoError("cannot write '" + path + "'");
-  }
-  fs::rename(tmp, path);
+void print_json_file(io::OutputFile& out, const nlohmann::json& j) {
+  out.write(j.dump(2) + "\n");
+  out.commit();
+}
+
+/// The files a command reads for its data argument, named for messages: a prepared split
+/// folder's files, or the file itself.
+std::vector<io::NamedPath> data_inputs(const std::string& data) {
+  std::vector<io::NamedPath> v;
+  for (const std::string& f : data_input_files(data))
+    v.push_back({f, f == data ? "the input data" : "a file of the input split '" + data + "'"});
+  return v;
 }
 
 std::string fmt_bytes(int64_t b) {
@@ -88,17 +92,20 @@ struct Command {
 // ---- generate ---------------------------------------------------------------------------
 struct GenerateCommand : Command {
   std::string out, config_file;
+  bool force = false;
   ParamFlags flags;
 
   explicit GenerateCommand(CLI::App& app) {
     cmd = app.add_subcommand("generate", "write a synthetic session log");
     cmd->add_option("-o,--out", out, "output file")->required();
     cmd->add_option("--config", config_file, "file of name = value lines (flags win)");
+    cli::add_force_flag(cmd, force);
     flags.add(cmd, generate_option_specs(), "Generator");
   }
 
   int run(const GlobalOptions&) const {
     const Config c = build_config(generate_option_specs(), config_file, flags);
+    io::check_output({out, "-o"}, {{config_file, "the --config file"}}, io::FileKind::Text, force);
     Progress p("generate", 0, "events", false);
     EventLog log = generate_sessions(to_generate_options(c));
     const std::string f = c.get_string("out_format");
@@ -145,9 +152,10 @@ struct PrepareCommand : Command {
     cmd = app.add_subcommand("prepare", "filter a log and split it for evaluation");
     cmd->add_option("input", input, "interaction log")->required();
     cmd->add_option("-o,--out", out_dir, "output folder for the split (new or empty)")->required();
-    cmd->add_flag("--force", force,
-                  "write into a non-empty folder, and write a degenerate split (a test set with "
-                  "fewer than 10 predictions or 0.1% of the events) instead of refusing");
+    cli::add_force_flag(cmd, force,
+                        "write into a non-empty folder, and write a degenerate split (a test set "
+                        "with fewer than 10 predictions or 0.1% of the events) instead of "
+                        "refusing");
     cmd->add_option("--config", config_file, "file of name = value lines (flags win)");
     prep_flags.add(cmd, prepare_option_specs(), "Preprocessing");
     read_flags.add(cmd, read_option_specs(), "Input format");
@@ -157,7 +165,7 @@ struct PrepareCommand : Command {
     const Config read_cfg = build_config(read_option_specs(), "", read_flags);
     const Config prep_cfg = build_config(prepare_option_specs(), config_file, prep_flags);
     Progress p("prepare", 0, "", false);
-    check_split_folder(out_dir, force);
+    check_split_folder(out_dir, force, input);
     ReadInfo info;
     EventLog log = read_events(input, to_read_options(read_cfg), &info);
     std::printf("read %s: %lld events, %zu sequences, %d items (%.1f s)\n", input.c_str(),
@@ -186,7 +194,7 @@ struct PrepareCommand : Command {
 // ---- train ------------------------------------------------------------------------------
 struct TrainCommand : Command {
   std::string data, type, out, config_file, preset;
-  bool validation = false;
+  bool validation = false, force = false;
   uint64_t seed = 42;
   bool monitor = false;
   std::string valid_metric = "recall@20";
@@ -218,6 +226,7 @@ struct TrainCommand : Command {
     cmd->add_option("--resume", ckpt.resume,
                     "continue the training saved in this checkpoint (same data, parameters and "
                     "seed; it keeps being updated unless --checkpoint names another file)");
+    cli::add_force_flag(cmd, force);
     for (const auto& m : model_registry())
       model_flags.add(cmd, m.params, "Model parameters", "[" + m.type + "] ");
     read_flags.add(cmd, read_option_specs(), "Input format");
@@ -247,7 +256,13 @@ struct TrainCommand : Command {
       throw InputError("--out '" + out + "' is a folder; give a model file name");
     CheckpointOptions ck = ckpt;
     if (!ck.resume.empty() && ck.path.empty()) ck.path = ck.resume;  // keep checkpointing
-    check_train_paths(out, ck);
+    std::vector<io::NamedPath> inputs = data_inputs(data);
+    inputs.push_back({config_file, "the --config file"});
+    check_train_paths(out, ck, inputs, force);
+    // Opened now: a folder that cannot be written, or a FIFO nobody reads, fails before the
+    // training rather than after it.
+    io::OutputFile model_out(out);
+    if (!ck.path.empty()) io::OutputFile probe(ck.path);  // the checkpoint's folder, likewise
     TrainData td = load_train_data(data, validation ? SplitPart::Valid : SplitPart::Test,
                                    to_read_options(read_cfg));
     std::fprintf(stderr, "training %s on %s: %zu sequences, %lld events, %d items\n", type.c_str(),
@@ -279,7 +294,7 @@ struct TrainCommand : Command {
     ck.threads = g.threads;
     ck.progress = !g.quiet;
     ModelBundle b = train_model_checkpointed(type, cfg, td, ctx, ck, &history);
-    save_model(out, b);
+    model_file::write(model_out, *b.model, b.items, b.item_counts, b.meta, nullptr, {});
     std::printf("trained %s in %.2f s (peak RSS %s); model written to %s\n", type.c_str(),
                 b.meta.value("train_seconds", 0.0),
                 fmt_bytes(b.meta.value("train_peak_rss_bytes", 0LL)).c_str(), out.c_str());
@@ -290,7 +305,7 @@ struct TrainCommand : Command {
 // ---- eval -------------------------------------------------------------------------------
 struct EvalCommand : Command {
   std::string model_path, data, json_out, config_file;
-  bool validation = false;
+  bool validation = false, force = false;
   ParamFlags eval_flags, read_flags;
 
   explicit EvalCommand(CLI::App& app) {
@@ -300,6 +315,7 @@ struct EvalCommand : Command {
     cmd->add_option("--json", json_out, "also write the metrics as JSON to this file");
     cmd->add_flag("--validation", validation, "evaluate on valid.tsv instead of test.tsv");
     cmd->add_option("--config", config_file, "file of name = value lines (flags win)");
+    cli::add_force_flag(cmd, force);
     eval_flags.add(cmd, eval_option_specs(), "Evaluation");
     read_flags.add(cmd, read_option_specs(), "Input format");
   }
@@ -307,6 +323,14 @@ struct EvalCommand : Command {
   int run(const GlobalOptions& g) const {
     const Config read_cfg = build_config(read_option_specs(), "", read_flags);
     const Config ecfg = build_config(eval_option_specs(), config_file, eval_flags);
+    std::optional<io::OutputFile> json_file;
+    if (!json_out.empty()) {
+      std::vector<io::NamedPath> inputs = data_inputs(data);
+      inputs.push_back({model_path, "the model (-m)"});
+      inputs.push_back({config_file, "the --config file"});
+      io::check_output({json_out, "--json"}, inputs, io::FileKind::Json, force);
+      json_file.emplace(json_out);  // before the evaluation: fail fast
+    }
     ModelBundle b = load_model(model_path);
     TestData td = load_test_data(data, validation ? SplitPart::Valid : SplitPart::Test, b.items,
                                  to_read_options(read_cfg));
@@ -326,7 +350,7 @@ struct EvalCommand : Command {
                     {"n_items", b.items.size()}};
       j["test"] = {{"source", td.source}, {"stats", sequence_stats(td.test)}};
       j["train"] = b.meta;
-      print_json_file(json_out, j);
+      print_json_file(*json_file, j);
       std::fprintf(stderr, "metrics written to %s\n", json_out.c_str());
     }
     return 0;

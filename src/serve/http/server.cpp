@@ -16,6 +16,7 @@
 #include <optional>
 #include <thread>
 
+#include "io/output_file.hpp"
 #include "seqrec/error.hpp"
 #include "serve/http/access.hpp"
 #include "serve/http/event_server.hpp"
@@ -468,13 +469,8 @@ int serve(const ServeOptions& o) {
                    "the server's host names to refuse DNS-rebinding requests\n");
   }
   if (!o.port_file.empty()) {
-    const std::string tmp = o.port_file + ".tmp";
-    {
-      std::ofstream f(tmp);
-      f << port << "\n";
-      if (!f) throw IoError("cannot write --port-file '" + o.port_file + "'");
-    }
-    std::filesystem::rename(tmp, o.port_file);
+    // Created exclusively under a random name, then renamed: no planted link is followed.
+    io::write_file(o.port_file, std::to_string(port) + "\n");
   }
   const ServedModelInfo info = rec->model_info();
   const std::string& snapshot = o.recommender.session_snapshot;
