@@ -53,7 +53,7 @@ struct FeatureReadOptions {
   /// Column roles, "" = detected. Comma-separated NAME=ROLE entries, NAME a header name or
   /// a 0-based field number; ROLE one of id, cat, multi[:SEP] (SEP default '|'), text,
   /// num, skip. Columns not named are detected (or skipped when the entry `*=skip` is
-  /// given). E.g. "id=movieId,genres=multi:|,title=text".
+  /// given). E.g. "movieId=id,genres=multi:|,title=text".
   std::string columns;
   /// Hash space of text features: letter trigrams and words land in this many buckets.
   int64_t text_buckets = 32768;

@@ -82,7 +82,7 @@ TEST_F(Features, TableWithGivenRoles) {
                        "10,\"Heat, the movie\",Action|Crime,9.5\n"
                        "11,Up,Animation,19.5\n");
   FeatureReadOptions o;
-  o.columns = "id=movieId,title=text,genres=multi:|,price=num";
+  o.columns = "movieId=id,title=text,genres=multi:|,price=num";
   const FeatureTable t = read_features(p, o);
   EXPECT_EQ(t.format, "table");
   const auto r = row_names(t, "10");
