@@ -16,6 +16,7 @@
 namespace seqrec {
 
 class Model;
+struct SparseFeatures;  // seqrec/features.hpp
 
 /// The training state of an iterative model (GRU4Rec, SASRec) after a completed epoch,
 /// apart from its current weights (which Model::save writes): everything fit() needs to
@@ -63,6 +64,10 @@ struct FitContext {
   /// training after this epoch as if the epoch budget were reached (the best weights are
   /// restored as usual when validation kept some). Single-pass models never call it.
   std::function<bool(int epoch, double mean_loss)> after_epoch;
+  /// Item features (seqrec/features.hpp), one row per item index of the training data
+  /// (align_features over its Vocab), or null. A model that uses features (dssm) copies
+  /// them into itself, so that its model file is self-contained; the others ignore them.
+  const SparseFeatures* item_features = nullptr;
 };
 
 }  // namespace seqrec

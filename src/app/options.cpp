@@ -37,6 +37,37 @@ std::vector<ParamSpec> read_option_specs() {
   };
 }
 
+std::vector<ParamSpec> feature_option_specs() {
+  const FeatureReadOptions d;
+  return {
+      param_string("item_features", "",
+                   "item feature file: a delimited table with a header, MovieLens movies.dat, a "
+                   "RecBole .item file or an item -> [attribute ids] JSON object "
+                   "(docs/file-formats.md#feature-files); used by dssm"),
+      param_string("feature_columns", d.columns,
+                   "roles of the feature file's columns, NAME=ROLE,... with ROLE id, cat, "
+                   "multi[:SEP], text, num, num_seq[:SEP] or skip (default: detected)"),
+      param_int("text_buckets", exact_text(d.text_buckets), static_cast<double>(kMinTextBuckets),
+                static_cast<double>(kMaxTextBuckets),
+                "hash space of text features (letter trigrams and words)"),
+      param_choice("text_grams", "both", {"both", "trigrams", "words"},
+                   "text features: DSSM letter trigrams of #word#, the words, or both"),
+      param_bool("title_year", d.title_year ? "true" : "false",
+                 "MovieLens movies.dat: the (year) of a title becomes the feature year=YYYY"),
+  };
+}
+
+FeatureReadOptions to_feature_read_options(const Config& c) {
+  FeatureReadOptions o;
+  o.columns = c.get_string("feature_columns");
+  o.text_buckets = c.get_int("text_buckets");
+  const std::string& g = c.get_string("text_grams");
+  o.text_trigrams = g != "words";
+  o.text_words = g != "trigrams";
+  o.title_year = c.get_bool("title_year");
+  return o;
+}
+
 std::vector<ParamSpec> generate_option_specs() {
   const GenerateOptions d;  // the defaults live in the struct (seqrec/data.hpp)
   return {

@@ -9,6 +9,7 @@
 #include "seqrec/config.hpp"
 #include "seqrec/data.hpp"
 #include "seqrec/eval.hpp"
+#include "seqrec/features.hpp"
 
 namespace seqrec {
 
@@ -16,6 +17,7 @@ std::vector<ParamSpec> read_option_specs();      ///< how to read a log file
 std::vector<ParamSpec> generate_option_specs();  ///< the synthetic data generator
 std::vector<ParamSpec> prepare_option_specs();   ///< preprocessing and splitting
 std::vector<ParamSpec> eval_option_specs();      ///< evaluation protocol and metrics
+std::vector<ParamSpec> feature_option_specs();   ///< item feature files (train)
 
 ReadOptions to_read_options(const Config& c);
 GenerateOptions to_generate_options(const Config& c);
@@ -25,6 +27,9 @@ SequentialSplitOptions to_sequential_split_options(const Config& c);
 PrepareOptions to_prepare_options(const Config& c);
 /// `split_protocol` ("session"/"sequential"/"") is used when the option says "auto".
 EvalOptions to_eval_options(const Config& c, const std::string& split_protocol);
+
+/// How to read the file of the item_features option (the path itself is not in it).
+FeatureReadOptions to_feature_read_options(const Config& c);
 
 /// Appends the specs of `b` to `a` (names must not clash).
 std::vector<ParamSpec> concat_specs(std::vector<ParamSpec> a, const std::vector<ParamSpec>& b);

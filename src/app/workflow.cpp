@@ -31,6 +31,28 @@ ModelBundle train_model(const std::string& type, const Config& config, const Tra
   return b;
 }
 
+nlohmann::json ItemFeatures::describe() const {
+  nlohmann::json j = table.describe();
+  j["alignment"] = alignment.to_json();
+  return j;
+}
+
+ItemFeatures load_item_features(const std::string& path, const FeatureReadOptions& opt,
+                                const Vocab& items, bool quiet) {
+  ItemFeatures f;
+  f.table = read_features(path, opt);
+  f.rows = align_features(f.table, items, &f.alignment, "item");
+  if (!quiet)
+    std::fprintf(stderr,
+                 "item features from %s (%s): %d features; %lld of %d items have features, "
+                 "%lld have none; %lld ids of the file are not in the data\n",
+                 path.c_str(), f.table.format.c_str(), f.table.n_features(),
+                 static_cast<long long>(f.alignment.matched), items.size(),
+                 static_cast<long long>(f.alignment.without_features),
+                 static_cast<long long>(f.alignment.not_in_vocab));
+  return f;
+}
+
 EpochValidation::EpochValidation(const std::string& data, const TrainData& train, MetricAtK metric,
                                  const ReadOptions& read, int threads)
     : EpochValidation(load_test_data(data, SplitPart::Valid, train.items, read), train,

@@ -8,6 +8,7 @@
 
 #include "seqrec/data.hpp"
 #include "seqrec/eval.hpp"
+#include "seqrec/features.hpp"
 #include "seqrec/model.hpp"
 
 namespace seqrec {
@@ -19,6 +20,20 @@ std::string folder_display(std::string dir);
 /// Trains a model of `type` with `config` and bundles it with its catalogue and metadata.
 ModelBundle train_model(const std::string& type, const Config& config, const TrainData& data,
                         const FitContext& ctx);
+
+/// A feature file read and aligned to a catalogue.
+struct ItemFeatures {
+  FeatureTable table;
+  SparseFeatures rows;  ///< one row per item of the catalogue
+  FeatureAlignment alignment;
+  /// What a model file's metadata keeps about them: table.describe() and the alignment.
+  nlohmann::json describe() const;
+};
+
+/// Reads `path` and aligns it to `items`; prints the counts (items without features, ids
+/// of the file the data lacks) on stderr unless `quiet`. InputError when no id is shared.
+ItemFeatures load_item_features(const std::string& path, const FeatureReadOptions& opt,
+                                const Vocab& items, bool quiet);
 
 /// Validation after every epoch while a model trains (`seqrec train --monitor`): the
 /// valid part of a prepared split, evaluated at one metric and cutoff. Never the test set.

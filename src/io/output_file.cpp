@@ -107,13 +107,20 @@ OutputFile::OutputFile(std::string path) : path_(std::move(path)) {
       "'" + path_ + "'" + (target_ != path_ && !r.descriptor ? " (-> '" + target_ + "')" : "");
   auto open_through = [&](const std::string& p, int extra) {
     // O_NONBLOCK: a FIFO without a reader fails with ENXIO instead of blocking for ever.
-    fd_ = ::open(p.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | extra);
+    // A reader started beside seqrec (`cat fifo & seqrec ... -o fifo`) may open it a moment
+    // later, so ENXIO is retried for a bounded grace period before it becomes an error.
+    constexpr int kReaderGraceMs = 5000, kStepMs = 50;
+    for (int waited = 0;; waited += kStepMs) {
+      fd_ = ::open(p.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | extra);
+      if (fd_ >= 0 || errno != ENXIO || waited >= kReaderGraceMs) break;
+      ::usleep(kStepMs * 1000);
+    }
     if (fd_ < 0) {
       const int err = errno;
       if (err == ENXIO)
         throw IoError("cannot write " + shown +
-                      ": it is a FIFO (named pipe) that no process is reading; start the "
-                      "reader first, or give a regular file");
+                      ": it is a FIFO (named pipe) that no process is reading (waited 5 s "
+                      "for one); start the reader first, or give a regular file");
       throw IoError("cannot write " + shown + ": " + errno_text(err));
     }
     const int fl = ::fcntl(fd_, F_GETFL);

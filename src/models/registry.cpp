@@ -11,7 +11,8 @@
   X(sr)                       \
   X(vsknn)                    \
   X(gru4rec)                  \
-  X(sasrec)
+  X(sasrec)                   \
+  X(dssm)
 // clang-format on
 
 namespace seqrec {

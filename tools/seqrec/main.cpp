@@ -200,7 +200,7 @@ struct TrainCommand : Command {
   std::string valid_metric = "recall@20";
   int patience = 0;
   CheckpointOptions ckpt;
-  ParamFlags read_flags, model_flags;
+  ParamFlags read_flags, model_flags, feature_flags;
 
   explicit TrainCommand(CLI::App& app) {
     cmd = app.add_subcommand("train", "train a model and write a model file");
@@ -230,6 +230,7 @@ struct TrainCommand : Command {
     for (const auto& m : model_registry())
       model_flags.add(cmd, m.params, "Model parameters", "[" + m.type + "] ");
     read_flags.add(cmd, read_option_specs(), "Input format");
+    feature_flags.add(cmd, feature_option_specs(), "Item features");
   }
 
   /// The model's configuration: defaults, preset, config file, then its flags.
@@ -258,6 +259,8 @@ struct TrainCommand : Command {
     if (!ck.resume.empty() && ck.path.empty()) ck.path = ck.resume;  // keep checkpointing
     std::vector<io::NamedPath> inputs = data_inputs(data);
     inputs.push_back({config_file, "the --config file"});
+    const Config feat_cfg = build_config(feature_option_specs(), "", feature_flags);
+    inputs.push_back({feat_cfg.get_string("item_features"), "the --item-features file"});
     check_train_paths(out, ck, inputs, force);
     // Opened now: a folder that cannot be written, or a FIFO nobody reads, fails before the
     // training rather than after it.
@@ -272,6 +275,17 @@ struct TrainCommand : Command {
     ctx.threads = g.threads;
     ctx.seed = seed;
     ctx.progress = !g.quiet;
+    // Item features: read, aligned to the catalogue, and copied into the model by a model
+    // that uses them (dssm), so its model file is self-contained.
+    std::optional<ItemFeatures> features;
+    if (const std::string& fpath = feat_cfg.get_string("item_features"); !fpath.empty()) {
+      if (type != "dssm")
+        throw InputError("--item-features: model '" + type +
+                         "' does not use item features (dssm does)");
+      features.emplace(
+          load_item_features(fpath, to_feature_read_options(feat_cfg), td.items, g.quiet));
+      ctx.item_features = &features->rows;
+    }
     // Validation after every epoch (iterative models): on valid.tsv of the split.
     nlohmann::json history = nlohmann::json::array();
     std::optional<EpochValidation> valid;
@@ -291,9 +305,11 @@ struct TrainCommand : Command {
               {"valid_metric", monitor ? valid_metric : ""},
               {"patience", patience}};
     if (monitor) ck.run["valid_data"] = data_fingerprint(td.items, valid->data().test);
+    if (features) ck.run["item_features"] = features->table.describe();
     ck.threads = g.threads;
     ck.progress = !g.quiet;
     ModelBundle b = train_model_checkpointed(type, cfg, td, ctx, ck, &history);
+    if (features) b.meta["item_features"] = features->describe();
     model_file::write(model_out, *b.model, b.items, b.item_counts, b.meta, nullptr, {});
     std::printf("trained %s in %.2f s (peak RSS %s); model written to %s\n", type.c_str(),
                 b.meta.value("train_seconds", 0.0),

@@ -1,0 +1,727 @@
+// Feature files (seqrec/features.hpp): format detection, column roles, text hashing, the
+// sparse feature table and its alignment to a Vocab.
+#include "seqrec/features.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "data/text_util.hpp"
+#include "seqrec/error.hpp"
+
+namespace seqrec {
+
+namespace dd = data_detail;
+
+const char* feature_role_name(FeatureRole r) {
+  switch (r) {
+    case FeatureRole::Id:
+      return "id";
+    case FeatureRole::Cat:
+      return "cat";
+    case FeatureRole::Multi:
+      return "multi";
+    case FeatureRole::Text:
+      return "text";
+    case FeatureRole::Num:
+      return "num";
+    case FeatureRole::NumSeq:
+      return "num_seq";
+    case FeatureRole::Skip:
+      return "skip";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr uint64_t kTrigramSeed = 0x7F4A7C159E3779B9ULL;
+constexpr uint64_t kWordSeed = 0x2545F4914F6CDD1DULL;
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+std::vector<std::string> split(std::string_view s, std::string_view sep) {
+  std::vector<std::string> out;
+  if (sep.empty()) {
+    out.emplace_back(s);
+    return out;
+  }
+  size_t pos = 0;
+  while (true) {
+    const size_t next = s.find(sep, pos);
+    if (next == std::string_view::npos) {
+      out.emplace_back(s.substr(pos));
+      return out;
+    }
+    out.emplace_back(s.substr(pos, next - pos));
+    pos = next + sep.size();
+  }
+}
+
+/// Fields of a comma-separated line with RFC 4180 quotes ("a, b" and "" inside quotes).
+bool split_csv(std::string_view s, std::vector<std::string>& out) {
+  out.clear();
+  std::string cur;
+  bool quoted = false, was_quoted = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < s.size() && s[i + 1] == '"') {
+          cur.push_back('"');
+          ++i;
+        } else {
+          quoted = false;
+        }
+      } else {
+        cur.push_back(c);
+      }
+    } else if (c == '"' && trim(cur).empty() && !was_quoted) {
+      cur.clear();
+      quoted = was_quoted = true;
+    } else if (c == ',') {
+      out.push_back(std::move(cur));
+      cur.clear();
+      was_quoted = false;
+    } else {
+      cur.push_back(c);
+    }
+  }
+  out.push_back(std::move(cur));
+  return !quoted;  // an unterminated quote is malformed
+}
+
+bool is_id_name(std::string_view n) {
+  const std::string l = dd::to_lower(n);
+  for (const char* c :
+       {"id", "item", "item_id", "itemid", "movieid", "movie_id", "user", "user_id", "userid",
+        "asin", "product_id", "productid", "news_id", "article_id", "session_id"})
+    if (l == c) return true;
+  return false;
+}
+
+/// One line of the file, split into fields.
+struct Row {
+  int64_t line = 0;
+  std::vector<std::string> f;
+};
+
+/// Builds a FeatureTable row by row.
+class Builder {
+ public:
+  Builder(FeatureTable& t, const FeatureReadOptions& opt) : t_(t), opt_(opt) {}
+
+  int32_t dense(const std::string& name) {
+    auto [it, ins] = dense_.emplace(name, static_cast<int32_t>(t_.names.size()));
+    if (ins) t_.names.push_back(name);
+    return it->second;
+  }
+  void begin_row(const std::string& id, int64_t line) {
+    const int32_t before = t_.ids.size();
+    const int32_t r = t_.ids.add(id);
+    if (r < before)
+      throw InputError(t_.source, line,
+                       "id " + dd::quote(id) + " appears twice (first on line " +
+                           std::to_string(lines_[static_cast<size_t>(r)]) + ")");
+    lines_.push_back(line);
+    idx_.clear();
+    val_.clear();
+  }
+  void add(int32_t index, float v) {
+    idx_.push_back(index);
+    val_.push_back(v);
+  }
+  void add_numeric(const std::string& name, float v) {
+    const int32_t i = dense(name);
+    numeric_.emplace(i, 0);
+    add(i, v);
+  }
+  /// Text buckets are written as -(bucket + 1) until the number of dense features is known.
+  void add_text(std::string_view text) {
+    text_used_ = true;
+    tmp_i_.clear();
+    tmp_v_.clear();
+    hash_text(text, opt_.text_buckets, opt_.text_trigrams, opt_.text_words, 0, tmp_i_, tmp_v_);
+    for (size_t k = 0; k < tmp_i_.size(); ++k) add(-(tmp_i_[k] + 1), tmp_v_[k]);
+  }
+  void end_row() {
+    t_.index.insert(t_.index.end(), idx_.begin(), idx_.end());
+    t_.value.insert(t_.value.end(), val_.begin(), val_.end());
+    t_.offsets.push_back(static_cast<int64_t>(t_.index.size()));
+  }
+  /// Final indices, numeric columns standardised, every row sorted with duplicates summed.
+  void finish() {
+    t_.text_buckets = text_used_ ? opt_.text_buckets : 0;
+    const int32_t D = t_.dense_features();
+    // Mean and standard deviation of each numeric feature over the rows that have it.
+    std::unordered_map<int32_t, std::pair<double, double>> stats;  // sum, sum of squares
+    std::unordered_map<int32_t, int64_t> count;
+    for (size_t k = 0; k < t_.index.size(); ++k) {
+      const int32_t i = t_.index[k];
+      if (i >= 0 && numeric_.count(i)) {
+        auto& s = stats[i];
+        s.first += t_.value[k];
+        s.second += static_cast<double>(t_.value[k]) * t_.value[k];
+        ++count[i];
+      }
+    }
+    for (size_t k = 0; k < t_.index.size(); ++k) {
+      int32_t& i = t_.index[k];
+      if (i < 0) {
+        i = D + (-i - 1);
+      } else if (numeric_.count(i)) {
+        const double n = static_cast<double>(count[i]);
+        const double mean = stats[i].first / n;
+        const double var = std::max(0.0, stats[i].second / n - mean * mean);
+        const double sd = std::sqrt(var);
+        t_.value[k] = sd > 0 ? static_cast<float>((t_.value[k] - mean) / sd) : 0.0f;
+      }
+    }
+    std::vector<std::pair<int32_t, float>> row;
+    std::vector<int64_t> off{0};
+    std::vector<int32_t> idx;
+    std::vector<float> val;
+    for (int32_t r = 0; r < t_.rows(); ++r) {
+      row.clear();
+      for (int64_t k = t_.offsets[static_cast<size_t>(r)];
+           k < t_.offsets[static_cast<size_t>(r) + 1]; ++k)
+        row.emplace_back(t_.index[static_cast<size_t>(k)], t_.value[static_cast<size_t>(k)]);
+      std::sort(row.begin(), row.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (size_t k = 0; k < row.size(); ++k) {
+        if (!idx.empty() && static_cast<int64_t>(idx.size()) > off.back() &&
+            idx.back() == row[k].first) {
+          val.back() += row[k].second;
+        } else {
+          idx.push_back(row[k].first);
+          val.push_back(row[k].second);
+        }
+      }
+      off.push_back(static_cast<int64_t>(idx.size()));
+    }
+    t_.offsets = std::move(off);
+    t_.index = std::move(idx);
+    t_.value = std::move(val);
+  }
+
+ private:
+  FeatureTable& t_;
+  const FeatureReadOptions& opt_;
+  std::unordered_map<std::string, int32_t> dense_;
+  std::unordered_map<int32_t, int> numeric_;
+  std::vector<int64_t> lines_;
+  std::vector<int32_t> idx_, tmp_i_;
+  std::vector<float> val_, tmp_v_;
+  bool text_used_ = false;
+};
+
+float parse_number(const FeatureTable& t, int64_t line, const std::string& column,
+                   std::string_view s) {
+  double v;
+  if (!dd::parse_double(trim(s), &v))
+    throw InputError(t.source, line,
+                     "column '" + column + "': " + dd::quote(s) + " is not a number");
+  return static_cast<float>(v);
+}
+
+/// Adds the features of field `s` of column `c` to the current row.
+void add_field(Builder& b, const FeatureTable& t, int64_t line, const FeatureColumn& c,
+               std::string_view s) {
+  s = trim(s);
+  if (s.empty()) return;  // a missing value has no features
+  switch (c.role) {
+    case FeatureRole::Id:
+    case FeatureRole::Skip:
+      return;
+    case FeatureRole::Cat:
+      b.add(b.dense(c.name + "=" + std::string(s)), 1.0f);
+      return;
+    case FeatureRole::Multi:
+      for (const auto& v : split(s, c.sep)) {
+        const std::string_view x = trim(v);
+        if (!x.empty()) b.add(b.dense(c.name + "=" + std::string(x)), 1.0f);
+      }
+      return;
+    case FeatureRole::Text:
+      b.add_text(s);
+      return;
+    case FeatureRole::Num:
+      b.add_numeric(c.name, parse_number(t, line, c.name, s));
+      return;
+    case FeatureRole::NumSeq: {
+      const auto parts = split(s, c.sep);
+      for (size_t k = 0; k < parts.size(); ++k)
+        if (!trim(parts[k]).empty())
+          b.add_numeric(c.name + "[" + std::to_string(k) + "]",
+                        parse_number(t, line, c.name, parts[k]));
+      return;
+    }
+  }
+}
+
+FeatureRole parse_role(const std::string& s, std::string* sep, const std::string& entry) {
+  std::string role = s;
+  const size_t colon = s.find(':');
+  if (colon != std::string::npos) {
+    role = s.substr(0, colon);
+    *sep = s.substr(colon + 1);
+    if (sep->empty()) throw InputError("--feature-columns: '" + entry + "': empty separator");
+  }
+  for (FeatureRole r : {FeatureRole::Id, FeatureRole::Cat, FeatureRole::Multi, FeatureRole::Text,
+                        FeatureRole::Num, FeatureRole::NumSeq, FeatureRole::Skip}) {
+    if (role == feature_role_name(r)) {
+      if (colon != std::string::npos && r != FeatureRole::Multi && r != FeatureRole::NumSeq)
+        throw InputError("--feature-columns: '" + entry +
+                         "': only multi and num_seq take a ':SEP'");
+      if (colon == std::string::npos) *sep = r == FeatureRole::NumSeq ? " " : "|";
+      return r;
+    }
+  }
+  throw InputError("--feature-columns: '" + entry + "': unknown role '" + role +
+                   "' (known: id, cat, multi[:SEP], text, num, num_seq[:SEP], skip)");
+}
+
+/// Detects the role of a column of a headed table from its values.
+FeatureRole detect_role(const std::vector<Row>& rows, size_t col) {
+  int64_t n = 0, numeric = 0, pipes = 0, spaces = 0;
+  std::unordered_map<std::string, int> distinct;
+  for (const Row& r : rows) {
+    if (col >= r.f.size()) continue;
+    const std::string_view v = trim(r.f[col]);
+    if (v.empty()) continue;
+    ++n;
+    double x;
+    numeric += dd::parse_double(v, &x);
+    pipes += v.find('|') != std::string_view::npos;
+    spaces += v.find(' ') != std::string_view::npos;
+    if (distinct.size() <= 64) distinct.emplace(v, 0);
+  }
+  if (n == 0) return FeatureRole::Skip;
+  if (numeric == n) return distinct.size() <= 64 ? FeatureRole::Cat : FeatureRole::Num;
+  if (pipes > 0 && spaces * 2 < n) return FeatureRole::Multi;
+  if (spaces * 10 >= n * 3) return FeatureRole::Text;
+  return FeatureRole::Cat;
+}
+
+/// Applies the user's column specification to the columns named in `header` (which hold
+/// the detected or format-given roles already). Returns whether the spec said "*=skip".
+void apply_spec(const FeatureTable& t, const std::string& spec, std::vector<FeatureColumn>& cols,
+                std::vector<bool>& given) {
+  given.assign(cols.size(), false);
+  if (spec.empty()) return;
+  bool rest_skip = false;
+  for (const FeatureColumn& e : parse_feature_columns(spec)) {
+    if (e.name == "*") {
+      if (e.role != FeatureRole::Skip)
+        throw InputError("--feature-columns: '*' can only be skipped (*=skip)");
+      rest_skip = true;
+      continue;
+    }
+    int64_t found = -1;
+    for (size_t k = 0; k < cols.size(); ++k)
+      if (cols[k].name == e.name) found = static_cast<int64_t>(k);
+    if (found < 0 && !e.name.empty() && std::all_of(e.name.begin(), e.name.end(), [](char c) {
+          return std::isdigit(static_cast<unsigned char>(c));
+        })) {
+      const int64_t k = std::stoll(e.name.substr(0, 9));
+      if (k < static_cast<int64_t>(cols.size())) found = k;
+    }
+    if (found < 0) {
+      std::string names;
+      for (const auto& c : cols) names += (names.empty() ? "" : ", ") + c.name;
+      throw InputError(t.source, 0,
+                       "--feature-columns names column '" + e.name +
+                           "', which the file does not have (its columns: " + names + ")");
+    }
+    if (given[static_cast<size_t>(found)])
+      throw InputError("--feature-columns: column '" + cols[static_cast<size_t>(found)].name +
+                       "' is given two roles");
+    given[static_cast<size_t>(found)] = true;
+    cols[static_cast<size_t>(found)].role = e.role;
+    cols[static_cast<size_t>(found)].sep = e.sep;
+  }
+  // A role given for one column takes the id away from a detected one.
+  bool id_given = false;
+  for (size_t k = 0; k < cols.size(); ++k) id_given |= given[k] && cols[k].role == FeatureRole::Id;
+  for (size_t k = 0; k < cols.size(); ++k) {
+    if (given[k]) continue;
+    if (id_given && cols[k].role == FeatureRole::Id) cols[k].role = FeatureRole::Cat;
+    if (rest_skip) cols[k].role = FeatureRole::Skip;
+  }
+}
+
+int64_t id_column(const FeatureTable& t, const std::vector<FeatureColumn>& cols) {
+  int64_t id = -1;
+  for (size_t k = 0; k < cols.size(); ++k) {
+    if (cols[k].role != FeatureRole::Id) continue;
+    if (id >= 0)
+      throw InputError(t.source, 0,
+                       "conflicting column roles: both '" + cols[static_cast<size_t>(id)].name +
+                           "' and '" + cols[k].name + "' are the id column");
+    id = static_cast<int64_t>(k);
+  }
+  if (id < 0) throw InputError(t.source, 0, "no column has the role id (--feature-columns)");
+  return id;
+}
+
+void build_rows(Builder& b, FeatureTable& t, const std::vector<Row>& rows) {
+  const int64_t id = id_column(t, t.columns);
+  for (const Row& r : rows) {
+    if (r.f.size() != t.columns.size())
+      throw InputError(t.source, r.line,
+                       "expected " + std::to_string(t.columns.size()) + " fields, found " +
+                           std::to_string(r.f.size()));
+    const std::string_view key = trim(r.f[static_cast<size_t>(id)]);
+    if (key.empty()) throw InputError(t.source, r.line, "empty id");
+    b.begin_row(std::string(key), r.line);
+    for (size_t k = 0; k < t.columns.size(); ++k) add_field(b, t, r.line, t.columns[k], r.f[k]);
+    b.end_row();
+  }
+}
+
+/// Lines of the text, without '\r', blank lines skipped.
+template <class F>
+void for_lines(std::string_view text, F&& f) {
+  int64_t line = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view l = text.substr(pos, end - pos);
+    ++line;
+    pos = end + 1;
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+    if (trim(l).empty()) continue;
+    f(l, line);
+  }
+}
+
+void read_movielens(Builder& b, FeatureTable& t, std::string_view text,
+                    const FeatureReadOptions& opt) {
+  std::vector<Row> rows;
+  size_t width = 0;
+  for_lines(text, [&](std::string_view l, int64_t line) {
+    rows.push_back({line, split(l, "::")});
+    if (width == 0) width = rows.back().f.size();
+  });
+  t.columns.clear();
+  if (width == 3) {
+    t.format = "movielens-movies";
+    t.columns = {{"id", 0, FeatureRole::Id, ""},
+                 {"title", 1, FeatureRole::Text, ""},
+                 {"genres", 2, FeatureRole::Multi, "|"}};
+  } else if (width == 5) {
+    t.format = "movielens-users";
+    t.columns = {{"id", 0, FeatureRole::Id, ""},
+                 {"gender", 1, FeatureRole::Cat, ""},
+                 {"age", 2, FeatureRole::Cat, ""},
+                 {"occupation", 3, FeatureRole::Cat, ""},
+                 {"zip", 4, FeatureRole::Cat, ""}};
+  } else {
+    t.format = "movielens";
+    for (size_t k = 0; k < width; ++k)
+      t.columns.push_back({"col" + std::to_string(k), static_cast<int32_t>(k),
+                           k == 0 ? FeatureRole::Id : detect_role(rows, k), "|"});
+  }
+  std::vector<bool> given;
+  apply_spec(t, opt.columns, t.columns, given);
+  // movies.dat titles end in " (1995)": the year becomes a categorical feature.
+  const bool years =
+      t.format == "movielens-movies" && opt.title_year && t.columns[1].role == FeatureRole::Text;
+  if (!years) return build_rows(b, t, rows);
+  const int64_t id = id_column(t, t.columns);
+  for (Row& r : rows) {
+    if (r.f.size() != t.columns.size())
+      throw InputError(t.source, r.line,
+                       "expected " + std::to_string(t.columns.size()) +
+                           " '::'-separated fields, found " + std::to_string(r.f.size()));
+    std::string& title = r.f[1];
+    std::string year;
+    const std::string_view tt = trim(title);
+    if (tt.size() >= 7 && tt.back() == ')' && tt[tt.size() - 6] == '(' &&
+        std::all_of(tt.end() - 5, tt.end() - 1,
+                    [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+      year = std::string(tt.substr(tt.size() - 5, 4));
+      title = std::string(trim(tt.substr(0, tt.size() - 6)));
+    }
+    const std::string_view key = trim(r.f[static_cast<size_t>(id)]);
+    if (key.empty()) throw InputError(t.source, r.line, "empty id");
+    b.begin_row(std::string(key), r.line);
+    for (size_t k = 0; k < t.columns.size(); ++k) add_field(b, t, r.line, t.columns[k], r.f[k]);
+    if (!year.empty()) b.add(b.dense("year=" + year), 1.0f);
+    b.end_row();
+  }
+}
+
+bool recbole_header(std::string_view first) {
+  if (first.find('\t') == std::string_view::npos && first.find(':') == std::string_view::npos)
+    return false;
+  for (const auto& f : split(first, "\t")) {
+    const size_t c = f.rfind(':');
+    if (c == std::string::npos) return false;
+    const std::string ty = f.substr(c + 1);
+    if (ty != "token" && ty != "token_seq" && ty != "float" && ty != "float_seq") return false;
+  }
+  return true;
+}
+
+void read_table(Builder& b, FeatureTable& t, std::string_view text, const FeatureReadOptions& opt,
+                bool recbole) {
+  std::vector<Row> rows;
+  std::vector<std::string> header;
+  char delim = '\t';
+  bool first = true;
+  for_lines(text, [&](std::string_view l, int64_t line) {
+    if (first) {
+      first = false;
+      if (recbole)
+        delim = '\t';
+      else if (l.find('\t') != std::string_view::npos)
+        delim = '\t';
+      else if (l.find(',') != std::string_view::npos)
+        delim = ',';
+      else if (l.find(';') != std::string_view::npos)
+        delim = ';';
+      else if (l.find('|') != std::string_view::npos)
+        delim = '|';
+    }
+    Row r{line, {}};
+    if (delim == ',') {
+      if (!split_csv(l, r.f)) throw InputError(t.source, line, "unterminated quoted field");
+    } else {
+      r.f = split(l, std::string_view(&delim, 1));
+    }
+    if (header.empty()) {
+      header = std::move(r.f);
+      if (header.empty()) throw InputError(t.source, line, "empty header");
+    } else {
+      rows.push_back(std::move(r));
+    }
+  });
+  if (header.empty()) throw InputError(t.source, 0, "the file is empty");
+  t.columns.clear();
+  bool have_id = false;
+  for (size_t k = 0; k < header.size(); ++k) {
+    FeatureColumn c;
+    c.index = static_cast<int32_t>(k);
+    std::string name(trim(header[k]));
+    if (recbole) {
+      const size_t colon = name.rfind(':');
+      const std::string ty = name.substr(colon + 1);
+      name = name.substr(0, colon);
+      c.role = ty == "token"       ? FeatureRole::Cat
+               : ty == "token_seq" ? FeatureRole::Multi
+               : ty == "float"     ? FeatureRole::Num
+                                   : FeatureRole::NumSeq;
+      c.sep = " ";
+    } else {
+      c.role = detect_role(rows, k);
+      c.sep = "|";
+    }
+    if (name.empty()) name = "col" + std::to_string(k);
+    c.name = name;
+    if (!have_id && is_id_name(name)) {
+      c.role = FeatureRole::Id;
+      have_id = true;
+    }
+    t.columns.push_back(std::move(c));
+  }
+  if (!have_id) t.columns[0].role = FeatureRole::Id;
+  std::vector<bool> given;
+  apply_spec(t, opt.columns, t.columns, given);
+  build_rows(b, t, rows);
+}
+
+void read_json(Builder& b, FeatureTable& t, std::string_view text, const FeatureReadOptions& opt) {
+  if (!opt.columns.empty())
+    throw InputError(t.source, 0,
+                     "--feature-columns does not apply to a JSON feature file (item -> list of "
+                     "attribute ids)");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(t.source, 0, std::string("not valid JSON: ") + e.what());
+  }
+  if (!j.is_object())
+    throw InputError(t.source, 0, "expected one JSON object: item id -> list of attribute ids");
+  t.format = "json";
+  t.columns = {{"id", 0, FeatureRole::Id, ""}, {"attr", 1, FeatureRole::Multi, ""}};
+  auto text_of = [&](const std::string& key, const nlohmann::json& v) -> std::string {
+    if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
+    if (v.is_string()) return v.get<std::string>();
+    throw InputError(t.source, 0,
+                     "item " + dd::quote(key) + ": attributes must be integers or strings, got " +
+                         v.dump().substr(0, 40));
+  };
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    b.begin_row(it.key(), 0);
+    const nlohmann::json& v = it.value();
+    if (v.is_array()) {
+      for (const auto& x : v) b.add(b.dense("attr=" + text_of(it.key(), x)), 1.0f);
+    } else if (!v.is_null()) {
+      b.add(b.dense("attr=" + text_of(it.key(), v)), 1.0f);
+    }
+    b.end_row();
+  }
+}
+
+}  // namespace
+
+void hash_text(std::string_view text, int64_t buckets, bool trigrams, bool words, int32_t base,
+               std::vector<int32_t>& index, std::vector<float>& value) {
+  std::vector<int32_t> hits;
+  std::string w;
+  auto flush = [&] {
+    if (w.empty()) return;
+    if (words)
+      hits.push_back(
+          static_cast<int32_t>(dd::hash_bytes(w, kWordSeed) % static_cast<uint64_t>(buckets)));
+    if (trigrams) {
+      const std::string m = "#" + w + "#";
+      for (size_t i = 0; i + 3 <= m.size(); ++i)
+        hits.push_back(
+            static_cast<int32_t>(dd::hash_bytes(std::string_view(m).substr(i, 3), kTrigramSeed) %
+                                 static_cast<uint64_t>(buckets)));
+    }
+    w.clear();
+  };
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c >= 0x80)
+      w.push_back(static_cast<char>(std::tolower(c)));
+    else
+      flush();
+  }
+  flush();
+  std::sort(hits.begin(), hits.end());
+  for (size_t k = 0; k < hits.size();) {
+    size_t e = k;
+    while (e < hits.size() && hits[e] == hits[k]) ++e;
+    index.push_back(base + hits[k]);
+    value.push_back(static_cast<float>(e - k));
+    k = e;
+  }
+}
+
+std::vector<FeatureColumn> parse_feature_columns(const std::string& spec) {
+  std::vector<FeatureColumn> out;
+  for (const auto& raw : split(spec, ",")) {
+    const std::string entry(trim(raw));
+    if (entry.empty()) continue;
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw InputError("--feature-columns: '" + entry + "' is not NAME=ROLE");
+    FeatureColumn c;
+    c.name = std::string(trim(std::string_view(entry).substr(0, eq)));
+    c.role = parse_role(std::string(trim(std::string_view(entry).substr(eq + 1))), &c.sep, entry);
+    for (const auto& o : out)
+      if (o.name == c.name)
+        throw InputError("--feature-columns: column '" + c.name + "' is given two roles");
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+FeatureTable read_features(const std::string& path, const FeatureReadOptions& opt) {
+  if (opt.text_buckets < kMinTextBuckets || opt.text_buckets > kMaxTextBuckets)
+    throw InputError("text_buckets must be in [" + std::to_string(kMinTextBuckets) + ", " +
+                     std::to_string(kMaxTextBuckets) + "], got " +
+                     std::to_string(opt.text_buckets));
+  FeatureTable t;
+  t.source = path;
+  const std::string text = dd::read_file(path);
+  Builder b(t, opt);
+  size_t p = 0;
+  while (p < text.size() && std::isspace(static_cast<unsigned char>(text[p]))) ++p;
+  if (p == text.size()) throw InputError(path, 0, "the feature file is empty");
+  std::string_view first(text);
+  first = first.substr(
+      p, first.find('\n', p) == std::string::npos ? std::string::npos : first.find('\n', p) - p);
+  if (!first.empty() && first.back() == '\r') first.remove_suffix(1);
+  const bool recbole_ext = path.ends_with(".item") || path.ends_with(".user");
+  if (text[p] == '{') {
+    read_json(b, t, text, opt);
+  } else if (first.find("::") != std::string_view::npos) {
+    read_movielens(b, t, text, opt);
+  } else if (recbole_ext || recbole_header(first)) {
+    if (!recbole_header(first))
+      throw InputError(path, 1,
+                       "a RecBole atomic file needs a header of name:type fields (token, "
+                       "token_seq, float, float_seq), tab-separated");
+    t.format = "recbole";
+    read_table(b, t, text, opt, true);
+  } else {
+    t.format = "table";
+    read_table(b, t, text, opt, false);
+  }
+  if (t.rows() == 0) throw InputError(path, 0, "the feature file has no rows");
+  b.finish();
+  return t;
+}
+
+nlohmann::json FeatureTable::describe() const {
+  nlohmann::json cols = nlohmann::json::array();
+  for (const auto& c : columns) {
+    nlohmann::json e = {{"name", c.name}, {"role", feature_role_name(c.role)}};
+    if (c.role == FeatureRole::Multi || c.role == FeatureRole::NumSeq) e["sep"] = c.sep;
+    cols.push_back(std::move(e));
+  }
+  return {{"source", source},
+          {"format", format},
+          {"rows", rows()},
+          {"n_features", n_features()},
+          {"dense_features", dense_features()},
+          {"text_buckets", text_buckets},
+          {"columns", std::move(cols)}};
+}
+
+nlohmann::json FeatureAlignment::to_json() const {
+  return {
+      {"matched", matched}, {"without_features", without_features}, {"not_in_log", not_in_vocab}};
+}
+
+SparseFeatures align_features(const FeatureTable& table, const Vocab& vocab,
+                              FeatureAlignment* report, const std::string& what) {
+  SparseFeatures s;
+  s.n_features = table.n_features();
+  FeatureAlignment a;
+  std::vector<char> used(static_cast<size_t>(table.rows()), 0);
+  for (int32_t i = 0; i < vocab.size(); ++i) {
+    const int32_t r = table.ids.find(vocab.token(i));
+    if (r < 0) {
+      ++a.without_features;
+    } else {
+      ++a.matched;
+      used[static_cast<size_t>(r)] = 1;
+      const auto b = table.offsets[static_cast<size_t>(r)],
+                 e = table.offsets[static_cast<size_t>(r) + 1];
+      s.index.insert(s.index.end(), table.index.begin() + b, table.index.begin() + e);
+      s.value.insert(s.value.end(), table.value.begin() + b, table.value.begin() + e);
+    }
+    s.offsets.push_back(static_cast<int64_t>(s.index.size()));
+  }
+  for (char u : used) a.not_in_vocab += !u;
+  if (a.matched == 0 && vocab.size() > 0)
+    throw InputError(table.source, 0,
+                     "no " + what + " id of the feature file is in the data (" +
+                         std::to_string(table.rows()) + " ids in the file, e.g. " +
+                         dd::quote(table.ids.token(0)) + "; " + std::to_string(vocab.size()) +
+                         " in the data, e.g. " + dd::quote(vocab.token(0)) +
+                         "): a feature file for another data set?");
+  if (report) *report = a;
+  return s;
+}
+
+}  // namespace seqrec
