@@ -29,7 +29,10 @@ inline float fast_exp(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
+  // A NaN input gives a NaN result through p; k itself must not be NaN when converted to
+  // int (undefined behaviour, found by fuzz_model_file), so it is replaced by 0 there.
+  const float kk = k == k ? k : 0.0f;
+  const int32_t bits = (static_cast<int32_t>(kk) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof(scale));
   return p * scale;
