@@ -5,7 +5,7 @@
 #
 # Usage: bench/fuzz.sh [BUDGET] [HARNESS...]
 #   BUDGET   time=SECONDS or runs=N per harness (default time=600); a bare number is seconds
-#   HARNESS  event_log model_file http_parser json_request (default: all)
+#   HARNESS  event_log model_file http_parser json_request features (default: all)
 #   OUT      the JSON record (default bench/results/fuzz.json)
 #   PARALLEL harnesses run at once (default 1; one core each)
 #   BUILD_DIR default build-fuzz (built by fuzz/build.sh; clang++-14 and libclang-rt-14-dev)
@@ -18,7 +18,7 @@ budget=${1:-time=600}
 [ $# -gt 0 ] && shift
 case $budget in time=* | runs=*) ;; *) budget=time=$budget ;; esac
 harnesses=("$@")
-[ ${#harnesses[@]} -eq 0 ] && harnesses=(event_log model_file http_parser json_request)
+[ ${#harnesses[@]} -eq 0 ] && harnesses=(event_log model_file http_parser json_request features)
 OUT=${OUT:-bench/results/fuzz.json}
 PARALLEL=${PARALLEL:-1}
 BUILD_DIR=${BUILD_DIR:-build-fuzz}

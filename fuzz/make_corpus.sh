@@ -10,6 +10,10 @@
 #                         each as it is and as "JSON header \0 data" (see fuzz_model_file.cpp)
 #   OUT_DIR/http_parser   requests: simple, with bodies, chunked, pipelined, HTTP/1.0, ...
 #   OUT_DIR/json_request  request bodies of POST /v1/events and /v1/recommend
+#   OUT_DIR/features      feature files: the first lines of ml-1m's movies.dat and users.dat
+#                         and the first items of Beauty's item2attributes JSON (when
+#                         ../shared/data is present), hand-written RecBole, CSV and TSV
+#                         tables; each after the harness's 4 option bytes
 # SEQREC_BINARY defaults to build/seqrec. Takes a few seconds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +29,7 @@ export GOMP_SPINCOUNT=0 OMP_NUM_THREADS=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 
 rm -rf "$out"
-mkdir -p "$out"/{event_log,model_file,http_parser,json_request}
+mkdir -p "$out"/{event_log,model_file,http_parser,json_request,features}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -175,4 +179,46 @@ json_seed '\0' '{"session_id":"","items":[1]}'
 json_seed '\001' '{"items":[[["deep"]]]}'
 json_seed '\001' '[1,2]'
 json_seed '\0' '{"session_id":"s","items":["1"],"timestamps":[1e999]}'
+# ---- features: 4 option bytes (file name, columns, text, alignment; fuzz_features.cpp) ----
+n=0
+feature_seed() {  # OPTION_BYTES_AS_PRINTF_ESCAPES FILE
+  n=$((n + 1))
+  { printf "$1"; cat "$2"; } > "$out/features/seed_$n"
+}
+if [ -f "$shared/ml-1m/movies.dat" ]; then
+  head -n 40 "$shared/ml-1m/movies.dat" > "$work/movies.dat"
+  feature_seed '\001\0\0\0' "$work/movies.dat"
+  feature_seed '\001\002\003\001' "$work/movies.dat"
+  feature_seed '\0\0\040\005' "$work/movies.dat"
+fi
+if [ -f "$shared/ml-1m/users.dat" ]; then
+  head -n 40 "$shared/ml-1m/users.dat" > "$work/users.dat"
+  feature_seed '\002\0\0\0' "$work/users.dat"
+  feature_seed '\002\003\0\002' "$work/users.dat"
+fi
+if [ -f "$shared/beauty/Beauty_item2attributes.json" ]; then
+  # The first 40 items of the object, still a JSON object.
+  $py - "$shared/beauty/Beauty_item2attributes.json" "$work/attrs.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+json.dump(dict(list(d.items())[:40]), open(sys.argv[2], "w"))
+PY
+  feature_seed '\007\0\0\0' "$work/attrs.json"
+  feature_seed '\007\0\0\011' "$work/attrs.json"
+fi
+printf 'item_id:token\ttitle:token_seq\tprice:float\tvec:float_seq\n1\tred shoe\t9.5\t1 2 3\n2\tblue hat\t\t4 5 6\n3\t\t1e3\t\n' \
+  > "$work/a.item"
+feature_seed '\003\0\0\0' "$work/a.item"
+feature_seed '\004\0\003\0' "$work/a.item"
+printf 'movieId,title,genres\n1,"Toy Story, The (1995)",Animation|Comedy\n2,Heat (1995),Action\n3,"A ""quoted"" title",\n' \
+  > "$work/movies.csv"
+feature_seed '\005\0\0\0' "$work/movies.csv"
+feature_seed '\005\004\0\0' "$work/movies.csv"
+printf 'item_id\ttitle\tcategories\tprice\n10\tA lamp\thome garden\t12.0\n11\tA desk\thome\t80\n12\tpaper\toffice\t0.5\n' \
+  > "$work/items.tsv"
+feature_seed '\006\0\0\0' "$work/items.tsv"
+feature_seed '\006\005\021\0' "$work/items.tsv"
+printf 'id;v\n1;0.5 1.5\n2;2 3\n' > "$work/seq.txt"
+feature_seed '\010\007\0\0' "$work/seq.txt"
+printf '\0\200\0\0' > "$out/features/seed_spec"  # an empty spec taken from the input
 echo "make_corpus: $(find "$out" -type f | wc -l) seeds in $out"

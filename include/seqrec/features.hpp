@@ -86,7 +86,8 @@ struct FeatureTable {
   int32_t dense_features() const { return static_cast<int32_t>(names.size()); }
   int32_t n_features() const { return static_cast<int32_t>(names.size() + text_buckets); }
   /// A description for model files and messages: source, format, columns and roles,
-  /// feature counts.
+  /// feature counts. Always valid for JSON: bytes of the path, column names or separators
+  /// that are not UTF-8 (a Latin-1 header) are written as "\xNN".
   nlohmann::json describe() const;
 };
 

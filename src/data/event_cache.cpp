@@ -135,6 +135,14 @@ bool load_cache(const std::string& file, const std::string& key, EventLog* log, 
   if (!r.pod(&magic) || std::memcmp(magic, kMagic, 8) != 0) return bad("bad magic");
   if (!r.pod(&version) || version != kVersion) return bad("unsupported version");
   if (!r.pod(&flags)) return bad("truncated");
+  // Bit 0: times present; bits 8-15: the format the text was read as (never Auto). Anything
+  // else comes from damage or another writer, and the log is parsed again.
+  const uint32_t stored_format = (flags >> 8) & 0xffu;
+  if ((flags & ~0xff01u) != 0) return bad("unknown flag bits");
+  if (stored_format < static_cast<uint32_t>(Format::Delimited) ||
+      stored_format > static_cast<uint32_t>(Format::Pairs)) {
+    return bad("unknown format byte");
+  }
   uint64_t key_len;
   std::string_view stored_key;
   if (!r.pod(&key_len) || !r.bytes(&stored_key, key_len)) return bad("truncated");
@@ -177,7 +185,7 @@ bool load_cache(const std::string& file, const std::string& key, EventLog* log, 
   }
   out.source = std::string(source);
   *log = std::move(out);
-  *format = static_cast<Format>((flags >> 8) & 0xff);
+  *format = static_cast<Format>(stored_format);
   return true;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -671,14 +672,51 @@ FeatureTable read_features(const std::string& path, const FeatureReadOptions& op
   return t;
 }
 
+namespace {
+
+/// `s` with every byte that is not part of a valid UTF-8 sequence written as "\xNN", so that
+/// a description can go into JSON (model headers, checkpoints) whatever the file's encoding.
+std::string json_safe(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len > 1) {
+      bool ok = i + len <= s.size();
+      for (size_t k = 1; ok && k < len; ++k)
+        ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+      if (ok) {  // no overlong forms, surrogates or code points past U+10FFFF
+        const auto c1 = static_cast<unsigned char>(s[i + 1]);
+        ok = !(c == 0xc0 || c == 0xc1 || (c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0) ||
+               (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 >= 0x90) || c > 0xf4);
+      }
+      if (!ok) len = 0;
+    }
+    if (len == 0) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02X", c);
+      out += buf;
+      ++i;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 nlohmann::json FeatureTable::describe() const {
   nlohmann::json cols = nlohmann::json::array();
   for (const auto& c : columns) {
-    nlohmann::json e = {{"name", c.name}, {"role", feature_role_name(c.role)}};
-    if (c.role == FeatureRole::Multi || c.role == FeatureRole::NumSeq) e["sep"] = c.sep;
+    nlohmann::json e = {{"name", json_safe(c.name)}, {"role", feature_role_name(c.role)}};
+    if (c.role == FeatureRole::Multi || c.role == FeatureRole::NumSeq) e["sep"] = json_safe(c.sep);
     cols.push_back(std::move(e));
   }
-  return {{"source", source},
+  return {{"source", json_safe(source)},
           {"format", format},
           {"rows", rows()},
           {"n_features", n_features()},

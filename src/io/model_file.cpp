@@ -90,6 +90,50 @@ class HashingWriter {
   throw InputError(path, 0, what);
 }
 
+/// Index of the first NaN or infinity among `n` IEEE numbers whose exponent field is
+/// `exp_mask` (all ones means not finite), or `n` when all are finite. Tested on the bits, so
+/// that it holds whatever the floating-point flags; one branch-free pass that vectorises, the
+/// index looked for only when something was found.
+template <class Bits>
+size_t first_non_finite(const void* data, size_t n, Bits exp_mask) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  Bits bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    Bits u;
+    std::memcpy(&u, p + i * sizeof(Bits), sizeof(Bits));
+    bad |= static_cast<Bits>((u & exp_mask) == exp_mask);
+  }
+  if (!bad) return n;
+  for (size_t i = 0; i < n; ++i) {
+    Bits u;
+    std::memcpy(&u, p + i * sizeof(Bits), sizeof(Bits));
+    if ((u & exp_mask) == exp_mask) return i;
+  }
+  return n;
+}
+
+/// Refuses a floating-point tensor that holds NaN or infinity: no training writes them, and
+/// the kernels' fast paths (fast_exp, the top-k selection) are undefined on them.
+void check_finite(const std::string& path, const TensorEntry& e) {
+  size_t n = 0, at = 0;
+  std::string value;
+  if (e.dtype == DType::F32) {
+    n = e.nbytes / 4;
+    at = first_non_finite<uint32_t>(e.data, n, 0x7f800000u);
+    if (at < n) value = std::to_string(static_cast<const float*>(e.data)[at]);
+  } else if (e.dtype == DType::F64) {
+    n = e.nbytes / 8;
+    at = first_non_finite<uint64_t>(e.data, n, 0x7ff0000000000000ull);
+    if (at < n) value = std::to_string(static_cast<const double*>(e.data)[at]);
+  } else {
+    return;
+  }
+  if (at < n) {
+    bad_file(path, "tensor '" + e.name + "' holds a non-finite number (" + value + ") at element " +
+                       std::to_string(at) + "; a model file must hold finite numbers only");
+  }
+}
+
 DType parse_dtype(const std::string& path, const std::string& tensor, const std::string& s) {
   for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64}) {
     if (s == dtype_name(t)) return t;
@@ -357,6 +401,7 @@ mf::Contents model_file::read(const std::string& path) {
     names.push_back(name);
     e.data = b + data_start + offset;
     e.nbytes = static_cast<size_t>(nbytes);
+    check_finite(path, e);
     if (name.rfind(mf::kBundlePrefix, 0) == 0) {
       if (name == std::string(mf::kBundlePrefix) + "item_counts") {
         if (e.dtype != DType::I64 || e.shape != std::vector<int64_t>{int64_t(n_items)}) {

@@ -62,6 +62,18 @@ TEST_F(Cli, GenerateIsReproducible) {
   EXPECT_EQ(slurp(p("a.tsv")).rfind("SessionId\tItemId\tTime\n", 0), 0u);
 }
 
+// -q printed nothing but generate's "wrote ..." line; quiet must be quiet.
+TEST_F(Cli, QuietGenerateSaysNothing) {
+  const CmdResult q = run("generate --events 2000 --seed 3 -o " + p("q.tsv"));  // run() adds -q
+  ASSERT_EQ(q.code, 0) << q.out;
+  EXPECT_EQ(q.out, "");
+  EXPECT_TRUE(fs::exists(p("q.tsv")));
+  const CmdResult loud = seqrec_test::run_shell(
+      std::string(SEQREC_BINARY) + " generate --events 2000 --seed 3 -o " + p("l.tsv"));
+  ASSERT_EQ(loud.code, 0) << loud.out;
+  EXPECT_NE(loud.out.find("wrote " + p("l.tsv")), std::string::npos) << loud.out;
+}
+
 TEST_F(Cli, PrepareTrainEvalRecommendInfo) {
   const std::string split = pipeline();
   for (const char* f :

@@ -76,6 +76,22 @@ TEST_F(Features, MovieLensUsersByShape) {
   EXPECT_TRUE(has(r2, "zip=70072"));
 }
 
+// Found by fuzz_features: a header that is not UTF-8 (Latin-1 "catégories") made
+// describe() unserialisable, so a DSSM training failed when it wrote its checkpoint or model.
+TEST_F(Features, DescriptionOfANonUtf8HeaderIsValidJson) {
+  const auto p =
+      write("items.tsv", "item_id\ttitle\tcat\xe9gories\n10\tA lamp\thome\n11\tA desk\toffice\n");
+  const FeatureTable t = read_features(p);
+  EXPECT_EQ(t.rows(), 2);
+  const nlohmann::json d = t.describe();
+  std::string text;
+  ASSERT_NO_THROW(text = d.dump());
+  EXPECT_NE(text.find("cat\\\\xE9gories"), std::string::npos) << text;  // "\\xE9" in JSON
+  // Valid UTF-8 is kept as it is.
+  const auto q = write("utf8.tsv", "item_id\tcat\xc3\xa9gories\n10\thome\n");
+  EXPECT_EQ(read_features(q).describe()["columns"][1]["name"], "cat\xc3\xa9gories");
+}
+
 TEST_F(Features, TableWithGivenRoles) {
   const auto p = write("items.csv",
                        "movieId,title,genres,price\n"

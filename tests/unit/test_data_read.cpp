@@ -507,6 +507,33 @@ TEST_F(DataRead, CorruptCacheFallsBackToParsing) {
   EXPECT_TRUE((read_events(src, o, &info), info.from_cache));  // rewritten
 }
 
+// The format byte (offset 13: magic 8, version 4, then the flags' second byte) was read
+// unchecked and cast to a Format; any value but a concrete format must be refused and the
+// cache rebuilt.
+TEST_F(DataRead, CacheWithAnUnknownFormatByteIsRebuilt) {
+  const auto src = write("f.tsv", "SessionId\tItemId\tTime\n1\t5\t1\n1\t6\t2\n");
+  ReadOptions o;
+  o.cache_dir = path("cache");
+  ReadInfo info;
+  read_events(src, o, &info);
+  const std::string cache = info.cache_path;
+  for (const unsigned char byte : {0, 5, 99, 255}) {  // Auto, past Pairs, nonsense
+    {
+      std::fstream f(cache, std::ios::binary | std::ios::in | std::ios::out);
+      f.seekp(13);
+      f.put(static_cast<char>(byte));
+    }
+    const EventLog log = read_events(src, o, &info);
+    EXPECT_FALSE(info.from_cache) << int(byte);
+    EXPECT_NE(info.cache_note.find("unknown format byte"), std::string::npos)
+        << int(byte) << ": " << info.cache_note;
+    EXPECT_EQ(log.seqs.n_events(), 2);
+    EXPECT_EQ(info.format, Format::Delimited);
+    EXPECT_TRUE(info.cache_written) << info.cache_note;  // rebuilt
+    EXPECT_TRUE((read_events(src, o, &info), info.from_cache));
+  }
+}
+
 TEST_F(DataRead, ReadOnlyInputAndUnwritableCacheStillRead) {
   std::filesystem::create_directories(path("ro"));
   const auto p = write("ro/c.tsv", "SessionId\tItemId\tTime\n1\t5\t1\n");

@@ -216,6 +216,31 @@ TEST(HttpParser, LongRequestLinesGetTheSameAnswerHoweverTheyArrive) {
   EXPECT_EQ(parse(exact + "\r\n\r\n", 0, limits).result, RequestParser::Result::Complete);
 }
 
+// The chunk size line's 1024-byte limit applied only to unfinished lines: a long line that
+// arrived whole was judged by its hex digits, byte by byte by its length.
+TEST(HttpParser, LongChunkSizeLinesGetTheSameAnswerHoweverTheyArrive) {
+  const std::string head = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (const std::string& size_line :
+       {"4;" + std::string(1100, 'e'), std::string(1100, '0') + "4", std::string(1100, 'z')}) {
+    const std::string bytes = head + size_line + "\r\nabcd\r\n0\r\n\r\n";
+    const Parsed whole = parse(bytes, 0), bytewise = parse(bytes, 1), pieces = parse(bytes, 7);
+    for (const Parsed* p : {&whole, &bytewise, &pieces}) {
+      ASSERT_EQ(p->result, RequestParser::Result::Error) << size_line.substr(0, 8);
+      EXPECT_EQ(p->error.status, 400);
+      EXPECT_NE(p->error.message.find("chunk size line is longer than 1024 bytes"),
+                std::string::npos)
+          << p->error.message;
+    }
+  }
+  // A line of exactly the limit, its CR arriving before its LF, is still read.
+  const std::string exact = "4;" + std::string(1022, 'e');
+  for (size_t step : {0, 1}) {
+    const Parsed p = parse(head + exact + "\r\nabcd\r\n0\r\n\r\n", step);
+    ASSERT_EQ(p.result, RequestParser::Result::Complete) << step;
+    EXPECT_EQ(p.req.body, "abcd");
+  }
+}
+
 TEST(HttpParser, SplittingDoesNotChangeTheOutcome) {
   std::mt19937 rng(99);
   const std::vector<std::string> seeds = {

@@ -103,16 +103,17 @@ struct GenerateCommand : Command {
     flags.add(cmd, generate_option_specs(), "Generator");
   }
 
-  int run(const GlobalOptions&) const {
+  int run(const GlobalOptions& g) const {
     const Config c = build_config(generate_option_specs(), config_file, flags);
     io::check_output({out, "-o"}, {{config_file, "the --config file"}}, io::FileKind::Text, force);
     Progress p("generate", 0, "events", false);
     EventLog log = generate_sessions(to_generate_options(c));
     const std::string f = c.get_string("out_format");
     write_events(out, log.seqs, log.items, parse_format(f));
-    std::fprintf(stderr, "wrote %s: %lld events, %zu sessions, %d items (%s format) in %.1f s\n",
-                 out.c_str(), static_cast<long long>(log.seqs.n_events()), log.seqs.size(),
-                 log.items.size(), f.c_str(), p.elapsed_seconds());
+    if (!g.quiet)
+      std::fprintf(stderr, "wrote %s: %lld events, %zu sessions, %d items (%s format) in %.1f s\n",
+                   out.c_str(), static_cast<long long>(log.seqs.n_events()), log.seqs.size(),
+                   log.items.size(), f.c_str(), p.elapsed_seconds());
     return 0;
   }
 };

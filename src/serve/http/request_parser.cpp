@@ -238,14 +238,20 @@ RequestParser::Result RequestParser::feed(std::string_view data, size_t* consume
         continue;
       }
       case Phase::ChunkSize: {
+        // One limit for a finished and an unfinished line, on the same bytes (a trailing CR
+        // not counted), so that the answer does not depend on how the bytes arrive.
+        constexpr size_t kMaxChunkSizeLine = 1024;
+        auto too_long = [&] {
+          return fail(400, "malformed chunked body: a chunk size line is longer than " +
+                               std::to_string(kMaxChunkSizeLine) + " bytes");
+        };
         if (!next_line(&line, &n)) {
-          if (n > 1024)
-            return fail(400,
-                        "malformed chunked body: a chunk size line is longer "
-                        "than 1024 bytes");
+          const size_t len = n > 0 && data[pos + n - 1] == '\r' ? n - 1 : n;
+          if (len > kMaxChunkSizeLine) return too_long();
           *consumed = pos;
           return Result::NeedMore;
         }
+        if (line.size() > kMaxChunkSizeLine) return too_long();
         body_started_ = true;
         if (!parse_chunk_size(line)) return Result::Error;
         *consumed = pos;
