@@ -238,25 +238,33 @@ class Model:
             None if allowed is None else _ids(allowed, "allowed"),
             _ids(forbidden, "forbidden") if forbidden else []))
 
-    def recommend_batch(self, sessions, k=20, exclude_seen=False, threads=0):
+    def recommend_batch(self, sessions, k=20, exclude_seen=None, allowed=None, forbidden=(),
+                        threads=0):
         """Top-``k`` for many sessions at once, computed in C++ on all threads.
 
-        ``sessions``: a list of sessions (lists of item ids) or :class:`Events`. Returns
-        ``(items, scores)``: object array of ids and float32 array, both
-        ``len(sessions) x k``, best first; rows of sessions without known items (and
-        columns beyond the catalogue) hold None and NaN."""
-        idx, scores = self._core.recommend_batch(_sessions(sessions), int(k), bool(exclude_seen),
-                                                 int(threads))
+        ``sessions``: a list of sessions (lists of item ids) or :class:`Events`. The filters
+        are :meth:`recommend`'s, applied to every session: ``exclude_seen`` (None: yes for a
+        model trained on a sequential split), ``allowed`` (only these ids), ``forbidden``
+        (never these); unknown ids in the filters are ignored. Returns ``(items, scores)``:
+        object array of ids and float32 array, both ``len(sessions) x k``, best first; rows
+        of sessions without known items (and columns beyond the eligible items) hold None
+        and NaN. Each row equals ``recommend(session, k, ...)`` with the same filters."""
+        idx, scores = self.recommend_indices(sessions, k, exclude_seen, allowed, forbidden,
+                                             threads)
         ids = self.item_ids
         out = np.full(idx.shape, None, dtype=object)
         ok = idx >= 0
         out[ok] = ids[idx[ok]]
         return out, scores
 
-    def recommend_indices(self, sessions, k=20, exclude_seen=False, threads=0):
+    def recommend_indices(self, sessions, k=20, exclude_seen=None, allowed=None, forbidden=(),
+                          threads=0):
         """As :meth:`recommend_batch` with item indices (int32, -1 for none) instead of ids."""
-        return self._core.recommend_batch(_sessions(sessions), int(k), bool(exclude_seen),
-                                          int(threads))
+        return self._core.recommend_batch(
+            _sessions(sessions), int(k), None if exclude_seen is None else bool(exclude_seen),
+            None if allowed is None else _ids(allowed, "allowed"),
+            _ids(forbidden, "forbidden") if forbidden is not None and len(forbidden) else [],
+            int(threads))
 
     def score(self, sessions, threads=0):
         """Scores of every item after each session: float32, ``len(sessions) x n_items``

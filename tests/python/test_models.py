@@ -90,6 +90,41 @@ def test_batch_equals_single(split):
     assert set(m.item_ids[top]) == set(ids[0])
 
 
+def test_batch_filters_equal_single(split):
+    """recommend_batch honours exclude_seen, allowed and forbidden like recommend()."""
+    m = seqrec.SR().fit(split.train, progress=False)
+    sessions = [s for s in split.test.sequences() if len(s) >= 2][:40]
+    some = list(m.item_ids[:60])
+    cases = [
+        dict(exclude_seen=True),
+        dict(exclude_seen=False, forbidden=some[:20] + ["not-an-item"]),
+        dict(exclude_seen=True, allowed=some + ["not-an-item"]),
+        dict(allowed=some[:3], forbidden=some[:1]),  # fewer eligible than k
+    ]
+    for kw in cases:
+        ids, scores = m.recommend_batch(sessions, k=10, **kw)
+        for s, row, sc in zip(sessions, ids, scores):
+            r = m.recommend(s, k=10, **kw)
+            n = len(r.items)
+            assert list(row[:n]) == list(r.items), kw
+            assert np.array_equal(sc[:n], r.scores), kw
+            assert all(x is None for x in row[n:]) and np.isnan(sc[n:]).all(), kw
+            if kw.get("exclude_seen"):
+                assert not set(row[:n]) & set(s)
+            if "forbidden" in kw:
+                assert not set(row[:n]) & set(kw["forbidden"])
+            if "allowed" in kw:
+                assert set(row[:n]) <= set(kw["allowed"])
+    # the default follows the model (no exclusion after a session split), like recommend()
+    a, _ = m.recommend_batch(sessions[:5], k=10)
+    b, _ = m.recommend_batch(sessions[:5], k=10, exclude_seen=False)
+    assert (a == b).all()
+    idx, _ = m.recommend_indices(sessions[:5], k=3, allowed=some[:2])
+    assert idx.dtype == np.int32 and (idx[:, 2] == -1).all()
+    with pytest.raises(seqrec.InputError):
+        m.recommend_batch(sessions, k=5, allowed="abc")
+
+
 def test_gru4rec_python_equals_cli(split, split_dir, tmp_path):
     m = seqrec.GRU4Rec(**FAST_GRU).fit(split.train, seed=5, threads=1, progress=False)
     py_file = tmp_path / "py.seqrec"
