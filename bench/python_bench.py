@@ -33,13 +33,14 @@ def rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def best_of(fn, repeats):
-    best = float("inf")
+def median_of(fn, repeats):
+    """The median wall time of `repeats` calls of fn() (the machine may be shared: medians)."""
+    times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def main():
@@ -50,6 +51,7 @@ def main():
     ap.add_argument("--sessions", type=int, default=10_000, help="sessions of the batch test")
     ap.add_argument("--calls", type=int, default=20_000, help="single recommend() calls")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of the DataFrame test")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                    "results", "python_bench.json"))
     a = ap.parse_args()
@@ -73,8 +75,8 @@ def main():
         items = [str(x) for x in session]
         model.recommend(items, k=20)
         n = a.calls
-        py = best_of(lambda: [model.recommend(items, k=20) for _ in range(n)], 3) / n
-        cpp = min(model._core.bench_recommend(items, 20, n) for _ in range(3)) / n
+        py = median_of(lambda: [model.recommend(items, k=20) for _ in range(n)], 5) / n
+        cpp = float(np.median([model._core.bench_recommend(items, 20, n) for _ in range(5)])) / n
         res["recommend"] = {"python_us": py * 1e6, "cpp_us": cpp * 1e6,
                             "overhead_us": (py - cpp) * 1e6, "calls": n,
                             "session_length": len(items)}
@@ -91,7 +93,7 @@ def main():
         for s in split.test.sequences():
             prefixes += [s[:j] for j in range(1, len(s))]
         prefixes = prefixes[:a.sessions]
-        t_batch = best_of(lambda: model.recommend_batch(prefixes, k=20, threads=a.threads), 3)
+        t_batch = median_of(lambda: model.recommend_batch(prefixes, k=20, threads=a.threads), 5)
         res["batch"] = {"sessions": len(prefixes), "batch_us_per_prediction": t_batch / len(prefixes) * 1e6,
                         "eval_us_per_prediction": ev["seconds"] / ev["n_predictions"] * 1e6,
                         "eval_predictions": ev["n_predictions"],
@@ -107,17 +109,29 @@ def main():
         path = os.path.join(d, "rows.tsv")
         df.to_csv(path, sep="\t", index=False)
         r0 = rss_mb()
-        t0 = time.perf_counter()
-        ev = seqrec.Events.from_dataframe(df, session="SessionId", item="ItemId", time="Time")
-        t_df = time.perf_counter() - t0
-        r1 = rss_mb()
-        del ev
-        t0 = time.perf_counter()
-        ev = seqrec.read_events(path, cache_dir="none")
-        t_file = time.perf_counter() - t0
+        t_df = []
+        for _ in range(a.repeats):
+            t0 = time.perf_counter()
+            ev = seqrec.Events.from_dataframe(df, session="SessionId", item="ItemId", time="Time")
+            t_df.append(time.perf_counter() - t0)
+            if len(t_df) == 1:
+                r1 = rss_mb()  # the peak of the first conversion (ru_maxrss only grows)
+                # one copy of the events: items (int32), times (float64), per sequence an offset
+                # (int64) and an id (std::string)
+                one_copy = (ev.n_events * (4 + 8) + ev.n_sequences * (8 + 32)) / 2**20
+            del ev
+        t_file = []
+        for _ in range(a.repeats):
+            t0 = time.perf_counter()
+            ev = seqrec.read_events(path, cache_dir="none")
+            t_file.append(time.perf_counter() - t0)
+            del ev
+        t_df, t_file = float(np.median(t_df)), float(np.median(t_file))
         res["dataframe"] = {"rows": n, "from_dataframe_s": t_df, "read_file_s": t_file,
                             "ratio": t_df / t_file if t_file > 0 else None,
+                            "repeats": a.repeats,
                             "dataframe_mb": df.memory_usage(deep=True).sum() / 2**20,
+                            "events_one_copy_mb": one_copy,
                             "peak_rss_growth_mb": r1 - r0}
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:

@@ -35,7 +35,11 @@ def _codes(values, column, source):
         )
     if kind in "mM" or kind == "c":
         raise InputError(f"{source}: column '{column}' has dtype {s.dtype}, which is not an id type")
-    codes, uniques = pd.factorize(s, sort=False, use_na_sentinel=True)
+    try:
+        codes, uniques = pd.factorize(s, sort=False, use_na_sentinel=True)
+    except TypeError as e:  # unhashable values (lists, dicts, ...)
+        raise InputError(f"{source}: column '{column}' holds values that cannot be ids ({e}); "
+                         "ids must be integers, strings or other exact values") from None
     missing = np.flatnonzero(codes < 0)
     if missing.size:
         raise InputError(
@@ -126,6 +130,8 @@ class Events:
             if col is not None and col not in df.columns:
                 cols = ", ".join(map(str, df.columns))
                 raise InputError(f"DataFrame: no {role} column '{col}' (columns: {cols})")
+            if col is not None and (df.columns == col).sum() > 1:
+                raise InputError(f"DataFrame: more than one column is named '{col}'")
         return cls._build(df[session], df[item], None if time is None else df[time],
                           "DataFrame", (session, item, time), time_unit)
 
@@ -137,6 +143,15 @@ class Events:
 
     @classmethod
     def _build(cls, session, item, time, source, names, time_unit):
+        for name, col in zip(names, (session, item, time)):
+            if col is None and name == names[2]:
+                continue
+            if isinstance(col, (str, bytes)) or not hasattr(col, "__len__"):
+                raise InputError(f"{source}: the {name} column must be an array, a list or a "
+                                 f"Series, got {type(col).__name__}")
+            if getattr(col, "ndim", 1) != 1:
+                raise InputError(f"{source}: the {name} column must be one-dimensional, got "
+                                 f"shape {getattr(col, 'shape', None)}")
         n = len(item)
         if n == 0:
             raise InputError(f"{source}: no events (empty)")

@@ -5,7 +5,7 @@ import os
 from . import _seqrec
 from ._data import Events, Split
 from ._seqrec import InputError
-from ._util import options, path_text
+from ._util import options, path_text, threads as _threads
 
 
 class Evaluation(dict):
@@ -64,12 +64,12 @@ def evaluate(model, test, cutoffs=None, ties=None, exclude_seen=None, sampled=No
             hint = f" (did you mean '{near[0]}'?)" if near else ""
             raise InputError(f"'{name}' is not an option of evaluate{hint}; the reader's options "
                              "apply only when test is a path")
-        r = _seqrec.evaluate(model._core, test._core, "", False, opts, [], int(threads),
+        r = _seqrec.evaluate(model._core, test._core, "", False, opts, [], _threads(threads),
                              bool(progress))
     else:
         p = path_text(test, "evaluate")
         r = _seqrec.evaluate(model._core, None, p, bool(validation), opts,
-                             options(read_options), int(threads), bool(progress))
+                             options(read_options), _threads(threads), bool(progress))
     result = Evaluation(r[0])
     result.table_text = r[1]
     return result
@@ -142,5 +142,5 @@ def compare(data, out, models=None, presets=None, sets=None, configs=None, epoch
         [str(m) for m in (models or [])], pairs(presets, "presets"),
         pairs(sets, "sets"), pairs(configs, "configs"), int(epochs), int(seeds), bool(curves),
         metric, options(read or {}), options(prepare or {}), options(eval or {}),
-        binary_path(), int(threads), bool(quiet), bool(force))
+        binary_path(), _threads(threads), bool(quiet), bool(force))
     return CompareResult(r)

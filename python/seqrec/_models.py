@@ -11,7 +11,7 @@ import numpy as np
 from . import _seqrec
 from ._data import Events
 from ._seqrec import InputError
-from ._util import options, path_text
+from ._util import integer, item_ids, options, path_text, threads as _threads
 
 # Class names of the built-in types; a later type gets its name capitalised.
 _CLASS_NAMES = {"gru4rec": "GRU4Rec", "sasrec": "SASRec", "pop": "Pop", "sr": "SR", "vsknn": "VSKNN"}
@@ -163,8 +163,9 @@ class Model:
 
         try:
             self._core.fit(
-                train._core, None if valid is None else valid._core, int(seed), int(threads),
-                int(patience), valid_metric, bool(progress) and bar is None,
+                train._core, None if valid is None else valid._core,
+                integer(seed, "seed", 0, 2**64 - 1), _threads(threads),
+                integer(patience, "patience", 0, 1000000), valid_metric, bool(progress) and bar is None,
                 on_epoch if (bar is not None or callback is not None) else None,
                 "" if checkpoint is None else path_text(checkpoint, "checkpoint"),
                 "" if resume is None else path_text(resume, "resume"))
@@ -234,34 +235,42 @@ class Model:
         may be recommended; ``forbidden``: never these. Unknown ids are skipped and listed
         in ``unknown_items``; with no known item the result is empty."""
         return Recommendation(*self._core.recommend(
-            _ids(items, "items"), int(k), exclude_seen,
+            _ids(items, "items"), integer(k, "k", 1, _K_MAX), exclude_seen,
             None if allowed is None else _ids(allowed, "allowed"),
-            _ids(forbidden, "forbidden") if forbidden else []))
+            _ids(forbidden, "forbidden") if forbidden is not None else []))
 
-    def recommend_batch(self, sessions, k=20, exclude_seen=False, threads=0):
+    def recommend_batch(self, sessions, k=20, exclude_seen=None, allowed=None, forbidden=(),
+                        threads=0):
         """Top-``k`` for many sessions at once, computed in C++ on all threads.
 
-        ``sessions``: a list of sessions (lists of item ids) or :class:`Events`. Returns
-        ``(items, scores)``: object array of ids and float32 array, both
-        ``len(sessions) x k``, best first; rows of sessions without known items (and
-        columns beyond the catalogue) hold None and NaN."""
-        idx, scores = self._core.recommend_batch(_sessions(sessions), int(k), bool(exclude_seen),
-                                                 int(threads))
+        ``sessions``: a list of sessions (lists of item ids) or :class:`Events`. The filters
+        are :meth:`recommend`'s, applied to every session: ``exclude_seen`` (None: yes for a
+        model trained on a sequential split), ``allowed`` (only these ids), ``forbidden``
+        (never these); unknown ids in the filters are ignored. Returns ``(items, scores)``:
+        object array of ids and float32 array, both ``len(sessions) x k``, best first; rows
+        of sessions without known items (and columns beyond the eligible items) hold None
+        and NaN. Each row equals ``recommend(session, k, ...)`` with the same filters."""
+        idx, scores = self.recommend_indices(sessions, k, exclude_seen, allowed, forbidden,
+                                             threads)
         ids = self.item_ids
         out = np.full(idx.shape, None, dtype=object)
         ok = idx >= 0
         out[ok] = ids[idx[ok]]
         return out, scores
 
-    def recommend_indices(self, sessions, k=20, exclude_seen=False, threads=0):
+    def recommend_indices(self, sessions, k=20, exclude_seen=None, allowed=None, forbidden=(),
+                          threads=0):
         """As :meth:`recommend_batch` with item indices (int32, -1 for none) instead of ids."""
-        return self._core.recommend_batch(_sessions(sessions), int(k), bool(exclude_seen),
-                                          int(threads))
+        return self._core.recommend_batch(
+            _sessions(sessions), integer(k, "k", 1, _K_MAX),
+            None if exclude_seen is None else bool(exclude_seen),
+            None if allowed is None else _ids(allowed, "allowed"),
+            _ids(forbidden, "forbidden") if forbidden is not None else [], _threads(threads))
 
     def score(self, sessions, threads=0):
         """Scores of every item after each session: float32, ``len(sessions) x n_items``
         (columns in :attr:`item_ids` order; a row of NaN for a session without known items)."""
-        return self._core.score(_sessions(sessions), int(threads))
+        return self._core.score(_sessions(sessions), _threads(threads))
 
     def item_embeddings(self):
         """The output item vectors of a model with a dot-product output layer (GRU4Rec,
@@ -283,19 +292,16 @@ class Model:
         return f"{_class_name(self._type)}({args})"
 
 
-def _ids(values, what):
-    if isinstance(values, (str, bytes)):
-        raise InputError(f"{what}: expected a list of item ids, got a single string")
-    if type(values) is list and all(type(v) is str for v in values):
-        return values
-    return [str(v) for v in values]
+_ids = item_ids
+_K_MAX = 1000000  # the largest k (the Recommender's max_k)
 
 
 def _sessions(sessions):
     if isinstance(sessions, Events):
         return sessions.sequences()
-    if isinstance(sessions, (str, bytes)):
-        raise InputError("sessions: expected a list of sessions (lists of item ids)")
+    if isinstance(sessions, (str, bytes)) or not hasattr(sessions, "__iter__"):
+        raise InputError("sessions: expected a list of sessions (lists of item ids) or "
+                         f"seqrec.Events, got {type(sessions).__name__}")
     return [_ids(s, "sessions") for s in sessions]
 
 

@@ -41,3 +41,44 @@ def path_text(path, what):
         return os.fspath(path)
     except TypeError:
         raise InputError(f"{what}: expected a path, got {type(path).__name__}") from None
+
+
+def integer(value, what, lo, hi):
+    """An int in [lo, hi] from an integral value (not a bool, float or string), else
+    InputError naming `what` (so that a bad argument never reaches the C++ core)."""
+    import operator
+
+    if isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{what} must be an integer, got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise InputError(f"{what} must be an integer, got {value!r}") from None
+    if v < lo or v > hi:
+        raise InputError(f"{what} must be between {lo} and {hi}, got {v}")
+    return v
+
+
+def threads(value):
+    """The threads argument: 0 (every core) or a count up to 4096, as the CLI's --threads."""
+    return integer(value, "threads", 0, 4096)
+
+
+def item_ids(values, what):
+    """A list of str item ids from a list (tuple, array, ...) of ids of any exact type; a
+    single string, None, NaN or a non-list is an InputError naming `what`."""
+    if isinstance(values, (str, bytes)):
+        raise InputError(f"{what}: expected a list of item ids, got a single string")
+    if type(values) is list and all(type(v) is str for v in values):
+        return values
+    try:
+        it = iter(values)
+    except TypeError:
+        raise InputError(f"{what}: expected a list of item ids, got {type(values).__name__}") \
+            from None
+    out = []
+    for v in it:
+        if v is None or (isinstance(v, float) and v != v):
+            raise InputError(f"{what}: an item id is missing (None/NaN)")
+        out.append(str(v))
+    return out

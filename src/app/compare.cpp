@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -17,6 +18,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -29,6 +31,7 @@
 #include "report/report.hpp"
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
+#include "seqrec/interrupt.hpp"
 #include "seqrec/model.hpp"
 
 extern char** environ;
@@ -416,19 +419,34 @@ ChildResult run_child(const std::vector<std::string>& argv, const std::string& l
   };
   int status = 0;
   struct rusage ru {};
+  // An interrupt request (the Python binding's Ctrl-C, seqrec/interrupt.hpp) stops the child:
+  // SIGTERM, then SIGKILL if it is still running a second later.
+  std::optional<std::chrono::steady_clock::time_point> stopped;
+  bool killed = false;
   for (;;) {
-    const pid_t w = wait4(pid, &status, log_fd >= 0 ? WNOHANG : 0, &ru);
+    const pid_t w = wait4(pid, &status, WNOHANG, &ru);
     if (w == pid) break;
     if (w < 0 && errno != EINTR) {
       if (log_fd >= 0) ::close(log_fd);
       throw IoError(std::string("waiting for a training process: ") + std::strerror(errno));
     }
     drain();
-    if (w == 0) ::poll(nullptr, 0, 200);  // the child runs on: look again in 0.2 s
+    if (interrupt_requested()) {
+      const auto now = std::chrono::steady_clock::now();
+      if (!stopped) {
+        ::kill(pid, SIGTERM);
+        stopped = now;
+      } else if (!killed && now - *stopped > std::chrono::seconds(1)) {
+        ::kill(pid, SIGKILL);
+        killed = true;
+      }
+    }
+    if (w == 0) ::poll(nullptr, 0, 50);  // the child runs on: look again in 50 ms
   }
   drain();
   if (!pending.empty() && on_line) on_line(pending);
   if (log_fd >= 0) ::close(log_fd);
+  if (stopped) throw Interrupted("comparison interrupted");
   ChildResult r;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.peak_rss_bytes = static_cast<int64_t>(ru.ru_maxrss) * 1024;

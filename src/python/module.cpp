@@ -140,11 +140,6 @@ py::object to_py(const nlohmann::json& j) {
   return (*loads)(j.dump());
 }
 
-nlohmann::json from_py(const py::handle& o) {
-  static const auto* dumps = new py::object(py::module_::import("json").attr("dumps"));
-  return nlohmann::json::parse((*dumps)(o).cast<std::string>());
-}
-
 using Options = std::vector<std::pair<std::string, std::string>>;
 
 /// A Config over `specs` with the (name, value as text) pairs set (the Python layer turns
@@ -804,9 +799,24 @@ PYBIND11_MODULE(_seqrec, m) {
            })
       .def("recommend_batch",
            [](const PyModel& p, const std::vector<std::vector<std::string>>& sessions, int k,
-              bool exclude_seen, int threads) {
+              std::optional<bool> exclude_seen_opt,
+              const std::optional<std::vector<std::string>>& allowed_ids,
+              const std::vector<std::string>& forbidden_ids, int threads) {
              auto b = p.bundle();
              if (k < 1) throw InputError("k must be at least 1, got " + std::to_string(k));
+             // The filters of recommend() (the Recommender's): exclude_seen defaults to the
+             // model's (yes after a sequential split), unknown filter ids are ignored.
+             const bool exclude_seen =
+                 exclude_seen_opt.value_or(p.rec->model_info().exclude_seen_default);
+             auto sorted_known = [&](const std::vector<std::string>& ids) {
+               std::vector<int32_t> v = known_items(b->items, ids);
+               std::sort(v.begin(), v.end());
+               v.erase(std::unique(v.begin(), v.end()), v.end());
+               return v;
+             };
+             const std::vector<int32_t> forbidden = sorted_known(forbidden_ids);
+             const std::vector<int32_t> allowed =
+                 allowed_ids ? sorted_known(*allowed_ids) : std::vector<int32_t>{};
              const auto n = static_cast<py::ssize_t>(sessions.size());
              const int32_t kk = std::min<int32_t>(k, b->items.size());
              py::array_t<int32_t> idx({n, static_cast<py::ssize_t>(kk)});
@@ -825,6 +835,9 @@ PYBIND11_MODULE(_seqrec, m) {
                                   f.excluded = seq;
                                   f.drop_neg_inf = true;
                                 }
+                                f.forbidden = forbidden;
+                                f.has_allowed = allowed_ids.has_value();
+                                f.allowed = allowed;
                                 const auto top =
                                     serve::select_top_k(row, b->model->n_items(), kk, f);
                                 for (size_t j = 0; j < top.size(); ++j) {

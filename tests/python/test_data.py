@@ -91,6 +91,29 @@ bad_frames = {
                      dict(session="s", item="i", time="t")),
     "empty": (pd.DataFrame({"s": [], "i": []}), dict(session="s", item="i")),
     "tab in id": (pd.DataFrame({"s": [1, 1], "i": ["a\tb", "c"]}), dict(session="s", item="i")),
+    "empty id": (pd.DataFrame({"s": ["", "x"], "i": [1, 2]}), dict(session="s", item="i")),
+    "unhashable ids": (pd.DataFrame({"s": [[1], [2]], "i": [1, 2]}), dict(session="s", item="i")),
+    "nullable NA": (pd.DataFrame({"s": pd.array([1, None], dtype="Int64"), "i": [1, 2]}),
+                    dict(session="s", item="i")),
+    "duplicate column": (pd.DataFrame([[1, 2, 3]], columns=["s", "s", "i"]),
+                         dict(session="s", item="i")),
+    "infinite time": (pd.DataFrame({"s": [1, 1], "i": [1, 2], "t": [1.0, math.inf]}),
+                      dict(session="s", item="i", time="t")),
+    "complex times": (pd.DataFrame({"s": [1, 1], "i": [1, 2], "t": [1 + 1j, 2 + 0j]}),
+                      dict(session="s", item="i", time="t")),
+    "timedelta times": (pd.DataFrame({"s": [1, 1], "i": [1, 2],
+                                      "t": pd.to_timedelta([1, 2], unit="s")}),
+                        dict(session="s", item="i", time="t")),
+    "NaT time": (pd.DataFrame({"s": [1, 1], "i": [1, 2],
+                               "t": pd.to_datetime(["2020-01-01", None])}),
+                 dict(session="s", item="i", time="t")),
+    "datetime ids": (pd.DataFrame({"s": pd.to_datetime(["2020-01-01", "2020-01-02"]),
+                                   "i": [1, 2]}), dict(session="s", item="i")),
+    "bad time_unit": (pd.DataFrame({"s": [1], "i": [1], "t": [1.0]}),
+                      dict(session="s", item="i", time="t", time_unit="parsecs")),
+    "empty with rows of nothing": (pd.DataFrame({"s": pd.Series([], dtype=object),
+                                                 "i": pd.Series([], dtype=object)}),
+                                   dict(session="s", item="i")),
 }
 
 
@@ -106,6 +129,23 @@ def test_bad_frames_raise_input_error(case):
 def test_not_a_dataframe():
     with pytest.raises(seqrec.InputError):
         seqrec.Events.from_dataframe({"s": [1]})
+    with pytest.raises(seqrec.InputError):
+        seqrec.Events.from_dataframe(None)
+
+
+@pytest.mark.parametrize("args", [
+    ([1, 2, 3], [1, 2]),                         # lengths differ
+    ([1, 2], [1, 2], [1.0]),                     # time length differs
+    (np.ones((2, 2), dtype=int), np.ones((2, 2), dtype=int)),  # not one-dimensional
+    (5, 6),                                      # scalars
+    (None, None),
+    ("ab", "cd"),                                # strings, not columns
+    ([], []),                                    # empty
+    ([1, 2], [1.5, 2.5]),                        # float ids
+])
+def test_bad_arrays_raise_input_error(args):
+    with pytest.raises(seqrec.InputError):
+        seqrec.Events.from_arrays(*args)
 
 
 def test_bad_files(tmp_path):

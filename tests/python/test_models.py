@@ -90,6 +90,85 @@ def test_batch_equals_single(split):
     assert set(m.item_ids[top]) == set(ids[0])
 
 
+def test_batch_filters_equal_single(split):
+    """recommend_batch honours exclude_seen, allowed and forbidden like recommend()."""
+    m = seqrec.SR().fit(split.train, progress=False)
+    sessions = [s for s in split.test.sequences() if len(s) >= 2][:40]
+    some = list(m.item_ids[:60])
+    cases = [
+        dict(exclude_seen=True),
+        dict(exclude_seen=False, forbidden=some[:20] + ["not-an-item"]),
+        dict(exclude_seen=True, allowed=some + ["not-an-item"]),
+        dict(allowed=some[:3], forbidden=some[:1]),  # fewer eligible than k
+    ]
+    for kw in cases:
+        ids, scores = m.recommend_batch(sessions, k=10, **kw)
+        for s, row, sc in zip(sessions, ids, scores):
+            r = m.recommend(s, k=10, **kw)
+            n = len(r.items)
+            assert list(row[:n]) == list(r.items), kw
+            assert np.array_equal(sc[:n], r.scores), kw
+            assert all(x is None for x in row[n:]) and np.isnan(sc[n:]).all(), kw
+            if kw.get("exclude_seen"):
+                assert not set(row[:n]) & set(s)
+            if "forbidden" in kw:
+                assert not set(row[:n]) & set(kw["forbidden"])
+            if "allowed" in kw:
+                assert set(row[:n]) <= set(kw["allowed"])
+    # the default follows the model (no exclusion after a session split), like recommend()
+    a, _ = m.recommend_batch(sessions[:5], k=10)
+    b, _ = m.recommend_batch(sessions[:5], k=10, exclude_seen=False)
+    assert (a == b).all()
+    idx, _ = m.recommend_indices(sessions[:5], k=3, allowed=some[:2])
+    assert idx.dtype == np.int32 and (idx[:, 2] == -1).all()
+    with pytest.raises(seqrec.InputError):
+        m.recommend_batch(sessions, k=5, allowed="abc")
+
+
+def test_bad_arguments_raise_input_error(split, tmp_path):
+    """Bad arguments get seqrec.InputError (a ValueError) from the package, never a crash or
+    a binding's TypeError."""
+    m = seqrec.Pop().fit(split.train, progress=False)
+    s = split.test.sequences()[0]
+    bad_calls = [
+        lambda: m.recommend(None),
+        lambda: m.recommend(s, k=0),
+        lambda: m.recommend(s, k=10**12),
+        lambda: m.recommend(s, k=2.5),
+        lambda: m.recommend(s, k="5"),
+        lambda: m.recommend([None]),
+        lambda: m.recommend([float("nan")]),
+        lambda: m.recommend(s, allowed=5),
+        lambda: m.recommend_batch(None),
+        lambda: m.recommend_batch([s], k=10**12),
+        lambda: m.recommend_batch([s], threads=-1),
+        lambda: m.recommend_batch([s, None]),
+        lambda: m.score([s], threads=10**6),
+        lambda: seqrec.evaluate(m, split.test, threads=-1),
+        lambda: seqrec.evaluate(m, split.test, cutoffs=[0]),
+        lambda: seqrec.evaluate(m, None),
+        lambda: seqrec.Pop().fit(split.train, seed=-1, progress=False),
+        lambda: seqrec.Pop().fit(split.train, threads=10**12, progress=False),
+        lambda: seqrec.Pop().fit(None),
+        lambda: seqrec.GRU4Rec(epochs=-1),
+        lambda: seqrec.GRU4Rec(learning_rate=float("nan")),
+        lambda: seqrec.GRU4Rec(epochs=10**30),
+        lambda: seqrec.GRU4Rec(layers={"a": 1}),
+        lambda: seqrec.GRU4Rec().recommend(s),  # not fitted
+        lambda: seqrec.load(None),
+    ]
+    for i, call in enumerate(bad_calls):
+        with pytest.raises(seqrec.InputError):
+            call()
+    garbage = tmp_path / "garbage.seqrec"
+    garbage.write_text("garbage")
+    with pytest.raises(seqrec.InputError):
+        seqrec.load(garbage)
+    # unknown items are skipped and listed, not an error
+    r = m.recommend(["no-such-item"])
+    assert r.items == [] and r.unknown_items == ["no-such-item"]
+
+
 def test_gru4rec_python_equals_cli(split, split_dir, tmp_path):
     m = seqrec.GRU4Rec(**FAST_GRU).fit(split.train, seed=5, threads=1, progress=False)
     py_file = tmp_path / "py.seqrec"
@@ -115,6 +194,34 @@ def test_gru4rec_python_equals_cli(split, split_dir, tmp_path):
     # the same through a path
     again = seqrec.evaluate(m, split_dir, cutoffs=[5, 20])
     assert again.metrics.keys() == mine.metrics.keys()
+
+
+@pytest.mark.parametrize("cls,params", [
+    (seqrec.SASRec, dict(maxlen=20, hidden_units=16, num_blocks=1, epochs=2, batch_size=64)),
+    (seqrec.VSKNN, dict(k=50, sample_size=200)),
+])
+def test_more_types_python_equal_cli(cls, params, split, split_dir, tmp_path):
+    """Trained from Python and by `seqrec train` with the same seed and one thread: the
+    same tensors, and the same evaluation."""
+    m = cls(**params).fit(split.train, seed=11, threads=1, progress=False)
+    cli_file = tmp_path / "cli.seqrec"
+    args = []
+    for k, v in params.items():
+        args += [f"--{k.replace('_', '-')}", v]
+    run_cli("--threads", 1, "-q", "train", split_dir, "-m", m.type, "--seed", 11, "-o", cli_file,
+            *args)
+    cli_model = seqrec.load(cli_file)
+    a, b = m.tensors(), cli_model.tensors()
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+    out = tmp_path / "eval.json"
+    run_cli("-q", "--threads", 1, "eval", "-m", cli_file, split_dir, "--json", out)
+    cli = json.loads(out.read_text())
+    mine = seqrec.evaluate(m, split.test, threads=1)
+    assert mine["n_predictions"] == cli["n_predictions"]
+    for k, v in cli["metrics"].items():
+        assert abs(mine.metrics[k] - v) <= 1e-12, k
 
 
 def test_save_load_pickle(split, tmp_path):
@@ -221,6 +328,16 @@ def test_real_data_evaluate_equals_cli(tmp_path):
     a, b = py.tensors(), m.tensors()
     for name in a:
         assert np.array_equal(a[name], b[name]), name
+    # a neural model (float scores): trained by the CLI, evaluated both ways
+    gru_file = tmp_path / "gru.seqrec"
+    run_cli("-q", "--threads", 1, "train", train, "-m", "gru4rec", "--epochs", 1, "--layers", 32,
+            "--seed", 3, "-o", gru_file)
+    run_cli("-q", "--threads", 1, "eval", "-m", gru_file, test, "--json", out)
+    cli = json.loads(out.read_text())
+    mine = seqrec.evaluate(seqrec.load(gru_file), test, threads=1)
+    assert mine["n_predictions"] == cli["n_predictions"]
+    for k, v in cli["metrics"].items():
+        assert abs(mine.metrics[k] - v) <= 1e-12, k
 
 
 def test_real_data_sequential_ml1m(tmp_path):
@@ -237,6 +354,14 @@ def test_real_data_sequential_ml1m(tmp_path):
     m = seqrec.load(model_file)
     s = seqrec.load_split(split_dir)
     mine = seqrec.evaluate(m, s.test, cutoffs=[10, 20])
+    for k, v in cli["metrics"].items():
+        assert abs(mine.metrics[k] - v) <= 1e-12, k
+    # the sampled protocol (100 negatives per user, seeded)
+    run_cli("-q", "eval", "-m", model_file, split_dir, "--json", out, "--cutoffs", "10",
+            "--sampled", 100)
+    cli = json.loads(out.read_text())
+    mine = seqrec.evaluate(m, s.test, cutoffs=[10], sampled=100)
+    assert mine["n_predictions"] == cli["n_predictions"]
     for k, v in cli["metrics"].items():
         assert abs(mine.metrics[k] - v) <= 1e-12, k
 
