@@ -133,6 +133,9 @@ struct PreparedSplit {
                          ///< (sequential)
   SequenceSet train_full, test, train_tr, valid;
   nlohmann::json stats;  ///< what the filters removed and the size of each part
+  /// Cold items (PrepareOptions::cold_items), catalogue indices in increasing order: none of
+  /// their events is in train_full or train_tr; they stay test and validation targets.
+  std::vector<int32_t> cold_items;
 };
 
 PreparedSplit prepare_session(const EventLog& log, const SessionSplitOptions& opt);
@@ -163,7 +166,23 @@ struct PrepareOptions {
   SequentialSplitOptions sequential;
   /// Write a degenerate split (see prepare_split) instead of throwing InputError.
   bool force = false;
+  /// Cold-start protocol: this fraction of the catalogue's items (in [0, 1); 0 = off),
+  /// drawn at random with `seed`, is held out of training (apply_cold_items).
+  double cold_items = 0.0;
+  uint64_t seed = 42;  ///< seed of prepare's random choices (the cold items)
 };
+
+/// The cold-start protocol on a prepared split: draws round(fraction x catalogue) items with
+/// `seed` (the same items for the same catalogue and seed) and removes every event of them
+/// from train_full and train_tr (training sequences left shorter than 2 are dropped). They
+/// stay in the catalogue and as targets. Session protocol: test and validation sessions
+/// are unchanged, so a cold item is a target and, for the predictions after it, input.
+/// Sequential protocol: the targets are those of the split without cold items; each
+/// test/validation history loses its cold events (the input of every prediction is the
+/// training history), and a sequence whose history is left empty is dropped. Records
+/// split.cold_items and stats "cold_items"; throws InputError when the fraction rounds to no
+/// item, or leaves no warm item or no training sequence.
+void apply_cold_items(PreparedSplit* split, double fraction, uint64_t seed);
 
 /// A test set is degenerate when it gives fewer than kMinTestPredictions predictions or
 /// holds fewer than kMinTestEventShare of the split's events (rsc15, GRU4Rec's benchmark:
@@ -195,7 +214,8 @@ PreparedSplit prepare_split(const EventLog& log, const PrepareOptions& opt,
 void check_split_folder(const std::string& dir, bool force, const std::string& input_path = "");
 
 /// The names of a prepared split folder's files, as write_split writes them: items.tsv,
-/// train_full.tsv, test.tsv, train_tr.tsv, valid.tsv, split.json.
+/// train_full.tsv, test.tsv, train_tr.tsv, valid.tsv, split.json and (with cold items)
+/// cold_items.tsv.
 const std::vector<std::string>& split_file_names();
 
 /// Writes items.tsv (the catalogue, one id per line in index order), train_full.tsv,
@@ -235,6 +255,9 @@ struct TestData {
   SequenceSet test;
   int64_t dropped_events = 0;  ///< events whose item the model does not know
   std::string protocol;        ///< from split.json, "" for a plain file
+  /// The split's cold items (cold_items.tsv, see apply_cold_items) known to the model, as
+  /// model indices in increasing order; empty for a split without them or a plain file.
+  std::vector<int32_t> cold_items;
   std::string source;
 };
 

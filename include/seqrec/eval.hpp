@@ -53,6 +53,12 @@ struct EvalOptions {
   int threads = 0;       ///< 0 = all cores
   int batch_size = 256;  ///< predictions scored per model call
   bool progress = true;
+  /// The split's cold items (TestData::cold_items, model indices): with the breakdown, the
+  /// metrics of warm and cold targets are reported apart.
+  std::vector<int32_t> cold_items;
+  /// Metrics by target group (EvalResult::groups): 1 on, 0 off, -1 auto (on when
+  /// cold_items is not empty).
+  int breakdown = -1;
   /// Also return every prediction's rank (EvalResult::ranks), for per-query analyses such
   /// as paired significance tests. Off by default: the default path stores nothing.
   bool keep_ranks = false;
@@ -103,6 +109,32 @@ struct MetricAtK {
 /// whose message starts with `what` (e.g. "--valid-metric") and shows the rule.
 MetricAtK parse_metric_at_k(const std::string& text, const std::string& what);
 
+/// The training-frequency groups of the breakdown: a target item with c training events
+/// falls in the last group whose lower bound is <= c: 0, 1-4, 5-19, 20-99, 100+.
+inline constexpr int64_t kFrequencyGroupStarts[] = {0, 1, 5, 20, 100};
+/// "0", "1-4", "5-19", "20-99" or "100+" for group g of kFrequencyGroupStarts.
+std::string frequency_group_name(size_t g);
+
+/// The metrics of the predictions whose target belongs to one group.
+struct TargetGroup {
+  /// "cold_split" (names "warm" and "cold": the split's cold items, prepare --cold-items)
+  /// or "train_frequency" (names of frequency_group_name: the target's training events).
+  std::string kind;
+  std::string name;
+  int64_t n_predictions = 0;
+  /// Targets without a training event that the model cannot score (an id-only model; see
+  /// Model::scores_untrained_item). Their ranks are still counted in the overall metrics.
+  int64_t n_unscorable = 0;
+  /// False when the group has predictions and the model can score none of their targets:
+  /// `metrics` is then empty and reports say "cannot score".
+  bool scorable = true;
+  std::map<std::string, double> metrics;  ///< recall@K (hr@K), mrr@K, ndcg@K
+  /// The expected recall@K and ndcg@K of a uniformly random ranking of the same candidates
+  /// (each prediction's catalogue after exclusion, or its sampled negatives): the chance level.
+  std::map<std::string, double> chance;
+  nlohmann::json to_json() const;
+};
+
 struct EvalResult {
   std::string protocol;  ///< "session", "sequential" or "sequential-sampled-100"
   std::string ties;
@@ -122,6 +154,9 @@ struct EvalResult {
   /// sequences in order, then prefixes by length), the same for every model evaluated on
   /// the same test set. Not part of to_json().
   std::vector<QueryRank> ranks;
+  /// With the breakdown (EvalOptions::breakdown): warm and cold targets (when the split has
+  /// cold items), then the training-frequency groups (when training counts were given).
+  std::vector<TargetGroup> groups;
   nlohmann::json to_json() const;
 };
 
@@ -138,5 +173,11 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
 /// A readable table of several named results, one row per model.
 std::string format_results_table(const std::vector<std::pair<std::string, EvalResult>>& rows,
                                  const std::vector<int>& cutoffs);
+
+/// The breakdown of several named results (EvalResult::groups) as a table, one row per
+/// model and group: predictions, recall/HR@K and NDCG@K, the chance level, and "cannot
+/// score" for a group the model cannot score. "" when no result has groups.
+std::string format_groups_table(const std::vector<std::pair<std::string, EvalResult>>& rows,
+                                const std::vector<int>& cutoffs);
 
 }  // namespace seqrec

@@ -62,6 +62,13 @@ class Model {
   /// Higher is better. Must be thread-safe: the evaluator calls it from several threads.
   virtual void score(std::span<const std::span<const int32_t>> seqs,
                      std::span<const PrefixQuery> queries, float* out) const = 0;
+  /// Whether the model can score `item` although it had no training event (a cold item):
+  /// from its features (dssm with item features). An id-only model cannot (the default);
+  /// the evaluator then reports such targets as "cannot score" instead of metrics.
+  virtual bool scores_untrained_item(int32_t item) const {
+    (void)item;
+    return false;
+  }
   /// How many of a session's most recent items the model looks at (0 = all of them). A
   /// caller that keeps session histories may keep only this many.
   virtual int32_t context_length() const { return 0; }

@@ -706,6 +706,53 @@ void write_text(const std::string& path, const std::string& text) {
 
 }  // namespace
 
+/// The breakdown of every model's runs (EvalResult::groups: warm/cold targets, training
+/// frequency of the target) as results.json "target_groups": per model and group, each
+/// metric's mean and std over the seeds; null metrics for a group the model cannot score.
+json target_groups_json(const std::vector<CompareModelResult>& results, size_t n_cold) {
+  json out = {{"cold_items", static_cast<int64_t>(n_cold)}, {"models", json::array()}};
+  for (const auto& mr : results) {
+    if (mr.runs.empty() || mr.runs.front().eval.groups.empty()) continue;
+    json groups = json::array();
+    const auto& first = mr.runs.front().eval.groups;
+    for (size_t g = 0; g < first.size(); ++g) {
+      const TargetGroup& g0 = first[g];
+      json j = {{"kind", g0.kind},
+                {"name", g0.name},
+                {"n_predictions", g0.n_predictions},
+                {"n_unscorable", g0.n_unscorable},
+                {"scorable", g0.scorable}};
+      json chance = json::object();
+      for (const auto& [k, v] : g0.chance) chance[k] = v;
+      j["chance"] = chance;
+      if (!g0.scorable) {
+        j["metrics"] = nullptr;
+        j["cannot_score"] =
+            "the model knows items by their id only and these targets have no training event";
+      } else {
+        json ms = json::object();
+        for (const auto& [k, v0] : g0.metrics) {
+          std::vector<double> xs;
+          for (const auto& run : mr.runs)
+            if (g < run.eval.groups.size() && run.eval.groups[g].metrics.count(k))
+              xs.push_back(run.eval.groups[g].metrics.at(k));
+          double mean = 0, var = 0;
+          for (double x : xs) mean += x;
+          mean /= static_cast<double>(std::max<size_t>(xs.size(), 1));
+          for (double x : xs) var += (x - mean) * (x - mean);
+          json m = {{"mean", mean}, {"n", static_cast<int64_t>(xs.size())}};
+          if (xs.size() > 1) m["std"] = std::sqrt(var / static_cast<double>(xs.size() - 1));
+          ms[k] = m;
+        }
+        j["metrics"] = ms;
+      }
+      groups.push_back(j);
+    }
+    out["models"].push_back({{"label", mr.label}, {"type", mr.type}, {"groups", groups}});
+  }
+  return out;
+}
+
 json run_compare(const CompareOptions& opt) {
   const auto t_start = std::chrono::steady_clock::now();
   if (opt.out_dir.empty()) throw InputError("--out: give a folder for the report");
@@ -1001,6 +1048,9 @@ json run_compare(const CompareOptions& opt) {
   }
 
   json res = analyse_comparison(setup, results, test.test, counts);
+  if (!results.empty() && !results.front().runs.empty() &&
+      !results.front().runs.front().eval.groups.empty())
+    res["target_groups"] = target_groups_json(results, test.cold_items.size());
   {
     std::ifstream la("/proc/loadavg");
     double l1 = 0;

@@ -110,6 +110,12 @@ std::vector<ParamSpec> prepare_option_specs() {
                 "sequential protocol: k-core, items need at least this many events"),
       param_bool("remove_repeats", ss.remove_repeats ? "true" : "false",
                  "collapse consecutive repeats of the same item in a sequence"),
+      param_float("cold_items", exact_text(d.cold_items), 0, 0.99,
+                  "cold-start protocol: hold this fraction of the catalogue's items (drawn "
+                  "with --seed) out of training; they stay test targets (0 = off; "
+                  "docs/evaluation.md#cold-start)"),
+      param_int("seed", std::to_string(d.seed), 0, 9.2e18,
+                "random seed of prepare's random choices (the cold items)"),
   };
 }
 
@@ -137,6 +143,10 @@ std::vector<ParamSpec> eval_option_specs() {
       param_int("eval_batch", std::to_string(d.batch_size), 1, 1e6,
                 "predictions scored per model call"),
       param_int("eval_seed", std::to_string(d.seed), 0, 9.2e18, "seed of the sampled negatives"),
+      param_choice("breakdown", "auto", {"auto", "true", "false"},
+                   "metrics by target group too: warm and cold targets (splits with cold "
+                   "items) and the target's training frequency; auto: when the split has cold "
+                   "items"),
   };
 }
 
@@ -228,6 +238,8 @@ PrepareOptions to_prepare_options(const Config& c) {
   p.protocol = c.get_string("protocol");
   p.session = to_session_split_options(c);
   p.sequential = to_sequential_split_options(c);
+  p.cold_items = c.get_float("cold_items");
+  p.seed = static_cast<uint64_t>(c.get_int("seed"));
   return p;
 }
 
@@ -245,6 +257,8 @@ EvalOptions to_eval_options(const Config& c, const std::string& split_protocol) 
     throw InputError("--sampled applies to the sequential protocol only");
   e.batch_size = static_cast<int>(c.get_int("eval_batch"));
   e.seed = static_cast<uint64_t>(c.get_int("eval_seed"));
+  const std::string& b = c.get_string("breakdown");
+  e.breakdown = b == "auto" ? -1 : b == "true" ? 1 : 0;
   return e;
 }
 

@@ -90,6 +90,7 @@ EvalResult evaluate_bundle(const ModelBundle& bundle, const TestData& data, Eval
                          " events with unknown items were skipped); metrics would be "
                          "meaningless. Prepare the data with `seqrec prepare`, which refuses "
                          "degenerate test sets");
+  if (opt.cold_items.empty()) opt.cold_items = data.cold_items;
   EvalResult r = evaluate(*bundle.model, data.test, opt, bundle.item_counts);
   r.n_skipped_unknown = data.dropped_events;
   return r;

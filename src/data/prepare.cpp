@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/rng.hpp"
 #include "core/text_format.hpp"
 #include "data/text_util.hpp"
 #include "io/output_file.hpp"
@@ -442,6 +443,139 @@ PreparedSplit prepare_sequential(const EventLog& log, const SequentialSplitOptio
 
 namespace {
 
+// Training part without cold events; sequences left shorter than 2 are dropped.
+SequenceSet without_cold(const SequenceSet& in, const std::vector<char>& cold, int64_t* events,
+                         int64_t* seqs) {
+  SequenceSet f = filter(
+      in, [](size_t) { return true; },
+      [&](size_t e) { return cold[static_cast<size_t>(in.items[e])] == 0; });
+  SequenceSet out = drop_short(f, 2);
+  *events = in.n_events() - f.n_events();
+  *seqs = static_cast<int64_t>(in.size() - out.size());
+  return out;
+}
+
+// Sequential test/validation part: the history (all but the last event) loses its cold
+// events, the target (the last event) stays; sequences left shorter than 2 are dropped.
+SequenceSet history_without_cold(const SequenceSet& in, const std::vector<char>& cold,
+                                 int64_t* events, int64_t* seqs) {
+  SequenceSet out;
+  std::vector<int32_t> items;
+  std::vector<double> times;
+  int64_t removed = 0, dropped = 0;
+  for (size_t s = 0; s < in.size(); ++s) {
+    const auto seq = in.seq(s);
+    const auto t = in.seq_times(s);
+    items.clear();
+    times.clear();
+    for (size_t i = 0; i < seq.size(); ++i) {
+      if (i + 1 < seq.size() && cold[static_cast<size_t>(seq[i])] != 0) {
+        ++removed;
+        continue;
+      }
+      items.push_back(seq[i]);
+      if (!t.empty()) times.push_back(t[i]);
+    }
+    if (items.size() < 2) {
+      ++dropped;
+      continue;
+    }
+    out.push(in.ids[s], items, times);
+  }
+  *events = removed;
+  *seqs = dropped;
+  return out;
+}
+
+// Targets of a part that are cold: session, every event after the first; sequential, the
+// last event of each sequence of 2 or more.
+int64_t cold_targets(const SequenceSet& part, const std::vector<char>& cold, bool session) {
+  int64_t n = 0;
+  for (size_t s = 0; s < part.size(); ++s) {
+    const auto seq = part.seq(s);
+    if (seq.size() < 2) continue;
+    if (session) {
+      for (size_t i = 1; i < seq.size(); ++i) n += cold[static_cast<size_t>(seq[i])] != 0;
+    } else {
+      n += cold[static_cast<size_t>(seq.back())] != 0;
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+void apply_cold_items(PreparedSplit* split, double fraction, uint64_t seed) {
+  if (!(fraction >= 0.0 && fraction < 1.0))
+    throw InputError("cold_items: expected a fraction in [0, 1), got " + std::to_string(fraction));
+  if (fraction == 0.0) return;
+  const int32_t n_items = split->items.size();
+  const auto n_cold = static_cast<int32_t>(std::llround(fraction * n_items));
+  if (n_cold < 1)
+    throw InputError("cold_items " + std::to_string(fraction) + " of the " +
+                     std::to_string(n_items) +
+                     " items of the catalogue rounds to no item; raise the fraction");
+  if (n_cold >= n_items)
+    throw InputError("cold_items " + std::to_string(fraction) + " of the " +
+                     std::to_string(n_items) + " items leaves no warm item; lower the fraction");
+  // Partial Fisher-Yates over the catalogue indices: the same items for the same catalogue
+  // and seed, whatever else changes.
+  std::vector<int32_t> perm(static_cast<size_t>(n_items));
+  for (int32_t i = 0; i < n_items; ++i) perm[static_cast<size_t>(i)] = i;
+  Rng rng(seed, 0xC01D, 0);
+  for (int32_t i = 0; i < n_cold; ++i) {
+    const auto j = i + static_cast<int32_t>(rng.below(static_cast<uint64_t>(n_items - i)));
+    std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(j)]);
+  }
+  std::vector<int32_t> cold_list(perm.begin(), perm.begin() + n_cold);
+  std::sort(cold_list.begin(), cold_list.end());
+  std::vector<char> cold(static_cast<size_t>(n_items), 0);
+  for (int32_t it : cold_list) cold[static_cast<size_t>(it)] = 1;
+
+  const bool session = split->protocol == "session";
+  json j = {{"step", "cold_items"},
+            {"fraction", fraction},
+            {"seed", seed},
+            {"count", n_cold},
+            {"catalogue", n_items}};
+  int64_t ev = 0, sq = 0;
+  split->train_full = without_cold(split->train_full, cold, &ev, &sq);
+  j["train_full_events_removed"] = ev;
+  j["train_full_sequences_dropped"] = sq;
+  split->train_tr = without_cold(split->train_tr, cold, &ev, &sq);
+  j["train_tr_events_removed"] = ev;
+  j["train_tr_sequences_dropped"] = sq;
+  if (!session) {
+    split->test = history_without_cold(split->test, cold, &ev, &sq);
+    j["test_history_events_removed"] = ev;
+    j["test_sequences_dropped"] = sq;
+    split->valid = history_without_cold(split->valid, cold, &ev, &sq);
+    j["valid_history_events_removed"] = ev;
+    j["valid_sequences_dropped"] = sq;
+  }
+  j["test_cold_targets"] = cold_targets(split->test, cold, session);
+  j["test_targets"] = split_predictions(split->test, split->protocol);
+  j["valid_cold_targets"] = cold_targets(split->valid, cold, session);
+  j["valid_targets"] = split_predictions(split->valid, split->protocol);
+  if (split->train_full.size() == 0)
+    throw InputError("cold_items " + std::to_string(fraction) +
+                     ": no training sequence of 2 or more events is left once the cold items' "
+                     "events are removed; lower the fraction");
+  split->cold_items = std::move(cold_list);
+  json& st = split->stats;
+  st["steps"].push_back(j);
+  j.erase("step");
+  j["file"] = "cold_items.tsv";
+  st["cold_items"] = j;
+  st["parts"] = {{"train_full", sequence_stats(split->train_full)},
+                 {"test", sequence_stats(split->test)},
+                 {"train_tr", sequence_stats(split->train_tr)},
+                 {"valid", sequence_stats(split->valid)}};
+  if (split->train_tr.size() == 0) st["warnings"].push_back("train_tr is empty");
+}
+
+namespace {
+
 std::string percent(double share) {
   char buf[32];
   std::snprintf(buf, sizeof buf, share < 0.01 ? "%.2g%%" : "%.1f%%", 100.0 * share);
@@ -535,6 +669,7 @@ PreparedSplit prepare_split(const EventLog& log, const PrepareOptions& opt, cons
   const bool session = protocol == "session";
   PreparedSplit split =
       session ? prepare_session(log, opt.session) : prepare_sequential(log, opt.sequential);
+  apply_cold_items(&split, opt.cold_items, opt.seed);
 
   // What the test set holds, in the words of its protocol.
   const int64_t test_pred = split_predictions(split.test, protocol);
@@ -608,8 +743,9 @@ PreparedSplit prepare_split(const EventLog& log, const PrepareOptions& opt, cons
 }
 
 const std::vector<std::string>& split_file_names() {
-  static const std::vector<std::string> names = {"items.tsv",    "train_full.tsv", "test.tsv",
-                                                 "train_tr.tsv", "valid.tsv",      "split.json"};
+  static const std::vector<std::string> names = {"items.tsv",     "train_full.tsv", "test.tsv",
+                                                 "train_tr.tsv",  "valid.tsv",      "split.json",
+                                                 "cold_items.tsv"};
   return names;
 }
 
@@ -664,6 +800,15 @@ void write_split(const std::string& dir, const PreparedSplit& split,
   write_events((fs::path(dir) / "test.tsv").string(), split.test, split.items);
   write_events((fs::path(dir) / "train_tr.tsv").string(), split.train_tr, split.items);
   write_events((fs::path(dir) / "valid.tsv").string(), split.valid, split.items);
+  if (!split.cold_items.empty()) {
+    AtomicWriter w((fs::path(dir) / "cold_items.tsv").string());
+    w.write("ItemId\n");
+    for (int32_t it : split.cold_items) {
+      w.write(split.items.token(it));
+      w.put('\n');
+    }
+    w.commit();
+  }
   json j = {{"protocol", split.protocol},
             {"input", input_path},
             {"n_items", split.items.size()},
@@ -674,6 +819,10 @@ void write_split(const std::string& dir, const PreparedSplit& split,
               {"train_tr", "train_tr.tsv"},
               {"valid", "valid.tsv"}}},
             {"stats", split.stats}};
+  if (!split.cold_items.empty()) {
+    j["files"]["cold_items"] = "cold_items.tsv";
+    j["cold_items"] = split.stats["cold_items"];
+  }
   AtomicWriter w((fs::path(dir) / "split.json").string());
   w.write(j.dump(2));
   w.put('\n');

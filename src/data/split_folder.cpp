@@ -1,5 +1,6 @@
 // The prepared split folder, read side: the counterpart of write_split (prepare.cpp), which
 // writes items.tsv, the four part files and split.json.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -95,7 +96,19 @@ TestData load_test_data(const std::string& path, SplitPart part, const Vocab& it
   TestData d;
   ReadOptions ro = opt;
   if (is_split_dir(path)) {
-    d.protocol = read_split_json(path).value("protocol", "");
+    const nlohmann::json sj = read_split_json(path);
+    d.protocol = sj.value("protocol", "");
+    // The cold items of a cold-start split (prepare --cold-items), on the model's indices.
+    if (sj.contains("files") && sj["files"].contains("cold_items")) {
+      const nlohmann::json& f = sj["files"]["cold_items"];
+      if (!f.is_string())
+        throw InputError((fs::path(path) / "split.json").string(), 0,
+                         "files.cold_items: expected a file name");
+      const Vocab cold = read_item_list((fs::path(path) / f.get<std::string>()).string());
+      for (const auto& t : cold.tokens())
+        if (const int32_t i = items.find(t); i >= 0) d.cold_items.push_back(i);
+      std::sort(d.cold_items.begin(), d.cold_items.end());
+    }
     d.source = (fs::path(path) / (part == SplitPart::Test ? "test.tsv" : "valid.tsv")).string();
     ro = ReadOptions{};
     ro.format = Format::Delimited;

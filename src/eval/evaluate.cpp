@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <string>
@@ -52,6 +53,11 @@ struct BatchSums {
   MetricAccumulator acc;
   std::vector<double> pop;  // per cutoff: sum over predictions of the mean top-K popularity
   int64_t repeated = 0;     // predictions whose target occurs in its prefix
+  // The breakdown: per target group, its metric sums, unscorable targets and the sums of
+  // the chance level (expected recall@K and ndcg@K of a random ranking), per cutoff.
+  std::vector<MetricAccumulator> groups;
+  std::vector<int64_t> unscorable;
+  std::vector<std::vector<double>> chance_recall, chance_ndcg;
 };
 
 std::vector<int> checked_cutoffs(const std::vector<int>& in) {
@@ -72,6 +78,15 @@ std::vector<int> checked_cutoffs(const std::vector<int>& in) {
 constexpr int64_t kMaxBufferFloats = int64_t{1} << 24;
 
 }  // namespace
+
+std::string frequency_group_name(size_t g) {
+  constexpr size_t n = std::size(kFrequencyGroupStarts);
+  if (g >= n) throw Error("frequency group " + std::to_string(g) + " out of range");
+  const int64_t lo = kFrequencyGroupStarts[g];
+  if (g + 1 == n) return std::to_string(lo) + "+";
+  const int64_t hi = kFrequencyGroupStarts[g + 1] - 1;
+  return lo == hi ? std::to_string(lo) : std::to_string(lo) + "-" + std::to_string(hi);
+}
 
 int64_t count_predictions(const SequenceSet& test, Protocol protocol) {
   int64_t n = 0;
@@ -163,6 +178,34 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
                                       static_cast<double>(max_count);
   }
 
+  // The breakdown's groups: warm/cold (a split with cold items), then training frequency.
+  const bool breakdown = opt.breakdown == 1 || (opt.breakdown < 0 && !opt.cold_items.empty());
+  const bool by_cold = breakdown && !opt.cold_items.empty();
+  const bool by_freq = breakdown && !train_counts.empty();
+  constexpr size_t kFreqGroups = std::size(kFrequencyGroupStarts);
+  const size_t n_groups = (by_cold ? 2 : 0) + (by_freq ? kFreqGroups : 0);
+  std::vector<uint8_t> is_cold;
+  if (by_cold) {
+    is_cold.assign(static_cast<size_t>(n_items), 0);
+    for (int32_t it : opt.cold_items) {
+      if (it < 0 || it >= n_items)
+        throw Error("cold item index " + std::to_string(it) + " outside [0, " +
+                    std::to_string(n_items) + ")");
+      is_cold[static_cast<size_t>(it)] = 1;
+    }
+  }
+  auto freq_group = [&](int32_t target) {
+    const int64_t c = train_counts[static_cast<size_t>(target)];
+    size_t g = 0;
+    while (g + 1 < kFreqGroups && c >= kFrequencyGroupStarts[g + 1]) ++g;
+    return g;
+  };
+  // 1 / log2(r + 1) summed over r = 1..k, for the chance level of NDCG@K.
+  std::vector<double> dcg_prefix(static_cast<size_t>(kmax) + 1, 0.0);
+  for (int r = 1; r <= kmax; ++r)
+    dcg_prefix[static_cast<size_t>(r)] =
+        dcg_prefix[static_cast<size_t>(r - 1)] + 1.0 / std::log2(static_cast<double>(r) + 1.0);
+
   const int64_t batch =
       std::max<int64_t>(1, std::min<int64_t>(opt.batch_size, kMaxBufferFloats / n_items));
   const int64_t n_batches = (n_queries + batch - 1) / batch;
@@ -210,6 +253,12 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
     BatchSums& out = sums[static_cast<size_t>(b)];
     out.acc = MetricAccumulator(cutoffs);
     out.pop.assign(n_cut, 0.0);
+    if (n_groups > 0) {
+      out.groups.assign(n_groups, MetricAccumulator(cutoffs));
+      out.unscorable.assign(n_groups, 0);
+      out.chance_recall.assign(n_groups, std::vector<double>(n_cut, 0.0));
+      out.chance_ndcg.assign(n_groups, std::vector<double>(n_cut, 0.0));
+    }
     for (int64_t r = 0; r < rows; ++r) {
       const Query& qu = queries[static_cast<size_t>(qb + r)];
       const auto seq = test.seq(static_cast<size_t>(qu.seq));
@@ -240,6 +289,8 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
           repeated = seq[p] == target;
       }
       out.repeated += repeated;
+      // Candidates the target is ranked among (the chance level of the breakdown).
+      int64_t candidates = n_items - static_cast<int64_t>(st.masked.size());
       const bool target_excluded = exclude_target && repeated;
       if (target_excluded) {
         st.mark[static_cast<size_t>(target)] = 1;
@@ -276,6 +327,24 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
       const double rank = target_excluded ? std::numeric_limits<double>::infinity()
                                           : eval_detail::rank_from_counts(gt, eq, opt.ties);
       out.acc.add_rank(rank);
+      if (n_groups > 0) {
+        if (sampled) candidates = n_neg + 1;
+        const bool unscorable = !train_counts.empty() &&
+                                train_counts[static_cast<size_t>(target)] == 0 &&
+                                !model.scores_untrained_item(target);
+        auto add = [&](size_t g) {
+          out.groups[g].add_rank(rank);
+          out.unscorable[g] += unscorable;
+          const double cand = static_cast<double>(std::max<int64_t>(candidates, 1));
+          for (size_t k = 0; k < n_cut; ++k) {
+            const int64_t top = std::min<int64_t>(cutoffs[k], candidates);
+            out.chance_recall[g][k] += static_cast<double>(top) / cand;
+            out.chance_ndcg[g][k] += dcg_prefix[static_cast<size_t>(top)] / cand;
+          }
+        };
+        if (by_cold) add(is_cold[static_cast<size_t>(target)] ? 1 : 0);
+        if (by_freq) add((by_cold ? 2 : 0) + freq_group(target));
+      }
       if (!ranks.empty()) ranks[static_cast<size_t>(qb + r)] = {qu.seq, qu.len, target, rank};
 
       // What the model would recommend (masked items left out), for coverage/popularity.
@@ -341,8 +410,20 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
   MetricAccumulator acc(cutoffs);
   std::vector<double> pop_sum(n_cut, 0.0);
   int64_t repeated = 0;
+  std::vector<MetricAccumulator> group_acc(n_groups, MetricAccumulator(cutoffs));
+  std::vector<int64_t> group_unscorable(n_groups, 0);
+  std::vector<std::vector<double>> chance_recall(n_groups, std::vector<double>(n_cut, 0.0)),
+      chance_ndcg = chance_recall;
   for (const BatchSums& s : sums) {
     acc.merge(s.acc);
+    for (size_t g = 0; g < n_groups; ++g) {
+      group_acc[g].merge(s.groups[g]);
+      group_unscorable[g] += s.unscorable[g];
+      for (size_t k = 0; k < n_cut; ++k) {
+        chance_recall[g][k] += s.chance_recall[g][k];
+        chance_ndcg[g][k] += s.chance_ndcg[g][k];
+      }
+    }
     for (size_t k = 0; k < n_cut; ++k) pop_sum[k] += s.pop[k];
     repeated += s.repeated;
   }
@@ -374,6 +455,34 @@ EvalResult evaluate(const Model& model, const SequenceSet& test, const EvalOptio
     for (int32_t bp : best_pos) covered += bp < cutoffs[k];
     res.metrics["coverage" + at] = static_cast<double>(covered) / static_cast<double>(n_items);
     if (!pop.empty()) res.metrics["avg_pop" + at] = pop_sum[k] / n;
+  }
+  for (size_t g = 0; g < n_groups; ++g) {
+    TargetGroup tg;
+    if (by_cold && g < 2) {
+      tg.kind = "cold_split";
+      tg.name = g == 0 ? "warm" : "cold";
+    } else {
+      tg.kind = "train_frequency";
+      tg.name = frequency_group_name(g - (by_cold ? 2 : 0));
+    }
+    const MetricAccumulator& a = group_acc[g];
+    tg.n_predictions = a.n;
+    tg.n_unscorable = group_unscorable[g];
+    tg.scorable = a.n == 0 || tg.n_unscorable < a.n;
+    if (a.n > 0) {
+      const double gn = static_cast<double>(a.n);
+      for (size_t k = 0; k < n_cut; ++k) {
+        const std::string at = at_k(cutoffs[k]);
+        tg.chance["recall" + at] = chance_recall[g][k] / gn;
+        tg.chance["ndcg" + at] = chance_ndcg[g][k] / gn;
+        if (!tg.scorable) continue;
+        tg.metrics["recall" + at] = a.hits[k] / gn;
+        if (opt.protocol == Protocol::Sequential) tg.metrics["hr" + at] = a.hits[k] / gn;
+        tg.metrics["mrr" + at] = a.rr[k] / gn;
+        tg.metrics["ndcg" + at] = a.ndcg[k] / gn;
+      }
+    }
+    res.groups.push_back(std::move(tg));
   }
   res.ranks = std::move(ranks);
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -8,6 +8,28 @@
 
 namespace seqrec {
 
+nlohmann::json TargetGroup::to_json() const {
+  nlohmann::json j = {{"kind", kind},
+                      {"name", name},
+                      {"n_predictions", n_predictions},
+                      {"n_unscorable", n_unscorable},
+                      {"scorable", scorable}};
+  if (scorable) {
+    nlohmann::json m = nlohmann::json::object();
+    for (const auto& [k, v] : metrics) m[k] = v;
+    j["metrics"] = m;
+  } else {
+    j["metrics"] = nullptr;
+    j["cannot_score"] =
+        "the model cannot score items without training events (it knows items by their id "
+        "only)";
+  }
+  nlohmann::json c = nlohmann::json::object();
+  for (const auto& [k, v] : chance) c[k] = v;
+  j["chance"] = c;
+  return j;
+}
+
 nlohmann::json EvalResult::to_json() const {
   nlohmann::json j;
   j["protocol"] = protocol;
@@ -25,6 +47,11 @@ nlohmann::json EvalResult::to_json() const {
   j["metrics"] = m;
   // Every metric also at the top level, for j["recall@20"].
   for (const auto& [k, v] : metrics) j[k] = v;
+  if (!groups.empty()) {
+    nlohmann::json g = nlohmann::json::array();
+    for (const auto& tg : groups) g.push_back(tg.to_json());
+    j["groups"] = g;
+  }
   return j;
 }
 
@@ -151,6 +178,71 @@ std::string format_results_table(const std::vector<std::pair<std::string, EvalRe
     while (!s.empty() && s.back() == ' ') s.pop_back();
     out += s + "\n";
   }
+  return out;
+}
+
+std::string format_groups_table(const std::vector<std::pair<std::string, EvalResult>>& rows,
+                                const std::vector<int>& cutoffs_in) {
+  std::vector<int> cutoffs;
+  for (int k : cutoffs_in)
+    if (k >= 1) cutoffs.push_back(k);
+  std::sort(cutoffs.begin(), cutoffs.end());
+  cutoffs.erase(std::unique(cutoffs.begin(), cutoffs.end()), cutoffs.end());
+  bool any = false, sequential = true;
+  for (const auto& [name, r] : rows) {
+    any = any || !r.groups.empty();
+    if (!is_sequential(r)) sequential = false;
+  }
+  if (!any || cutoffs.empty()) return "";
+  const std::string hit = sequential ? "HR" : "Recall";
+  const std::string kmax = at_k(cutoffs.back());
+  std::vector<std::string> header{"Model", "Targets", "Preds"};
+  for (int k : cutoffs) {
+    header.push_back(hit + at_k(k));
+    header.push_back("NDCG" + at_k(k));
+  }
+  header.push_back("Chance " + hit + kmax);
+  std::vector<std::vector<std::string>> table{header};
+  bool unscorable = false;
+  for (const auto& [name, r] : rows) {
+    for (const TargetGroup& g : r.groups) {
+      std::vector<std::string> line{name,
+                                    g.kind == "cold_split" ? g.name : "train events " + g.name,
+                                    std::to_string(g.n_predictions)};
+      for (int k : cutoffs) {
+        if (!g.scorable) {
+          line.push_back("cannot score");
+          line.push_back("-");
+          unscorable = true;
+        } else {
+          line.push_back(fmt_metric(g.metrics, "recall" + at_k(k)));
+          line.push_back(fmt_metric(g.metrics, "ndcg" + at_k(k)));
+        }
+      }
+      line.push_back(fmt_metric(g.chance, "recall" + kmax));
+      table.push_back(std::move(line));
+    }
+  }
+  std::vector<size_t> width(header.size(), 0);
+  for (const auto& line : table)
+    for (size_t c = 0; c < line.size(); ++c) width[c] = std::max(width[c], line[c].size());
+  std::string out =
+      "By target: warm/cold (the split's cold items) and the target's number of training "
+      "events; chance = a random ranking of the same candidates\n";
+  for (const auto& line : table) {
+    std::string s;
+    for (size_t c = 0; c < line.size(); ++c) {
+      const std::string pad(width[c] - line[c].size(), ' ');
+      s += c < 2 ? line[c] + pad : pad + line[c];
+      if (c + 1 < line.size()) s += "  ";
+    }
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    out += s + "\n";
+  }
+  if (unscorable)
+    out +=
+        "cannot score: the model knows items by their id only, and these targets have no "
+        "training event\n";
   return out;
 }
 

@@ -302,6 +302,11 @@ void DssmModel::score(std::span<const std::span<const int32_t>> seqs,
   sgemm(false, true, Q, n_items_, D, 1.0f, q.data(), D, head_.data(), D, 0.0f, out, n_items_);
 }
 
+bool DssmModel::scores_untrained_item(int32_t item) const {
+  if (item < 0 || item >= X_.rows()) return false;
+  return !X_.row_index(item).empty();
+}
+
 DotProductHead DssmModel::dot_product_head() const {
   if (head_.empty()) return {};
   return {static_cast<int32_t>(net_.dim()), head_.data(), nullptr};

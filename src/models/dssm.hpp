@@ -50,6 +50,9 @@ class DssmModel final : public ModelBase {
   void score(std::span<const std::span<const int32_t>> seqs, std::span<const PrefixQuery> queries,
              float* out) const override;
   int32_t context_length() const override { return static_cast<int32_t>(params_.maxlen); }
+  /// True for an item with features: the item tower maps them to a vector (a cold item
+  /// has no id embedding of its own, it starts at zero and gets no gradient).
+  bool scores_untrained_item(int32_t item) const override;
   /// items = gamma * the unit item vectors; the query vector is the unit query vector.
   DotProductHead dot_product_head() const override;
   void query_vectors(std::span<const std::span<const int32_t>> seqs,

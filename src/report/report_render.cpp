@@ -582,6 +582,61 @@ Doc build_doc(const json& r, const std::vector<std::pair<std::string, std::strin
             rows, "lrr");
   }
 
+  // Warm and cold targets (a split with cold items: prepare --cold-items), and the
+  // target's training frequency.
+  if (r.contains("target_groups") && r["target_groups"].is_object()) {
+    const json& tg = r["target_groups"];
+    const int64_t n_cold = tg.value("cold_items", 0LL);
+    d.h(2, n_cold > 0 ? "Warm and cold targets" : "Targets by training frequency");
+    const bool seq = proto.value("name", std::string()).rfind("sequential", 0) == 0;
+    const std::string hit = seq ? "hr" : "recall";
+    const std::string hit_label = seq ? "HR" : "Recall";
+    const std::vector<std::pair<std::string, std::string>> cols{{hit + "@20", hit_label + "@20"},
+                                                                {"ndcg@10", "NDCG@10"}};
+    d.p((n_cold > 0 ? "The split holds " + grouped_count(n_cold) +
+                          " cold items: none of their events is in training, they stay test "
+                          "targets (`prepare --cold-items`). "
+                    : std::string()) +
+        "Test metrics by the target: warm or cold, and its number of training events. "
+        "*cannot score*: the model knows items by their id only and these targets have no "
+        "training event. *Chance*: the same metric for a random ranking of the same "
+        "candidates.");
+    std::vector<std::string> header{"Model", "Targets", "Predictions"};
+    std::string align = "llr";
+    for (const auto& [key, label] : cols) {
+      header.push_back(label);
+      align += 'r';
+    }
+    for (const auto& [key, label] : cols) {
+      header.push_back("Chance " + label);
+      align += 'r';
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& m : tg["models"]) {
+      for (const auto& g : m["groups"]) {
+        const std::string kind = g.value("kind", std::string());
+        std::vector<std::string> row{m.value("label", std::string()),
+                                     kind == "cold_split"
+                                         ? g.value("name", std::string())
+                                         : "train events " + g.value("name", std::string()),
+                                     grouped_count(g.value("n_predictions", 0LL))};
+        for (const auto& [key, label] : cols) {
+          if (!g.value("scorable", true))
+            row.push_back("cannot score");
+          else
+            row.push_back(fmt_metric(g["metrics"].value(key, json::object())));
+        }
+        for (const auto& [key, label] : cols) {
+          const std::string ck = key == hit + "@20" ? "recall@20" : key;
+          const double c = num(g["chance"].value(ck, json()));
+          row.push_back(std::isfinite(c) ? fmtf("%.4f", c) : "–");
+        }
+        rows.push_back(row);
+      }
+    }
+    d.table(header, rows, align);
+  }
+
   d.h(2, "Cost: time, memory, size");
   {
     std::vector<std::vector<std::string>> rows;

@@ -188,6 +188,9 @@ struct PrepareCommand : Command {
     print_stats_line("test", sequence_stats(split.test));
     print_stats_line("train_tr", sequence_stats(split.train_tr));
     print_stats_line("valid", sequence_stats(split.valid));
+    if (!split.cold_items.empty())
+      std::printf("  cold items  %zu of %d items held out of training (cold_items.tsv)\n",
+                  split.cold_items.size(), split.items.size());
     return 0;
   }
 };
@@ -359,6 +362,7 @@ struct EvalCommand : Command {
     eo.progress = !g.quiet;
     EvalResult r = evaluate_bundle(b, td, eo);
     std::printf("%s", format_results_table({{b.model->type(), r}}, eo.cutoffs).c_str());
+    std::printf("%s", format_groups_table({{b.model->type(), r}}, eo.cutoffs).c_str());
     if (!json_out.empty()) {
       nlohmann::json j = r.to_json();
       j["model"] = {{"file", model_path},
