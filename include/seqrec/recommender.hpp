@@ -50,6 +50,7 @@
 #include <string>
 #include <vector>
 
+#include "seqrec/ann.hpp"
 #include "seqrec/config.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/model.hpp"
@@ -128,6 +129,15 @@ struct RecommenderOptions {
   /// from its last `reload_replay_events` kept events only (0 = every kept event), so that
   /// the first request of each session after a reload costs at most that many steps.
   int32_t reload_replay_events = 100;
+  /// Top-K retrieval for models with a dot-product head: exact (the default: every item
+  /// scored) or through an ANN index built (or read from ann.index_file) at every load;
+  /// seqrec/ann.hpp. The index's candidates are rescored exactly and the request's filters
+  /// and K applied exactly; when fewer than K eligible items are among the candidates, more
+  /// are asked for (x4, twice), then the request is scored exactly (counted in
+  /// RecommenderStats::ann_exact_fallbacks). An allow-list is always scored exactly (only
+  /// its items). A catalogue below ann.min_items, or a model without a dot-product head,
+  /// is scored exactly with a notice on stderr and in model_info().scoring.
+  AnnOptions ann;
   /// The clock for idle times (tests inject a fake one).
   std::function<std::chrono::steady_clock::time_point()> now;
 };
@@ -163,7 +173,9 @@ struct SessionStoreHealth {
 /// in MiB), max_history, default_k, max_k, session_shards (shards), max_batch, batch_lanes,
 /// head_storage ("int8" or "fp32"), session_store, session_key_prefix,
 /// session_store_timeout, session_store_connections, session_snapshot,
-/// session_snapshot_interval, reload_replay_events. Defaults are those of
+/// session_snapshot_interval, reload_replay_events, and the ANN table ann_option_specs()
+/// (retrieval, ann_m, ann_ef_construction, ann_ef_search, ann_candidates, ann_min_items,
+/// ann_index). Defaults are those of
 /// RecommenderOptions.
 std::vector<ParamSpec> recommender_option_specs();
 /// RecommenderOptions with the values of `c` (a Config of recommender_option_specs());
@@ -234,7 +246,10 @@ struct ServedModelInfo {
   bool exclude_seen_default = false;
   /// How requests are scored: {"path": "model"} (Model::score / score_state, one request at
   /// a time) or {"path": "dot-product head", "head_storage": "int8"|"fp32", "head_bytes",
-  /// "max_batch", "batch_lanes"}.
+  /// "max_batch", "batch_lanes", "retrieval": "exact"|"ann"}; with retrieval "ann" also
+  /// "ann": {"m", "ef_construction", "ef_search", "candidates", "index_bytes",
+  /// "build_seconds", "source": "built"|"file", "index_file"}; "ann_notice" when ANN was
+  /// asked for but the requests are scored exactly (small catalogue, no head).
   nlohmann::json scoring;
   nlohmann::json config;  ///< the model's configuration
   nlohmann::json meta;    ///< training metadata from the model file
@@ -271,6 +286,10 @@ struct RecommenderStats {
   int64_t scoring_batched_requests = 0;
   /// Items scored exactly after an int8 pass (RecommenderOptions::HeadStorage::Int8).
   int64_t scoring_rescored_items = 0;
+  /// Requests answered through the ANN index, and those of them that found fewer than K
+  /// eligible candidates and were scored exactly instead.
+  int64_t ann_requests = 0;
+  int64_t ann_exact_fallbacks = 0;
   /// Requests that failed because the session store was unavailable, and optimistic
   /// updates that found the session changed and were done again (Redis store).
   int64_t session_store_failures = 0;

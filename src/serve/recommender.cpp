@@ -8,8 +8,8 @@
 #include <cmath>
 #include <condition_variable>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <random>
@@ -20,6 +20,7 @@
 #include "core/parallel.hpp"
 #include "io/model_file.hpp"
 #include "seqrec/error.hpp"
+#include "serve/ann_index.hpp"
 #include "serve/dot_head.hpp"
 #include "serve/redis_store.hpp"
 #include "serve/score_batcher.hpp"
@@ -56,6 +57,12 @@ struct Snapshot {
   // concurrent requests through it (null otherwise).
   std::unique_ptr<serve::PackedDotHead> head;
   std::unique_ptr<serve::ScoreBatcher> batcher;
+  // --retrieval ann: the index over the head's items (null: exact), how it was obtained,
+  // and why there is none when one was asked for.
+  std::unique_ptr<serve::AnnIndex> ann;
+  std::string ann_source;
+  double ann_build_seconds = 0.0;
+  std::string ann_notice;
 };
 
 /// Per-thread buffers: a score row and index lists, reused across requests.
@@ -63,6 +70,7 @@ struct Scratch {
   std::vector<float> scores, query;
   std::vector<int32_t> items, forbidden, allowed;
   std::vector<std::pair<int32_t, float>> candidates;
+  serve::AnnScratch ann;  // the ANN path's buffers
 };
 
 Scratch& scratch() {
@@ -99,6 +107,7 @@ void check_options(const RecommenderOptions& o) {
   check("session_store_connections", std::to_string(o.session_store_connections));
   check("session_snapshot_interval", exact_text(o.session_snapshot_interval_seconds));
   check("reload_replay_events", std::to_string(o.reload_replay_events));
+  check_ann_options(o.ann, "recommender options");
   if (o.session_store != "memory") {
     serve::parse_redis_url(o.session_store, "recommender options: session_store");
     need(o.session_snapshot.empty(),
@@ -121,7 +130,7 @@ void check_options(const RecommenderOptions& o) {
 
 std::vector<ParamSpec> recommender_option_specs() {
   const RecommenderOptions d;
-  return {
+  std::vector<ParamSpec> specs = {
       param_int("max_sessions", std::to_string(d.max_sessions), 1, static_cast<double>(1LL << 40),
                 "live sessions at most (least recently used evicted first)"),
       param_float("session_ttl", exact_text(d.session_ttl_seconds), 0, 1e9,
@@ -164,6 +173,8 @@ std::vector<ParamSpec> recommender_option_specs() {
                 "after a reload with the same catalogue, a session's new model state is built "
                 "from its last N kept events (0 = all kept)"),
   };
+  for (ParamSpec& p : ann_option_specs()) specs.push_back(std::move(p));
+  return specs;
 }
 
 RecommenderOptions to_recommender_options(const Config& c) {
@@ -186,6 +197,7 @@ RecommenderOptions to_recommender_options(const Config& c) {
   o.session_snapshot = c.get_string("session_snapshot");
   o.session_snapshot_interval_seconds = c.get_float("session_snapshot_interval");
   o.reload_replay_events = static_cast<int32_t>(c.get_int("reload_replay_events"));
+  o.ann = to_ann_options(c);
   return o;
 }
 
@@ -196,7 +208,8 @@ struct Recommender::Impl {
   std::shared_ptr<const Snapshot> snap;
   std::mutex reload_mu;  // one reload at a time
   mutable std::atomic<int64_t> events{0}, unknown{0}, reloads{0}, reload_failures{0};
-  mutable std::atomic<int64_t> batches{0}, batched{0}, rescored{0};
+  mutable std::atomic<int64_t> batches{0}, batched{0}, rescored{0}, ann_requests{0},
+      ann_fallbacks{0};
   // The Redis store (null for the memory store) and the counters the memory store keeps
   // itself otherwise.
   std::unique_ptr<serve::RedisStore> redis;
@@ -385,10 +398,34 @@ struct Recommender::Impl {
     }
     s->catalogue_fp = serve::catalogue_fingerprint(b.items);
     s->model_fp = serve::model_fingerprint(*b.model);
+    if (options.ann.enabled) make_ann(*s, head, n, path);
     s->bundle = std::move(b);
     s->path = path;
     s->loaded_unix = unix_now();
     return s;
+  }
+
+  /// --retrieval ann: the index of the snapshot, built or read from options.ann.index_file
+  /// (written there after a build); a notice instead when ANN does not apply.
+  void make_ann(Snapshot& s, const DotProductHead& head, int32_t n, const std::string& path) const {
+    const AnnOptions& ao = options.ann;
+    const std::string name = path.empty() ? "the model" : path;
+    if (head.dim <= 0) {
+      s.ann_notice = name +
+                     ": --retrieval ann needs a model with a dot-product output layer "
+                     "(GRU4Rec, SASRec, DSSM) and --dot-product-head; scoring every item exactly";
+    } else if (n < ao.min_items) {
+      s.ann_notice = name + ": the catalogue has " + std::to_string(n) +
+                     " items, fewer than --ann-min-items " + std::to_string(ao.min_items) +
+                     "; scoring every item exactly (as fast as an index at this size)";
+    }
+    if (!s.ann_notice.empty()) {
+      std::fprintf(stderr, "seqrec: note: %s\n", s.ann_notice.c_str());
+      return;
+    }
+    const auto t0 = Clock::now();
+    s.ann = serve::obtain_ann_index(head, n, s.model_fp, ao, &s.ann_source);
+    s.ann_build_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   }
 
   ReloadResult publish(std::shared_ptr<Snapshot> next) {
@@ -485,6 +522,18 @@ struct Recommender::Impl {
     if (f.has_allowed) {  // an allow-list: score just those, exactly
       fill(s, head.top_k_among(sc.query.data(), f.allowed, r.k, f), r);
       return;
+    }
+    if (s.ann) {
+      int64_t n = 0;
+      const bool ok =
+          serve::ann_top_k(*s.ann, head, sc.query.data(), r.k, f, sc.ann, sc.candidates, &n);
+      rescored.fetch_add(n, std::memory_order_relaxed);
+      if (ok) {
+        fill(s, sc.candidates, r);
+        ann_requests.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      ann_fallbacks.fetch_add(1, std::memory_order_relaxed);
     }
     serve::HeadQuery hq;
     hq.q = sc.query.data();
@@ -1038,9 +1087,23 @@ ServedModelInfo Recommender::model_info() const {
                  {"head_storage", serve::head_precision_name(s->head->precision())},
                  {"head_bytes", s->head->bytes()},
                  {"max_batch", s->batcher->max_batch()},
-                 {"batch_lanes", s->batcher->lanes()}};
+                 {"batch_lanes", s->batcher->lanes()},
+                 {"retrieval", s->ann ? "ann" : "exact"}};
   else
-    i.scoring = {{"path", "model"}};
+    i.scoring = {{"path", "model"}, {"retrieval", "exact"}};
+  if (s->ann) {
+    const AnnOptions& o = s->ann->options();
+    i.scoring["ann"] = {{"m", o.m},
+                        {"ef_construction", o.ef_construction},
+                        {"ef_search", o.ef_search},
+                        {"candidates", o.candidates},
+                        {"index_bytes", s->ann->bytes()},
+                        {"index_items", s->ann->n_items()},
+                        {"build_seconds", s->ann_build_seconds},
+                        {"source", s->ann_source},
+                        {"index_file", o.index_file}};
+  }
+  if (!s->ann_notice.empty()) i.scoring["ann_notice"] = s->ann_notice;
   i.config = model.config().to_json();
   i.meta = s->bundle.meta;
   return i;
@@ -1066,6 +1129,8 @@ RecommenderStats Recommender::stats() const {
   r.scoring_batches = m.batches.load();
   r.scoring_batched_requests = m.batched.load();
   r.scoring_rescored_items = m.rescored.load();
+  r.ann_requests = m.ann_requests.load();
+  r.ann_exact_fallbacks = m.ann_fallbacks.load();
   r.session_store_failures = m.store_failures.load();
   r.session_store_retries = m.store_retries.load();
   r.sessions_restored = m.restored.load();

@@ -26,6 +26,7 @@
 #include "core/progress.hpp"
 #include "io/model_file.hpp"
 #include "io/output_file.hpp"
+#include "seqrec/ann.hpp"
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/eval.hpp"
@@ -326,7 +327,7 @@ struct TrainCommand : Command {
 struct EvalCommand : Command {
   std::string model_path, data, json_out, config_file;
   bool validation = false, force = false;
-  ParamFlags eval_flags, read_flags;
+  ParamFlags eval_flags, read_flags, ann_flags;
 
   explicit EvalCommand(CLI::App& app) {
     cmd = app.add_subcommand("eval", "evaluate a model file on test data");
@@ -338,10 +339,13 @@ struct EvalCommand : Command {
     cli::add_force_flag(cmd, force);
     eval_flags.add(cmd, eval_option_specs(), "Evaluation");
     read_flags.add(cmd, read_option_specs(), "Input format");
+    // --retrieval ann: also measure what the serving ANN index costs (docs/cli.md#eval).
+    ann_flags.add(cmd, ann_option_specs(), "Retrieval (GRU4Rec/SASRec/DSSM)");
   }
 
   int run(const GlobalOptions& g) const {
     const Config read_cfg = build_config(read_option_specs(), "", read_flags);
+    const AnnOptions ann = to_ann_options(build_config(ann_option_specs(), "", ann_flags));
     const Config ecfg = build_config(eval_option_specs(), config_file, eval_flags);
     std::optional<io::OutputFile> json_file;
     if (!json_out.empty()) {
@@ -363,8 +367,30 @@ struct EvalCommand : Command {
     EvalResult r = evaluate_bundle(b, td, eo);
     std::printf("%s", format_results_table({{b.model->type(), r}}, eo.cutoffs).c_str());
     std::printf("%s", format_groups_table({{b.model->type(), r}}, eo.cutoffs).c_str());
+    std::optional<AnnEvalResult> ar;
+    if (ann.enabled) {
+      ar = evaluate_ann(b, td.test, eo.protocol, eo.exclude_seen, ann, 20, !g.quiet);
+      const AnnEvalResult& a = *ar;
+      if (!a.notice.empty()) std::fprintf(stderr, "note: --retrieval ann: %s\n", a.notice.c_str());
+      std::printf(
+          "\nretrieval (top-20 lists, %lld predictions): ANN top-20 recall vs exact %.4f\n"
+          "  %-6s Recall@20 %.4f  MRR@20 %.4f  (%.2f s)\n"
+          "  %-6s Recall@20 %.4f  MRR@20 %.4f  (%.2f s; index %s %.1f s, %.1f MiB)\n",
+          static_cast<long long>(a.predictions), a.list_recall, "exact", a.recall_exact,
+          a.mrr_exact, a.exact_seconds, "ann", a.recall_ann, a.mrr_ann, a.ann_seconds,
+          a.used_index ? "built in" : "not used,", a.build_seconds,
+          static_cast<double>(a.index_bytes) / 1048576.0);
+    }
     if (!json_out.empty()) {
       nlohmann::json j = r.to_json();
+      if (ar) {
+        j["retrieval"] = ar->to_json();
+        j["retrieval"]["options"] = {{"m", ann.m},
+                                     {"ef_construction", ann.ef_construction},
+                                     {"ef_search", ann.ef_search},
+                                     {"candidates", ann.candidates},
+                                     {"min_items", ann.min_items}};
+      }
       j["model"] = {{"file", model_path},
                     {"type", b.model->type()},
                     {"config", b.model->config().to_json()},

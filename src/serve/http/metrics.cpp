@@ -176,6 +176,12 @@ std::string HttpMetrics::prometheus(const RecommenderStats& s, const ServedModel
   gauge("seqrec_scoring_rescored_items_total", "counter",
         "Items scored exactly after an int8 pass (--head-storage int8).",
         static_cast<double>(s.scoring_rescored_items));
+  gauge("seqrec_ann_requests_total", "counter",
+        "Requests answered through the ANN index (--retrieval ann).",
+        static_cast<double>(s.ann_requests));
+  gauge("seqrec_ann_exact_fallbacks_total", "counter",
+        "ANN requests with fewer than K eligible candidates, scored exactly instead.",
+        static_cast<double>(s.ann_exact_fallbacks));
   gauge("seqrec_session_store_failures_total", "counter",
         "Requests refused (503) because the session store could not be reached in time.",
         static_cast<double>(s.session_store_failures));
