@@ -23,7 +23,8 @@ def read_events(path, **options_):
 
 
 def _codes(values, column, source):
-    """(codes, ids as str) of an id column, ids numbered in order of first appearance."""
+    """(codes, ids) of an id column, ids numbered in order of first appearance: the ids as
+    a list of str, or for an integer column as an int64 array (made text in C++)."""
     import pandas as pd
 
     s = values if isinstance(values, pd.Series) else pd.Series(values)
@@ -45,6 +46,12 @@ def _codes(values, column, source):
         raise InputError(
             f"{source}: column '{column}' has a missing value (NaN/None) at row {int(missing[0]) + 1}"
         )
+    if kind in "iu" and (kind == "i" or len(uniques) == 0
+                         or int(uniques.max()) <= np.iinfo(np.int64).max):
+        # Integer ids: their decimal texts are distinct, non-empty and free of tabs and line
+        # breaks, so the checks below cannot fail; the texts are made in C++ (much faster than
+        # a Python str per id: docs/performance.md).
+        return codes, np.asarray(uniques, dtype=np.int64)
     if kind == "O":
         kinds = pd.Series(uniques).map(type).unique()
         if len(kinds) > 1:

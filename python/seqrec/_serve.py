@@ -6,12 +6,39 @@ from ._seqrec import InputError
 from ._util import options
 
 
+def _id(value, what):
+    """An id as text: a string or an integer (as in read_events and from_dataframe); None,
+    NaN and other floats are refused rather than becoming "None" or "nan"."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise InputError(f"{what}: an id is None")
+    if isinstance(value, bool) or isinstance(value, float) or type(value).__name__.startswith("float"):
+        raise InputError(f"{what}: {value!r} is not an id (ids are strings or integers)")
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{what}: {value!r} is not UTF-8") from None
+    return str(value)
+
+
 def _ids(values, what):
     if values is None:
         return None
     if isinstance(values, (str, bytes)):
         raise InputError(f"{what}: expected a list of item ids, got a single string")
-    return [str(v) for v in values]
+    return [_id(v, f"{what}[{i}]") for i, v in enumerate(values)]
+
+
+def _k(k):
+    """k as a C++ int: beyond int32 it is clamped, so that the core's own range check
+    ("k ... is above max_k ...") answers instead of an OverflowError."""
+    if k is None:
+        return None
+    if isinstance(k, bool) or not hasattr(k, "__index__"):
+        raise InputError(f"k: expected an integer, got {k!r}")
+    return max(-(2**31), min(2**31 - 1, k.__index__()))
 
 
 class Recommender:
@@ -37,13 +64,13 @@ class Recommender:
 
     @staticmethod
     def _opts(k, exclude_seen, allowed, forbidden):
-        return (None if k is None else int(k), exclude_seen, _ids(allowed, "allowed"),
+        return (_k(k), exclude_seen, _ids(allowed, "allowed"),
                 _ids(forbidden, "forbidden") or [])
 
     def add_event(self, session, item, timestamp=None, k=None, exclude_seen=None, allowed=None,
                   forbidden=()):
         """Add one event to ``session`` (created on first use) and recommend its next items."""
-        return self._core.add_events(str(session), [str(item)], [timestamp],
+        return self._core.add_events(_id(session, "session"), [_id(item, "item")], [timestamp],
                                      *self._opts(k, exclude_seen, allowed, forbidden))
 
     def add_events(self, session, items, timestamps=None, k=None, exclude_seen=None,
@@ -51,12 +78,12 @@ class Recommender:
         """Add events in order to ``session`` and recommend its next items."""
         items = _ids(items, "items")
         ts = list(timestamps) if timestamps is not None else []
-        return self._core.add_events(str(session), items, ts,
+        return self._core.add_events(_id(session, "session"), items, ts,
                                      *self._opts(k, exclude_seen, allowed, forbidden))
 
     def recommend(self, session, k=None, exclude_seen=None, allowed=None, forbidden=()):
         """Recommend for ``session`` as it is (an unknown session is created empty)."""
-        return self._core.add_events(str(session), [], [],
+        return self._core.add_events(_id(session, "session"), [], [],
                                      *self._opts(k, exclude_seen, allowed, forbidden))
 
     def recommend_items(self, items, k=None, exclude_seen=None, allowed=None, forbidden=()):
@@ -66,11 +93,11 @@ class Recommender:
 
     def drop_session(self, session):
         """Forget a session; False when there was none."""
-        return self._core.drop_session(str(session))
+        return self._core.drop_session(_id(session, "session"))
 
     def session(self, session):
         """The session's state (length, kept history, idle time), or None."""
-        return self._core.session_info(str(session))
+        return self._core.session_info(_id(session, "session"))
 
     def expire_idle(self):
         """Drop sessions idle for longer than the TTL now; returns how many."""

@@ -487,6 +487,20 @@ py::list specs_list(const std::vector<ParamSpec>& specs) {
   return model_info_dict(m)["params"];
 }
 
+/// Ids as text from a list of str, or from an int64 NumPy array of integer ids formatted here
+/// in decimal (as str() would) without making a Python string per id: the fast path of
+/// Events.from_dataframe for integer id columns.
+std::vector<std::string> id_texts(const py::object& ids) {
+  if (py::isinstance<py::array>(ids)) {
+    const auto a = py::cast<py::array_t<int64_t, py::array::c_style | py::array::forcecast>>(ids);
+    std::vector<std::string> out(static_cast<size_t>(a.size()));
+    const int64_t* p = a.data();
+    for (size_t i = 0; i < out.size(); ++i) out[i] = std::to_string(p[i]);
+    return out;
+  }
+  return py::cast<std::vector<std::string>>(ids);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_seqrec, m) {
@@ -594,17 +608,17 @@ PYBIND11_MODULE(_seqrec, m) {
 
   m.def("events_from_codes",
         [](py::array_t<int64_t, py::array::c_style | py::array::forcecast> seq,
-           std::vector<std::string> seq_ids,
+           const py::object& seq_ids,
            py::array_t<int64_t, py::array::c_style | py::array::forcecast> item,
-           std::vector<std::string> item_ids,
+           const py::object& item_ids,
            std::optional<py::array_t<double, py::array::c_style | py::array::forcecast>> time,
            const std::string& source, const Options& options) {
           const ReadOptions ro =
               to_read_options(make_config(read_option_specs(), options, "the event reader"));
           EventColumns c;
           c.source = source;
-          c.seq_ids = std::move(seq_ids);
-          c.item_ids = std::move(item_ids);
+          c.seq_ids = id_texts(seq_ids);
+          c.item_ids = id_texts(item_ids);
           const int64_t n = item.size();
           if (seq.size() != n)
             throw InputError(source, 0, "session and item columns differ in length");

@@ -173,3 +173,34 @@ def test_prepare_errors(split):
         seqrec.prepare(split.train, protocl="session")
     with pytest.raises(seqrec.InputError):
         seqrec.prepare([1, 2, 3])
+
+
+def test_integer_id_columns_of_every_width():
+    """Integer ids (made text in C++) equal the same ids given as strings, for every integer
+    dtype, negative and 64-bit ones included; a nullable integer column with a missing value
+    is refused like any other."""
+    import pandas as pd
+
+    sess = [5, 5, -3, -3, 2**62, 2**62]
+    items = [10, 11, 11, 12, 2**40, 10]
+    want = seqrec.Events.from_arrays([str(x) for x in sess], [str(x) for x in items])
+    for dt in ("int64", "int32", "uint64", "Int64"):
+        if dt == "int32":
+            s, i = [x % 1000 for x in sess], [x % 1000 for x in items]
+            ref = seqrec.Events.from_arrays([str(x) for x in s], [str(x) for x in i])
+        elif dt == "uint64":
+            s, i = [abs(x) for x in sess], items
+            ref = seqrec.Events.from_arrays([str(x) for x in s], [str(x) for x in i])
+        else:
+            s, i, ref = sess, items, want
+        ev = seqrec.Events.from_dataframe(pd.DataFrame({"session": pd.array(s, dtype=dt),
+                                                        "item": pd.array(i, dtype=dt)}))
+        assert list(ev.item_ids) == list(ref.item_ids), dt
+        assert list(ev.sequence_ids) == list(ref.sequence_ids), dt
+        assert ev.sequences() == ref.sequences(), dt
+    big = pd.DataFrame({"session": np.array([1, 1], dtype=np.uint64),
+                        "item": np.array([2**64 - 1, 3], dtype=np.uint64)})
+    assert list(seqrec.Events.from_dataframe(big).item_ids) == [str(2**64 - 1), "3"]
+    with pytest.raises(seqrec.InputError, match="missing"):
+        seqrec.Events.from_dataframe(pd.DataFrame({"session": pd.array([1, None], dtype="Int64"),
+                                                   "item": [1, 2]}))

@@ -78,6 +78,24 @@ def test_live_sessions_in_process(split):
         seqrec.Recommender(m, max_k=0)
     with pytest.raises(seqrec.InputError):
         seqrec.Recommender(seqrec.Pop())  # not fitted
+    # None, NaN and floats are not ids (they would become "None" / "nan"); an absurd k gets
+    # the core's range message, not an OverflowError.
+    for bad in (None, float("nan"), 1.5, np.float32(2.0)):
+        with pytest.raises(seqrec.InputError):
+            rec.add_event(bad, s[0])
+        with pytest.raises(seqrec.InputError):
+            rec.add_event("user-3", bad)
+        with pytest.raises(seqrec.InputError):
+            rec.add_events("user-3", [s[0], bad])
+        with pytest.raises(seqrec.InputError):
+            rec.recommend("user-3", k=5, forbidden=[bad])
+    with pytest.raises(seqrec.InputError, match="k"):
+        rec.recommend("user-2", k=10**12)
+    with pytest.raises(seqrec.InputError):
+        rec.recommend("user-2", k="5")
+    assert rec.session("user-3") is None
+    assert rec.add_event(7, s[0])["session_length"] == 1  # integer ids are text: "7"
+    assert rec.session("7")["length"] == 1
 
     # Many threads at once, one session each: every answer as alone.
     sessions = split.test.sequences()[:40]
