@@ -580,10 +580,12 @@ json compare_identity(const CompareOptions& opt) {
           {"epochs", opt.epochs},
           {"seeds", opt.seeds},
           {"curves", opt.curves},
-          {"early_stopping", opt.stop_cfg.to_json()},
+          {"early_stopping", opt.stop_cfg.specs().empty() ? json() : opt.stop_cfg.to_json()},
           {"tune", opt.tune_trials},
           {"tune_time", opt.tune_seconds},
-          {"tuning", opt.tune_trials > 0 || opt.tune_seconds > 0 ? opt.tune_cfg.to_json() : json()},
+          {"tuning", (opt.tune_trials > 0 || opt.tune_seconds > 0) && !opt.tune_cfg.specs().empty()
+                         ? opt.tune_cfg.to_json()
+                         : json()},
           {"metric", opt.metric},
           {"threads", opt.threads},
           {"input_format", opt.read_cfg.to_json()},
@@ -865,8 +867,11 @@ json run_compare(const CompareOptions& opt) {
     int left = 0;
   };
   std::vector<RunsLeft> left(plans.size());
-  const int patience = static_cast<int>(opt.stop_cfg.get_int("patience"));
-  std::string valid_metric = opt.stop_cfg.get_string("valid_metric");
+  // Callers that leave the early-stopping table empty (the Python binding) get its defaults.
+  const Config stop_cfg =
+      opt.stop_cfg.specs().empty() ? Config(early_stopping_option_specs("", 3)) : opt.stop_cfg;
+  const int patience = static_cast<int>(stop_cfg.get_int("patience"));
+  std::string valid_metric = stop_cfg.get_string("valid_metric");
   if (valid_metric.empty()) valid_metric = metric;
   parse_metric_at_k(valid_metric, "--valid-metric");
   // Early stopping needs the validation run of every model that trains in epochs.
@@ -881,7 +886,8 @@ json run_compare(const CompareOptions& opt) {
           reference_rate(plans[i].type, plans[i].config, ep > 0) * (opt.threads == 1 ? 0.5 : 1.0);
       // + 1 s per run: starting the process and reading the split.
       left[i].reference = static_cast<double>(train_events) * std::max<int64_t>(ep, 1) / rate + 1;
-      left[i].left = opt.seeds + (validation_runs ? 1 : 0);
+      left[i].left =
+          opt.seeds + (validation_runs && (opt.curves || (patience > 0 && ep > 0)) ? 1 : 0);
       total += left[i].reference * left[i].left;
       parts += (parts.empty() ? "" : ", ") + plans[i].label + " " +
                fmt_duration(left[i].reference * left[i].left);
@@ -921,11 +927,11 @@ json run_compare(const CompareOptions& opt) {
       to.model = p.type;
       to.out_dir = (tdir / p.label).string();
       to.config_file = base_path;
-      to.tune_cfg = opt.tune_cfg;
+      to.tune_cfg = opt.tune_cfg.specs().empty() ? Config(tune_option_specs()) : opt.tune_cfg;
       to.tune_cfg.set("trials", std::to_string(opt.tune_trials > 0 ? opt.tune_trials : 1000000),
                       "--tune");
       to.tune_cfg.set("time_budget", exact_text(opt.tune_seconds), "--tune-time");
-      to.stop_cfg = opt.stop_cfg;
+      to.stop_cfg = stop_cfg;
       to.stop_cfg.set("valid_metric", valid_metric, "--valid-metric");
       to.read_cfg = opt.read_cfg;
       to.threads = opt.threads;
@@ -1009,9 +1015,12 @@ json run_compare(const CompareOptions& opt) {
         std::fprintf(stderr, "compare:       %s: %s\n", p.label.c_str(), line.c_str());
       };
 
+    json valid_history;  // the validation run's [{"epoch", "metrics"}], if it ran
     // The validation run first (train_tr -> valid, the test set never looked at): the
     // learning curve, and with early stopping the epoch count of the seed runs.
-    if (!validation_runs) {
+    const bool this_validation_run =
+        validation_runs && (opt.curves || (patience > 0 && epoch_budget > 0));
+    if (!this_validation_run) {
       mr.curve_note = valid_predictable == 0
                           ? "the split has no validation pair, so no learning curve"
                           : "learning curves were turned off (--no-curves)";
@@ -1051,9 +1060,16 @@ json run_compare(const CompareOptions& opt) {
         if (hist.empty()) fs::remove(model_path);
       }
       --left[pi].left;
+      valid_history = hist;
       if (hist.empty()) {
         mr.curve = nullptr;
         mr.curve_note = "the model is fitted in one pass (no epochs)";
+      } else if (!opt.curves) {
+        // The run chose the epoch count (early stopping); the report draws no curve.
+        mr.curve = nullptr;
+        mr.curve_note =
+            "learning curves were turned off (--no-curves); the validation run still chose "
+            "the epoch count (early stopping)";
       } else {
         mr.curve = hist;
         mr.curve_note =
@@ -1067,8 +1083,8 @@ json run_compare(const CompareOptions& opt) {
       const std::string key = parse_metric_at_k(valid_metric, "--valid-metric").result_key();
       int best_epoch = 0, last_epoch = 0;
       double best = -1;
-      if (mr.curve.is_array())
-        for (const auto& h : mr.curve) {
+      if (valid_history.is_array())
+        for (const auto& h : valid_history) {
           const json met = h.value("metrics", json::object());
           const int e = h.value("epoch", 0);
           last_epoch = std::max(last_epoch, e);

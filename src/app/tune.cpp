@@ -288,7 +288,7 @@ TuneResult run_tune(const TuneOptions& opt) {
   TestData valid;
   try {
     valid = load_test_data(opt.data, SplitPart::Valid, tr.items, ro);
-  } catch (const IoError& e) {
+  } catch (const Error& e) {
     throw InputError("tune: '" + opt.data + "' has no validation split (" + e.what() +
                      "); prepare it with a validation period (`seqrec prepare --valid-days N`)");
   }

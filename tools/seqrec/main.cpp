@@ -1,6 +1,7 @@
 // seqrec: the command-line program. Each subcommand is one object that declares its options
 // (its constructor) and runs them through the library (run()); main() parses and dispatches.
 // Errors thrown inside become a message on stderr and a non-zero exit code.
+#include <pthread.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +15,7 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "app/checkpoint.hpp"
 #include "app/compare_cli.hpp"
@@ -372,8 +374,21 @@ struct TuneCommand : Command {
     o.quiet = g.quiet;
     o.command_line = own_command_line();
     clear_interrupt();
+    // Ctrl-C and SIGTERM are taken by a thread of their own (sigwait), blocked in this
+    // thread and in the training threads it starts later, so that no signal handler ever
+    // runs inside the numeric code; the handler stays as a fallback for a thread that
+    // existed before.
     std::signal(SIGINT, tune_signal_handler);
     std::signal(SIGTERM, tune_signal_handler);
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    std::thread([stop_signals] {
+      int sig = 0;
+      while (sigwait(&stop_signals, &sig) == 0) request_interrupt();
+    }).detach();
     try {
       run_tune(o);
     } catch (const Interrupted& e) {
