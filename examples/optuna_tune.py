@@ -95,6 +95,8 @@ def main():
     best = study.best_trial
     params = {e["name"]: (e["values"][best.params[e["name"]]] if e["type"] == "categorical"
                           else best.params[e["name"]]) for e in space["params"]}
+    # Optuna's stepped floats carry rounding noise (0.045000000000000005).
+    params = {k: round(v, 10) if isinstance(v, float) else v for k, v in params.items()}
     params["epochs"] = best.user_attrs["best_epoch"]
     print(f"best validation {args.metric}: {best.value:.4f} (trial {best.number})")
     print(json.dumps(params, indent=2))
