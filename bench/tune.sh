@@ -8,6 +8,8 @@
 #     of each (user + sys of the process) and the best validation score of each.
 #  3. Rankings untuned vs tuned with the same budget on two data sets (rsc15-100k, session;
 #     ml-100k, sequential): `seqrec compare` with and without `--tune TUNE_TRIALS`.
+#  4. SASRec on ML-1M tuned in TRIALS trials vs the ml1m_plus preset (not in the default
+#     PARTS: hours of CPU; PARTS="4" runs it).
 # Usage: bench/tune.sh [OUT_JSONL]
 # Env: SMALL=1 runs a small version (6 trials of 2 epochs, 2-trial compare tuning, one
 #      seed) that says little about accuracy but exercises everything; TRIALS, EPOCHS,
@@ -105,6 +107,30 @@ print(json.dumps({"part": "ranking", "data": sys.argv[2], "mode": sys.argv[3], "
 PY
     done
   done
+  ;;
+4)
+  # SASRec on ML-1M: tuned from its default space vs the ml1m_plus preset (sequential,
+  # leave-one-out, full ranking, NDCG@10), both trained on train_full and tested.
+  [ -d "$D/ml-1m" ] || { echo "bench: ../shared/data/ml-1m absent, part 4 skipped" >&2; continue; }
+  $B -q prepare "$D/ml-1m/ml-1m.txt" --protocol sequential -o "$W/ml1m" >/dev/null
+  /usr/bin/time -f "%e %U %S %M" -o "$W/sas.time" $B -q --threads "$THREADS" tune "$W/ml1m" \
+    -m sasrec --trials "$TRIALS" --epochs "${SAS_EPOCHS:-200}" --seed 1 -o "$W/sas-tune" >/dev/null
+  $B -q --threads "$THREADS" train "$W/ml1m" -m sasrec --config "$W/sas-tune/best.json" \
+    -o "$W/sas-best.seqrec" >/dev/null
+  $B -q --threads "$THREADS" eval -m "$W/sas-best.seqrec" "$W/ml1m" --json "$W/sas-best.json" >/dev/null
+  $B -q --threads "$THREADS" train "$W/ml1m" -m sasrec --preset ml1m_plus -o "$W/sas-plus.seqrec" >/dev/null
+  $B -q --threads "$THREADS" eval -m "$W/sas-plus.seqrec" "$W/ml1m" --json "$W/sas-plus.json" >/dev/null
+  python3 - "$W/sas-best.json" "$W/sas-plus.json" "$W/sas-tune/tune_result.json" "$W/sas.time" \
+    "$CPU" >> "$OUT" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2])); t = json.load(open(sys.argv[3]))
+wall, user, sys_, rss = open(sys.argv[4]).read().split()
+print(json.dumps({"part": "sasrec_ml1m_tuned_vs_ml1m_plus", "data": "ml-1m", "trials": t["trials"],
+                  "tuned_ndcg@10": a["ndcg@10"], "ml1m_plus_ndcg@10": b["ndcg@10"],
+                  "reaches_preset": a["ndcg@10"] >= b["ndcg@10"], "best_params": t["best"]["params"],
+                  "tune_wall_s": float(wall), "tune_cpu_s": float(user) + float(sys_),
+                  "cpu": sys.argv[5]}))
+PY
   ;;
 esac
 done

@@ -2,6 +2,7 @@
 // better than random search on a synthetic objective), the ASHA rung decisions, and the
 // trials log read back for a resume.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -207,7 +208,9 @@ TEST(TunePruner, RungsAndTopOneOverEtaDecisions) {
 }
 
 TEST(TuneTrialsLog, RoundTripResumeAndACutLastLine) {
-  const fs::path dir = fs::path(::testing::TempDir()) / "seqrec_tune_log";
+  // The process id keeps parallel runs of the suite (ctest's ISA variants) apart.
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("seqrec_tune_log_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string path = (dir / "trials.jsonl").string();
