@@ -183,6 +183,10 @@ std::vector<ParamSpec> tune_option_specs() {
       param_int("min_epochs", "1", 1, 1e6, "pruning: the first rung"),
       param_int("rung_trials", "3", 1, 1e6,
                 "pruning: trials a rung needs before it stops any (the first ones always run on)"),
+      param_bool("start_from_base", "true",
+                 "trial 0 tries the starting configuration (the model's defaults, --preset, "
+                 "--config) at the nearest point of the space, so that the best trial is never "
+                 "worse on validation than where the search started"),
       param_int("n_startup", "10", 0, 1e6, "TPE: random trials before the model-based ones"),
       param_float("gamma", "0.25", 0, 1, "TPE: share of the trials counted as good")
           .open_min()

@@ -76,6 +76,30 @@ std::string param_list(const json& params) {
   return s;
 }
 
+/// The starting configuration as a point of the space: each searched parameter's value in
+/// `base`, snapped to its dimension (a value that is not one of a categorical dimension's
+/// choices, or not a number for a range, is drawn at random instead).
+std::vector<double> base_point(const tune::SearchSpace& space, const Config& base,
+                               const tune::TpeSampler& sampler) {
+  std::vector<double> x = sampler.random_point(0);
+  for (size_t d = 0; d < space.dims.size(); ++d) {
+    const tune::Dimension& dim = space.dims[d];
+    const std::string& raw = base.raw(dim.name);
+    if (dim.kind == tune::DimKind::Categorical) {
+      for (size_t i = 0; i < dim.choices.size(); ++i)
+        if (dim.choices[i] == raw) x[d] = static_cast<double>(i);
+      continue;
+    }
+    if (raw.empty() || raw.find(',') != std::string::npos) continue;
+    try {
+      x[d] = tune::snap(dim, std::stod(raw));
+    } catch (const std::exception&) {
+      // not a number: the random draw stays
+    }
+  }
+  return x;
+}
+
 /// Mean of the values of the trials with each choice / in each of up to 5 equal-count bins.
 void effect_plots(const std::vector<TrialRecord>& trials, const tune::SearchSpace& space,
                   const std::string& metric,
@@ -273,6 +297,7 @@ TuneResult run_tune(const TuneOptions& opt) {
   po.eta = tc.get_float("eta");
   po.min_trials = static_cast<int>(tc.get_int("rung_trials"));
   const int patience = static_cast<int>(opt.stop_cfg.get_int("patience"));
+  const bool start_from_base = tc.get_bool("start_from_base");
 
   // The base configuration of every trial; checked once before anything trains.
   Config base = model_config(info, opt.preset, opt.config_file);
@@ -320,6 +345,7 @@ TuneResult run_tune(const TuneOptions& opt) {
       {"seed", seed},
       {"valid_metric", metric.result_key()},
       {"patience", patience},
+      {"start_from_base", start_from_base},
       {"sampler",
        {{"n_startup", to.n_startup}, {"gamma", to.gamma}, {"candidates", to.n_candidates}}},
       {"pruning",
@@ -392,7 +418,8 @@ TuneResult run_tune(const TuneOptions& opt) {
       obs.push_back({r.x, r.has_value() ? r.value : std::nan(""), r.state == "complete"});
     TrialRecord rec;
     rec.number = t;
-    rec.x = sampler.propose(obs, static_cast<uint64_t>(t));
+    rec.x = t == 0 && start_from_base ? base_point(space, base, sampler)
+                                      : sampler.propose(obs, static_cast<uint64_t>(t));
     rec.params = json::object();
     Config cfg = base;
     for (size_t d = 0; d < space.dims.size(); ++d) {

@@ -74,6 +74,11 @@ TEST_F(Tune, WritesTheLogTheReportAndABestConfigThatTrainAccepts) {
     EXPECT_TRUE(lines[i]["params"].contains("layers"));
     EXPECT_FALSE(lines[i]["curve"].empty());
   }
+  // Trial 0 is the starting configuration (the model's defaults) at the nearest point of
+  // the space: 100 units -> 32 (the top of the 8..32 grid), lr 0.05, cross-entropy.
+  EXPECT_EQ(lines[0]["params"]["layers"], 32);
+  EXPECT_NEAR(lines[0]["params"]["learning_rate"].get<double>(), 0.05, 1e-12);
+  EXPECT_EQ(lines[0]["params"]["loss"], "cross-entropy");
   const json best = json::parse(slurp(p("out") + "/best.json"));
   EXPECT_EQ(best["n_sample"], 32);  // the space's fixed values are in it
   EXPECT_GE(best["epochs"].get<int>(), 1);
