@@ -182,7 +182,7 @@ std::vector<ParamSpec> tune_option_specs() {
       param_float("eta", "3", 1, 100, "pruning: reduction factor of the rungs").open_min(),
       param_int("min_epochs", "1", 1, 1e6, "pruning: the first rung"),
       param_int("rung_trials", "3", 1, 1e6,
-                "pruning: trials a rung needs before it stops any (the first ones always run on)"),
+                "pruning: the first N trials to reach a rung always pass it"),
       param_bool("start_from_base", "true",
                  "trial 0 tries the starting configuration (the model's defaults, --preset, "
                  "--config) at the nearest point of the space, so that the best trial is never "
