@@ -182,6 +182,8 @@ TEST(TuneTpe, BeatsRandomSearchOnASyntheticObjective) {
   }
   tpe /= seeds;
   rnd /= seeds;
+  RecordProperty("tpe_mean_regret", std::to_string(tpe));
+  RecordProperty("random_mean_regret", std::to_string(rnd));
   // A clear margin: TPE's mean regret is at most 60% of random search's.
   EXPECT_LT(tpe, 0.6 * rnd) << "TPE regret " << tpe << ", random " << rnd;
 }
