@@ -916,8 +916,11 @@ json run_compare(const CompareOptions& opt) {
     // --tune: the model's default space searched on the validation pair first; the model is
     // then compared with the best configuration found (its epoch budget left as it was, so
     // that early stopping below decides the epochs as for every other model).
-    if ((opt.tune_trials > 0 || opt.tune_seconds > 0) && valid_predictable > 0 &&
-        !default_space(p.type).dims.empty()) {
+    const bool tuning = opt.tune_trials > 0 || opt.tune_seconds > 0;
+    if (tuning && valid_predictable == 0)
+      say(opt.quiet, "not tuning " + p.label +
+                         ": the split has no validation pair to tune on (--tune needs one)");
+    if (tuning && valid_predictable > 0 && !default_space(p.type).dims.empty()) {
       const fs::path tdir = fs::path(work) / "tune";
       fs::create_directories(tdir);
       const std::string base_path = (tdir / (p.label + ".base.json")).string();
