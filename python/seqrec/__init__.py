@@ -25,7 +25,7 @@ from . import _seqrec  # noqa: E402
 from ._seqrec import Error, InputError, IoError, NotFoundError  # noqa: E402
 from ._data import Events, Split, load_split, prepare, read_events  # noqa: E402
 from ._models import Model, load, model_classes  # noqa: E402
-from ._eval import Evaluation, compare, evaluate  # noqa: E402
+from ._eval import Evaluation, TuneResult, compare, evaluate, tune  # noqa: E402
 from ._serve import Recommender  # noqa: E402
 
 __version__ = _seqrec.__version__
@@ -48,6 +48,8 @@ __all__ = [
     "evaluate",
     "Evaluation",
     "compare",
+    "tune",
+    "TuneResult",
     "Recommender",
     "binary_path",
     *model_classes(),

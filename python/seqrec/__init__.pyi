@@ -141,7 +141,22 @@ def compare(data: _Path | Split, out: _Path, models: Sequence[str] | None = ...,
             test_file: _Path | None = ..., work_dir: _Path | None = ..., threads: int = ...,
             quiet: bool = ..., force: bool = ..., read: dict[str, Any] | None = ...,
             prepare: dict[str, Any] | None = ...,
-            eval: dict[str, Any] | None = ...) -> CompareResult: ...
+            eval: dict[str, Any] | None = ..., patience: int = ..., valid_metric: str = ...,
+            tune: int = ..., tune_time: float = ...,
+            tuning: dict[str, Any] | None = ...) -> CompareResult: ...
+
+class TuneResult(dict[str, Any]):
+    @property
+    def best_params(self) -> dict[str, Any]: ...
+    @property
+    def trials(self) -> list[dict[str, Any]]: ...
+    def to_dataframe(self) -> pd.DataFrame: ...
+
+def tune(data: _Path | Split, model: str, out: _Path, trials: int = ...,
+         time_budget: float = ..., space: _Path | None = ..., seed: int = ...,
+         epochs: int = ..., preset: str | None = ..., config: _Path | None = ...,
+         patience: int = ..., valid_metric: str = ..., threads: int = ..., quiet: bool = ...,
+         read: dict[str, Any] | None = ..., **tuning: Any) -> TuneResult: ...
 
 class Recommender:
     def __init__(self, model: Model, exact: bool = ..., **options: Any) -> None: ...

@@ -96,7 +96,8 @@ class CompareResult(dict):
 
 def compare(data, out, models=None, presets=None, sets=None, configs=None, epochs=0, seeds=3,
             curves=True, metric="", protocol="auto", test_file=None, work_dir=None, threads=0,
-            quiet=True, force=False, read=None, prepare=None, eval=None):
+            quiet=True, force=False, read=None, prepare=None, eval=None, patience=3,
+            valid_metric="", tune=0, tune_time=0.0, tuning=None):
     """Run ``seqrec compare``: prepare ``data`` once, train each model over ``seeds`` seeds
     (in child processes of the bundled ``seqrec`` program), evaluate them all with one
     protocol and write the report (report.md, report.html, results.json) into ``out``.
@@ -104,7 +105,10 @@ def compare(data, out, models=None, presets=None, sets=None, configs=None, epoch
     ``data``: a log file, a split folder, or a :class:`Split` (saved first into the folder
     ``out`` + "-split", or reused from there when it holds the same split). ``models``: ["gru4rec", "sasrec", ...] or "LABEL=TYPE" entries; ``presets``:
     {"LABEL": "PRESET"}; ``sets``: {"LABEL.PARAM": value}; ``configs``: {"LABEL": file};
-    ``read``/``prepare``/``eval``: dicts of those option tables. Returns results.json as a
+    ``read``/``prepare``/``eval``: dicts of those option tables. ``patience`` and
+    ``valid_metric``: early stopping of every model that trains in epochs (0 = the whole
+    epoch budget); ``tune``/``tune_time``: tune every model first with that many trials /
+    seconds of :func:`tune` (``tuning``: its options). Returns results.json as a
     :class:`CompareResult`. See docs/compare.md for every option.
     """
     from . import binary_path
@@ -142,5 +146,63 @@ def compare(data, out, models=None, presets=None, sets=None, configs=None, epoch
         [str(m) for m in (models or [])], pairs(presets, "presets"),
         pairs(sets, "sets"), pairs(configs, "configs"), int(epochs), int(seeds), bool(curves),
         metric, options(read or {}), options(prepare or {}), options(eval or {}),
-        binary_path(), _threads(threads), bool(quiet), bool(force))
+        binary_path(), _threads(threads), bool(quiet), bool(force),
+        options({"patience": patience, "valid_metric": valid_metric}), int(tune),
+        float(tune_time), options(tuning or {}))
     return CompareResult(r)
+
+
+class TuneResult(dict):
+    """What :func:`tune` returns: a dict with ``best_params`` (the searched parameters of
+    the best trial), ``best_config`` (every parameter, as written to ``best.json``),
+    ``best_config_path``, ``best_value``, ``best_trial``, ``metric`` and ``trials`` (one
+    dict per trial, the lines of ``trials.jsonl``)."""
+
+    @property
+    def best_params(self):
+        return self["best_params"]
+
+    @property
+    def trials(self):
+        return self["trials"]
+
+    def to_dataframe(self):
+        """The trials as a pandas DataFrame: one row per trial, a column per parameter."""
+        import pandas as pd
+
+        rows = []
+        for t in self["trials"]:
+            row = {k: t[k] for k in ("number", "state", "value", "best_epoch", "epochs", "seconds")}
+            row.update(t["params"])
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def tune(data, model, out, trials=20, time_budget=0.0, space=None, seed=1, epochs=0,
+         preset=None, config=None, patience=3, valid_metric="", threads=0, quiet=True,
+         read=None, **tuning):
+    """Run ``seqrec tune``: search the parameters of ``model`` on the validation pair of
+    ``data`` (a split folder, or a :class:`Split`, saved first into ``out`` + "-split"),
+    with the TPE sampler and pruning of hopeless trials; the trials log, ``best.json`` and
+    the report go to ``out``, and the same call again continues a stopped tune.
+
+    ``space``: a space file (default: the model's, tune/spaces/MODEL.json); ``tuning``:
+    further options of the tune table (``n_startup``, ``gamma``, ``candidates``,
+    ``prune``, ``eta``, ``min_epochs``, ``rung_trials``). Ctrl-C stops it cleanly (the
+    finished trials stay in the log). Returns a :class:`TuneResult`. See docs/tune.md.
+    """
+    out = path_text(out, "tune")
+    if isinstance(data, Split):
+        folder = os.path.normpath(out) + "-split"
+        if not os.path.isdir(folder):
+            data.save(folder)
+        data = folder
+    data = path_text(data, "tune")
+    table = {"trials": trials, "time_budget": time_budget, "seed": seed, "epochs": epochs}
+    table.update(tuning)
+    r = _seqrec.tune(
+        data, str(model), out, "" if space is None else path_text(space, "space"),
+        preset or "", "" if config is None else path_text(config, "config"), options(table),
+        options({"patience": patience, "valid_metric": valid_metric}), options(read or {}),
+        _threads(threads), bool(quiet))
+    return TuneResult(r)

@@ -24,6 +24,7 @@
 
 #include "app/checkpoint.hpp"
 #include "app/options.hpp"
+#include "app/tune.hpp"
 #include "app/workflow.hpp"
 #include "core/isa.hpp"
 #include "io/model_file.hpp"
@@ -579,6 +580,12 @@ json compare_identity(const CompareOptions& opt) {
           {"epochs", opt.epochs},
           {"seeds", opt.seeds},
           {"curves", opt.curves},
+          {"early_stopping", opt.stop_cfg.specs().empty() ? json() : opt.stop_cfg.to_json()},
+          {"tune", opt.tune_trials},
+          {"tune_time", opt.tune_seconds},
+          {"tuning", (opt.tune_trials > 0 || opt.tune_seconds > 0) && !opt.tune_cfg.specs().empty()
+                         ? opt.tune_cfg.to_json()
+                         : json()},
           {"metric", opt.metric},
           {"threads", opt.threads},
           {"input_format", opt.read_cfg.to_json()},
@@ -860,7 +867,15 @@ json run_compare(const CompareOptions& opt) {
     int left = 0;
   };
   std::vector<RunsLeft> left(plans.size());
-  const bool validation_runs = opt.curves && valid_predictable > 0;
+  // Callers that leave the early-stopping table empty (the Python binding) get its defaults.
+  const Config stop_cfg =
+      opt.stop_cfg.specs().empty() ? Config(early_stopping_option_specs("", 3)) : opt.stop_cfg;
+  const int patience = static_cast<int>(stop_cfg.get_int("patience"));
+  std::string valid_metric = stop_cfg.get_string("valid_metric");
+  if (valid_metric.empty()) valid_metric = metric;
+  parse_metric_at_k(valid_metric, "--valid-metric");
+  // Early stopping needs the validation run of every model that trains in epochs.
+  const bool validation_runs = (opt.curves || patience > 0) && valid_predictable > 0;
   {
     std::string parts;
     double total = 0;
@@ -871,7 +886,8 @@ json run_compare(const CompareOptions& opt) {
           reference_rate(plans[i].type, plans[i].config, ep > 0) * (opt.threads == 1 ? 0.5 : 1.0);
       // + 1 s per run: starting the process and reading the split.
       left[i].reference = static_cast<double>(train_events) * std::max<int64_t>(ep, 1) / rate + 1;
-      left[i].left = opt.seeds + (validation_runs ? 1 : 0);
+      left[i].left =
+          opt.seeds + (validation_runs && (opt.curves || (patience > 0 && ep > 0)) ? 1 : 0);
       total += left[i].reference * left[i].left;
       parts += (parts.empty() ? "" : ", ") + plans[i].label + " " +
                fmt_duration(left[i].reference * left[i].left);
@@ -894,8 +910,58 @@ json run_compare(const CompareOptions& opt) {
   int run_no = 0;
   const std::string threads = std::to_string(opt.threads);
   for (size_t pi = 0; pi < plans.size(); ++pi) {
-    const ModelPlan& p = plans[pi];
+    ModelPlan& p = plans[pi];
+    const std::string ep_param = epochs_param(p.type);
     CompareModelResult mr;
+    // --tune: the model's default space searched on the validation pair first; the model is
+    // then compared with the best configuration found (its epoch budget left as it was, so
+    // that early stopping below decides the epochs as for every other model).
+    const bool tuning = opt.tune_trials > 0 || opt.tune_seconds > 0;
+    if (tuning && valid_predictable == 0)
+      say(opt.quiet, "not tuning " + p.label +
+                         ": the split has no validation pair to tune on (--tune needs one)");
+    if (tuning && valid_predictable > 0 && !default_space(p.type).dims.empty()) {
+      const fs::path tdir = fs::path(work) / "tune";
+      fs::create_directories(tdir);
+      const std::string base_path = (tdir / (p.label + ".base.json")).string();
+      write_text(base_path, p.config.to_json().dump(2) + "\n");
+      TuneOptions to;
+      to.data = rd.split_dir;
+      to.model = p.type;
+      to.out_dir = (tdir / p.label).string();
+      to.config_file = base_path;
+      to.tune_cfg = opt.tune_cfg.specs().empty() ? Config(tune_option_specs()) : opt.tune_cfg;
+      to.tune_cfg.set("trials", std::to_string(opt.tune_trials > 0 ? opt.tune_trials : 1000000),
+                      "--tune");
+      to.tune_cfg.set("time_budget", exact_text(opt.tune_seconds), "--tune-time");
+      to.stop_cfg = stop_cfg;
+      to.stop_cfg.set("valid_metric", valid_metric, "--valid-metric");
+      to.read_cfg = opt.read_cfg;
+      to.threads = opt.threads;
+      to.quiet = opt.quiet;
+      say(opt.quiet, "tuning " + p.label + " (" + p.type + ") on the validation pair: " +
+                         (opt.tune_trials > 0 ? std::to_string(opt.tune_trials) + " trials"
+                                              : std::string("trials")) +
+                         (opt.tune_seconds > 0 ? ", at most " + fmt("%.0f", opt.tune_seconds) + " s"
+                                               : std::string()) +
+                         " in " + to.out_dir);
+      const TuneResult tr = run_tune(to);
+      const std::string budget_text = ep_param.empty() ? "" : p.config.raw(ep_param);
+      p.config.from_json(tr.best_config, tr.best_config_path);
+      if (!ep_param.empty()) p.config.set(ep_param, budget_text, "compare");
+      const auto& best = tr.trials[static_cast<size_t>(tr.best)];
+      mr.tuning = {{"trials", tr.trials.size()},
+                   {"metric", tr.metric},
+                   {"best_value", best.value},
+                   {"best_trial", best.number},
+                   {"params", tr.best_params},
+                   {"folder", to.out_dir},
+                   {"seconds", [&] {
+                      double t = 0;
+                      for (const auto& x : tr.trials) t += x.seconds;
+                      return t;
+                    }()}};
+    }
     mr.label = p.label;
     mr.type = p.type;
     mr.preset = p.preset;
@@ -908,9 +974,12 @@ json run_compare(const CompareOptions& opt) {
         mr.config_changes[it.key()] = it.value();
     const std::string cfg_path = (fs::path(work) / "configs" / (p.label + ".json")).string();
     write_text(cfg_path, mr.config.dump(2) + "\n");
+    const int64_t epoch_budget = epochs_of(p.type, p.config);
 
     // The child reports its progress into its log (no -q); compare passes the lines on.
-    auto train_argv = [&](int seed, const std::string& model_path, bool validation) {
+    // `final_epochs` > 0 replaces the epoch budget (the best epoch of the validation run).
+    auto train_argv = [&](int seed, const std::string& model_path, bool validation,
+                          int64_t final_epochs) {
       std::vector<std::string> a{opt.seqrec_binary,
                                  "--threads",
                                  threads,
@@ -926,7 +995,16 @@ json run_compare(const CompareOptions& opt) {
                                  model_path};
       const std::string cache = opt.read_cfg.get_string("cache_dir");
       if (!cache.empty()) a.insert(a.end(), {"--cache-dir", cache});
-      if (validation) a.insert(a.end(), {"--validation", "--monitor", "--valid-metric", metric});
+      if (validation) {
+        a.insert(a.end(), {"--validation", "--monitor", "--valid-metric", valid_metric});
+        if (patience > 0 && epoch_budget > 0)
+          a.insert(a.end(), {"--patience", std::to_string(patience)});
+      }
+      if (final_epochs > 0) {
+        std::string flag = "--" + ep_param;
+        std::replace(flag.begin(), flag.end(), '_', '-');
+        a.insert(a.end(), {flag, std::to_string(final_epochs)});
+      }
       return a;
     };
     // The child's first and last lines ("training TYPE on ...", "trained TYPE in ...") say
@@ -940,6 +1018,111 @@ json run_compare(const CompareOptions& opt) {
         std::fprintf(stderr, "compare:       %s: %s\n", p.label.c_str(), line.c_str());
       };
 
+    json valid_history;  // the validation run's [{"epoch", "metrics"}], if it ran
+    // The validation run first (train_tr -> valid, the test set never looked at): the
+    // learning curve, and with early stopping the epoch count of the seed runs.
+    const bool this_validation_run =
+        validation_runs && (opt.curves || (patience > 0 && epoch_budget > 0));
+    if (!this_validation_run) {
+      mr.curve_note = valid_predictable == 0
+                          ? "the split has no validation pair, so no learning curve"
+                          : "learning curves were turned off (--no-curves)";
+    } else {
+      const std::string tag = p.label + "-validation";
+      const std::string model_path = (fs::path(work) / "models" / (tag + ".seqrec")).string();
+      const std::string log_path = (fs::path(work) / "logs" / (tag + ".log")).string();
+      const std::string done_path = (fs::path(work) / "models" / (tag + ".done.json")).string();
+      mr.curve_command = train_argv(1, model_path, true, 0);
+      const json key = training_key(mr.curve_command, mr.config, valid_data_key);
+      // The record holds the curve itself: the model file is not needed afterwards.
+      json prev = reusable_training(done_path, key, model_path, false);
+      json hist;
+      if (!prev.is_null()) {
+        hist = prev.value("validation_history", json::array());
+        say(opt.quiet, "      validation run of " + p.label +
+                           ": reusing the learning curve of an earlier run with the same "
+                           "arguments");
+      } else {
+        say(opt.quiet, "      validation run of " + p.label +
+                           (patience > 0 && epoch_budget > 0
+                                ? " (early stopping on " + valid_metric + ", patience " +
+                                      std::to_string(patience) + ") ..."
+                                : std::string(" for its learning curve ...")));
+        fs::remove(done_path);
+        const ChildResult cr = run_child(mr.curve_command, log_path, forward);
+        if (cr.exit_code != 0)
+          throw Error("the validation run of " + p.label + " failed with exit code " +
+                      std::to_string(cr.exit_code) + "; the end of " + log_path + ":\n" +
+                      tail_of(log_path, 8));
+        ModelBundle b = load_model(model_path);
+        hist = b.meta.value("validation_history", json::array());
+        record_training(done_path, {{"key", key},
+                                    {"validation_history", hist},
+                                    {"process_seconds", cr.seconds},
+                                    {"peak_rss_bytes", cr.peak_rss_bytes}});
+        if (hist.empty()) fs::remove(model_path);
+      }
+      --left[pi].left;
+      valid_history = hist;
+      if (hist.empty()) {
+        mr.curve = nullptr;
+        mr.curve_note = "the model is fitted in one pass (no epochs)";
+      } else if (!opt.curves) {
+        // The run chose the epoch count (early stopping); the report draws no curve.
+        mr.curve = nullptr;
+        mr.curve_note =
+            "learning curves were turned off (--no-curves); the validation run still chose "
+            "the epoch count (early stopping)";
+      } else {
+        mr.curve = hist;
+        mr.curve_note =
+            "validation run: trained on train_tr, " + valid_metric + " on valid after every epoch";
+      }
+    }
+    // Convergence: what the validation run says about the epoch budget.
+    int64_t final_epochs = 0;
+    if (epoch_budget > 0) {
+      json c = {{"epoch_budget", epoch_budget}, {"patience", patience}, {"metric", valid_metric}};
+      const std::string key = parse_metric_at_k(valid_metric, "--valid-metric").result_key();
+      int best_epoch = 0, last_epoch = 0;
+      double best = -1;
+      if (valid_history.is_array())
+        for (const auto& h : valid_history) {
+          const json met = h.value("metrics", json::object());
+          const int e = h.value("epoch", 0);
+          last_epoch = std::max(last_epoch, e);
+          if (met.contains(key) && met[key].is_number() && met[key].get<double>() > best) {
+            best = met[key].get<double>();
+            best_epoch = e;
+          }
+        }
+      if (best_epoch > 0) {
+        const bool stopped = last_epoch < epoch_budget;
+        c["epochs_run"] = last_epoch;
+        c["best_epoch"] = best_epoch;
+        c["best_value"] = best;
+        c["stopped_early"] = stopped;
+        c["still_improving"] = !stopped && best_epoch == last_epoch;
+        if (patience > 0) {
+          final_epochs = best_epoch;
+          c["policy"] =
+              "early stopping on the validation pair, then the full training data "
+              "for the best epoch count";
+          c["final_epochs"] = best_epoch;
+        } else {
+          c["policy"] = "the whole epoch budget (--patience 0)";
+          c["final_epochs"] = epoch_budget;
+        }
+      } else {
+        c["policy"] = "the whole epoch budget";
+        c["final_epochs"] = epoch_budget;
+        c["still_improving"] = nullptr;
+        c["note"] = valid_predictable == 0 ? "the split has no validation pair: no early stopping"
+                                           : "no validation run (--no-curves with --patience 0)";
+      }
+      mr.convergence = c;
+    }
+
     for (int seed = 1; seed <= opt.seeds; ++seed) {
       ++run_no;
       const std::string tag = p.label + "-seed" + std::to_string(seed);
@@ -948,7 +1131,7 @@ json run_compare(const CompareOptions& opt) {
       const std::string done_path = (fs::path(work) / "models" / (tag + ".done.json")).string();
       CompareRun run;
       run.seed = seed;
-      run.command = train_argv(seed, model_path, false);
+      run.command = train_argv(seed, model_path, false, final_epochs);
       const json key = training_key(run.command, mr.config, train_data_key);
       const std::string head = "[" + std::to_string(run_no) + "/" + std::to_string(total_runs) +
                                "] " + p.label + " (" + p.type +
@@ -998,52 +1181,6 @@ json run_compare(const CompareOptions& opt) {
       mr.runs.push_back(std::move(run));
     }
 
-    // Learning curve: a validation run (train_tr -> valid), the test set never looked at.
-    if (!opt.curves) {
-      mr.curve_note = "learning curves were turned off (--no-curves)";
-    } else if (valid_predictable == 0) {
-      mr.curve_note = "the split has no validation pair, so no learning curve";
-    } else {
-      const std::string tag = p.label + "-validation";
-      const std::string model_path = (fs::path(work) / "models" / (tag + ".seqrec")).string();
-      const std::string log_path = (fs::path(work) / "logs" / (tag + ".log")).string();
-      const std::string done_path = (fs::path(work) / "models" / (tag + ".done.json")).string();
-      mr.curve_command = train_argv(1, model_path, true);
-      const json key = training_key(mr.curve_command, mr.config, valid_data_key);
-      // The record holds the curve itself: the model file is not needed afterwards.
-      json prev = reusable_training(done_path, key, model_path, false);
-      json hist;
-      if (!prev.is_null()) {
-        hist = prev.value("validation_history", json::array());
-        say(opt.quiet, "      validation run of " + p.label +
-                           ": reusing the learning curve of an earlier run with the same "
-                           "arguments");
-      } else {
-        say(opt.quiet, "      validation run of " + p.label + " for its learning curve ...");
-        fs::remove(done_path);
-        const ChildResult cr = run_child(mr.curve_command, log_path, forward);
-        if (cr.exit_code != 0)
-          throw Error("the validation run of " + p.label + " failed with exit code " +
-                      std::to_string(cr.exit_code) + "; the end of " + log_path + ":\n" +
-                      tail_of(log_path, 8));
-        ModelBundle b = load_model(model_path);
-        hist = b.meta.value("validation_history", json::array());
-        record_training(done_path, {{"key", key},
-                                    {"validation_history", hist},
-                                    {"process_seconds", cr.seconds},
-                                    {"peak_rss_bytes", cr.peak_rss_bytes}});
-        if (hist.empty()) fs::remove(model_path);
-      }
-      --left[pi].left;
-      if (hist.empty()) {
-        mr.curve = nullptr;
-        mr.curve_note = "the model is fitted in one pass (no epochs)";
-      } else {
-        mr.curve = hist;
-        mr.curve_note =
-            "validation run: trained on train_tr, " + metric + " on valid after every epoch";
-      }
-    }
     results.push_back(std::move(mr));
   }
 

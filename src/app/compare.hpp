@@ -32,12 +32,25 @@ struct CompareOptions {
   int epochs = 0;                    ///< > 0: the epoch count of every model that has one
   int seeds = 3;                     ///< seeds 1..seeds
   bool curves = true;                ///< learning curves (a validation run per model)
-  std::string metric;                ///< headline metric NAME@K ("" = protocol default)
-  Config read_cfg;                   ///< read_option_specs()
-  Config prepare_cfg;                ///< prepare_option_specs() (its "protocol" is ignored)
-  Config eval_cfg;                   ///< eval_option_specs() (its "protocol" is ignored)
-  std::string seqrec_binary;         ///< the seqrec executable that trains in child processes
-  int threads = 0;                   ///< for training (children) and evaluation; 0 = all
+  /// Early stopping (early_stopping_option_specs("", 3)): with patience > 0 every model
+  /// that trains in epochs first runs on the validation pair (train_tr -> valid) until its
+  /// valid_metric ("" = the headline metric) stopped improving for `patience` validations
+  /// or its epoch budget ends; its seed runs then train the full training data for the best
+  /// epoch count (docs/compare.md, "Convergence"). patience 0: every seed trains the whole
+  /// epoch budget, as before.
+  Config stop_cfg;
+  /// `--tune N`: every model with parameters to search is tuned first with `seqrec tune`'s
+  /// machinery (its default space, N trials; tune_cfg holds the sampler and pruning
+  /// settings) on the validation pair, and compared with the best configuration found.
+  int tune_trials = 0;
+  double tune_seconds = 0;    ///< `--tune-time S`: a wall-time budget per model instead (or too)
+  Config tune_cfg;            ///< tune_option_specs() (its trials and time_budget are set here)
+  std::string metric;         ///< headline metric NAME@K ("" = protocol default)
+  Config read_cfg;            ///< read_option_specs()
+  Config prepare_cfg;         ///< prepare_option_specs() (its "protocol" is ignored)
+  Config eval_cfg;            ///< eval_option_specs() (its "protocol" is ignored)
+  std::string seqrec_binary;  ///< the seqrec executable that trains in child processes
+  int threads = 0;            ///< for training (children) and evaluation; 0 = all
   bool quiet = false;
   /// Write into an existing, non-empty out_dir that holds no compare with these arguments
   /// (by default that is refused; a re-run of the same compare continues it), and compare on
@@ -76,6 +89,12 @@ struct CompareModelResult {
   nlohmann::json curve;
   std::string curve_note;  ///< why there is no curve, or how it was made
   std::vector<std::string> curve_command;
+  /// How long the model trained and why: {"policy", "epoch_budget", "epochs_run",
+  /// "best_epoch", "stopped_early", "still_improving", "final_epochs", "note"}; null for a
+  /// one-pass model.
+  nlohmann::json convergence;
+  /// With --tune: {"trials", "metric", "best_value", "params", "folder"}; null otherwise.
+  nlohmann::json tuning;
 };
 
 /// The data and the evaluation settings shared by every model.

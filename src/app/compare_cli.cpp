@@ -33,7 +33,8 @@ std::vector<ParamSpec> compare_eval_specs() {
   return specs;
 }
 
-/// This process's command line, for the report ("seqrec" for the program path).
+}  // namespace
+
 std::string own_command_line() {
   std::ifstream f("/proc/self/cmdline", std::ios::binary);
   std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -57,15 +58,29 @@ std::string own_command_line() {
   return s;
 }
 
-}  // namespace
-
 struct CompareCommand::State {
   CLI::App* sub = nullptr;
   CompareOptions opt;
   bool no_curves = false;
   bool report_only = false;
-  cli::ParamFlags read_flags, prep_flags, eval_flags;
+  cli::ParamFlags read_flags, prep_flags, eval_flags, stop_flags, tune_flags;
 };
+
+namespace {
+
+/// compare's early stopping: the headline metric, patience 3.
+std::vector<ParamSpec> compare_stop_specs() {
+  return early_stopping_option_specs("", 3);
+}
+
+/// The tuning table without what compare sets itself (--tune, --tune-time, --epochs, the seed).
+std::vector<ParamSpec> compare_tune_specs() {
+  std::vector<ParamSpec> specs = tune_option_specs();
+  for (const char* n : {"trials", "time_budget", "epochs", "seed"}) specs = without(specs, n);
+  return specs;
+}
+
+}  // namespace
 
 CompareCommand::CompareCommand(CLI::App& app) : s_(std::make_unique<State>()) {
   auto* c = app.add_subcommand(
@@ -116,7 +131,18 @@ CompareCommand::CompareCommand(CLI::App& app) : s_(std::make_unique<State>()) {
                 "headline metric for the plots and the learning curves [default: recall@20 "
                 "(session), ndcg@10 (sequential)]");
   c->add_flag("--no-curves", s_->no_curves,
-              "skip the validation runs that draw the learning curves");
+              "skip the validation runs that draw the learning curves (with --patience 0 "
+              "only: early stopping needs them)");
+  c->add_option("--tune", o.tune_trials,
+                "tune every model that has parameters with N trials of `seqrec tune` (its "
+                "default space, on the validation pair) before comparing it")
+      ->check(CLI::Range(1, 1000000));
+  c->add_option("--tune-time", o.tune_seconds,
+                "with or instead of --tune: a wall-time budget in seconds for each model's "
+                "tuning (the same CPU time for every model)")
+      ->check(CLI::Range(1.0, 1e9));
+  s_->stop_flags.add(c, compare_stop_specs(), "Early stopping", "", {.check = true});
+  s_->tune_flags.add(c, compare_tune_specs(), "Tuning (--tune)", "", {.check = true});
   cli::add_force_flag(
       c, o.force,
       "write into an existing, non-empty OUT that holds no compare with these "
@@ -166,12 +192,19 @@ int CompareCommand::run(int threads, bool quiet) {
   o.read_cfg = Config(read_option_specs());
   o.prepare_cfg = Config(prepare_option_specs());
   o.eval_cfg = Config(compare_eval_specs());
+  o.stop_cfg = Config(compare_stop_specs());
+  o.tune_cfg = Config(tune_option_specs());
+  Config tune_flags_cfg(compare_tune_specs());
   const std::pair<cli::ParamFlags*, Config*> tables[] = {{&s_->read_flags, &o.read_cfg},
                                                          {&s_->prep_flags, &o.prepare_cfg},
-                                                         {&s_->eval_flags, &o.eval_cfg}};
+                                                         {&s_->eval_flags, &o.eval_cfg},
+                                                         {&s_->stop_flags, &o.stop_cfg},
+                                                         {&s_->tune_flags, &tune_flags_cfg}};
   for (const auto& [flags, cfg] : tables)
     for (const auto& name : flags->apply(*cfg))
       throw InputError("--" + cli::dashed(name) + " does not apply here");
+  for (const auto& sp : compare_tune_specs())
+    o.tune_cfg.set(sp.name, tune_flags_cfg.raw(sp.name), "--" + cli::dashed(sp.name));
   std::error_code ec;
   o.seqrec_binary = fs::read_symlink("/proc/self/exe", ec).string();
   if (ec)

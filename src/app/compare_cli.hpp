@@ -2,12 +2,17 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 namespace CLI {
 class App;
 }
 
 namespace seqrec {
+
+/// This process's command line, for reports ("seqrec" for the program path; arguments with
+/// spaces or shell characters quoted).
+std::string own_command_line();
 
 class CompareCommand {
  public:

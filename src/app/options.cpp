@@ -150,6 +150,51 @@ std::vector<ParamSpec> eval_option_specs() {
   };
 }
 
+std::vector<ParamSpec> early_stopping_option_specs(const std::string& default_metric,
+                                                   int default_patience) {
+  return {
+      param_string("valid_metric", default_metric,
+                   "metric watched on the validation split after every epoch (monitoring, early "
+                   "stopping, tuning), e.g. recall@20, mrr@20, ndcg@10" +
+                       std::string(default_metric.empty()
+                                       ? "; empty: the protocol's headline metric (recall@20 "
+                                         "for sessions, ndcg@10 for sequences)"
+                                       : "")),
+      param_int("patience", std::to_string(default_patience), 0, 1e6,
+                "stop after this many validations without improvement and keep the best "
+                "epoch (0 = never stop early)"),
+  };
+}
+
+std::vector<ParamSpec> tune_option_specs() {
+  return {
+      param_int("trials", "20", 1, 1e6, "trials to run (a resumed tune counts those it has)"),
+      param_float("time_budget", "0", 0, 1e9,
+                  "wall-time budget in seconds: no trial starts after it, a running one stops "
+                  "(0 = none)"),
+      param_int("seed", "1", 0, 9.2e18, "seed of the sampler and of every trial's training"),
+      param_int("epochs", "0", 0, 1e6,
+                "epoch budget of every trial of an iterative model (0 = the model's own, from "
+                "its defaults, preset or --config)"),
+      param_bool("prune", "true",
+                 "stop hopeless trials at rungs (epochs min_epochs * eta^k) unless they are in "
+                 "the top 1/eta of the trials that reached the rung (ASHA)"),
+      param_float("eta", "3", 1, 100, "pruning: reduction factor of the rungs").open_min(),
+      param_int("min_epochs", "1", 1, 1e6, "pruning: the first rung"),
+      param_int("rung_trials", "3", 1, 1e6,
+                "pruning: the first N trials to reach a rung always pass it"),
+      param_bool("start_from_base", "true",
+                 "trial 0 tries the starting configuration (the model's defaults, --preset, "
+                 "--config) at the nearest point of the space, so that the best trial is never "
+                 "worse on validation than where the search started"),
+      param_int("n_startup", "10", 0, 1e6, "TPE: random trials before the model-based ones"),
+      param_float("gamma", "0.25", 0, 1, "TPE: share of the trials counted as good")
+          .open_min()
+          .open_max(),
+      param_int("candidates", "24", 1, 1e6, "TPE: candidates drawn from l(x) per trial"),
+  };
+}
+
 std::vector<ParamSpec> concat_specs(std::vector<ParamSpec> a, const std::vector<ParamSpec>& b) {
   std::set<std::string> names;
   for (const auto& s : a) names.insert(s.name);

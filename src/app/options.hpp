@@ -4,6 +4,7 @@
 // app/serve_options.hpp.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "seqrec/config.hpp"
@@ -18,6 +19,14 @@ std::vector<ParamSpec> generate_option_specs();  ///< the synthetic data generat
 std::vector<ParamSpec> prepare_option_specs();   ///< preprocessing and splitting
 std::vector<ParamSpec> eval_option_specs();      ///< evaluation protocol and metrics
 std::vector<ParamSpec> feature_option_specs();   ///< item feature files (train)
+/// Validation while an iterative model trains: the watched metric (valid_metric) and the
+/// early-stopping patience; one declaration for train, compare and tune, each with its own
+/// defaults (train: recall@20, 0 = never stop; compare and tune: the protocol's headline
+/// metric, written "", and a patience that stops).
+std::vector<ParamSpec> early_stopping_option_specs(const std::string& default_metric = "recall@20",
+                                                   int default_patience = 0);
+/// `seqrec tune` and `compare --tune`: trials, budget, seed, the sampler and the pruning.
+std::vector<ParamSpec> tune_option_specs();
 
 ReadOptions to_read_options(const Config& c);
 GenerateOptions to_generate_options(const Config& c);

@@ -32,6 +32,7 @@
 #include "app/compare.hpp"
 #include "app/options.hpp"
 #include "app/param_flags.hpp"
+#include "app/tune.hpp"
 #include "app/workflow.hpp"
 #include "core/isa.hpp"
 #include "core/parallel.hpp"
@@ -961,8 +962,13 @@ PYBIND11_MODULE(_seqrec, m) {
                       const std::vector<std::string>& configs, int epochs, int seeds, bool curves,
                       const std::string& metric, const Options& read, const Options& prepare,
                       const Options& eval, const std::string& binary, int threads, bool quiet,
-                      bool force) {
+                      bool force, const Options& stop, int tune_trials, double tune_seconds,
+                      const Options& tune) {
     CompareOptions o;
+    o.stop_cfg = make_config(early_stopping_option_specs("", 3), stop, "compare");
+    o.tune_cfg = make_config(tune_option_specs(), tune, "compare");
+    o.tune_trials = tune_trials;
+    o.tune_seconds = tune_seconds;
     o.data = data;
     o.out_dir = out_dir;
     o.test_file = test_file;
@@ -986,6 +992,43 @@ PYBIND11_MODULE(_seqrec, m) {
     o.command_line = "seqrec.compare(" + data + ", out=" + out_dir + ")";
     return to_py(run_interruptible([&] { return on_path(data, [&] { return run_compare(o); }); }));
   });
+
+  m.def("tune",
+        [](const std::string& data, const std::string& model, const std::string& out,
+           const std::string& space, const std::string& preset, const std::string& config_file,
+           const Options& tune, const Options& stop, const Options& read, int threads, bool quiet) {
+          TuneOptions o;
+          o.data = data;
+          o.model = model;
+          o.out_dir = out;
+          o.space_file = space;
+          o.preset = preset;
+          o.config_file = config_file;
+          o.tune_cfg = make_config(tune_option_specs(), tune, "tune");
+          o.stop_cfg = make_config(early_stopping_option_specs("", 3), stop, "tune");
+          o.read_cfg = make_config(read_option_specs(), read, "the reader");
+          o.threads = threads;
+          o.quiet = quiet;
+          o.command_line = "seqrec.tune(" + data + ", " + model + ", out=" + out + ")";
+          return to_py(run_interruptible([&] {
+            return on_path(data, [&] {
+              const TuneResult r = run_tune(o);
+              nlohmann::json trials = nlohmann::json::array();
+              for (const auto& t : r.trials) trials.push_back(t.to_json());
+              const bool any = r.best >= 0;
+              return nlohmann::json{
+                  {"best_params", r.best_params},
+                  {"best_config", r.best_config},
+                  {"best_config_path", r.best_config_path},
+                  {"best_trial", any ? r.trials[static_cast<size_t>(r.best)].number : -1},
+                  {"best_value", any ? nlohmann::json(r.trials[static_cast<size_t>(r.best)].value)
+                                     : nlohmann::json(nullptr)},
+                  {"metric", r.metric},
+                  {"resumed", r.resumed},
+                  {"trials", trials}};
+            });
+          }));
+        });
 
   // ---- live sessions ----
   py::class_<Recommender, std::shared_ptr<Recommender>>(m, "RecommenderCore")

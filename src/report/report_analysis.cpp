@@ -569,6 +569,26 @@ json analyse_comparison(const CompareSetup& setup, const std::vector<CompareMode
       j["curve"] = nullptr;
     }
     j["curve_note"] = mr.curve_note;
+    // Convergence (docs/compare.md): epochs, best epoch, and a warning for a model whose
+    // validation metric was still improving when its epoch budget ended.
+    j["convergence"] = mr.convergence;
+    if (mr.convergence.is_object() && mr.convergence.value("still_improving", json()) == true &&
+        !j.contains("still_improving")) {
+      const std::string ep = epochs_param(mr.type);
+      const int64_t budget = mr.convergence.value("epoch_budget", int64_t{0});
+      warnings.push_back(
+          mr.label + " was still improving at the end of its epoch budget: its validation " +
+          mr.convergence.value("metric", std::string()) + " was best at the last epoch (" +
+          std::to_string(budget) +
+          "), so it did not converge and its rank may be too low; "
+          "give it more epochs with `--epochs " +
+          std::to_string(2 * budget) + "`" +
+          (ep.empty()
+               ? std::string()
+               : " or `--set " + mr.label + "." + ep + "=" + std::to_string(2 * budget) + "`") +
+          ".");
+    }
+    j["tuning"] = mr.tuning;
     jm.push_back(j);
   }
 

@@ -566,6 +566,69 @@ Doc build_doc(const json& r, const std::vector<std::pair<std::string, std::strin
     d.table(header, rows, align);
   }
   {
+    // Convergence: how long each model trained, next to its accuracy (docs/compare.md).
+    std::vector<std::vector<std::string>> rows;
+    bool any = false;
+    for (const auto& m : models) {
+      const json& c = m.value("convergence", json());
+      const json& ms = m["metrics"].value(head, json::object());
+      if (!c.is_object()) {
+        rows.push_back({m["label"].get<std::string>(), fmt_metric(ms), "–", "–", "–", "–",
+                        "one pass (no epochs)"});
+        continue;
+      }
+      any = true;
+      auto cell = [&](const char* k) {
+        const json& v = c.value(k, json());
+        return v.is_number() ? std::to_string(v.get<int64_t>()) : std::string("–");
+      };
+      std::string status;
+      const json si = c.value("still_improving", json());
+      if (si == true)
+        status = "**⚠ still improving at the last epoch: not converged**";
+      else if (c.value("stopped_early", false))
+        status = "converged (stopped early)";
+      else if (si == false)
+        status = "converged (best before the last epoch)";
+      else
+        status = c.value("note", std::string("unknown"));
+      rows.push_back({m["label"].get<std::string>(), fmt_metric(ms), cell("epoch_budget"),
+                      cell("epochs_run"), cell("best_epoch"), cell("final_epochs"), status});
+    }
+    if (any) {
+      d.h(3, "Convergence");
+      d.p("Models that train in epochs first run on the validation pair (train_tr → valid) "
+          "with early stopping on the validation metric; the seed runs then train the full "
+          "training data for the best epoch count (docs/compare.md). A model whose validation "
+          "metric was still improving at the end of its budget did not converge, and its rank "
+          "may be too low.");
+      d.table({"Model", head_label + " (test)", "epoch budget", "epochs run (validation)",
+               "best epoch", "epochs trained (test runs)", "convergence"},
+              rows, "lrrrrrl");
+    }
+    // Tuned settings (compare --tune).
+    std::vector<std::vector<std::string>> trows;
+    for (const auto& m : models) {
+      const json& t = m.value("tuning", json());
+      if (!t.is_object()) continue;
+      std::string params;
+      for (auto it = t["params"].begin(); it != t["params"].end(); ++it)
+        params += (params.empty() ? "" : ", ") + it.key() + " = " +
+                  (it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
+      trows.push_back({m["label"].get<std::string>(), std::to_string(t.value("trials", 0)),
+                       fmtf("%.4f", t.value("best_value", 0.0)),
+                       fmtf("%.0f", t.value("seconds", 0.0)), params});
+    }
+    if (!trows.empty()) {
+      d.h(3, "Tuned settings");
+      d.p("Each model was tuned first on the validation pair (`compare --tune`, the TPE "
+          "sampler of `seqrec tune` over the model's default space) and compared with the "
+          "best configuration found.");
+      d.table({"Model", "trials", "best validation", "seconds", "tuned parameters"}, trows,
+              "lrrrl");
+    }
+  }
+  {
     // Beyond accuracy: coverage and popularity at the largest cutoff.
     const int kmax = proto["cutoffs"].back().get<int>();
     const std::string cov = "coverage@" + std::to_string(kmax),

@@ -288,3 +288,40 @@ TEST(CompareReport, NamesTheInstructionSetLevelNextToTheCpu) {
   EXPECT_NE(compare_markdown(old, compare_plots(old)).find("Machine: Test CPU 3000, 4 logical"),
             std::string::npos);
 }
+
+TEST(CompareReport, ConvergenceTableAndANotConvergedWarning) {
+  const SequenceSet test = make_test();
+  std::vector<int64_t> counts(10, 1);
+  CompareSetup setup = session_setup({5, 10});
+  std::vector<CompareModelResult> models{make_model("stopped", test, half),
+                                         make_model("budget_end", test, perfect),
+                                         make_model("baseline", test, perfect)};
+  models[0].type = "gru4rec";
+  models[0].convergence = {{"epoch_budget", 20},    {"epochs_run", 9},
+                           {"best_epoch", 6},       {"final_epochs", 6},
+                           {"stopped_early", true}, {"still_improving", false},
+                           {"metric", "recall@5"}};
+  models[1].type = "sasrec";
+  models[1].convergence = {{"epoch_budget", 5},      {"epochs_run", 5},
+                           {"best_epoch", 5},        {"final_epochs", 5},
+                           {"stopped_early", false}, {"still_improving", true},
+                           {"metric", "recall@5"}};
+  const json r = analyse_comparison(setup, models, test, counts);
+  EXPECT_EQ(r["models"][0]["convergence"]["best_epoch"], 6);
+  EXPECT_TRUE(r["models"][2]["convergence"].is_null());
+  ASSERT_EQ(r["warnings"].size(), 1u) << r["warnings"].dump(1);
+  const std::string w = r["warnings"][0].get<std::string>();
+  EXPECT_NE(w.find("budget_end was still improving at the end of its epoch budget"),
+            std::string::npos)
+      << w;
+  EXPECT_NE(w.find("--epochs 10"), std::string::npos) << w;
+  const std::string md = compare_markdown(r, compare_plots(r));
+  EXPECT_NE(md.find("### Convergence"), std::string::npos) << md;
+  EXPECT_NE(md.find("| stopped | "), std::string::npos) << md;
+  EXPECT_NE(md.find("| 20 | 9 | 6 | 6 | converged (stopped early) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 5 | 5 | 5 | 5 | **⚠ still improving at the last epoch: not converged** |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("one pass (no epochs)"), std::string::npos) << md;
+  EXPECT_NE(compare_html(r, compare_plots(r)).find("Convergence"), std::string::npos);
+}

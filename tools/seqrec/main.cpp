@@ -1,10 +1,12 @@
 // seqrec: the command-line program. Each subcommand is one object that declares its options
 // (its constructor) and runs them through the library (run()); main() parses and dispatches.
 // Errors thrown inside become a message on stderr and a non-zero exit code.
+#include <pthread.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "app/checkpoint.hpp"
 #include "app/compare_cli.hpp"
@@ -20,6 +23,7 @@
 #include "app/options.hpp"
 #include "app/param_flags.hpp"
 #include "app/serve_options.hpp"
+#include "app/tune.hpp"
 #include "app/workflow.hpp"
 #include "core/isa.hpp"
 #include "core/parallel.hpp"
@@ -30,6 +34,7 @@
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/eval.hpp"
+#include "seqrec/interrupt.hpp"
 #include "seqrec/model.hpp"
 #include "seqrec/recommender.hpp"
 #include "serve/http/server.hpp"
@@ -202,10 +207,8 @@ struct TrainCommand : Command {
   bool validation = false, force = false;
   uint64_t seed = 42;
   bool monitor = false;
-  std::string valid_metric = "recall@20";
-  int patience = 0;
   CheckpointOptions ckpt;
-  ParamFlags read_flags, model_flags, feature_flags;
+  ParamFlags read_flags, model_flags, feature_flags, stop_flags;
 
   explicit TrainCommand(CLI::App& app) {
     cmd = app.add_subcommand("train", "train a model and write a model file");
@@ -219,12 +222,8 @@ struct TrainCommand : Command {
     cmd->add_option("--seed", seed, "random seed");
     cmd->add_flag("--monitor", monitor,
                   "evaluate on valid.tsv after every epoch (with --validation; iterative models)");
-    cmd->add_option("--valid-metric", valid_metric,
-                    "metric watched by --monitor and --patience, e.g. recall@20, mrr@20, ndcg@10");
-    cmd->add_option("--patience", patience,
-                    "with --monitor: stop after this many epochs without improvement and keep "
-                    "the best epoch (0 = never stop early)")
-        ->check(CLI::Range(0, 1000000));
+    stop_flags.add(cmd, early_stopping_option_specs(), "Validation (with --monitor)", "",
+                   {.check = true});
     cmd->add_option("--checkpoint", ckpt.path,
                     "write a training checkpoint to this file after every epoch (atomically; "
                     "see docs/cli.md)");
@@ -254,6 +253,9 @@ struct TrainCommand : Command {
 
   int run(const GlobalOptions& g) const {
     const Config read_cfg = build_config(read_option_specs(), "", read_flags);
+    const Config stop_cfg = build_config(early_stopping_option_specs(), "", stop_flags);
+    const std::string valid_metric = stop_cfg.get_string("valid_metric");
+    const int patience = static_cast<int>(stop_cfg.get_int("patience"));
     const MetricAtK watched = parse_metric_at_k(valid_metric, "--valid-metric");
     if (patience > 0 && !monitor) throw InputError("--patience needs --monitor");
     const ModelInfo& info = find_model(type);
@@ -319,6 +321,80 @@ struct TrainCommand : Command {
     std::printf("trained %s in %.2f s (peak RSS %s); model written to %s\n", type.c_str(),
                 b.meta.value("train_seconds", 0.0),
                 fmt_bytes(b.meta.value("train_peak_rss_bytes", 0LL)).c_str(), out.c_str());
+    return 0;
+  }
+};
+
+// ---- tune -------------------------------------------------------------------------------
+/// Ctrl-C (SIGINT) and SIGTERM during a tune: the running trial stops at its next batch,
+/// the finished ones stay in the trials log and the report is written for them.
+extern "C" void tune_signal_handler(int) {
+  request_interrupt();
+}
+
+struct TuneCommand : Command {
+  std::string data, type, space, out, preset, config_file;
+  ParamFlags tune_flags, stop_flags, read_flags;
+
+  explicit TuneCommand(CLI::App& app) {
+    cmd = app.add_subcommand(
+        "tune",
+        "search a model's parameters on the validation split (TPE sampler, pruning of "
+        "hopeless trials) and write the best configuration (docs/tune.md)");
+    cmd->add_option("data", data, "a split folder from `seqrec prepare` (with valid.tsv)")
+        ->required();
+    cmd->add_option("-m,--model", type, "model type (see `seqrec models`)")->required();
+    cmd->add_option("-o,--out", out,
+                    "folder for trials.jsonl, best.json, tune_result.json and report.md; the "
+                    "same command again continues a tune stopped or killed there")
+        ->required();
+    cmd->add_option("--space", space,
+                    "search space file (JSON, docs/tune.md) [default: the model's, "
+                    "tune/spaces/MODEL.json]");
+    cmd->add_option("--preset", preset, "the parameters every trial starts from (a preset)");
+    cmd->add_option("--config", config_file,
+                    "a parameter file every trial starts from (after --preset)");
+    tune_flags.add(cmd, tune_option_specs(), "Tuning", "", {.check = true});
+    stop_flags.add(cmd, early_stopping_option_specs("", 3), "Validation", "", {.check = true});
+    read_flags.add(cmd, read_option_specs(), "Input format");
+  }
+
+  int run(const GlobalOptions& g) const {
+    TuneOptions o;
+    o.data = data;
+    o.model = type;
+    o.space_file = space;
+    o.out_dir = out;
+    o.preset = preset;
+    o.config_file = config_file;
+    o.tune_cfg = build_config(tune_option_specs(), "", tune_flags);
+    o.stop_cfg = build_config(early_stopping_option_specs("", 3), "", stop_flags);
+    o.read_cfg = build_config(read_option_specs(), "", read_flags);
+    o.threads = g.threads;
+    o.quiet = g.quiet;
+    o.command_line = own_command_line();
+    clear_interrupt();
+    // Ctrl-C and SIGTERM are taken by a thread of their own (sigwait), blocked in this
+    // thread and in the training threads it starts later, so that no signal handler ever
+    // runs inside the numeric code; the handler stays as a fallback for a thread that
+    // existed before.
+    std::signal(SIGINT, tune_signal_handler);
+    std::signal(SIGTERM, tune_signal_handler);
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    std::thread([stop_signals] {
+      int sig = 0;
+      while (sigwait(&stop_signals, &sig) == 0) request_interrupt();
+    }).detach();
+    try {
+      run_tune(o);
+    } catch (const Interrupted& e) {
+      std::fprintf(stderr, "seqrec: %s\n", e.what());
+      return 130;
+    }
     return 0;
   }
 };
@@ -863,6 +939,7 @@ int main(int argc, char** argv) {
   ModelsCommand models(app);
   DemoCommand demo(app);
   CompareCommand compare(app);  // its options live in src/app/compare_cli.cpp
+  TuneCommand tune(app);
   ServeCommand serve(app);
 
   // Line-buffered stdout keeps results and stderr progress in order when both are piped.
@@ -883,6 +960,7 @@ int main(int argc, char** argv) {
     if (models.chosen()) return models.run(g);
     if (serve.chosen()) return serve.run(g);
     if (compare.chosen()) return compare.run(g.threads, g.quiet);
+    if (tune.chosen()) return tune.run(g);
     if (demo.chosen()) return demo.run(g);
     return kExitOk;
   });
