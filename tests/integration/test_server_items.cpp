@@ -5,6 +5,7 @@
 // a restart (also after kill -9) and a reload.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -28,7 +29,10 @@ namespace {
 class ServerItems : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = seqrec_test::fresh_test_dir("seqrec_items");
+    // (fresh_test_dir() names the folder after the current test: there is none yet here.)
+    dir_ = fs::path(::testing::TempDir()) / ("seqrec_items_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
     auto p = [](const std::string& n) { return (dir_ / n).string(); };
     CmdResult r = run("generate --events 3000 --items 80 --seed 5 -o " + p("log.tsv"));
     ASSERT_EQ(r.code, 0) << r.out;
