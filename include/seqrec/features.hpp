@@ -20,6 +20,8 @@
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "seqrec/dataset.hpp"
@@ -81,6 +83,15 @@ struct FeatureTable {
   std::vector<std::string> names;
   int64_t text_buckets = 0;  ///< 0 when no column is text
   std::vector<FeatureColumn> columns;
+  /// The options the file was read with (what encoding a new item the same way needs).
+  FeatureReadOptions read_options;
+  /// Mean and standard deviation (over the rows that have it) of each numeric feature, by
+  /// feature index: a numeric value v is stored as (v - mean) / sd (0 when sd is 0).
+  struct NumericStat {
+    int32_t feature = 0;
+    double mean = 0.0, sd = 0.0;
+  };
+  std::vector<NumericStat> numeric;
 
   int32_t rows() const { return ids.size(); }
   int32_t dense_features() const { return static_cast<int32_t>(names.size()); }
@@ -107,6 +118,53 @@ std::vector<FeatureColumn> parse_feature_columns(const std::string& spec);
 /// to (index, value), bucket b written as base + b.
 void hash_text(std::string_view text, int64_t buckets, bool trigrams, bool words, int32_t base,
                std::vector<int32_t>& index, std::vector<float>& value);
+
+/// Encodes the features of one new item exactly as read_features() encoded the rows of
+/// the file a model was trained with: the same columns and roles, the same dense feature
+/// names (a categorical value the file never had gives no feature), the numeric columns
+/// standardised with the file's mean and deviation, text hashed into the same buckets with
+/// the same n-gram settings. It travels in a model file's metadata
+/// (meta["item_feature_encoder"], written by `seqrec train --item-features`), so that a
+/// server can add items with only the model file (POST /v1/items).
+class FeatureEncoder {
+ public:
+  FeatureEncoder() = default;
+  /// The encoder of a table as read_features() returned it.
+  explicit FeatureEncoder(const FeatureTable& table);
+  /// From to_json(); InputError naming `where` when it is malformed.
+  static FeatureEncoder from_json(const nlohmann::json& j, const std::string& where);
+  nlohmann::json to_json() const;
+
+  /// The result of encode(): a sorted sparse row, duplicates summed.
+  struct Row {
+    std::vector<int32_t> index;
+    std::vector<float> value;
+    /// Values that name no feature of the file (a new genre, a numeric column the file
+    /// never filled): they add nothing, and are listed as "column=value".
+    std::vector<std::string> unknown_values;
+  };
+  /// Encodes {"column": value, ...}. Values by role: cat a string or number; multi a
+  /// string (split at the column's separator) or an array of strings/numbers; text a
+  /// string; num a number or a numeric string; num_seq an array of numbers or a string
+  /// split at the separator; a skip column is ignored; null or "" is a missing value.
+  /// InputError naming the field ("features.genres") for a column the file does not have,
+  /// the id column, a value of the wrong type, a string longer than max_value_bytes, or a
+  /// non-finite number.
+  Row encode(const nlohmann::json& features, size_t max_value_bytes = 65536) const;
+
+  int32_t n_features() const { return static_cast<int32_t>(names_.size() + text_buckets_); }
+  const std::vector<FeatureColumn>& columns() const { return columns_; }
+  const std::string& format() const { return format_; }
+
+ private:
+  std::string format_;
+  std::vector<FeatureColumn> columns_;
+  std::vector<std::string> names_;
+  std::unordered_map<std::string, int32_t> index_;                  // dense name -> feature
+  std::unordered_map<int32_t, std::pair<double, double>> numeric_;  // feature -> mean, sd
+  int64_t text_buckets_ = 0;
+  bool trigrams_ = true, words_ = true, title_year_ = false;
+};
 
 /// Features of the items (or users) of a Vocab: row i belongs to vocab.token(i).
 struct SparseFeatures {

@@ -110,6 +110,23 @@ class Model {
   /// are exact: a decoded state gives the same scores and next steps as the original.
   /// Required with new_state().
   virtual std::unique_ptr<SessionState> decode_state(std::string_view bytes) const;
+  // Items added at run time (POST /v1/items). A model that can map an item's features to
+  // its row of the dot-product head returns true from adds_items(); it then overrides the
+  // two methods below. Added items get the indices n_items(), n_items() + 1, ... of a
+  // server's catalogue; they are never part of score() or the model's own head.
+  virtual bool adds_items() const { return false; }
+  /// The head row (dot_product_head().dim floats) and bias of a new item described by the
+  /// sparse features (index, value) of the model's feature space (sorted by index; indices
+  /// outside it are an InputError). The item has no id embedding or other learned
+  /// per-item parameter: its features alone decide its vector. Thread-safe.
+  virtual void encode_item(std::span<const int32_t> index, std::span<const float> value, float* row,
+                           float* bias) const;
+  /// query_vectors() for sequences that may hold added items: index n_items() + j is the
+  /// item whose head row (from encode_item()) is extra_rows[j * dim, (j + 1) * dim).
+  /// Thread-safe like query_vectors().
+  virtual void query_vectors_with(std::span<const std::span<const int32_t>> seqs,
+                                  std::span<const PrefixQuery> queries, const float* extra_rows,
+                                  int32_t n_extra, float* out) const;
   /// Writes the learned state as named tensors (the config travels separately).
   virtual void save(TensorWriter& w) const = 0;
   /// Restores the state written by save(); throws Error on missing/mis-shaped tensors.

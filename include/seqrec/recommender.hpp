@@ -32,6 +32,13 @@
 // state from its kept history (one replay of its last `reload_replay_events` events, once,
 // at its next request); otherwise every session is dropped (they speak other item indices).
 //
+// Live catalogue. add_item() adds an item by its features (models that can score an item
+// from its features: dssm), remove_item() retires one (any model). Added items get fresh
+// indices after the trained ones (never an index a retired item had), retired items are
+// forbidden at top-K, and the catalogue is published copy-on-write together with the model,
+// so that every request sees one consistent catalogue; items_file keeps the changes across
+// restarts (docs/http-api.md#items-added-at-run-time).
+//
 // Session stores. Sessions live in this process (the default), optionally written to a
 // snapshot file and read back at start (save_session_snapshot(), session_snapshot), or in
 // a Redis server shared by any number of Recommenders in any number of processes
@@ -138,6 +145,18 @@ struct RecommenderOptions {
   /// its items). A catalogue below ann.min_items, or a model without a dot-product head,
   /// is scored exactly with a notice on stderr and in model_info().scoring.
   AnnOptions ann;
+  /// Items added at run time (add_item()) at most, counting every add since the model was
+  /// loaded (a retired added item keeps its index, so it still counts); 0 = adding is off.
+  int32_t max_added_items = 10000;
+  /// Longest item id of add_item() / remove_item(), in bytes.
+  int32_t max_item_id_bytes = 256;
+  /// Longest feature value of add_item() (a string), in bytes.
+  int32_t max_feature_value_bytes = 65536;
+  /// The items file (docs/http-api.md#items-added-at-run-time): every add_item() and
+  /// remove_item() is appended to it as one JSON line and synced before it takes effect,
+  /// and the file is replayed at start and after every reload. "" = none: added and
+  /// retired items then last until the process ends (a reload replays them from memory).
+  std::string items_file;
   /// The clock for idle times (tests inject a fake one).
   std::function<std::chrono::steady_clock::time_point()> now;
 };
@@ -157,6 +176,40 @@ class SessionConflict : public Error {
   using Error::Error;
 };
 
+/// add_item() for an id that is live already (trained or added, and not retired), or
+/// beyond max_added_items. `seqrec serve` answers 409.
+class ItemConflict : public Error {
+ public:
+  using Error::Error;
+};
+
+/// remove_item() of an id that is not in the live catalogue. `seqrec serve` answers 404.
+class UnknownItem : public Error {
+ public:
+  using Error::Error;
+};
+
+/// What add_item() did.
+struct AddItemResult {
+  std::string id;
+  int32_t index = 0;  ///< its catalogue index (a fresh one, unless a trained item restored)
+  /// A retired trained item brought back with its trained vector (no features given).
+  bool restored = false;
+  /// Feature values the model's feature file never had ("genres=Western"): they add nothing.
+  std::vector<std::string> unknown_values;
+  int64_t live_items = 0;  ///< live catalogue size afterwards
+  uint64_t catalogue_version = 0;
+};
+
+/// What remove_item() did.
+struct RemoveItemResult {
+  std::string id;
+  int32_t index = 0;
+  bool added = false;  ///< the item had been added at run time (else: a trained item)
+  int64_t live_items = 0;
+  uint64_t catalogue_version = 0;
+};
+
 /// The state of the session store, for health checks.
 struct SessionStoreHealth {
   std::string type;   ///< "memory" or "redis"
@@ -173,7 +226,8 @@ struct SessionStoreHealth {
 /// in MiB), max_history, default_k, max_k, session_shards (shards), max_batch, batch_lanes,
 /// head_storage ("int8" or "fp32"), session_store, session_key_prefix,
 /// session_store_timeout, session_store_connections, session_snapshot,
-/// session_snapshot_interval, reload_replay_events, and the ANN table ann_option_specs()
+/// session_snapshot_interval, reload_replay_events, max_added_items, items_file, and the
+/// ANN table ann_option_specs()
 /// (retrieval, ann_m, ann_ef_construction, ann_ef_search, ann_candidates, ann_min_items,
 /// ann_index). Defaults are those of
 /// RecommenderOptions.
@@ -251,6 +305,10 @@ struct ServedModelInfo {
   /// "build_seconds", "source": "built"|"file", "index_file"}; "ann_notice" when ANN was
   /// asked for but the requests are scored exactly (small catalogue, no head).
   nlohmann::json scoring;
+  /// The live catalogue: {"trained", "added" (indices given to added items), "added_live",
+  /// "retired", "live", "version", "adds_items" (whether the model adds items by their
+  /// features), "items_file"}.
+  nlohmann::json catalogue;
   nlohmann::json config;  ///< the model's configuration
   nlohmann::json meta;    ///< training metadata from the model file
 };
@@ -294,6 +352,12 @@ struct RecommenderStats {
   /// updates that found the session changed and were done again (Redis store).
   int64_t session_store_failures = 0;
   int64_t session_store_retries = 0;
+  /// Items added (add_item(), and the replays of the items file) and retired since start;
+  /// the live catalogue now: every item not retired, trained and added, and the added ones.
+  int64_t items_added = 0;
+  int64_t items_retired = 0;
+  int64_t catalogue_live = 0;
+  int64_t catalogue_added_live = 0;
   /// Sessions read from the snapshot file at start, and those of it that were skipped
   /// (another catalogue, or idle longer than the TTL).
   int64_t sessions_restored = 0;
@@ -325,6 +389,23 @@ class Recommender {
   Recommendation add_events(const SessionRequest& request);
   /// Recommends after the known items of the list (no state is kept or touched).
   Recommendation recommend(const ItemsRequest& request) const;
+  /// Adds an item to the live catalogue, recommendable from the next request on; thread-
+  /// safe with every other call (requests see the catalogue before or after, never a mix).
+  /// `features` ({"column": value, ...}, the columns of the feature file the model was
+  /// trained with; FeatureEncoder::encode) gives the item's vector through the model's item
+  /// tower; the item gets a fresh index (never one a retired item had). With `features`
+  /// null, a retired trained item is restored with its trained vector. InputError for a bad
+  /// id or features, for features given to a model that cannot add items by features
+  /// (Model::adds_items(): dssm trained with item features), or for null features on an
+  /// id that is not a retired trained item; ItemConflict when the id is live or
+  /// max_added_items is reached; IoError when the items file cannot be written (then
+  /// nothing changed).
+  AddItemResult add_item(const std::string& id, const nlohmann::json& features);
+  /// Retires an item (trained or added): it is never recommended again until added again.
+  /// Sessions that hold it keep it (it still counts for their scores). UnknownItem when
+  /// the id is not live; IoError as add_item().
+  RemoveItemResult remove_item(const std::string& id);
+
   /// Forgets a session; false when there was none.
   bool drop_session(const std::string& session_id);
   /// The session, or nothing when there is none (does not count as a use).

@@ -1,5 +1,7 @@
 """Live sessions in-process: the serving core of ``seqrec serve`` without HTTP."""
 
+import json
+
 from . import _seqrec
 from ._models import Model
 from ._seqrec import InputError
@@ -49,7 +51,7 @@ class Recommender:
     :meth:`replace_model`); ``options`` the server's limits (docs/http-api.md):
     ``max_sessions``, ``session_ttl``, ``max_session_memory`` (MiB), ``max_history``,
     ``default_k``, ``max_k``, ``session_shards``, ``max_batch``, ``batch_lanes``,
-    ``head_storage``. ``exact=True`` scores with the model's own scoring (the numbers of
+    ``head_storage``, ``max_added_items``, ``items_file``. ``exact=True`` scores with the model's own scoring (the numbers of
     ``seqrec eval``) instead of the server's batched output layer. Every method may be
     called from several threads at once; the GIL is released while it runs.
 
@@ -90,6 +92,25 @@ class Recommender:
         """Recommend after a list of items, without session state."""
         return self._core.recommend_items(_ids(items, "items"),
                                           *self._opts(k, exclude_seen, allowed, forbidden))
+
+    def add_item(self, id, features=None):
+        """Add an item to the live catalogue by its features, recommendable from the next
+        call on (POST /v1/items). ``features``: a dict of the columns of the feature file
+        the model was trained with (``{"title": "Toy Story 5 (2027)", "genres":
+        "Animation|Comedy"}``; multi-valued columns also as lists). Only a dssm model
+        trained with item features can add items; ``features=None`` brings a retired
+        trained item back. Returns a dict: "id", "index", "restored", "unknown_values"
+        (values the feature file never had), "live_items". Raises InputError for bad
+        features, seqrec.Error when the id is live already or the bound is reached."""
+        if features is not None and not isinstance(features, dict):
+            raise InputError(f"add_item: features must be a dict, got {type(features).__name__}")
+        text = "" if features is None else json.dumps(features)
+        return self._core.add_item(str(id), text)
+
+    def remove_item(self, id):
+        """Retire an item (trained or added): never recommended again until added again.
+        Raises seqrec.Error when the id is not in the live catalogue."""
+        return self._core.remove_item(str(id))
 
     def drop_session(self, session):
         """Forget a session; False when there was none."""

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -189,6 +190,14 @@ class Builder {
         t_.value[k] = sd > 0 ? static_cast<float>((t_.value[k] - mean) / sd) : 0.0f;
       }
     }
+    t_.numeric.clear();
+    for (const auto& [i, s] : stats) {
+      const double n = static_cast<double>(count[i]);
+      const double mean = s.first / n;
+      t_.numeric.push_back({i, mean, std::sqrt(std::max(0.0, s.second / n - mean * mean))});
+    }
+    std::sort(t_.numeric.begin(), t_.numeric.end(),
+              [](const auto& a, const auto& b) { return a.feature < b.feature; });
     std::vector<std::pair<int32_t, float>> row;
     std::vector<int64_t> off{0};
     std::vector<int32_t> idx;
@@ -642,6 +651,7 @@ FeatureTable read_features(const std::string& path, const FeatureReadOptions& op
                      std::to_string(opt.text_buckets));
   FeatureTable t;
   t.source = path;
+  t.read_options = opt;
   const std::string text = dd::read_file(path);
   Builder b(t, opt);
   size_t p = 0;
@@ -760,6 +770,264 @@ SparseFeatures align_features(const FeatureTable& table, const Vocab& vocab,
                          "): a feature file for another data set?");
   if (report) *report = a;
   return s;
+}
+
+FeatureEncoder::FeatureEncoder(const FeatureTable& t)
+    : format_(t.format),
+      columns_(t.columns),
+      names_(t.names),
+      text_buckets_(t.text_buckets),
+      trigrams_(t.read_options.text_trigrams),
+      words_(t.read_options.text_words),
+      title_year_(t.format == "movielens-movies" && t.read_options.title_year) {
+  for (size_t i = 0; i < names_.size(); ++i) index_.emplace(names_[i], static_cast<int32_t>(i));
+  for (const auto& n : t.numeric) numeric_[n.feature] = {n.mean, n.sd};
+}
+
+nlohmann::json FeatureEncoder::to_json() const {
+  nlohmann::json cols = nlohmann::json::array();
+  for (const auto& c : columns_)
+    cols.push_back({{"name", c.name}, {"role", feature_role_name(c.role)}, {"sep", c.sep}});
+  nlohmann::json num = nlohmann::json::array();
+  std::vector<std::pair<int32_t, std::pair<double, double>>> ns(numeric_.begin(), numeric_.end());
+  std::sort(ns.begin(), ns.end());
+  for (const auto& [f, ms] : ns) num.push_back({f, ms.first, ms.second});
+  // Names may hold bytes that are not UTF-8 (a Latin-1 file): kept as bytes in a binary
+  // array so that they round-trip exactly.
+  nlohmann::json names = nlohmann::json::array();
+  bool utf8 = true;
+  for (const auto& n : names_) utf8 = utf8 && json_safe(n) == n;
+  for (const auto& n : names_) {
+    if (utf8)
+      names.push_back(n);
+    else
+      names.push_back(nlohmann::json::array_t(n.begin(), n.end()));
+  }
+  return {{"version", 1},
+          {"format", format_},
+          {"columns", std::move(cols)},
+          {"names", std::move(names)},
+          {"numeric", std::move(num)},
+          {"text_buckets", text_buckets_},
+          {"text_trigrams", trigrams_},
+          {"text_words", words_},
+          {"title_year", title_year_}};
+}
+
+FeatureEncoder FeatureEncoder::from_json(const nlohmann::json& j, const std::string& where) {
+  auto bad = [&](const std::string& why) -> void {
+    throw InputError(where + ": the item feature encoder of the model is malformed (" + why + ")");
+  };
+  FeatureEncoder e;
+  try {
+    if (!j.is_object() || j.value("version", 0) != 1) bad("not version 1");
+    e.format_ = j.at("format").get<std::string>();
+    for (const auto& c : j.at("columns")) {
+      FeatureColumn col;
+      col.name = c.at("name").get<std::string>();
+      col.sep = c.at("sep").get<std::string>();
+      const std::string role = c.at("role").get<std::string>();
+      bool found = false;
+      for (FeatureRole r :
+           {FeatureRole::Id, FeatureRole::Cat, FeatureRole::Multi, FeatureRole::Text,
+            FeatureRole::Num, FeatureRole::NumSeq, FeatureRole::Skip})
+        if (role == feature_role_name(r)) {
+          col.role = r;
+          found = true;
+        }
+      if (!found) bad("unknown role '" + role + "'");
+      col.index = static_cast<int32_t>(e.columns_.size());
+      e.columns_.push_back(std::move(col));
+    }
+    for (const auto& n : j.at("names")) {
+      if (n.is_string()) {
+        e.names_.push_back(n.get<std::string>());
+      } else {
+        std::string b;
+        for (const auto& x : n) b.push_back(static_cast<char>(x.get<int>()));
+        e.names_.push_back(std::move(b));
+      }
+      e.index_.emplace(e.names_.back(), static_cast<int32_t>(e.names_.size() - 1));
+    }
+    for (const auto& n : j.at("numeric")) {
+      const int32_t f = n.at(0).get<int32_t>();
+      if (f < 0 || f >= static_cast<int32_t>(e.names_.size())) bad("numeric feature out of range");
+      e.numeric_[f] = {n.at(1).get<double>(), n.at(2).get<double>()};
+    }
+    e.text_buckets_ = j.at("text_buckets").get<int64_t>();
+    if (e.text_buckets_ != 0 &&
+        (e.text_buckets_ < kMinTextBuckets || e.text_buckets_ > kMaxTextBuckets))
+      bad("text_buckets out of range");
+    e.trigrams_ = j.at("text_trigrams").get<bool>();
+    e.words_ = j.at("text_words").get<bool>();
+    e.title_year_ = j.at("title_year").get<bool>();
+  } catch (const nlohmann::json::exception& x) {
+    bad(x.what());
+  }
+  return e;
+}
+
+FeatureEncoder::Row FeatureEncoder::encode(const nlohmann::json& features,
+                                           size_t max_value_bytes) const {
+  if (!features.is_object())
+    throw InputError("'features' must be an object of column: value, got " +
+                     std::string(features.type_name()));
+  std::vector<std::pair<int32_t, float>> entries;
+  Row row;
+  auto field = [](const std::string& col) { return "'features." + col + "'"; };
+  auto text_of = [&](const nlohmann::json& v, const std::string& col,
+                     const char* want) -> std::string {
+    std::string s;
+    if (v.is_string())
+      s = v.get<std::string>();
+    else if (v.is_number_unsigned())
+      s = std::to_string(v.get<uint64_t>());
+    else if (v.is_number_integer())
+      s = std::to_string(v.get<int64_t>());
+    else if (v.is_number_float()) {
+      std::ostringstream o;
+      o << v.get<double>();
+      s = o.str();
+    } else
+      throw InputError(field(col) + " must be " + want + ", got " + std::string(v.type_name()));
+    if (s.size() > max_value_bytes)
+      throw InputError(field(col) + " is longer than " + std::to_string(max_value_bytes) +
+                       " bytes");
+    return s;
+  };
+  auto dense = [&](const std::string& name, float v) {
+    auto it = index_.find(name);
+    if (it == index_.end())
+      row.unknown_values.push_back(name);
+    else
+      entries.emplace_back(it->second, v);
+  };
+  auto numeric = [&](const std::string& col, const std::string& name, const nlohmann::json& v) {
+    double x = 0;
+    if (v.is_number()) {
+      x = v.get<double>();
+    } else if (v.is_string()) {
+      const std::string s = v.get<std::string>();
+      if (s.size() > max_value_bytes || !dd::parse_double(trim(s), &x))
+        throw InputError(field(col) + ": " + dd::quote(s) + " is not a number");
+    } else {
+      throw InputError(field(col) + " must be a number, got " + std::string(v.type_name()));
+    }
+    if (!std::isfinite(x)) throw InputError(field(col) + " must be a finite number");
+    auto it = index_.find(name);
+    if (it == index_.end()) {
+      row.unknown_values.push_back(name);
+      return;
+    }
+    const auto st = numeric_.find(it->second);
+    const double mean = st == numeric_.end() ? 0.0 : st->second.first;
+    const double sd = st == numeric_.end() ? 0.0 : st->second.second;
+    const float f = static_cast<float>(x);  // read_features keeps the value as a float first
+    entries.emplace_back(it->second, sd > 0 ? static_cast<float>((f - mean) / sd) : 0.0f);
+  };
+  auto text = [&](std::string_view t) {
+    std::vector<int32_t> ti;
+    std::vector<float> tv;
+    hash_text(t, text_buckets_, trigrams_, words_, static_cast<int32_t>(names_.size()), ti, tv);
+    for (size_t k = 0; k < ti.size(); ++k) entries.emplace_back(ti[k], tv[k]);
+  };
+  for (auto it = features.begin(); it != features.end(); ++it) {
+    const std::string& name = it.key();
+    const FeatureColumn* c = nullptr;
+    for (const auto& col : columns_)
+      if (col.name == name) c = &col;
+    if (!c) {
+      std::string names;
+      for (const auto& col : columns_)
+        if (col.role != FeatureRole::Id && col.role != FeatureRole::Skip)
+          names += (names.empty() ? "" : ", ") + col.name;
+      throw InputError("unknown feature column " + field(name) +
+                       " (the model's feature columns: " + names + ")");
+    }
+    const nlohmann::json& v = it.value();
+    if (c->role == FeatureRole::Id)
+      throw InputError(field(name) + " is the id column of the feature file; give the id as 'id'");
+    if (c->role == FeatureRole::Skip || v.is_null()) continue;
+    switch (c->role) {
+      case FeatureRole::Cat: {
+        const std::string s(trim(text_of(v, name, "a string or a number")));
+        if (!s.empty()) dense(name + "=" + s, 1.0f);
+        break;
+      }
+      case FeatureRole::Multi: {
+        std::vector<std::string> parts;
+        if (v.is_array()) {
+          for (size_t k = 0; k < v.size(); ++k)
+            parts.push_back(
+                text_of(v[k], name + "[" + std::to_string(k) + "]", "a string or a number"));
+        } else {
+          const std::string s = text_of(v, name, "a string, a number or an array of them");
+          if (c->sep.empty())
+            parts.push_back(s);
+          else
+            for (auto& p : split(trim(s), c->sep)) parts.push_back(std::move(p));
+        }
+        for (const auto& p : parts) {
+          const std::string x(trim(p));
+          if (!x.empty()) dense(name + "=" + x, 1.0f);
+        }
+        break;
+      }
+      case FeatureRole::Text: {
+        if (!v.is_string())
+          throw InputError(field(name) + " must be a string, got " + std::string(v.type_name()));
+        std::string s(trim(text_of(v, name, "a string")));
+        if (s.empty()) break;
+        if (title_year_ && columns_.size() > 1 && &columns_[1] == c) {
+          // movies.dat: "Title (1995)" -> the text "Title" and the feature year=1995.
+          if (s.size() >= 7 && s.back() == ')' && s[s.size() - 6] == '(' &&
+              std::all_of(s.end() - 5, s.end() - 1,
+                          [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); })) {
+            const std::string year = s.substr(s.size() - 5, 4);
+            s = std::string(trim(std::string_view(s).substr(0, s.size() - 6)));
+            dense("year=" + year, 1.0f);
+          }
+        }
+        if (!s.empty()) text(s);
+        break;
+      }
+      case FeatureRole::Num:
+        if (!(v.is_string() && trim(v.get<std::string>()).empty())) numeric(name, name, v);
+        break;
+      case FeatureRole::NumSeq: {
+        std::vector<nlohmann::json> parts;
+        if (v.is_array()) {
+          for (const auto& x : v) parts.push_back(x);
+        } else if (v.is_string()) {
+          const std::string s = text_of(v, name, "a string");
+          for (auto& p : split(s, c->sep)) parts.emplace_back(std::move(p));
+        } else {
+          throw InputError(field(name) + " must be an array of numbers, got " +
+                           std::string(v.type_name()));
+        }
+        for (size_t k = 0; k < parts.size(); ++k) {
+          if (parts[k].is_null() ||
+              (parts[k].is_string() && trim(parts[k].get<std::string>()).empty()))
+            continue;
+          numeric(name, name + "[" + std::to_string(k) + "]", parts[k]);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [i, v] : entries) {
+    if (!row.index.empty() && row.index.back() == i) {
+      row.value.back() += v;
+    } else {
+      row.index.push_back(i);
+      row.value.push_back(v);
+    }
+  }
+  return row;
 }
 
 }  // namespace seqrec

@@ -314,9 +314,17 @@ DotProductHead DssmModel::dot_product_head() const {
 
 void DssmModel::query_vectors(std::span<const std::span<const int32_t>> seqs,
                               std::span<const PrefixQuery> queries, float* out) const {
+  query_vectors_with(seqs, queries, nullptr, 0, out);
+}
+
+void DssmModel::query_vectors_with(std::span<const std::span<const int32_t>> seqs,
+                                   std::span<const PrefixQuery> queries, const float* extra_rows,
+                                   int32_t n_extra, float* out) const {
   if (head_.empty()) throw Error("dssm: the model has not been trained or loaded");
   const int64_t D = net_.dim(), Q = static_cast<int64_t>(queries.size());
   if (Q == 0) return;
+  // An added item's head row is gamma * u: its unit vector is the row / gamma.
+  const double inv_gamma = 1.0 / static_cast<double>(net_.gamma);
   // The pooled vector of each prefix's last maxlen items: the last row of pool_forward.
   std::vector<float> P(static_cast<size_t>(Q * D));
   for (int64_t r = 0; r < Q; ++r) {
@@ -326,11 +334,17 @@ void DssmModel::query_vectors(std::span<const std::span<const int32_t>> seqs,
     std::vector<double> s(static_cast<size_t>(D), 0.0);
     for (int64_t i = m - n; i < m; ++i) {
       const int32_t it = prefix[static_cast<size_t>(i)];
+      z = net_.decay * z + 1.0;
+      if (it >= n_items_ && it - n_items_ < n_extra && extra_rows) {
+        const float* row = extra_rows + static_cast<int64_t>(it - n_items_) * D;
+        for (int64_t k = 0; k < D; ++k)
+          s[static_cast<size_t>(k)] = net_.decay * s[static_cast<size_t>(k)] + row[k] * inv_gamma;
+        continue;
+      }
       if (it < 0 || it >= n_items_)
         throw Error("dssm: item index " + std::to_string(it) + " outside the catalogue of " +
-                    std::to_string(n_items_));
+                    std::to_string(n_items_) + " (+" + std::to_string(n_extra) + " added)");
       const float* u = vecs_.data() + static_cast<int64_t>(it) * D;
-      z = net_.decay * z + 1.0;
       for (int64_t k = 0; k < D; ++k)
         s[static_cast<size_t>(k)] = net_.decay * s[static_cast<size_t>(k)] + u[k];
     }
@@ -339,6 +353,36 @@ void DssmModel::query_vectors(std::span<const std::span<const int32_t>> seqs,
   }
   dssm::QueryCache qc;
   dssm::query_forward(net_, layout_, w_.data(), Q, P.data(), qc, out);
+}
+
+void DssmModel::encode_item(std::span<const int32_t> index, std::span<const float> value,
+                            float* row, float* bias) const {
+  if (head_.empty()) throw Error("dssm: the model has not been trained or loaded");
+  if (index.size() != value.size())
+    throw InputError("dssm: encode_item: index and value differ in length");
+  for (size_t j = 0; j < index.size(); ++j) {
+    if (index[j] < 0 || index[j] >= X_.n_features)
+      throw InputError("dssm: feature index " + std::to_string(index[j]) + " outside the model's " +
+                       std::to_string(X_.n_features) + " features");
+    if (!std::isfinite(value[j])) throw InputError("dssm: a feature value is not finite");
+  }
+  // One row of features, through the item tower without the id embedding (a new item has
+  // none: its features alone, like a cold item of training).
+  SparseFeatures x;
+  x.n_features = X_.n_features;
+  x.offsets = {0, static_cast<int64_t>(index.size())};
+  x.index.assign(index.begin(), index.end());
+  x.value.assign(value.begin(), value.end());
+  dssm::Layout l = layout_;
+  l.E = -1;
+  dssm::TowerCache tc;
+  const int32_t item0 = 0;
+  const int64_t D = net_.dim();
+  std::vector<float> u(static_cast<size_t>(D));
+  dssm::item_tower_forward(net_, l, w_.data(), x, std::span<const int32_t>(&item0, 1), tc,
+                           u.data());
+  for (int64_t k = 0; k < D; ++k) row[k] = net_.gamma * u[static_cast<size_t>(k)];
+  if (bias) *bias = 0.0f;
 }
 
 void DssmModel::save(TensorWriter& w) const {

@@ -57,6 +57,15 @@ class DssmModel final : public ModelBase {
   DotProductHead dot_product_head() const override;
   void query_vectors(std::span<const std::span<const int32_t>> seqs,
                      std::span<const PrefixQuery> queries, float* out) const override;
+  /// A trained model adds items by their features (the server also needs the feature
+  /// encoder of the model file's metadata, which an id-only model lacks).
+  bool adds_items() const override { return !head_.empty(); }
+  /// gamma times the item tower's unit vector of the features, without id embedding; no bias.
+  void encode_item(std::span<const int32_t> index, std::span<const float> value, float* row,
+                   float* bias) const override;
+  void query_vectors_with(std::span<const std::span<const int32_t>> seqs,
+                          std::span<const PrefixQuery> queries, const float* extra_rows,
+                          int32_t n_extra, float* out) const override;
   void save(TensorWriter& w) const override;
   void load(const TensorReader& r) override;
 

@@ -84,6 +84,15 @@ void Model::query_vectors(std::span<const std::span<const int32_t>>, std::span<c
 void Model::state_query(const SessionState&, float*) const {
   missing(*this, "state_query()", "a dot-product head with incremental inference");
 }
+void Model::encode_item(std::span<const int32_t>, std::span<const float>, float*, float*) const {
+  missing(*this, "encode_item()", "adding items by their features (adds_items)");
+}
+void Model::query_vectors_with(std::span<const std::span<const int32_t>> seqs,
+                               std::span<const PrefixQuery> queries, const float*, int32_t n_extra,
+                               float* out) const {
+  if (n_extra > 0) missing(*this, "query_vectors_with()", "adding items (adds_items)");
+  query_vectors(seqs, queries, out);
+}
 std::string Model::encode_state(const SessionState&) const {
   missing(*this, "encode_state()", "incremental inference (new_state)");
 }

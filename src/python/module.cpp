@@ -1073,6 +1073,38 @@ PYBIND11_MODULE(_seqrec, m) {
              }
              return recommendation_dict(rec);
            })
+      .def("add_item",
+           [](Recommender& r, const std::string& id, const std::string& features_json) {
+             // The features come as JSON text (json.dumps of the dict on the Python side).
+             const nlohmann::json f =
+                 features_json.empty() ? nlohmann::json() : nlohmann::json::parse(features_json);
+             AddItemResult res;
+             {
+               py::gil_scoped_release release;
+               res = r.add_item(id, f);
+             }
+             py::dict d;
+             d["id"] = res.id;
+             d["index"] = res.index;
+             d["restored"] = res.restored;
+             d["unknown_values"] = str_list(res.unknown_values);
+             d["live_items"] = res.live_items;
+             return d;
+           })
+      .def("remove_item",
+           [](Recommender& r, const std::string& id) {
+             RemoveItemResult res;
+             {
+               py::gil_scoped_release release;
+               res = r.remove_item(id);
+             }
+             py::dict d;
+             d["id"] = res.id;
+             d["index"] = res.index;
+             d["was_added"] = res.added;
+             d["live_items"] = res.live_items;
+             return d;
+           })
       .def("drop_session", &Recommender::drop_session, py::call_guard<py::gil_scoped_release>())
       .def("session_info",
            [](const Recommender& r, const std::string& session) -> py::object {
@@ -1129,6 +1161,10 @@ PYBIND11_MODULE(_seqrec, m) {
              d["reloads"] = s.reloads;
              d["reload_failures"] = s.reload_failures;
              d["model_generation"] = s.model_generation;
+             d["items_added"] = s.items_added;
+             d["items_retired"] = s.items_retired;
+             d["catalogue_live"] = s.catalogue_live;
+             d["catalogue_added_live"] = s.catalogue_added_live;
              return d;
            })
       .def("model_info", [](const Recommender& r) {
@@ -1143,6 +1179,7 @@ PYBIND11_MODULE(_seqrec, m) {
         d["history_length"] = i.history_length;
         d["exclude_seen_default"] = i.exclude_seen_default;
         d["scoring"] = to_py(i.scoring);
+        d["catalogue"] = to_py(i.catalogue);
         d["config"] = to_py(i.config);
         return d;
       });

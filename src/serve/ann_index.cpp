@@ -332,11 +332,12 @@ std::unique_ptr<AnnIndex> obtain_ann_index(const DotProductHead& head, int32_t n
 
 bool ann_top_k(const AnnIndex& index, const PackedDotHead& head, const float* q, int32_t k,
                const TopKFilter& f, AnnScratch& sc, std::vector<std::pair<int32_t, float>>& out,
-               int64_t* rescored) {
+               int64_t* rescored, const PackedDotHead* added) {
   for (int32_t j = 0; j < head.dim(); ++j)
     if (!std::isfinite(q[j])) return false;
   // An index grown at run time may know items the head does not have yet: those wait.
-  const int32_t n = std::min(head.n_items(), index.n_items());
+  const int32_t nb = head.n_items();
+  const int32_t n = std::min(nb + (added ? added->n_items() : 0), index.n_items());
   sc.excl.assign(f.excluded.begin(), f.excluded.end());
   std::sort(sc.excl.begin(), sc.excl.end());
   sc.excl.erase(std::unique(sc.excl.begin(), sc.excl.end()), sc.excl.end());
@@ -357,7 +358,18 @@ bool ann_top_k(const AnnIndex& index, const PackedDotHead& head, const float* q,
     }
     sc.cand.resize(w);
     sc.scores.resize(w);
-    head.exact(q, sc.cand, sc.scores.data());
+    if (added && std::any_of(sc.cand.begin(), sc.cand.end(), [nb](int32_t i) { return i >= nb; })) {
+      // Base items through the base head, added ones through theirs, back in place.
+      sc.local.clear();
+      for (int32_t i : sc.cand)
+        if (i >= nb) sc.local.push_back(i - nb);
+      std::stable_partition(sc.cand.begin(), sc.cand.end(), [nb](int32_t i) { return i < nb; });
+      const size_t b = sc.cand.size() - sc.local.size();
+      head.exact(q, std::span<const int32_t>(sc.cand.data(), b), sc.scores.data());
+      added->exact(q, sc.local, sc.scores.data() + b);
+    } else {
+      head.exact(q, sc.cand, sc.scores.data());
+    }
     if (rescored) *rescored += static_cast<int64_t>(w);
     out.clear();
     for (size_t j = 0; j < w; ++j) {

@@ -77,6 +77,7 @@ std::unique_ptr<AnnIndex> obtain_ann_index(const DotProductHead& head, int32_t n
 struct AnnScratch {
   std::vector<int32_t> cand, excl;
   std::vector<float> scores;
+  std::vector<int32_t> local;  // candidates among the added items, local indices
 };
 
 /// The top k of query q as the ANN path finds it: candidates from `index` (o.candidates x
@@ -86,8 +87,11 @@ struct AnnScratch {
 /// k eligible candidates remain, more are asked for (x4, twice); if still fewer, returns
 /// false and `out` is unspecified (the caller scores exactly). Also false for a non-finite
 /// query. `rescored` (optional) is increased by the items scored exactly.
+/// `added` (optional): the head of the items added at run time, whose indices follow
+/// head's (head.n_items() + j is its item j); index items beyond both are skipped.
 bool ann_top_k(const AnnIndex& index, const PackedDotHead& head, const float* q, int32_t k,
                const TopKFilter& filter, AnnScratch& sc,
-               std::vector<std::pair<int32_t, float>>& out, int64_t* rescored = nullptr);
+               std::vector<std::pair<int32_t, float>>& out, int64_t* rescored = nullptr,
+               const PackedDotHead* added = nullptr);
 
 }  // namespace seqrec::serve

@@ -2,6 +2,10 @@
 // and the scoring path of one request (on the calling thread, one OpenMP thread).
 #include "seqrec/recommender.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -20,6 +24,7 @@
 #include "core/parallel.hpp"
 #include "io/model_file.hpp"
 #include "seqrec/error.hpp"
+#include "seqrec/features.hpp"
 #include "serve/ann_index.hpp"
 #include "serve/dot_head.hpp"
 #include "serve/redis_store.hpp"
@@ -65,10 +70,88 @@ struct Snapshot {
   std::string ann_notice;
 };
 
+/// The live catalogue of one loaded model: its trained items, the items added at run time
+/// (indices n_base, n_base + 1, ...; never reused) and the retired ones. Immutable once
+/// published: a change makes a new one (copy-on-write) that is published together with the
+/// model snapshot it belongs to, under the same lock, so that a request sees one consistent
+/// catalogue from start to end. The added items' rows live in a buffer shared by the
+/// catalogues of one model: a change only writes the row past the last one any published
+/// catalogue has, so readers of older catalogues never see it change.
+struct Catalogue {
+  uint64_t version = 0;  // +1 per change; a reload starts again from the replay
+  int32_t n_base = 0;    // trained items
+  int32_t dim = 0;       // the head's width (0: no dot-product head)
+  bool adds = false;     // the model adds items by their features
+  std::string adds_why;  // why not
+  std::shared_ptr<const FeatureEncoder> encoder;
+  int32_t capacity = 0;                              // rows the buffers hold (max_added_items)
+  std::shared_ptr<float[]> rows, bias;               // capacity x dim, capacity
+  int32_t n_added = 0;                               // rows of this catalogue
+  std::vector<std::string> ids;                      // added item j is index n_base + j
+  std::unordered_map<std::string, int32_t> by_id;    // added id -> its newest index
+  std::vector<int32_t> retired;                      // sorted ascending
+  std::shared_ptr<const serve::PackedDotHead> head;  // over the added rows (null: none)
+
+  int32_t total() const { return n_base + n_added; }
+  int64_t live() const {
+    return static_cast<int64_t>(total()) - static_cast<int64_t>(retired.size());
+  }
+  bool is_retired(int32_t i) const { return std::binary_search(retired.begin(), retired.end(), i); }
+  int32_t find(const Vocab& v, const std::string& id) const {
+    if (!by_id.empty()) {
+      auto it = by_id.find(id);
+      if (it != by_id.end()) return it->second;
+    }
+    return v.find(id);
+  }
+  const std::string& token(const Vocab& v, int32_t i) const {
+    return i < n_base ? v.token(i) : ids[static_cast<size_t>(i - n_base)];
+  }
+  int64_t added_live() const {
+    int64_t n = n_added;
+    for (auto it = std::lower_bound(retired.begin(), retired.end(), n_base); it != retired.end();
+         ++it)
+      --n;
+    return n;
+  }
+  /// A copy to change (the head is rebuilt by the caller when rows were added).
+  std::shared_ptr<Catalogue> clone() const {
+    auto c = std::make_shared<Catalogue>();
+    c->version = version;
+    c->n_base = n_base;
+    c->dim = dim;
+    c->adds = adds;
+    c->adds_why = adds_why;
+    c->encoder = encoder;
+    c->capacity = capacity;
+    c->rows = rows;
+    c->bias = bias;
+    c->n_added = n_added;
+    c->ids = ids;
+    c->by_id = by_id;
+    c->retired = retired;
+    c->head = head;
+    return c;
+  }
+};
+
+/// One change of the catalogue, as kept in memory and in the items file.
+struct ItemOp {
+  bool add = true;
+  std::string id;
+  nlohmann::json features;  // add: null = restore a retired trained item
+  nlohmann::json to_json() const {
+    nlohmann::json j = {{"op", add ? "add" : "retire"}, {"id", id}};
+    if (add && !features.is_null()) j["features"] = features;
+    return j;
+  }
+};
+
 /// Per-thread buffers: a score row and index lists, reused across requests.
 struct Scratch {
   std::vector<float> scores, query;
-  std::vector<int32_t> items, forbidden, allowed;
+  std::vector<int32_t> items, forbidden, allowed, lexcl, lforb, lallow;
+  std::vector<std::pair<int32_t, float>> candidates2;
   std::vector<std::pair<int32_t, float>> candidates;
   serve::AnnScratch ann;  // the ANN path's buffers
 };
@@ -107,6 +190,9 @@ void check_options(const RecommenderOptions& o) {
   check("session_store_connections", std::to_string(o.session_store_connections));
   check("session_snapshot_interval", exact_text(o.session_snapshot_interval_seconds));
   check("reload_replay_events", std::to_string(o.reload_replay_events));
+  check("max_added_items", std::to_string(o.max_added_items));
+  need(o.max_item_id_bytes >= 1, "max_item_id_bytes must be at least 1");
+  need(o.max_feature_value_bytes >= 1, "max_feature_value_bytes must be at least 1");
   check_ann_options(o.ann, "recommender options");
   if (o.session_store != "memory") {
     serve::parse_redis_url(o.session_store, "recommender options: session_store");
@@ -172,6 +258,13 @@ std::vector<ParamSpec> recommender_option_specs() {
       param_int("reload_replay_events", std::to_string(d.reload_replay_events), 0, 1000000,
                 "after a reload with the same catalogue, a session's new model state is built "
                 "from its last N kept events (0 = all kept)"),
+      param_int("max_added_items", std::to_string(d.max_added_items), 0, 10000000,
+                "items added at run time (POST /v1/items) at most per loaded model, retired "
+                "ones included (0 = adding is off)"),
+      param_string("items_file", d.items_file,
+                   "file where every item added or retired at run time is appended (synced) "
+                   "and replayed from at start and after a reload (\"\" = none: they last "
+                   "until the process ends)"),
   };
   for (ParamSpec& p : ann_option_specs()) specs.push_back(std::move(p));
   return specs;
@@ -198,6 +291,8 @@ RecommenderOptions to_recommender_options(const Config& c) {
   o.session_snapshot_interval_seconds = c.get_float("session_snapshot_interval");
   o.reload_replay_events = static_cast<int32_t>(c.get_int("reload_replay_events"));
   o.ann = to_ann_options(c);
+  o.max_added_items = static_cast<int32_t>(c.get_int("max_added_items"));
+  o.items_file = c.get_string("items_file");
   return o;
 }
 
@@ -221,6 +316,14 @@ struct Recommender::Impl {
   bool stopping = false;
   std::thread sweeper;
   std::mutex snapshot_mu;  // one snapshot write at a time
+  // The live catalogue of `snap` (published with it, under snap_mu), the changes made to it
+  // (replayed onto every newly loaded model) and the items file they are appended to.
+  std::shared_ptr<const Catalogue> cat;
+  std::mutex items_mu;  // one catalogue change (or replay and publication) at a time
+  std::vector<ItemOp> journal;
+  int items_fd = -1;
+  int64_t items_size = 0;  // bytes of the items file written
+  mutable std::atomic<int64_t> items_added{0}, items_retired{0};
 
   void check_session_id(const std::string& id) const;
   /// The deadline of a request's work on the Redis store.
@@ -230,18 +333,19 @@ struct Recommender::Impl {
   }
   /// Applies the request's known events to the session (its lock held, or a private copy);
   /// returns how many. Fills the session fields of `r`.
-  static int64_t apply_events(Session& ses, const Snapshot& snap, const SessionRequest& req,
-                              Recommendation& r);
+  static int64_t apply_events(Session& ses, const Snapshot& snap, const Catalogue& cat,
+                              const SessionRequest& req, Recommendation& r);
   /// The top-K of the session into r.items.
-  void score_session(const Session& ses, const Snapshot& snap, const RecommendOptions& o,
-                     Scratch& sc, Recommendation& r) const;
+  void score_session(const Session& ses, const Snapshot& snap, const Catalogue& cat,
+                     const RecommendOptions& o, Scratch& sc, Recommendation& r) const;
   /// A session as stored outside the process, and back (a session of another catalogue,
   /// or with indices outside this one, comes back with catalogue_generation 0, so that
   /// reconcile() resets it; a state of another model with model_generation 0, so that
   /// reconcile() rebuilds it).
   static serve::StoredSession to_stored(const Session& ses, const Snapshot& snap,
                                         double last_used_unix);
-  static void from_stored(const serve::StoredSession& st, const Snapshot& snap, Session& ses);
+  static void from_stored(const serve::StoredSession& st, const Snapshot& snap,
+                          const Catalogue& cat, Session& ses);
   /// add_events() on the Redis store: read, apply, write back if unchanged, else again.
   Recommendation add_events_shared(const SessionRequest& req, int32_t k);
 
@@ -265,6 +369,7 @@ struct Recommender::Impl {
   }
 
   ~Impl() {
+    if (items_fd >= 0) ::close(items_fd);
     {
       std::lock_guard<std::mutex> lock(sweep_mu);
       stopping = true;
@@ -316,6 +421,240 @@ struct Recommender::Impl {
   std::shared_ptr<const Snapshot> current() const {
     std::lock_guard<std::mutex> lock(snap_mu);
     return snap;
+  }
+  /// The model and its live catalogue, consistent with each other.
+  std::pair<std::shared_ptr<const Snapshot>, std::shared_ptr<const Catalogue>> view() const {
+    std::lock_guard<std::mutex> lock(snap_mu);
+    return {snap, cat};
+  }
+
+  /// The catalogue of a freshly loaded model, before any change.
+  std::shared_ptr<Catalogue> base_catalogue(const Snapshot& s) const {
+    auto c = std::make_shared<Catalogue>();
+    c->n_base = s.bundle.items.size();
+    c->dim = s.head ? s.head->dim() : 0;
+    const Model& m = *s.bundle.model;
+    if (!m.adds_items()) {
+      c->adds_why =
+          "model type '" + m.type() +
+          "' cannot add items by their features (only dssm trained with --item-features can)";
+    } else if (!s.head) {
+      c->adds_why = "adding items needs the dot-product head (dot_product_head is off)";
+    } else if (!s.bundle.meta.is_object() || !s.bundle.meta.contains("item_feature_encoder")) {
+      c->adds_why =
+          "the model file has no item feature encoder (trained without --item-features, or by a "
+          "seqrec before items could be added); retrain it with --item-features";
+    } else {
+      c->encoder = std::make_shared<const FeatureEncoder>(FeatureEncoder::from_json(
+          s.bundle.meta.at("item_feature_encoder"), s.path.empty() ? "the model" : s.path));
+      c->adds = true;
+    }
+    if (c->adds && options.max_added_items == 0) {
+      c->adds = false;
+      c->adds_why = "adding items is off (--max-added-items 0)";
+    }
+    return c;
+  }
+
+  void check_item_id(const std::string& id) const {
+    if (id.empty()) throw InputError("'id' must not be empty");
+    if (static_cast<int64_t>(id.size()) > options.max_item_id_bytes)
+      throw InputError("'id' is longer than " + std::to_string(options.max_item_id_bytes) +
+                       " bytes");
+  }
+
+  /// The catalogue after `op` (InputError, ItemConflict, UnknownItem when it cannot be
+  /// applied; `cur` is unchanged). The result's head is rebuilt when a row was added.
+  std::shared_ptr<Catalogue> apply_op(const Snapshot& s, const Catalogue& cur, const ItemOp& op,
+                                      AddItemResult* ar, RemoveItemResult* rr) const {
+    check_item_id(op.id);
+    const Vocab& v = s.bundle.items;
+    const int32_t idx = cur.find(v, op.id);
+    if (!op.add) {
+      if (idx < 0 || cur.is_retired(idx))
+        throw UnknownItem("item '" + op.id + "' is not in the live catalogue" +
+                          (idx >= 0 ? " (retired already)" : ""));
+      auto next = cur.clone();
+      next->retired.insert(std::lower_bound(next->retired.begin(), next->retired.end(), idx), idx);
+      if (rr) {
+        rr->id = op.id;
+        rr->index = idx;
+        rr->added = idx >= cur.n_base;
+      }
+      return next;
+    }
+    if (idx >= 0 && !cur.is_retired(idx))
+      throw ItemConflict("item '" + op.id + "' is live already (" +
+                         (idx < cur.n_base ? "a trained item" : "added at run time") +
+                         "); retire it first (DELETE /v1/items/ID) to add it again");
+    if (op.features.is_null()) {
+      if (idx >= 0 && idx < cur.n_base) {  // a retired trained item: back with its own vector
+        auto next = cur.clone();
+        next->retired.erase(std::lower_bound(next->retired.begin(), next->retired.end(), idx));
+        if (ar) {
+          ar->id = op.id;
+          ar->index = idx;
+          ar->restored = true;
+        }
+        return next;
+      }
+      throw InputError("'features' is required to add item '" + op.id + "'" +
+                       (idx >= 0 ? " again (it was added at run time and retired)" : "") +
+                       (cur.adds ? "" : "; besides, " + cur.adds_why));
+    }
+    if (!cur.adds) throw InputError("cannot add items by features: " + cur.adds_why);
+    if (cur.n_added >= options.max_added_items)
+      throw ItemConflict("the catalogue has had " + std::to_string(cur.n_added) +
+                         " items added since the model was loaded, the most --max-added-items "
+                         "allows");
+    FeatureEncoder::Row row =
+        cur.encoder->encode(op.features, static_cast<size_t>(options.max_feature_value_bytes));
+    auto next = cur.clone();
+    if (!next->rows) {
+      next->capacity = options.max_added_items;
+      next->rows = std::shared_ptr<float[]>(
+          new float[static_cast<size_t>(next->capacity) * static_cast<size_t>(cur.dim)]);
+      next->bias = std::shared_ptr<float[]>(new float[static_cast<size_t>(next->capacity)]);
+    }
+    // The row past every published catalogue's rows: no reader looks at it yet.
+    float* r = next->rows.get() + static_cast<int64_t>(cur.n_added) * cur.dim;
+    float b = 0.0f;
+    s.bundle.model->encode_item(row.index, row.value, r, &b);
+    for (int32_t k = 0; k < cur.dim; ++k)
+      if (!std::isfinite(r[k])) throw InputError("the item tower gave a non-finite vector");
+    next->bias[static_cast<size_t>(cur.n_added)] = b;
+    const int32_t index = cur.n_base + cur.n_added;
+    next->n_added = cur.n_added + 1;
+    next->ids.push_back(op.id);
+    next->by_id[op.id] = index;
+    const DotProductHead h{cur.dim, next->rows.get(),
+                           s.bundle.model->dot_product_head().bias ? next->bias.get() : nullptr};
+    next->head =
+        std::make_shared<const serve::PackedDotHead>(h, next->n_added, s.head->precision());
+    if (ar) {
+      ar->id = op.id;
+      ar->index = index;
+      ar->unknown_values = std::move(row.unknown_values);
+    }
+    return next;
+  }
+
+  /// Publishes a catalogue change of the current model (items_mu held): its row into the
+  /// ANN index first, then the catalogue.
+  void publish_catalogue(const Snapshot& s, const Catalogue& prev,
+                         std::shared_ptr<Catalogue> next) {
+    next->version = prev.version + 1;
+    if (s.ann && next->n_added > prev.n_added) {
+      const int64_t j = prev.n_added;
+      s.ann->add(next->rows.get() + j * next->dim, next->bias[static_cast<size_t>(j)]);
+    }
+    std::lock_guard<std::mutex> lock(snap_mu);
+    cat = std::move(next);
+  }
+
+  /// The catalogue of a newly loaded model with the journal replayed onto it (items_mu
+  /// held); changes that no longer apply are skipped with a notice.
+  std::shared_ptr<Catalogue> replay(const Snapshot& s) const {
+    std::shared_ptr<Catalogue> c = base_catalogue(s);
+    for (size_t j = 0; j < journal.size(); ++j) {
+      const ItemOp& op = journal[j];
+      try {
+        auto next = apply_op(s, *c, op, nullptr, nullptr);
+        next->version = c->version + 1;
+        if (s.ann && next->n_added > c->n_added) {
+          const int64_t r = c->n_added;
+          s.ann->add(next->rows.get() + r * next->dim, next->bias[static_cast<size_t>(r)]);
+        }
+        c = std::move(next);
+      } catch (const Error& e) {
+        std::fprintf(stderr, "seqrec: note: item change %zu (%s '%s') skipped for this model: %s\n",
+                     j + 1, op.add ? "add" : "retire", op.id.c_str(), e.what());
+      }
+    }
+    return c;
+  }
+
+  /// Appends a change to the items file, synced (items_mu held). IoError when it fails
+  /// (the file is cut back to what it was).
+  void append_item_op(const ItemOp& op) {
+    if (items_fd < 0) return;
+    const std::string line =
+        op.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    size_t done = 0;
+    while (done < line.size()) {
+      const ssize_t w = ::write(items_fd, line.data() + done, line.size() - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        const int err = errno;
+        rewind_items_file();
+        throw IoError("cannot write the items file '" + options.items_file +
+                      "': " + std::strerror(err));
+      }
+      done += static_cast<size_t>(w);
+    }
+    if (::fsync(items_fd) != 0) {
+      const int err = errno;
+      rewind_items_file();
+      throw IoError("cannot sync the items file '" + options.items_file +
+                    "': " + std::strerror(err));
+    }
+    items_size += static_cast<int64_t>(line.size());
+  }
+
+  /// After a failed append: the file back to its last complete line (best effort).
+  void rewind_items_file() {
+    if (::ftruncate(items_fd, static_cast<off_t>(items_size)) == 0)
+      (void)::lseek(items_fd, static_cast<off_t>(items_size), SEEK_SET);
+  }
+
+  /// Reads the items file into the journal and opens it for appending. A last line without
+  /// its newline (a write cut short by a crash) is dropped with a warning and cut off.
+  void open_items_file() {
+    const std::string& path = options.items_file;
+    if (path.empty()) return;
+    std::string data;
+    {
+      std::ifstream f(path, std::ios::binary);
+      if (f) data.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    }
+    size_t end = data.rfind('\n');
+    end = end == std::string::npos ? 0 : end + 1;
+    if (end < data.size())
+      std::fprintf(stderr,
+                   "seqrec: warning: %s: the last line is incomplete (%zu bytes without a "
+                   "newline: a write cut short); it is ignored and cut off\n",
+                   path.c_str(), data.size() - end);
+    size_t pos = 0;
+    int64_t line = 0;
+    while (pos < end) {
+      const size_t nl = data.find('\n', pos);
+      const std::string_view l(data.data() + pos, nl - pos);
+      pos = nl + 1;
+      ++line;
+      if (l.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+      ItemOp op;
+      try {
+        const nlohmann::json j = nlohmann::json::parse(l);
+        const std::string kind = j.at("op").get<std::string>();
+        if (kind != "add" && kind != "retire")
+          throw std::runtime_error("unknown op '" + kind + "'");
+        op.add = kind == "add";
+        op.id = j.at("id").get<std::string>();
+        if (op.add && j.contains("features")) op.features = j.at("features");
+      } catch (const std::exception& e) {
+        throw InputError(path, line,
+                         std::string("not an item change of seqrec's items file (") + e.what() +
+                             "); repair or move the file");
+      }
+      journal.push_back(std::move(op));
+    }
+    items_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (items_fd < 0)
+      throw IoError("cannot open the items file '" + path + "': " + std::strerror(errno));
+    if (::ftruncate(items_fd, static_cast<off_t>(end)) != 0 ||
+        ::lseek(items_fd, static_cast<off_t>(end), SEEK_SET) < 0)
+      throw IoError("cannot prepare the items file '" + path + "': " + std::strerror(errno));
+    items_size = static_cast<int64_t>(end);
   }
 
   /// Checks a bundle and wraps it into a snapshot (not yet published).
@@ -428,18 +767,26 @@ struct Recommender::Impl {
     s.ann_build_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   }
 
-  ReloadResult publish(std::shared_ptr<Snapshot> next) {
+  /// Publishes a model with its catalogue (items_mu held).
+  ReloadResult publish(std::shared_ptr<Snapshot> next, std::shared_ptr<Catalogue> next_cat) {
     const auto t0 = Clock::now();
     ReloadResult r;
-    std::shared_ptr<const Snapshot> prev = current();
+    auto [prev, prev_cat] = view();
     next->generation = prev ? prev->generation + 1 : 1;
     r.catalogue_changed = !prev || prev->bundle.items.tokens() != next->bundle.items.tokens();
+    // Sessions hold indices of added items too: they keep their meaning only when the new
+    // catalogue gives every one of them to the same item (the replay normally does).
+    if (prev_cat && !r.catalogue_changed &&
+        (prev_cat->ids.size() > next_cat->ids.size() ||
+         !std::equal(prev_cat->ids.begin(), prev_cat->ids.end(), next_cat->ids.begin())))
+      r.catalogue_changed = true;
     next->catalogue_generation =
         prev ? prev->catalogue_generation + (r.catalogue_changed ? 1 : 0) : 1;
     r.generation = next->generation;
     {
       std::lock_guard<std::mutex> lock(snap_mu);
       snap = std::move(next);
+      cat = std::move(next_cat);
     }
     // Sessions of another catalogue are useless: free them now. (A request racing with
     // this sees the catalogue generation differ and empties its session itself.)
@@ -452,8 +799,10 @@ struct Recommender::Impl {
   ReloadResult load_and_publish(const std::function<ModelBundle()>& load, const std::string& path) {
     const auto t0 = Clock::now();
     std::shared_ptr<Snapshot> next = make_snapshot(load(), path);
+    std::lock_guard<std::mutex> items_lock(items_mu);
+    std::shared_ptr<Catalogue> next_cat = replay(*next);
     const double load_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    ReloadResult r = publish(std::move(next));
+    ReloadResult r = publish(std::move(next), std::move(next_cat));
     r.load_seconds = load_seconds;
     r.seconds = load_seconds + r.swap_seconds;
     return r;
@@ -467,11 +816,11 @@ struct Recommender::Impl {
   }
 
   /// Item indices of `ids` (sorted, unique) into `out`; unknown ids appended to `unknown`.
-  static void lookup_sorted(const Vocab& v, const std::vector<std::string>& ids,
+  static void lookup_sorted(const Vocab& v, const Catalogue& c, const std::vector<std::string>& ids,
                             std::vector<int32_t>& out, std::vector<std::string>& unknown) {
     out.clear();
     for (const auto& id : ids) {
-      const int32_t i = v.find(id);
+      const int32_t i = c.find(v, id);
       if (i < 0)
         unknown.push_back(id);
       else
@@ -481,18 +830,25 @@ struct Recommender::Impl {
     out.erase(std::unique(out.begin(), out.end()), out.end());
   }
 
-  /// Scores have been written into sc.scores: fill r.items.
-  /// The filter of a request (lookups into sc.forbidden / sc.allowed).
-  static serve::TopKFilter make_filter(const Snapshot& s, const RecommendOptions& o,
-                                       std::span<const int32_t> seen, Scratch& sc,
-                                       Recommendation& r) {
+  /// The filter of a request (lookups into sc.forbidden / sc.allowed); retired items are
+  /// forbidden.
+  static serve::TopKFilter make_filter(const Snapshot& s, const Catalogue& c,
+                                       const RecommendOptions& o, std::span<const int32_t> seen,
+                                       Scratch& sc, Recommendation& r) {
     const Vocab& v = s.bundle.items;
     serve::TopKFilter f;
     if (r.exclude_seen) f.excluded = seen;
-    lookup_sorted(v, o.forbidden_items, sc.forbidden, r.unknown_filter_items);
+    lookup_sorted(v, c, o.forbidden_items, sc.forbidden, r.unknown_filter_items);
+    if (!c.retired.empty()) {
+      const size_t n = sc.forbidden.size();
+      sc.forbidden.insert(sc.forbidden.end(), c.retired.begin(), c.retired.end());
+      std::inplace_merge(sc.forbidden.begin(),
+                         sc.forbidden.begin() + static_cast<std::ptrdiff_t>(n), sc.forbidden.end());
+      sc.forbidden.erase(std::unique(sc.forbidden.begin(), sc.forbidden.end()), sc.forbidden.end());
+    }
     f.forbidden = sc.forbidden;
     if (o.allowed_items) {
-      lookup_sorted(v, *o.allowed_items, sc.allowed, r.unknown_filter_items);
+      lookup_sorted(v, c, *o.allowed_items, sc.allowed, r.unknown_filter_items);
       f.has_allowed = true;
       f.allowed = sc.allowed;
     }
@@ -500,36 +856,98 @@ struct Recommender::Impl {
     return f;
   }
 
-  static void fill(const Snapshot& s, const std::vector<std::pair<int32_t, float>>& top,
-                   Recommendation& r) {
+  static void fill(const Snapshot& s, const Catalogue& c,
+                   const std::vector<std::pair<int32_t, float>>& top, Recommendation& r) {
     r.items.reserve(top.size());
-    for (const auto& [i, score] : top) r.items.push_back({s.bundle.items.token(i), score});
+    for (const auto& [i, score] : top) r.items.push_back({c.token(s.bundle.items, i), score});
   }
 
   /// Scores have been written into sc.scores: fill r.items.
-  static void finish(const Snapshot& s, const RecommendOptions& o, std::span<const int32_t> seen,
-                     Scratch& sc, Recommendation& r) {
-    const serve::TopKFilter f = make_filter(s, o, seen, sc, r);
-    fill(s, serve::select_top_k(sc.scores.data(), s.bundle.items.size(), r.k, f), r);
+  static void finish(const Snapshot& s, const Catalogue& c, const RecommendOptions& o,
+                     std::span<const int32_t> seen, Scratch& sc, Recommendation& r) {
+    const serve::TopKFilter f = make_filter(s, c, o, seen, sc, r);
+    fill(s, c, serve::select_top_k(sc.scores.data(), s.bundle.items.size(), r.k, f), r);
+  }
+
+  /// The filter `f` for the added items' head: their indices made local (index - n_base).
+  static serve::TopKFilter local_filter(const serve::TopKFilter& f, int32_t n_base, Scratch& sc) {
+    auto local = [n_base](std::span<const int32_t> in, std::vector<int32_t>& out) {
+      out.clear();
+      for (int32_t i : in)
+        if (i >= n_base) out.push_back(i - n_base);
+    };
+    serve::TopKFilter g = f;
+    local(f.excluded, sc.lexcl);
+    local(f.forbidden, sc.lforb);
+    g.excluded = sc.lexcl;
+    g.forbidden = sc.lforb;
+    if (f.has_allowed) {
+      local(f.allowed, sc.lallow);
+      g.allowed = sc.lallow;
+    }
+    return g;
+  }
+
+  /// The best k of two lists ordered best first (score desc, index asc); b's local indices
+  /// are shifted by `base` (all of them after a's indices, so ties keep catalogue order).
+  static std::vector<std::pair<int32_t, float>> merge_top(
+      const std::vector<std::pair<int32_t, float>>& a, std::vector<std::pair<int32_t, float>> b,
+      int32_t base, int32_t k) {
+    for (auto& x : b) x.first += base;
+    std::vector<std::pair<int32_t, float>> out;
+    out.reserve(std::min(a.size() + b.size(), static_cast<size_t>(k)));
+    size_t i = 0, j = 0;
+    while (static_cast<int32_t>(out.size()) < k && (i < a.size() || j < b.size())) {
+      const bool take_a =
+          j >= b.size() ||
+          (i < a.size() &&
+           (a[i].second > b[j].second || (a[i].second == b[j].second && a[i].first < b[j].first)));
+      out.push_back(take_a ? a[i++] : b[j++]);
+    }
+    return out;
+  }
+
+  /// The exact top k among the added items (their own head, one query, no batch).
+  static std::vector<std::pair<int32_t, float>> added_top_k(const Catalogue& c, const float* q,
+                                                            const serve::TopKFilter& f, int32_t k,
+                                                            Scratch& sc, int64_t* rescored) {
+    const serve::PackedDotHead& h = *c.head;
+    const serve::TopKFilter g = local_filter(f, c.n_base, sc);
+    if (g.has_allowed) return h.top_k_among(q, g.allowed, k, g);
+    serve::HeadQuery hq;
+    hq.q = q;
+    hq.keep = static_cast<int32_t>(std::min<int64_t>(
+        static_cast<int64_t>(k) + static_cast<int64_t>(g.excluded.size() + g.forbidden.size()),
+        h.n_items()));
+    hq.window = 2.0 * h.error_bound(q);
+    hq.out = &sc.candidates2;
+    const serve::HeadQuery* hp = &hq;
+    h.select(1, &hp);
+    return h.top_k(q, sc.candidates2, hq.window, k, g, rescored);
   }
 
   /// A model with a dot-product head, its query vector in sc.query: the fused pass (in a
-  /// batch with concurrent requests), then the exact top-K on this thread.
-  void finish_head(const Snapshot& s, const RecommendOptions& o, std::span<const int32_t> seen,
-                   Scratch& sc, Recommendation& r) const {
-    const serve::TopKFilter f = make_filter(s, o, seen, sc, r);
+  /// batch with concurrent requests), then the exact top-K on this thread; the items added
+  /// at run time through their own head, merged.
+  void finish_head(const Snapshot& s, const Catalogue& c, const RecommendOptions& o,
+                   std::span<const int32_t> seen, Scratch& sc, Recommendation& r) const {
+    const serve::TopKFilter f = make_filter(s, c, o, seen, sc, r);
     const serve::PackedDotHead& head = *s.head;
+    const serve::PackedDotHead* added = c.head.get();
     if (f.has_allowed) {  // an allow-list: score just those, exactly
-      fill(s, head.top_k_among(sc.query.data(), f.allowed, r.k, f), r);
+      auto top = head.top_k_among(sc.query.data(), f.allowed, r.k, f);
+      if (added)
+        top = merge_top(top, added_top_k(c, sc.query.data(), f, r.k, sc, nullptr), c.n_base, r.k);
+      fill(s, c, top, r);
       return;
     }
     if (s.ann) {
       int64_t n = 0;
       const bool ok =
-          serve::ann_top_k(*s.ann, head, sc.query.data(), r.k, f, sc.ann, sc.candidates, &n);
+          serve::ann_top_k(*s.ann, head, sc.query.data(), r.k, f, sc.ann, sc.candidates, &n, added);
       rescored.fetch_add(n, std::memory_order_relaxed);
       if (ok) {
-        fill(s, sc.candidates, r);
+        fill(s, c, sc.candidates, r);
         ann_requests.fetch_add(1, std::memory_order_relaxed);
         return;
       }
@@ -545,15 +963,26 @@ struct Recommender::Impl {
     hq.out = &sc.candidates;
     s.batcher->run(&hq);
     int64_t n = 0;
-    fill(s, head.top_k(hq.q, sc.candidates, hq.window, r.k, f, &n), r);
+    auto top = head.top_k(hq.q, sc.candidates, hq.window, r.k, f, &n);
+    if (added) {
+      int64_t n2 = 0;
+      top = merge_top(top, added_top_k(c, hq.q, f, r.k, sc, &n2), c.n_base, r.k);
+      n += n2;
+    }
+    fill(s, c, top, r);
     rescored.fetch_add(n, std::memory_order_relaxed);
   }
 
-  /// The head's query vector after the whole of `seq` (non-empty).
-  static void sequence_query(const Model& model, std::span<const int32_t> seq, float* out) {
+  /// The head's query vector after the whole of `seq` (non-empty), added items included.
+  static void sequence_query(const Model& model, const Catalogue& c, std::span<const int32_t> seq,
+                             float* out) {
     std::span<const int32_t> seqs[1] = {seq};
     const PrefixQuery q{0, static_cast<int32_t>(seq.size())};
-    model.query_vectors(seqs, std::span<const PrefixQuery>(&q, 1), out);
+    if (c.n_added > 0)
+      model.query_vectors_with(seqs, std::span<const PrefixQuery>(&q, 1), c.rows.get(), c.n_added,
+                               out);
+    else
+      model.query_vectors(seqs, std::span<const PrefixQuery>(&q, 1), out);
   }
 
   /// Brings a session in line with the model `s` (lock held): first use, or a reload since.
@@ -584,7 +1013,8 @@ struct Recommender::Impl {
 Recommender::Recommender(const std::string& model_path, RecommenderOptions options) {
   check_options(options);
   impl_ = std::make_unique<Impl>(std::move(options));
-  impl_->publish(impl_->make_snapshot(load_model(model_path), model_path));
+  impl_->open_items_file();
+  impl_->load_and_publish([&] { return load_model(model_path); }, model_path);
   restore_session_snapshot();
   impl_->start_sweeper(this);
 }
@@ -592,7 +1022,8 @@ Recommender::Recommender(const std::string& model_path, RecommenderOptions optio
 Recommender::Recommender(ModelBundle bundle, RecommenderOptions options) {
   check_options(options);
   impl_ = std::make_unique<Impl>(std::move(options));
-  impl_->publish(impl_->make_snapshot(std::move(bundle), ""));
+  impl_->open_items_file();
+  impl_->load_and_publish([&] { return std::move(bundle); }, "");
   restore_session_snapshot();
   impl_->start_sweeper(this);
 }
@@ -615,13 +1046,13 @@ void Recommender::Impl::check_session_id(const std::string& id) const {
                      " bytes");
 }
 
-int64_t Recommender::Impl::apply_events(Session& ses, const Snapshot& snap,
+int64_t Recommender::Impl::apply_events(Session& ses, const Snapshot& snap, const Catalogue& cat,
                                         const SessionRequest& req, Recommendation& r) {
   const Model& model = *snap.bundle.model;
   const Vocab& v = snap.bundle.items;
   int64_t known = 0;
   for (const auto& e : req.events) {
-    const int32_t i = v.find(e.item);
+    const int32_t i = cat.find(v, e.item);
     if (i < 0) {
       r.unknown_items.push_back(e.item);
       continue;
@@ -639,7 +1070,7 @@ int64_t Recommender::Impl::apply_events(Session& ses, const Snapshot& snap,
 }
 
 void Recommender::Impl::score_session(const Session& ses, const Snapshot& snap,
-                                      const RecommendOptions& o, Scratch& sc,
+                                      const Catalogue& cat, const RecommendOptions& o, Scratch& sc,
                                       Recommendation& r) const {
   const Model& model = *snap.bundle.model;
   const std::span<const int32_t> hist = ses.history();
@@ -652,8 +1083,8 @@ void Recommender::Impl::score_session(const Session& ses, const Snapshot& snap,
     if (ses.state)
       model.state_query(*ses.state, sc.query.data());
     else
-      sequence_query(model, window, sc.query.data());
-    finish_head(snap, o, hist, sc, r);
+      sequence_query(model, cat, window, sc.query.data());
+    finish_head(snap, cat, o, hist, sc, r);
   } else {
     sc.scores.resize(static_cast<size_t>(snap.bundle.items.size()));
     if (ses.state) {
@@ -663,7 +1094,7 @@ void Recommender::Impl::score_session(const Session& ses, const Snapshot& snap,
       PrefixQuery q{0, static_cast<int32_t>(window.size())};
       model.score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
     }
-    finish(snap, o, hist, sc, r);
+    finish(snap, cat, o, hist, sc, r);
   }
 }
 
@@ -687,14 +1118,14 @@ serve::StoredSession Recommender::Impl::to_stored(const Session& ses, const Snap
 }
 
 void Recommender::Impl::from_stored(const serve::StoredSession& st, const Snapshot& snap,
-                                    Session& ses) {
+                                    const Catalogue& cat, Session& ses) {
   ses.initialised = true;
   ses.catalogue_generation = 0;  // another catalogue until shown otherwise: reconcile resets
   ses.model_generation = 0;
   ses.length = st.length;
   ses.last_event_timestamp = st.last_event_timestamp;
   if (st.catalogue_fp != snap.catalogue_fp) return;
-  const int32_t n = snap.bundle.items.size();
+  const int32_t n = cat.total();  // added items included (docs/http-api.md)
   for (int32_t i : st.history)
     if (i < 0 || i >= n) return;
   ses.catalogue_generation = snap.catalogue_generation;
@@ -721,18 +1152,19 @@ Recommendation Recommender::Impl::add_events_shared(const SessionRequest& req, i
     for (int attempt = 0;; ++attempt) {
       Recommendation r;
       r.k = k;
-      std::shared_ptr<const Snapshot> s = current();
+      auto [s, c] = view();
       const Snapshot& snap = *s;
+      const Catalogue& cat = *c;
       std::optional<serve::RedisStore::Value> got = redis->get(req.session_id, deadline);
       Session ses(req.session_id, snap.history);
       serve::StoredSession st;
       if (got && serve::decode_session(got->data, st))
-        from_stored(st, snap, ses);
+        from_stored(st, snap, cat, ses);
       else if (got)
         ses.initialised = true;  // unreadable (another format): reset, as a foreign catalogue
       r.new_session = !got;
       reconcile(ses, snap, r);
-      const int64_t known = apply_events(ses, snap, req, r);
+      const int64_t known = apply_events(ses, snap, cat, req, r);
       const std::string data = serve::encode_session(to_stored(ses, snap, unix_now()));
       if (!redis->put_if(req.session_id, got ? got->version : 0, data, ttl_ms, deadline)) {
         // Another update came first: start again from its result.
@@ -749,7 +1181,7 @@ Recommendation Recommender::Impl::add_events_shared(const SessionRequest& req, i
       if (r.new_session) ++shared_created;
       events += known;
       unknown += static_cast<int64_t>(r.unknown_items.size());
-      score_session(ses, snap, req.options, sc, r);
+      score_session(ses, snap, cat, req.options, sc, r);
       return r;
     }
   } catch (const SessionStoreUnavailable&) {
@@ -777,13 +1209,13 @@ Recommendation Recommender::add_events(const SessionRequest& req) {
     std::lock_guard<std::mutex> lock(ses->mu);
     // The newest model, read under the session's lock so that a session never goes back
     // to an older model than one it has seen.
-    std::shared_ptr<const Snapshot> s = m.current();
+    auto [s, c] = m.view();
     const Snapshot& snap = *s;
     m.reconcile(*ses, snap, r);
-    const int64_t known = Impl::apply_events(*ses, snap, req, r);
+    const int64_t known = Impl::apply_events(*ses, snap, *c, req, r);
     m.events += known;
     m.unknown += static_cast<int64_t>(r.unknown_items.size());
-    m.score_session(*ses, snap, req.options, sc, r);
+    m.score_session(*ses, snap, *c, req.options, sc, r);
     bytes = ses->bytes();
   }
   m.store.update_bytes(ses, bytes);
@@ -796,12 +1228,13 @@ Recommendation Recommender::recommend(const ItemsRequest& req) const {
   m.check_request(req.options, &r.k);
   Scratch& sc = scratch();
   ThreadScope threads(m.options.threads_per_request, ZeroThreads::KeepCurrent);
-  std::shared_ptr<const Snapshot> s = m.current();
+  auto [s, c] = m.view();
   const Snapshot& snap = *s;
+  const Catalogue& cat = *c;
   const Vocab& v = snap.bundle.items;
   sc.items.clear();
   for (const auto& id : req.items) {
-    const int32_t i = v.find(id);
+    const int32_t i = cat.find(v, id);
     if (i < 0)
       r.unknown_items.push_back(id);
     else
@@ -815,15 +1248,52 @@ Recommendation Recommender::recommend(const ItemsRequest& req) const {
   std::span<const int32_t> seq(sc.items);
   if (snap.head) {
     sc.query.resize(static_cast<size_t>(snap.head->dim()));
-    Impl::sequence_query(*snap.bundle.model, seq, sc.query.data());
-    m.finish_head(snap, req.options, seq, sc, r);
+    Impl::sequence_query(*snap.bundle.model, cat, seq, sc.query.data());
+    m.finish_head(snap, cat, req.options, seq, sc, r);
   } else {
     sc.scores.resize(static_cast<size_t>(v.size()));
     std::vector<std::span<const int32_t>> seqs{seq};
     PrefixQuery q{0, static_cast<int32_t>(seq.size())};
     snap.bundle.model->score(seqs, std::span<const PrefixQuery>(&q, 1), sc.scores.data());
-    Impl::finish(snap, req.options, seq, sc, r);
+    Impl::finish(snap, cat, req.options, seq, sc, r);
   }
+  return r;
+}
+
+AddItemResult Recommender::add_item(const std::string& id, const nlohmann::json& features) {
+  Impl& m = *impl_;
+  ItemOp op;
+  op.add = true;
+  op.id = id;
+  op.features = features;
+  AddItemResult r;
+  std::lock_guard<std::mutex> lock(m.items_mu);
+  auto [s, c] = m.view();
+  std::shared_ptr<Catalogue> next = m.apply_op(*s, *c, op, &r, nullptr);
+  m.append_item_op(op);
+  m.journal.push_back(std::move(op));
+  m.publish_catalogue(*s, *c, next);
+  ++m.items_added;
+  r.live_items = next->live();
+  r.catalogue_version = next->version;
+  return r;
+}
+
+RemoveItemResult Recommender::remove_item(const std::string& id) {
+  Impl& m = *impl_;
+  ItemOp op;
+  op.add = false;
+  op.id = id;
+  RemoveItemResult r;
+  std::lock_guard<std::mutex> lock(m.items_mu);
+  auto [s, c] = m.view();
+  std::shared_ptr<Catalogue> next = m.apply_op(*s, *c, op, nullptr, &r);
+  m.append_item_op(op);
+  m.journal.push_back(std::move(op));
+  m.publish_catalogue(*s, *c, next);
+  ++m.items_retired;
+  r.live_items = next->live();
+  r.catalogue_version = next->version;
   return r;
 }
 
@@ -859,19 +1329,19 @@ std::optional<SessionInfo> Recommender::session_info(const std::string& session_
     }
     serve::StoredSession st;
     if (!got || !serve::decode_session(got->data, st)) return std::nullopt;
-    std::shared_ptr<const Snapshot> s = m.current();
+    auto [s, c] = m.view();
     SessionInfo info;
     info.session_id = session_id;
     info.length = st.length;
     info.last_event_timestamp = st.last_event_timestamp;
     info.idle_seconds = std::max(0.0, unix_now() - st.last_used_unix);
     info.bytes = static_cast<int64_t>(got->data.size());
-    const int32_t n = s->bundle.items.size();
+    const int32_t n = c->total();
     if (st.catalogue_fp == s->catalogue_fp) {
       const size_t keep = std::min(st.history.size(), static_cast<size_t>(s->history));
       for (size_t j = st.history.size() - keep; j < st.history.size(); ++j)
         if (st.history[j] >= 0 && st.history[j] < n)
-          info.history.push_back(s->bundle.items.token(st.history[j]));
+          info.history.push_back(c->token(s->bundle.items, st.history[j]));
     }
     return info;
   }
@@ -881,14 +1351,15 @@ std::optional<SessionInfo> Recommender::session_info(const std::string& session_
   SessionInfo info;
   info.session_id = session_id;
   info.idle_seconds = idle;
-  std::shared_ptr<const Snapshot> s = m.current();
+  auto [s, c] = m.view();
   std::lock_guard<std::mutex> lock(ses->mu);
   info.length = ses->length;
   info.last_event_timestamp = ses->last_event_timestamp;
   info.bytes = ses->bytes();
   // Indices are only meaningful under the catalogue they were recorded with.
   if (ses->catalogue_generation == s->catalogue_generation)
-    for (int32_t i : ses->history()) info.history.push_back(s->bundle.items.token(i));
+    for (int32_t i : ses->history())
+      if (i < c->total()) info.history.push_back(c->token(s->bundle.items, i));
   return info;
 }
 
@@ -979,7 +1450,7 @@ int64_t Recommender::load_session_snapshot(const std::string& path, int64_t* ski
   uint64_t count = 0;
   std::memcpy(&count, data.data() + 24, 8);
   std::string_view in(data.data() + kHead, data.size() - kHead - kTail);
-  std::shared_ptr<const Snapshot> s = m.current();
+  auto [s, c] = m.view();
   const Clock::time_point now_steady = m.options.now ? m.options.now() : Clock::now();
   const double now_unix = unix_now();
   int64_t added = 0, skip = 0;
@@ -1007,7 +1478,7 @@ int64_t Recommender::load_session_snapshot(const std::string& path, int64_t* ski
       continue;
     }
     auto ses = std::make_shared<Session>(id, s->history);
-    Impl::from_stored(st, *s, *ses);
+    Impl::from_stored(st, *s, *c, *ses);
     if (ses->catalogue_generation != s->catalogue_generation) {  // indices out of range
       ++skip;
       continue;
@@ -1070,7 +1541,7 @@ int64_t Recommender::expire_idle() {
 }
 
 ServedModelInfo Recommender::model_info() const {
-  std::shared_ptr<const Snapshot> s = impl_->current();
+  auto [s, c] = impl_->view();
   ServedModelInfo i;
   const Model& model = *s->bundle.model;
   i.type = model.type();
@@ -1104,6 +1575,15 @@ ServedModelInfo Recommender::model_info() const {
                         {"index_file", o.index_file}};
   }
   if (!s->ann_notice.empty()) i.scoring["ann_notice"] = s->ann_notice;
+  i.catalogue = {{"trained", c->n_base},
+                 {"added", c->n_added},
+                 {"added_live", c->added_live()},
+                 {"retired", c->retired.size()},
+                 {"live", c->live()},
+                 {"version", c->version},
+                 {"adds_items", c->adds},
+                 {"items_file", impl_->options.items_file}};
+  if (!c->adds) i.catalogue["adds_items_why_not"] = c->adds_why;
   i.config = model.config().to_json();
   i.meta = s->bundle.meta;
   return i;
@@ -1125,7 +1605,14 @@ RecommenderStats Recommender::stats() const {
   r.unknown_items = m.unknown.load();
   r.reloads = m.reloads.load();
   r.reload_failures = m.reload_failures.load();
-  r.model_generation = m.current()->generation;
+  {
+    auto [s, c] = m.view();
+    r.model_generation = s->generation;
+    r.catalogue_live = c->live();
+    r.catalogue_added_live = c->added_live();
+  }
+  r.items_added = m.items_added.load();
+  r.items_retired = m.items_retired.load();
   r.scoring_batches = m.batches.load();
   r.scoring_batched_requests = m.batched.load();
   r.scoring_rescored_items = m.rescored.load();

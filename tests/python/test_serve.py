@@ -12,7 +12,7 @@ import pytest
 
 import seqrec
 
-from conftest import seqrec_binary
+from conftest import run_cli, seqrec_binary
 
 
 def post(port, path, body):
@@ -123,3 +123,68 @@ def test_gru4rec_recommender_head_equals_exact(split):
         b = exact.add_events(f"b{i}", s, k=10)
         assert len(set(a["items"]) & set(b["items"])) >= 8  # near-ties may swap
         assert np.allclose(a["scores"][:5], b["scores"][:5], rtol=1e-3, atol=1e-4)
+
+
+def _dssm_with_features(tmp_path):
+    """A small dssm trained by the seqrec program on a generated log and a generated
+    movies.dat-style feature file; returns (model file, item ids)."""
+    log = tmp_path / "log.tsv"
+    run = run_cli
+    run("generate", "-o", log, "--events", "3000", "--items", "80", "--seed", "3")
+    items = sorted({line.split("\t")[1] for line in log.read_text().splitlines()[1:]})
+    genres = ["Action", "Comedy", "Drama", "Horror", "Animation"]
+    movies = tmp_path / "movies.dat"
+    movies.write_text("".join(f"{it}::movie {i % 7} night (199{i % 10})::{genres[i % 5]}\n"
+                              for i, it in enumerate(items)))
+    model = tmp_path / "dssm.seqrec"
+    run("train", log, "-m", "dssm", "-o", model, "--item-features", movies, "--layers", "32,16",
+        "--query-layers", "16", "--epochs", "1", "--n-negatives", "8")
+    return model, items
+
+
+def test_add_and_remove_items_in_process(tmp_path):
+    model_file, items = _dssm_with_features(tmp_path)
+    m = seqrec.load(model_file)
+    rec = seqrec.Recommender(m, items_file=str(tmp_path / "items.jsonl"))
+    n = len(items)
+    r = rec.add_item("m9001", {"title": "Toy Story 5 (2027)", "genres": ["Animation", "Western"]})
+    assert r["index"] == n and not r["restored"]
+    assert sorted(r["unknown_values"]) == ["genres=Western", "year=2027"]
+    got = rec.recommend_items([items[0]], k=n + 1)
+    assert "m9001" in got["items"] and len(got["items"]) == n + 1
+    out = rec.add_events("s1", ["m9001", items[1]], k=5)
+    assert out["unknown_items"] == [] and len(out["items"]) == 5
+    rec.remove_item(items[2])
+    rec.remove_item("m9001")
+    got = rec.recommend_items([items[0]], k=n + 1)
+    assert "m9001" not in got["items"] and items[2] not in got["items"]
+    assert len(got["items"]) == n - 1
+    # The session holding the retired item still answers, with K live items.
+    assert len(rec.add_events("s1", [items[3]], k=5)["items"]) == 5
+    with pytest.raises(seqrec.InputError, match="features.colour"):
+        rec.add_item("x", {"colour": "red"})
+    with pytest.raises(seqrec.Error, match="not in the live catalogue"):
+        rec.remove_item("nope")
+    with pytest.raises(seqrec.Error, match="live already"):
+        rec.add_item(items[0], {"title": "a"})
+    assert rec.add_item(items[2])["restored"]
+    s = rec.stats()
+    assert s["items_added"] == 2 and s["items_retired"] == 2
+    assert s["catalogue_live"] == n and rec.model_info()["catalogue"]["added"] == 1
+    # The items file brings the catalogue back in a new recommender.
+    rec2 = seqrec.Recommender(m, items_file=str(tmp_path / "items.jsonl"))
+    assert rec2.stats()["catalogue_live"] == n
+    assert "m9001" not in rec2.recommend_items([items[0]], k=n + 1)["items"]
+
+
+def test_items_need_a_model_with_features(split):
+    m = seqrec.VSKNN().fit(split.train, progress=False)
+    rec = seqrec.Recommender(m)
+    with pytest.raises(seqrec.InputError, match="cannot add items by their features"):
+        rec.add_item("x", {"title": "a"})
+    item = split.train.sequences()[0][0]
+    rec.remove_item(item)
+    assert item not in rec.recommend_items([item], k=1000)["items"]
+    rec.add_item(item)
+    with pytest.raises(seqrec.InputError, match="features must be a dict"):
+        rec.add_item("y", "title=a")

@@ -316,7 +316,11 @@ struct TrainCommand : Command {
     ck.threads = g.threads;
     ck.progress = !g.quiet;
     ModelBundle b = train_model_checkpointed(type, cfg, td, ctx, ck, &history);
-    if (features) b.meta["item_features"] = features->describe();
+    if (features) {
+      b.meta["item_features"] = features->describe();
+      // What serving a new item by its features needs (POST /v1/items): the model file alone.
+      b.meta["item_feature_encoder"] = FeatureEncoder(features->table).to_json();
+    }
     model_file::write(model_out, *b.model, b.items, b.item_counts, b.meta, nullptr, {});
     std::printf("trained %s in %.2f s (peak RSS %s); model written to %s\n", type.c_str(),
                 b.meta.value("train_seconds", 0.0),

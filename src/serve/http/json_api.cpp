@@ -106,6 +106,39 @@ RecommendOptions parse_options(const json& j) {
 
 }  // namespace
 
+void parse_item_request(std::string_view body, std::string* id, json* features) {
+  const json j = parse_body(body);
+  check_fields(j, {"id", "features"});
+  if (!j.contains("id")) bad("missing field 'id' (the item's id)");
+  *id = id_of(j.at("id"), "'id'");
+  *features = json();
+  if (auto it = j.find("features"); it != j.end() && !it->is_null()) {
+    if (!it->is_object())
+      bad("'features' must be an object of column: value, got " + type_name(*it));
+    *features = *it;
+  }
+}
+
+json to_json(const AddItemResult& r) {
+  json j = {{"id", r.id},
+            {"index", r.index},
+            {"added", true},
+            {"restored", r.restored},
+            {"live_items", r.live_items},
+            {"catalogue_version", r.catalogue_version}};
+  if (!r.unknown_values.empty()) j["unknown_values"] = r.unknown_values;
+  return j;
+}
+
+json to_json(const RemoveItemResult& r) {
+  return {{"id", r.id},
+          {"index", r.index},
+          {"retired", true},
+          {"was_added", r.added},
+          {"live_items", r.live_items},
+          {"catalogue_version", r.catalogue_version}};
+}
+
 json parse_body(std::string_view body, int max_depth) {
   if (body.empty()) bad("the request body is empty; send a JSON object");
   if (nesting_depth(body, max_depth) > max_depth)
@@ -273,6 +306,7 @@ json to_json(const ServedModelInfo& m) {
           {"history_length", m.history_length},
           {"exclude_seen_default", m.exclude_seen_default},
           {"scoring", m.scoring},
+          {"catalogue", m.catalogue},
           {"config", m.config},
           {"meta", m.meta}};
 }

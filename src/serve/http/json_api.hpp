@@ -31,7 +31,13 @@ SessionRequest parse_session_request(std::string_view body);
 /// POST /v1/recommend: {"items", "k"?, "exclude_seen"?, "allowed_items"?, "forbidden_items"?}.
 ItemsRequest parse_items_request(std::string_view body);
 
+/// POST /v1/items: {"id", "features"?}; the id (string or integer) into *id, the features
+/// (an object, or null when absent) into *features.
+void parse_item_request(std::string_view body, std::string* id, nlohmann::json* features);
+
 nlohmann::json to_json(const Recommendation& r);
+nlohmann::json to_json(const AddItemResult& r);
+nlohmann::json to_json(const RemoveItemResult& r);
 /// The response body of POST /v1/events (with `session_id`) or /v1/recommend (nullptr):
 /// the same fields as to_json() (plus the session's), written directly (the hot path).
 std::string recommendation_body(const Recommendation& r, const std::string* session_id);

@@ -18,6 +18,9 @@ Route classify(std::string_view method, std::string_view path) {
   if (path == "/v1/model") return method == "GET" ? Route::Model : Route::Other;
   if (path == "/metrics") return method == "GET" ? Route::Metrics : Route::Other;
   if (path == "/v1/reload") return method == "POST" ? Route::Reload : Route::Other;
+  if (path == "/v1/items") return method == "POST" ? Route::ItemAdd : Route::Other;
+  if (path.size() > 10 && path.substr(0, 10) == "/v1/items/")
+    return method == "DELETE" ? Route::ItemDelete : Route::Other;
   return Route::Other;
 }
 
@@ -26,8 +29,10 @@ const char* route_method(Route r) {
     case Route::Events:
     case Route::Recommend:
     case Route::Reload:
+    case Route::ItemAdd:
       return "POST";
     case Route::SessionDelete:
+    case Route::ItemDelete:
       return "DELETE";
     case Route::Other:
       return "";
@@ -53,6 +58,10 @@ const char* route_path(Route r) {
       return "/metrics";
     case Route::Reload:
       return "/v1/reload";
+    case Route::ItemAdd:
+      return "/v1/items";
+    case Route::ItemDelete:
+      return "/v1/items/{id}";
     default:
       return "other";
   }
@@ -189,6 +198,17 @@ std::string HttpMetrics::prometheus(const RecommenderStats& s, const ServedModel
         "Session updates done again because another update of the session came first "
         "(Redis store).",
         static_cast<double>(s.session_store_retries));
+  gauge("seqrec_items_added_total", "counter",
+        "Items added to the live catalogue at run time (POST /v1/items).",
+        static_cast<double>(s.items_added));
+  gauge("seqrec_items_retired_total", "counter",
+        "Items retired from the live catalogue (DELETE /v1/items/ID).",
+        static_cast<double>(s.items_retired));
+  gauge("seqrec_catalogue_live_items", "gauge",
+        "Items that may be recommended now: trained and added, less the retired.",
+        static_cast<double>(s.catalogue_live));
+  gauge("seqrec_catalogue_added_live_items", "gauge", "Items added at run time and not retired.",
+        static_cast<double>(s.catalogue_added_live));
   line(out, "# HELP seqrec_model_reloads_total Model reloads, by result.");
   line(out, "# TYPE seqrec_model_reloads_total counter");
   line(out, "seqrec_model_reloads_total{result=\"ok\"} %lld", static_cast<long long>(s.reloads));

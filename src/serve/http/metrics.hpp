@@ -22,6 +22,8 @@ enum class Route {
   Model,
   Metrics,
   Reload,
+  ItemAdd,
+  ItemDelete,
   Other,
   Count_
 };

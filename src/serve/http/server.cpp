@@ -56,6 +56,10 @@ HttpResponse guarded(F&& f) {
     return error_response(503, e.what());
   } catch (const SessionConflict& e) {
     return error_response(409, e.what());
+  } catch (const ItemConflict& e) {
+    return error_response(409, e.what());
+  } catch (const UnknownItem& e) {
+    return error_response(404, e.what());
   } catch (const InputError& e) {
     return error_response(400, e.what());
   } catch (const std::bad_alloc&) {
@@ -189,7 +193,8 @@ struct HttpServer::Impl {
   bool protected_path(const std::string& path) const {
     if (options.api_key_scope == HttpOptions::ApiKeyScope::All) return path != "/health";
     return path == "/v1/reload" || path == "/metrics" || path == "/v1/model" ||
-           path.compare(0, 13, "/v1/sessions/") == 0;
+           path.compare(0, 13, "/v1/sessions/") == 0 || path == "/v1/items" ||
+           path.compare(0, 10, "/v1/items/") == 0;
   }
 
   /// The checks before any endpoint (access.hpp): Host, cross-site, API key. An answer
@@ -295,6 +300,8 @@ struct HttpServer::Impl {
         return reply(200, {{"status", store.ok ? "ok" : "degraded"},
                            {"model_generation", s.model_generation},
                            {"live_sessions", s.live_sessions},
+                           {"live_items", s.catalogue_live},
+                           {"added_items", s.catalogue_added_live},
                            {"session_store", std::move(st)},
                            {"uptime_seconds", uptime()}});
       });
@@ -317,6 +324,21 @@ struct HttpServer::Impl {
       if (!req.body.empty())  // it takes no body, but one that is sent must be JSON
         if (auto bad = not_json(req)) return std::move(*bad);
       return reload();
+    }
+    if (path == "/v1/items") {
+      if (m != "POST") return not_allowed(req, "POST");
+      if (auto bad = not_json(req)) return std::move(*bad);
+      return guarded([&] {
+        std::string id;
+        json features;
+        parse_item_request(req.body, &id, &features);
+        return reply(201, to_json(rec->add_item(id, features)));
+      });
+    }
+    if (path.size() > 10 && path.compare(0, 10, "/v1/items/") == 0) {
+      if (m != "DELETE") return not_allowed(req, "DELETE");
+      const std::string id = path.substr(10);
+      return guarded([&] { return reply(200, to_json(rec->remove_item(id))); });
     }
     if (path == "/v1/sessions/" || path == "/v1/sessions")
       return error_response(404, "no such endpoint: " + m + " " + path +
@@ -499,7 +521,7 @@ int serve(const ServeOptions& o) {
     std::fprintf(stderr, "seqrec serve: the API key is required on %s\n",
                  http.api_key_scope == HttpOptions::ApiKeyScope::All
                      ? "every endpoint but /health"
-                     : "/v1/reload, /metrics, /v1/model and /v1/sessions/ID");
+                     : "/v1/reload, /metrics, /v1/model, /v1/sessions/ID and /v1/items");
 
   std::atomic<bool> finished{false};
   std::thread signals([&] {
