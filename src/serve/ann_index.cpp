@@ -120,6 +120,19 @@ struct AnnIndex::Impl {
   std::unique_ptr<hnswlib::InnerProductSpace> space;
   std::unique_ptr<hnswlib::L2Space> l2;
   std::unique_ptr<hnswlib::HierarchicalNSW<float>> hnsw;
+  /// The items of largest |[v, b]| (at most kOutliers, largest first with their squared
+  /// norms): always candidates. The reduction puts them far from the bulk of the catalogue
+  /// (their extra coordinate is near 0, everyone else's near R), so the L2 graph links them
+  /// poorly, yet a large norm or a dominant bias makes them the best items for many queries.
+  std::vector<std::pair<double, int32_t>> outliers;
+  static constexpr size_t kOutliers = 32;
+  void note_norm(double sq, int32_t i) {
+    if (outliers.size() == kOutliers && sq <= outliers.back().first) return;
+    auto at = std::upper_bound(outliers.begin(), outliers.end(), std::make_pair(sq, i),
+                               [](const auto& a, const auto& b) { return a.first > b.first; });
+    outliers.insert(at, {sq, i});
+    if (outliers.size() > kOutliers) outliers.pop_back();
+  }
   /// The distance of inserts (L2 for an "l2" graph), then back to the inner product.
   void insert_with_l2(bool on) {
     hnswlib::SpaceInterface<float>* s =
@@ -171,6 +184,7 @@ AnnIndex::AnnIndex(const float* items, const float* bias, int32_t n, int32_t dim
     if (bias && !std::isfinite(bias[i]))
       throw InputError("ANN index: item " + std::to_string(i) + " has a non-finite bias");
     max_sq = std::max(max_sq, sq);
+    impl_->note_norm(sq, static_cast<int32_t>(i));
   }
   bound_ = std::sqrt(max_sq);  // R of the "l2" graph; recorded in the file
   impl_->space = std::make_unique<hnswlib::InnerProductSpace>(static_cast<size_t>(padded_));
@@ -239,6 +253,12 @@ void AnnIndex::search(const float* q, int32_t count, std::vector<int32_t>& out) 
   out.resize(pq.size());
   // The queue pops the farthest first.
   for (size_t j = pq.size(); j-- > 0; pq.pop()) out[j] = static_cast<int32_t>(pq.top().second);
+  // The outliers the graph may not reach, after the graph's candidates (no duplicates).
+  const size_t found = out.size();
+  for (const auto& [sq, i] : impl_->outliers)
+    if (std::find(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(found), i) ==
+        out.begin() + static_cast<std::ptrdiff_t>(found))
+      out.push_back(i);
 }
 
 void AnnIndex::add(const float* vec, float bias) {
@@ -259,6 +279,9 @@ void AnnIndex::add(const float* vec, float bias) {
     throw;
   }
   if (l2_) impl_->insert_with_l2(false);
+  double sq = static_cast<double>(bias) * bias;
+  for (int32_t k = 0; k < dim_; ++k) sq += static_cast<double>(vec[k]) * vec[k];
+  impl_->note_norm(sq, static_cast<int32_t>(h.cur_element_count) - 1);
 }
 
 void AnnIndex::set_search_options(int32_t ef_search, int32_t candidates) {
@@ -368,6 +391,13 @@ std::unique_ptr<AnnIndex> AnnIndex::load(const std::string& path, uint64_t model
       h.data_size_ != sizeof(float) * static_cast<size_t>(idx->padded_))
     bad("damaged ANN index (graph does not match its header)");
   h.setEf(static_cast<size_t>(o.ef_search));
+  for (size_t i = 0; i < h.cur_element_count; ++i) {
+    const float* x =
+        reinterpret_cast<const float*>(h.getDataByInternalId(static_cast<uint32_t>(i)));
+    double sq = 0.0;
+    for (int32_t k = 0; k <= dim; ++k) sq += static_cast<double>(x[k]) * x[k];
+    idx->impl_->note_norm(sq, static_cast<int32_t>(h.getExternalLabel(static_cast<uint32_t>(i))));
+  }
   return idx;
 }
 
