@@ -100,8 +100,9 @@ class ServerAnn : public ::testing::Test {
 }  // namespace
 
 TEST_F(ServerAnn, ListsMatchExactServingAndFiltersAreHonoured) {
-  ServeProcess exact(dir_, p("g.seqrec"));
-  ServeProcess ann(dir_, p("g.seqrec"), ann_flags());
+  // --max-k: one request below lists the whole catalogue.
+  ServeProcess exact(dir_, p("g.seqrec"), {"--max-k", "5000"});
+  ServeProcess ann(dir_, p("g.seqrec"), ann_flags({"--max-k", "5000"}));
   ASSERT_TRUE(exact.alive()) << exact.log();
   ASSERT_TRUE(ann.alive()) << ann.log();
   httplib::Client ce("127.0.0.1", exact.port()), ca("127.0.0.1", ann.port());
@@ -165,7 +166,9 @@ TEST_F(ServerAnn, ListsMatchExactServingAndFiltersAreHonoured) {
   // A filter that leaves fewer than K items: every item forbidden but 7, so 7 come back,
   // the same 7 as exact serving (the index is asked for more candidates, then for all).
   {
-    const json all = post(ce, "/v1/recommend", {{"items", prefixes_[0]}, {"k", 5000}});
+    int status = 0;
+    const json all = post(ce, "/v1/recommend", {{"items", prefixes_[0]}, {"k", 5000}}, &status);
+    ASSERT_EQ(status, 200) << all.dump();
     std::vector<std::string> forbidden;
     for (const auto& it : all["items"]) forbidden.push_back(it["item"]);
     ASSERT_GT(forbidden.size(), 1000u);
