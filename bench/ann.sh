@@ -59,7 +59,7 @@ j['command']='bench/ann.sh $cfg'; json.dump(j, open(sys.argv[1],'w'), indent=1)"
   mv "$out.tmp" "$out"
   results+=("$out")
 done
-"$BUILD/ann_plot" bench/results/ann_tradeoff.svg bench/results/ann_*k_d*.json
+"$BUILD/ann_plot" bench/results/ann_tradeoff.svg bench/results/ann_[0-9]*k_d*.json
 echo "plot: bench/results/ann_tradeoff.svg" >&2
 
 if [ "${FAISS:-1}" != 0 ]; then
