@@ -82,7 +82,9 @@ namespace {
 
 constexpr char kMagic[8] = {'S', 'Q', 'R', 'C', 'A', 'N', 'N', '\0'};
 constexpr char kEnd[8] = {'S', 'Q', 'R', 'C', 'E', 'N', 'D', '\0'};
-constexpr uint32_t kVersion = 1;
+// Version 2: the graph kind (0 inner product, 1 L2 after the reduction) in the u32 after
+// ef_construction, and vectors of dim + 2 floats padded to 16 (version 1: dim + 1, "ip").
+constexpr uint32_t kVersion = 2;
 constexpr size_t kHead = 8 + 4 + 4 + 8 + 8 + 4 + 4 + 4 + 4 + 8 + 8, kTail = 8 + 8;
 
 template <class T>
@@ -114,14 +116,51 @@ struct TempFile {
 }  // namespace
 
 struct AnnIndex::Impl {
+  /// Searches (and an "ip" graph's inserts) use `space`; an "l2" graph inserts with `l2`.
   std::unique_ptr<hnswlib::InnerProductSpace> space;
+  std::unique_ptr<hnswlib::L2Space> l2;
   std::unique_ptr<hnswlib::HierarchicalNSW<float>> hnsw;
+  /// The items of largest |[v, b]| (at most kOutliers, largest first with their squared
+  /// norms): always candidates. The reduction puts them far from the bulk of the catalogue
+  /// (their extra coordinate is near 0, everyone else's near R), so the L2 graph links them
+  /// poorly, yet a large norm or a dominant bias makes them the best items for many queries.
+  std::vector<std::pair<double, int32_t>> outliers;
+  static constexpr size_t kOutliers = 32;
+  void note_norm(double sq, int32_t i) {
+    if (outliers.size() == kOutliers && sq <= outliers.back().first) return;
+    auto at = std::upper_bound(outliers.begin(), outliers.end(), std::make_pair(sq, i),
+                               [](const auto& a, const auto& b) { return a.first > b.first; });
+    outliers.insert(at, {sq, i});
+    if (outliers.size() > kOutliers) outliers.pop_back();
+  }
+  /// The distance of inserts (L2 for an "l2" graph), then back to the inner product.
+  void insert_with_l2(bool on) {
+    hnswlib::SpaceInterface<float>* s =
+        on ? static_cast<hnswlib::SpaceInterface<float>*>(l2.get()) : space.get();
+    hnsw->fstdistfunc_ = s->get_dist_func();
+    hnsw->dist_func_param_ = s->get_dist_func_param();
+  }
 };
 
+namespace {
+/// Floats per stored vector: [v, b, extra], padded to a multiple of 16 so that hnswlib uses
+/// its widest distance kernel.
+int32_t padded_dim(int32_t dim) {
+  return (dim + 2 + 15) / 16 * 16;
+}
+}  // namespace
+
 void AnnIndex::augment(const float* v, float b, float* out) const {
-  for (int32_t k = 0; k < dim_; ++k) out[k] = v[k];
+  double sq = static_cast<double>(b) * b;
+  for (int32_t k = 0; k < dim_; ++k) {
+    out[k] = v[k];
+    sq += static_cast<double>(v[k]) * v[k];
+  }
   out[dim_] = b;
   for (int32_t k = dim_ + 1; k < padded_; ++k) out[k] = 0.0f;
+  // "l2": the coordinate that puts every item at norm R (0 for an item added later beyond
+  // R: it is still searched by its exact inner product, only linked less well).
+  if (l2_) out[dim_ + 1] = static_cast<float>(std::sqrt(std::max(0.0, bound_ * bound_ - sq)));
 }
 
 AnnIndex::AnnIndex(const float* items, const float* bias, int32_t n, int32_t dim,
@@ -131,9 +170,8 @@ AnnIndex::AnnIndex(const float* items, const float* bias, int32_t n, int32_t dim
   if (n < 1 || dim < 1)
     throw InputError("ANN index: needs at least one item and one dimension (got " +
                      std::to_string(n) + " items of " + std::to_string(dim) + ")");
-  // One extra coordinate (the bias), padded to a multiple of 16 so that hnswlib uses its
-  // widest distance kernel.
-  padded_ = (dim + 1 + 15) / 16 * 16;
+  padded_ = padded_dim(dim);
+  l2_ = true;  // the only kind this version builds (seqrec/ann.hpp says why)
   double max_sq = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     double sq = bias ? static_cast<double>(bias[i]) * bias[i] : 0.0;
@@ -146,12 +184,15 @@ AnnIndex::AnnIndex(const float* items, const float* bias, int32_t n, int32_t dim
     if (bias && !std::isfinite(bias[i]))
       throw InputError("ANN index: item " + std::to_string(i) + " has a non-finite bias");
     max_sq = std::max(max_sq, sq);
+    impl_->note_norm(sq, static_cast<int32_t>(i));
   }
-  bound_ = std::sqrt(max_sq);  // recorded in the file, for information
+  bound_ = std::sqrt(max_sq);  // R of the "l2" graph; recorded in the file
   impl_->space = std::make_unique<hnswlib::InnerProductSpace>(static_cast<size_t>(padded_));
+  if (l2_) impl_->l2 = std::make_unique<hnswlib::L2Space>(static_cast<size_t>(padded_));
   impl_->hnsw = std::make_unique<hnswlib::HierarchicalNSW<float>>(
       impl_->space.get(), static_cast<size_t>(n), static_cast<size_t>(o.m),
       static_cast<size_t>(o.ef_construction), 100);
+  if (l2_) impl_->insert_with_l2(true);
   impl_->hnsw->setEf(static_cast<size_t>(o.ef_search));
   auto insert = [&](int64_t i, std::vector<float>& buf) {
     augment(items + i * dim, bias ? bias[i] : 0.0f, buf.data());
@@ -176,6 +217,9 @@ AnnIndex::AnnIndex(const float* items, const float* bias, int32_t n, int32_t dim
     }
   }
   if (err) std::rethrow_exception(err);
+  // Searched by the inner product: for every item within R the same order as the L2
+  // distance, and the exact score order for items added beyond R.
+  if (l2_) impl_->insert_with_l2(false);
 }
 
 AnnIndex::~AnnIndex() = default;
@@ -209,6 +253,12 @@ void AnnIndex::search(const float* q, int32_t count, std::vector<int32_t>& out) 
   out.resize(pq.size());
   // The queue pops the farthest first.
   for (size_t j = pq.size(); j-- > 0; pq.pop()) out[j] = static_cast<int32_t>(pq.top().second);
+  // The outliers the graph may not reach, after the graph's candidates (no duplicates).
+  const size_t found = out.size();
+  for (const auto& [sq, i] : impl_->outliers)
+    if (std::find(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(found), i) ==
+        out.begin() + static_cast<std::ptrdiff_t>(found))
+      out.push_back(i);
 }
 
 void AnnIndex::add(const float* vec, float bias) {
@@ -221,7 +271,27 @@ void AnnIndex::add(const float* vec, float bias) {
   auto& h = *impl_->hnsw;
   if (h.cur_element_count >= h.max_elements_)
     h.resizeIndex(std::max<size_t>(h.max_elements_ + 1, h.max_elements_ + h.max_elements_ / 8));
-  h.addPoint(buf.data(), static_cast<hnswlib::labeltype>(h.cur_element_count));
+  if (l2_) impl_->insert_with_l2(true);  // no search runs: the lock is exclusive
+  try {
+    h.addPoint(buf.data(), static_cast<hnswlib::labeltype>(h.cur_element_count));
+  } catch (...) {
+    if (l2_) impl_->insert_with_l2(false);
+    throw;
+  }
+  if (l2_) impl_->insert_with_l2(false);
+  double sq = static_cast<double>(bias) * bias;
+  for (int32_t k = 0; k < dim_; ++k) sq += static_cast<double>(vec[k]) * vec[k];
+  impl_->note_norm(sq, static_cast<int32_t>(h.cur_element_count) - 1);
+}
+
+void AnnIndex::set_search_options(int32_t ef_search, int32_t candidates) {
+  AnnOptions o = opt_;
+  o.ef_search = ef_search;
+  o.candidates = candidates;
+  check_ann_options(o, "ANN index");
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  opt_ = o;
+  impl_->hnsw->setEf(static_cast<size_t>(ef_search));
 }
 
 void AnnIndex::save(const std::string& path, uint64_t model_fp) const {
@@ -244,7 +314,7 @@ void AnnIndex::save(const std::string& path, uint64_t model_fp) const {
   put(out, static_cast<uint32_t>(dim_));
   put(out, static_cast<uint32_t>(opt_.m));
   put(out, static_cast<uint32_t>(opt_.ef_construction));
-  put(out, uint32_t{0});
+  put(out, static_cast<uint32_t>(l2_ ? 1 : 0));
   put(out, bound_);
   put(out, static_cast<uint64_t>(payload.size()));
   out += payload;
@@ -281,6 +351,9 @@ std::unique_ptr<AnnIndex> AnnIndex::load(const std::string& path, uint64_t model
   if (items != static_cast<uint64_t>(n) || d != static_cast<uint32_t>(dim))
     bad("the index holds " + std::to_string(items) + " items of dimension " + std::to_string(d) +
         ", the model " + std::to_string(n) + " of " + std::to_string(dim));
+  const uint32_t kind = get<uint32_t>(data, 44);
+  if (kind > 1) bad("damaged ANN index (graph kind)");
+  if (kind != 1) bad("the index has an inner-product graph; this seqrec builds L2 graphs");
   if (m != static_cast<uint32_t>(o.m) || efc != static_cast<uint32_t>(o.ef_construction))
     bad("the index was built with M=" + std::to_string(m) +
         ", ef_construction=" + std::to_string(efc) + "; asked for M=" + std::to_string(o.m) +
@@ -291,11 +364,14 @@ std::unique_ptr<AnnIndex> AnnIndex::load(const std::string& path, uint64_t model
   idx->impl_ = std::make_unique<Impl>();
   idx->opt_ = o;
   idx->dim_ = dim;
-  idx->padded_ = (dim + 1 + 15) / 16 * 16;
+  idx->padded_ = padded_dim(dim);
+  idx->l2_ = kind == 1;
   idx->bound_ = get<double>(data, 48);
   if (!(idx->bound_ >= 0) || !std::isfinite(idx->bound_)) bad("damaged ANN index (norm)");
   idx->impl_->space =
       std::make_unique<hnswlib::InnerProductSpace>(static_cast<size_t>(idx->padded_));
+  if (idx->l2_)
+    idx->impl_->l2 = std::make_unique<hnswlib::L2Space>(static_cast<size_t>(idx->padded_));
   {
     TempFile tmp;
     {
@@ -315,6 +391,13 @@ std::unique_ptr<AnnIndex> AnnIndex::load(const std::string& path, uint64_t model
       h.data_size_ != sizeof(float) * static_cast<size_t>(idx->padded_))
     bad("damaged ANN index (graph does not match its header)");
   h.setEf(static_cast<size_t>(o.ef_search));
+  for (size_t i = 0; i < h.cur_element_count; ++i) {
+    const float* x =
+        reinterpret_cast<const float*>(h.getDataByInternalId(static_cast<uint32_t>(i)));
+    double sq = 0.0;
+    for (int32_t k = 0; k <= dim; ++k) sq += static_cast<double>(x[k]) * x[k];
+    idx->impl_->note_norm(sq, static_cast<int32_t>(h.getExternalLabel(static_cast<uint32_t>(i))));
+  }
   return idx;
 }
 

@@ -1,6 +1,6 @@
 // The ANN index behind `--retrieval ann` (seqrec/ann.hpp describes the method): hnswlib's
 // HNSW graph over the items' augmented vectors, searched for candidates that the caller
-// rescores exactly. Why hnswlib rather than faiss: docs/performance.md#approximate-top-k-ann.
+// rescores exactly. Why hnswlib rather than faiss: docs/performance.md#approximate-retrieval-ann.
 #pragma once
 
 #include <cstdint>
@@ -29,14 +29,15 @@ class AnnIndex {
   /// Reads an index written by save() for the model with fingerprint `model_fp`, whose
   /// head has n items of `dim`. InputError naming the file for a damaged, truncated or
   /// foreign file, another format version, another model (fingerprint), another catalogue
-  /// size or dimension, or other M / ef_construction than `o` asks for. IoError when it
+  /// size or dimension, or another graph / M / ef_construction than `o` asks for. IoError when it
   /// cannot be read. ef_search and candidates come from `o`.
   static std::unique_ptr<AnnIndex> load(const std::string& path, uint64_t model_fp, int32_t n,
                                         int32_t dim, const AnnOptions& o);
   /// Writes the index to `path` atomically, tied to `model_fp`. Layout (little-endian):
-  /// "SQRCANN\0", version u32, reserved u32, model fingerprint u64, items u64, dim u32,
-  /// M u32, ef_construction u32, reserved u32, the largest |[v_i, b_i]| (f64, information), payload
-  /// size u64, payload (hnswlib's own serialisation), FNV-1a 64 of everything before, "SQRCEND\0".
+  /// "SQRCANN\0", version u32 (2), reserved u32, model fingerprint u64, items u64, dim u32,
+  /// M u32, ef_construction u32, graph u32 (0 ip, 1 l2), R = the largest |[v_i, b_i]| (f64),
+  /// payload size u64, payload (hnswlib's own serialisation), FNV-1a 64 of everything before,
+  /// "SQRCEND\0".
   void save(const std::string& path, uint64_t model_fp) const;
 
   /// Up to `count` candidate item indices for query q (dim floats), best first by the
@@ -49,6 +50,11 @@ class AnnIndex {
   /// not have). Takes the index's exclusive lock (waits for searches in flight); the graph
   /// grows by 1/8 when full. InputError when the vector or bias is not finite.
   void add(const float* vec, float bias);
+
+  /// Changes the search-time parameters (ef_search, candidates) of a built or loaded index,
+  /// for tuning sweeps (bench/ann_bench_main.cc) without a rebuild. InputError when out of
+  /// the table's range. Call it while no search runs: ann_top_k() reads options() unlocked.
+  void set_search_options(int32_t ef_search, int32_t candidates);
 
   int32_t n_items() const;
   int32_t dim() const { return dim_; }
@@ -63,6 +69,7 @@ class AnnIndex {
   std::unique_ptr<Impl> impl_;
   AnnOptions opt_;
   int32_t dim_ = 0, padded_ = 0;
+  bool l2_ = false;     // the graph links L2 neighbours of [v, b, sqrt(R^2 - |[v, b]|^2)]
   double bound_ = 0.0;  // R
   mutable std::shared_mutex mu_;
 };

@@ -138,9 +138,15 @@ fs::path temp_path(const std::string& name) {
 
 }  // namespace
 
-TEST(ServeAnn, RecallAgainstExactOnARandomCatalogueWithDefaults) {
+TEST(ServeAnn, RecallAgainstExactOnARandomCatalogue) {
+  // Unstructured Gaussian vectors are the hard case of the L2 graph of the reduction (every
+  // item at the same distance from the query's zero extra coordinate): recall@20 0.73 at
+  // the default ef_search 128, 0.98 at 1024 (docs/performance.md#approximate-retrieval-ann).
+  // Trained output layers reach 0.99 at the defaults (rsc15-100k, bench/ann_accuracy.sh).
   const int32_t n = 20000;
-  Recommender ann(dot_bundle(n, 32, 1), quiet_options(true));
+  RecommenderOptions ro = quiet_options(true);
+  ro.ann.ef_search = 1024;
+  Recommender ann(dot_bundle(n, 32, 1), ro);
   Recommender exact(dot_bundle(n, 32, 1), quiet_options(false));
   ASSERT_EQ(ann.model_info().scoring["retrieval"], "ann");
   ASSERT_EQ(exact.model_info().scoring["retrieval"], "exact");
