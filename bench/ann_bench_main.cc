@@ -37,24 +37,9 @@ using List = std::vector<std::pair<int32_t, float>>;
 
 namespace {
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-/// CPU time of the calling thread (s): unlike wall time, not inflated while other processes
-/// hold the core.
-double thread_cpu() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-double pct(std::vector<double> v, double p) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
-  return v[i];
-}
+using ann_bench::now;
+using ann_bench::pct;
+using ann_bench::thread_cpu;
 
 double median(std::vector<double> v) {
   return pct(std::move(v), 0.5);

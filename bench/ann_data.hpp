@@ -17,8 +17,10 @@
 #pragma once
 
 #include <omp.h>
+#include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <numeric>
@@ -154,6 +156,26 @@ inline void memory(int64_t* rss, int64_t* hwm) {
     if (std::sscanf(line, "VmHWM: %lld kB", &kb) == 1) *hwm = kb * 1024;
   }
   std::fclose(f);
+}
+
+/// Seconds on a monotonic clock.
+inline double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// CPU time of the calling thread (s): unlike wall time, not inflated while other processes
+/// hold the core.
+inline double thread_cpu() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+/// The p-quantile (0..1) of v by rank (0 for an empty v).
+inline double pct(std::vector<double> v, double p) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
 }
 
 }  // namespace ann_bench
