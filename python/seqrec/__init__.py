@@ -22,7 +22,7 @@ if "GOMP_SPINCOUNT" not in _os.environ and "OMP_WAIT_POLICY" not in _os.environ:
     _os.environ["GOMP_SPINCOUNT"] = "10000"
 
 from . import _seqrec  # noqa: E402
-from ._seqrec import Error, InputError, IoError, NotFoundError  # noqa: E402
+from ._seqrec import Error, InputError, IoError, IsADirectoryError, NotFoundError  # noqa: E402
 from ._data import Events, Split, load_split, prepare, read_events  # noqa: E402
 from ._models import Model, load, model_classes  # noqa: E402
 from ._eval import Evaluation, TuneResult, compare, evaluate, tune  # noqa: E402
@@ -38,6 +38,7 @@ __all__ = [
     "InputError",
     "IoError",
     "NotFoundError",
+    "IsADirectoryError",
     "Events",
     "Split",
     "read_events",

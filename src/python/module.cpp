@@ -56,6 +56,7 @@ PyObject* g_error = nullptr;
 PyObject* g_input_error = nullptr;
 PyObject* g_io_error = nullptr;
 PyObject* g_not_found = nullptr;
+PyObject* g_is_dir = nullptr;
 
 /// A file or folder the user named does not exist (raised as seqrec.NotFoundError).
 class NotFound : public IoError {
@@ -73,6 +74,26 @@ auto on_path(const std::string& path, F&& f) -> decltype(f()) {
   } catch (const Error& e) {
     std::error_code ec;
     if (!path.empty() && !fs::exists(path, ec)) throw NotFound(e.what());
+    throw;
+  }
+}
+
+/// A folder was named where a file is read (raised as seqrec.IsADirectoryError).
+class IsDirectory : public IoError {
+ public:
+  explicit IsDirectory(const std::string& what) : IoError(what) {}
+};
+
+/// on_path() for a path that must be a file: an I/O error on a folder becomes IsDirectory.
+template <class F>
+auto on_file(const std::string& path, F&& f) -> decltype(f()) {
+  try {
+    return on_path(path, std::forward<F>(f));
+  } catch (const NotFound&) {
+    throw;
+  } catch (const IoError& e) {
+    std::error_code ec;
+    if (!path.empty() && fs::is_directory(path, ec)) throw IsDirectory(e.what());
     throw;
   }
 }
@@ -522,10 +543,15 @@ PYBIND11_MODULE(_seqrec, m) {
   g_not_found = PyErr_NewExceptionWithDoc("seqrec.NotFoundError",
                                           "A file or folder that was named does not exist.",
                                           nf_bases.ptr(), nullptr);
+  py::tuple dir_bases = py::make_tuple(py::handle(g_io_error), py::handle(PyExc_IsADirectoryError));
+  g_is_dir = PyErr_NewExceptionWithDoc("seqrec.IsADirectoryError",
+                                       "A folder was named where a file is read.", dir_bases.ptr(),
+                                       nullptr);
   m.attr("Error") = py::handle(g_error);
   m.attr("InputError") = py::handle(g_input_error);
   m.attr("IoError") = py::handle(g_io_error);
   m.attr("NotFoundError") = py::handle(g_not_found);
+  m.attr("IsADirectoryError") = py::handle(g_is_dir);
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -533,6 +559,8 @@ PYBIND11_MODULE(_seqrec, m) {
       PyErr_SetString(PyExc_KeyboardInterrupt, e.what());
     } catch (const NotFound& e) {
       PyErr_SetString(g_not_found, e.what());
+    } catch (const IsDirectory& e) {
+      PyErr_SetString(g_is_dir, e.what());
     } catch (const InputError& e) {
       PyErr_SetString(g_input_error, e.what());
     } catch (const IoError& e) {
@@ -599,7 +627,7 @@ PYBIND11_MODULE(_seqrec, m) {
     const ReadOptions ro =
         to_read_options(make_config(read_option_specs(), options, "read_events"));
     return run_interruptible([&] {
-      return on_path(path, [&] {
+      return on_file(path, [&] {
         ReadInfo info;
         EventLog log = read_events(path, ro, &info);
         return events_of(std::move(log), "", &info);
@@ -918,7 +946,7 @@ PYBIND11_MODULE(_seqrec, m) {
 
   m.def("load_model", [](const std::string& path) {
     ModelBundle b =
-        run_interruptible([&] { return on_path(path, [&] { return load_model(path); }); });
+        run_interruptible([&] { return on_file(path, [&] { return load_model(path); }); });
     return model_from_bundle(std::move(b));
   });
 
@@ -1129,7 +1157,7 @@ PYBIND11_MODULE(_seqrec, m) {
              ReloadResult res;
              {
                py::gil_scoped_release release;
-               res = on_path(path, [&] { return r.reload(path); });
+               res = on_file(path, [&] { return r.reload(path); });
              }
              py::dict d;
              d["generation"] = res.generation;

@@ -1142,7 +1142,10 @@ void Recommender::Impl::from_stored(const serve::StoredSession& st, const Snapsh
 }
 
 Recommendation Recommender::Impl::add_events_shared(const SessionRequest& req, int32_t k) {
-  constexpr int kAttempts = 16;
+  // Optimistic retries: a request whose read-apply-write window keeps being overtaken (a
+  // busy session, or this thread descheduled on a loaded machine) backs off exponentially
+  // with jitter, so that it gets its turn; bounded by the attempts and the store deadline.
+  constexpr int kAttempts = 64;
   Scratch& sc = scratch();
   const auto deadline =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -1175,7 +1178,8 @@ Recommendation Recommender::Impl::add_events_shared(const SessionRequest& req, i
                                 " times while this request was applied; nothing was applied, "
                                 "try again");
         thread_local std::minstd_rand jitter{std::random_device{}()};
-        std::this_thread::sleep_for(std::chrono::microseconds(jitter() % (50 * (attempt + 1))));
+        const int64_t cap_us = std::min<int64_t>(int64_t{50} << std::min(attempt, 7), 5000);
+        std::this_thread::sleep_for(std::chrono::microseconds(jitter() % (cap_us + 1)));
         continue;
       }
       if (r.new_session) ++shared_created;

@@ -164,6 +164,8 @@ def test_bad_files(tmp_path):
         seqrec.read_events(bad, format="nonsense")
     with pytest.raises(seqrec.NotFoundError):
         seqrec.load_split(tmp_path / "no-split")
+    with pytest.raises(seqrec.IsADirectoryError):  # a folder where a log file is read
+        seqrec.read_events(tmp_path)
 
 
 def test_prepare_errors(split):

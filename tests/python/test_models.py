@@ -243,6 +243,10 @@ def test_save_load_pickle(split, tmp_path):
     assert seqrec.Pop().fit(split.train, progress=False).item_embeddings() is None
     with pytest.raises(seqrec.NotFoundError):
         seqrec.load(tmp_path / "missing.seqrec")
+    with pytest.raises(seqrec.IsADirectoryError) as e:  # a folder named as the model file
+        seqrec.load(tmp_path)
+    assert isinstance(e.value, IsADirectoryError) and isinstance(e.value, seqrec.IoError)
+    assert str(tmp_path) in str(e.value)
     bad = tmp_path / "bad.seqrec"
     bad.write_bytes(b"not a model")
     with pytest.raises(seqrec.Error):

@@ -490,10 +490,6 @@ int serve(const ServeOptions& o) {
                    "seqrec serve: warning: any Host name is accepted (no --allowed-hosts); name "
                    "the server's host names to refuse DNS-rebinding requests\n");
   }
-  if (!o.port_file.empty()) {
-    // Created exclusively under a random name, then renamed: no planted link is followed.
-    io::write_file(o.port_file, std::to_string(port) + "\n");
-  }
   const ServedModelInfo info = rec->model_info();
   const std::string& snapshot = o.recommender.session_snapshot;
   if (!o.quiet && !snapshot.empty()) {
@@ -523,6 +519,12 @@ int serve(const ServeOptions& o) {
                      ? "every endpoint but /health"
                      : "/v1/reload, /metrics, /v1/model, /v1/sessions/ID and /v1/items");
 
+  if (!o.port_file.empty()) {
+    // Written after the start-up messages, so that whoever waits for this file finds them in
+    // the log. Created exclusively under a random name, then renamed: no planted link is
+    // followed.
+    io::write_file(o.port_file, std::to_string(port) + "\n");
+  }
   std::atomic<bool> finished{false};
   std::thread signals([&] {
     const timespec wait{0, 100 * 1000 * 1000};
