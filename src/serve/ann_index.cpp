@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -401,15 +402,42 @@ std::unique_ptr<AnnIndex> AnnIndex::load(const std::string& path, uint64_t model
   return idx;
 }
 
+std::optional<uint64_t> ann_index_file_fingerprint(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return std::nullopt;
+  std::string data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (data.size() < kHead + kTail || std::memcmp(data.data(), kMagic, 8) != 0 ||
+      std::memcmp(data.data() + data.size() - 8, kEnd, 8) != 0 ||
+      get<uint32_t>(data, 8) != kVersion ||
+      get<uint64_t>(data, data.size() - kTail) !=
+          model_file::fnv1a64(data.data(), data.size() - kTail))
+    return std::nullopt;
+  return get<uint64_t>(data, 16);
+}
+
 std::unique_ptr<AnnIndex> obtain_ann_index(const DotProductHead& head, int32_t n, uint64_t model_fp,
-                                           const AnnOptions& o, std::string* source) {
+                                           const AnnOptions& o, std::string* source,
+                                           uint64_t replaced_fp) {
+  bool stale = false;
   if (!o.index_file.empty() && std::filesystem::exists(o.index_file)) {
-    if (source) *source = "file";
-    return AnnIndex::load(o.index_file, model_fp, n, head.dim, o);
+    // The index of the model being replaced (a retrained model reloaded with the same
+    // --ann-index): rebuilt below and written over. Anything else is loaded, or refused.
+    const std::optional<uint64_t> fp = replaced_fp != 0 && replaced_fp != model_fp
+                                           ? ann_index_file_fingerprint(o.index_file)
+                                           : std::nullopt;
+    stale = fp && *fp == replaced_fp;
+    if (!stale) {
+      if (source) *source = "file";
+      return AnnIndex::load(o.index_file, model_fp, n, head.dim, o);
+    }
+    std::fprintf(stderr,
+                 "seqrec: note: %s holds the ANN index of the model being replaced; building "
+                 "the new model's index and writing it there\n",
+                 o.index_file.c_str());
   }
   auto idx = std::make_unique<AnnIndex>(head.items, head.bias, n, head.dim, o);
   if (!o.index_file.empty()) idx->save(o.index_file, model_fp);
-  if (source) *source = "built";
+  if (source) *source = stale ? "rebuilt" : "built";
   return idx;
 }
 

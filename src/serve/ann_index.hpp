@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -76,9 +77,16 @@ class AnnIndex {
 
 /// The index for a model's head per `o`: read from o.index_file when that exists (InputError
 /// when it does not match, see AnnIndex::load), else built (and written to o.index_file when
-/// that is set). `source` (optional) receives "file" or "built".
+/// that is set). A file that holds the index of the model `replaced_fp` (non-zero: the model
+/// this one replaces at a reload) is stale, not foreign: it is rebuilt for this model and
+/// written over. `source` (optional) receives "file", "built" or "rebuilt".
 std::unique_ptr<AnnIndex> obtain_ann_index(const DotProductHead& head, int32_t n, uint64_t model_fp,
-                                           const AnnOptions& o, std::string* source = nullptr);
+                                           const AnnOptions& o, std::string* source = nullptr,
+                                           uint64_t replaced_fp = 0);
+
+/// The model fingerprint stored in an ANN index file; nullopt when the file cannot be read
+/// or is not a complete, intact index of this format.
+std::optional<uint64_t> ann_index_file_fingerprint(const std::string& path);
 
 /// Buffers of ann_top_k(), reused across calls.
 struct AnnScratch {

@@ -763,7 +763,10 @@ struct Recommender::Impl {
       return;
     }
     const auto t0 = Clock::now();
-    s.ann = serve::obtain_ann_index(head, n, s.model_fp, ao, &s.ann_source);
+    // At a reload, the index file of the model being replaced is stale, not foreign.
+    const std::shared_ptr<const Snapshot> prev = current();
+    s.ann =
+        serve::obtain_ann_index(head, n, s.model_fp, ao, &s.ann_source, prev ? prev->model_fp : 0);
     s.ann_build_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   }
 

@@ -5,7 +5,8 @@
 // (forbidden and seen items never listed, and a filter that leaves fewer than K items gives
 // the same shorter list as exact), the ANN counters of /metrics and /v1/model, the index file
 // of --ann-index written, read back and refused (naming the file) when truncated or built for
-// another model, bad parameters refused, and the small-catalogue fallback with its notice;
+// another model (but rebuilt at a reload that replaces the model it was built for), bad
+// parameters refused, and the small-catalogue fallback with its notice;
 // `seqrec eval --retrieval ann` on the same model, and its refusals.
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -246,6 +247,52 @@ TEST_F(ServerAnn, TheIndexFileIsSavedReloadedAndRefusedWhenBad) {
   EXPECT_EQ(other.code, 1) << other.out;
   EXPECT_NE(other.out.find("M=16"), std::string::npos) << other.out;
   fs::remove(file);
+}
+
+// A retrained model reloaded with the same --ann-index: the file holds the replaced model's
+// index, so it is rebuilt for the new model and written over (not refused); a file of a
+// third model is still refused at the reload, and the serving model stays.
+TEST_F(ServerAnn, AReloadRebuildsTheReplacedModelsIndexFile) {
+  const std::string live = p("live.seqrec"), file = p("live.ann");
+  fs::remove(file);
+  fs::copy_file(p("g.seqrec"), live, fs::copy_options::overwrite_existing);
+  ServeProcess srv(dir_, live, ann_flags({"--ann-index", file, "--reload-min-interval", "0"}));
+  ASSERT_TRUE(srv.alive()) << srv.log();
+  httplib::Client c("127.0.0.1", srv.port());
+  c.set_read_timeout(60);
+  EXPECT_EQ(get(c, "/v1/model")["scoring"]["ann"]["source"], "built");
+  // "Retrain": g2 (other weights, same catalogue) replaces the served file.
+  fs::copy_file(p("g2.seqrec"), live, fs::copy_options::overwrite_existing);
+  auto res = c.Post("/v1/reload");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body << srv.log();
+  EXPECT_EQ(get(c, "/v1/model")["scoring"]["ann"]["source"], "rebuilt");
+  EXPECT_NE(srv.log().find("holds the ANN index of the model being replaced"), std::string::npos)
+      << srv.log();
+  EXPECT_NE(ids(post(c, "/v1/recommend", {{"items", prefixes_[0]}, {"k", 20}})).size(), 0u);
+  // The file is g2's index now: a fresh server of g2 reads it.
+  {
+    ServeProcess again(dir_, p("g2.seqrec"), ann_flags({"--ann-index", file}));
+    ASSERT_TRUE(again.alive()) << again.log();
+    httplib::Client c2("127.0.0.1", again.port());
+    EXPECT_EQ(get(c2, "/v1/model")["scoring"]["ann"]["source"], "file");
+  }
+  // An index of neither the serving model nor the new one is foreign: the reload fails.
+  const std::string foreign = p("foreign.ann");
+  fs::remove(foreign);
+  {
+    ServeProcess maker(dir_, p("g.seqrec"), ann_flags({"--ann-index", foreign}));
+    ASSERT_TRUE(maker.alive()) << maker.log();
+  }
+  fs::copy_file(foreign, file, fs::copy_options::overwrite_existing);  // g's index
+  // Serving g2 with g's index in the file: g is not the model being replaced at this
+  // reload (g2 reloads g2), so the file is refused and g2 keeps serving.
+  auto again = c.Post("/v1/reload");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 500) << again->body;
+  EXPECT_NE(again->body.find("built for another model"), std::string::npos) << again->body;
+  EXPECT_EQ(get(c, "/v1/model")["scoring"]["ann"]["source"], "rebuilt");  // still serving
+  EXPECT_EQ(srv.stop(), 0) << srv.log();
 }
 
 TEST_F(ServerAnn, BadParametersAndSmallCataloguesAreReported) {
