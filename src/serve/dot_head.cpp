@@ -1,6 +1,7 @@
 #include "serve/dot_head.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -17,8 +18,10 @@ namespace seqrec::serve {
 using detail::kLanes;
 using detail::kNegInf;
 using detail::lower_threshold;
+using detail::QueryBf16;
 using detail::QueryI8;
 using detail::RowSelect;
+using detail::TileBf16;
 using detail::TileF32;
 using detail::TileI8;
 
@@ -62,6 +65,49 @@ bool quantise(const float* q, int32_t dim, int32_t dim4, uint32_t* words, float*
   return finite;
 }
 
+/// x (finite) rounded to bfloat16, to nearest even; a value that would round to infinity is
+/// truncated to the largest finite bf16 instead, and one below the smallest normal float
+/// becomes a signed zero (vdpbf16ps reads denormal bf16 as zero).
+uint16_t to_bf16(float x) {
+  const uint32_t b = std::bit_cast<uint32_t>(x);
+  auto h = static_cast<uint16_t>((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+  if ((h & 0x7f80u) == 0x7f80u) h = static_cast<uint16_t>(b >> 16);
+  if ((h & 0x7f80u) == 0) h &= 0x8000u;
+  return h;
+}
+
+float from_bf16(uint16_t h) {
+  return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
+}
+
+/// q (dim floats) rounded to bf16 for the bf16 pass: dim2 / 2 words of 2 (k = 2g in the low
+/// half), and the L2 norms of q, of its rounding and of the rounding error. False (and a
+/// zero query) when q is not finite.
+struct Bf16Query {
+  double l2 = 0.0, rounded_l2 = 0.0, err_l2 = 0.0;
+};
+bool to_bf16_query(const float* q, int32_t dim, int32_t dim2, uint32_t* words, Bf16Query* norms) {
+  bool finite = true;
+  for (int32_t k = 0; k < dim; ++k) finite = finite && std::isfinite(q[k]);
+  double l2 = 0.0, rl2 = 0.0, el2 = 0.0;
+  for (int32_t g = 0; g < dim2 / 2; ++g) {
+    uint32_t w = 0;
+    for (int c = 0; c < 2; ++c) {
+      const int32_t k = 2 * g + c;
+      if (k >= dim || !finite) continue;
+      const uint16_t h = to_bf16(q[k]);
+      const double x = q[k], r = from_bf16(h);
+      l2 += x * x;
+      rl2 += r * r;
+      el2 += (x - r) * (x - r);
+      w |= static_cast<uint32_t>(h) << (16 * c);
+    }
+    words[g] = w;
+  }
+  if (norms != nullptr) *norms = {std::sqrt(l2), std::sqrt(rl2), std::sqrt(el2)};
+  return finite;
+}
+
 struct Better {
   bool operator()(const std::pair<int32_t, float>& a, const std::pair<int32_t, float>& b) const {
     return a.second > b.second || (a.second == b.second && a.first < b.first);
@@ -73,11 +119,20 @@ struct Better {
 HeadPrecision parse_head_precision(const std::string& s) {
   if (s == "fp32") return HeadPrecision::Fp32;
   if (s == "int8") return HeadPrecision::Int8;
-  throw InputError("scoring precision must be fp32 or int8, got '" + s + "'");
+  if (s == "bf16") return HeadPrecision::Bf16;
+  throw InputError("scoring precision must be fp32, int8 or bf16, got '" + s + "'");
 }
 
 const char* head_precision_name(HeadPrecision p) {
-  return p == HeadPrecision::Fp32 ? "fp32" : "int8";
+  switch (p) {
+    case HeadPrecision::Fp32:
+      return "fp32";
+    case HeadPrecision::Int8:
+      return "int8";
+    case HeadPrecision::Bf16:
+      return "bf16";
+  }
+  return "?";
 }
 
 PackedDotHead::PackedDotHead(const DotProductHead& head, int32_t n_items, HeadPrecision precision)
@@ -104,6 +159,35 @@ PackedDotHead::PackedDotHead(const DotProductHead& head, int32_t n_items, HeadPr
       float* col = p + static_cast<size_t>(i / kLanes) * stride + i % kLanes;
       const float* row = head.items + static_cast<size_t>(i) * dim_;
       for (int32_t k = 0; k < dim_; ++k) col[static_cast<size_t>(k) * kLanes] = row[k];
+    }
+    return;
+  }
+  if (precision_ == HeadPrecision::Bf16) {
+    // k padded to even; in a block, the weights k = 2g, 2g + 1 of item j are the low and
+    // high half of word 16 g + j.
+    dim2_ = (dim_ + 1) / 2 * 2;
+    const size_t words = static_cast<size_t>(dim2_ / 2) * kLanes;
+    auto* p = static_cast<uint32_t*>(
+        alloc_bytes(static_cast<size_t>(blocks_) * words * sizeof(uint32_t)));
+    panels_ = p;
+    for (int32_t i = 0; i < n_; ++i) {
+      const float* row = head.items + static_cast<size_t>(i) * dim_;
+      uint32_t* blk = p + static_cast<size_t>(i / kLanes) * words + i % kLanes;
+      double l2 = 0.0, bl2 = 0.0, el2 = 0.0;
+      for (int32_t k = 0; k < dim_; ++k) {
+        if (!std::isfinite(row[k]))
+          throw InputError("dot-product head: item " + std::to_string(i) +
+                           " has a non-finite weight");
+        const uint16_t h = to_bf16(row[k]);
+        blk[static_cast<size_t>(k / 2) * kLanes] |= static_cast<uint32_t>(h) << (16 * (k % 2));
+        const double w = row[k], r = from_bf16(h);
+        l2 += w * w;
+        bl2 += r * r;
+        el2 += (w - r) * (w - r);
+      }
+      max_l2_ = std::max(max_l2_, std::sqrt(l2));
+      max_bf_l2_ = std::max(max_bf_l2_, std::sqrt(bl2));
+      max_err_l2_ = std::max(max_err_l2_, std::sqrt(el2));
     }
     return;
   }
@@ -153,6 +237,7 @@ PackedDotHead::~PackedDotHead() {
 int64_t PackedDotHead::bytes() const {
   const int64_t slots = static_cast<int64_t>(blocks_) * kLanes;
   if (precision_ == HeadPrecision::Fp32) return slots * dim_ * 4 + slots * 4;
+  if (precision_ == HeadPrecision::Bf16) return slots * dim2_ * 2 + slots * 4;
   return slots * dim4_ + slots * 4 * 3;
 }
 
@@ -161,6 +246,19 @@ void PackedDotHead::score(int32_t n, const float* const* q, float* const* out) c
   if (precision_ == HeadPrecision::Fp32) {
     const TileF32 t{static_cast<const float*>(panels_), bias_, dim_, n_};
     detail::head_pass(&t, nullptr, blocks_, n, q, nullptr, out, nullptr);
+    return;
+  }
+  if (precision_ == HeadPrecision::Bf16) {
+    const size_t per = static_cast<size_t>(dim2_ / 2);
+    std::vector<uint32_t> words(static_cast<size_t>(n) * per);
+    std::vector<QueryBf16> qs(static_cast<size_t>(n));
+    for (int32_t r = 0; r < n; ++r) {
+      uint32_t* w = words.data() + static_cast<size_t>(r) * per;
+      to_bf16_query(q[r], dim_, dim2_, w, nullptr);
+      qs[static_cast<size_t>(r)].u = w;
+    }
+    const TileBf16 t{static_cast<const uint32_t*>(panels_), bias_, dim2_, n_};
+    detail::head_pass_bf16(&t, blocks_, n, qs.data(), out, nullptr);
     return;
   }
   std::vector<uint32_t> words(static_cast<size_t>(n) * (dim4_ / 4));
@@ -179,6 +277,7 @@ void PackedDotHead::select(int32_t n, const HeadQuery* const* queries) const {
   thread_local std::vector<RowSelect> rows;
   thread_local std::vector<const float*> qf;
   thread_local std::vector<QueryI8> qi;
+  thread_local std::vector<QueryBf16> qb;
   thread_local std::vector<uint32_t> words;
   if (rows.size() < static_cast<size_t>(n)) rows.resize(static_cast<size_t>(n));
   for (int32_t r = 0; r < n; ++r) rows[static_cast<size_t>(r)].start(*queries[r], n_);
@@ -187,6 +286,19 @@ void PackedDotHead::select(int32_t n, const HeadQuery* const* queries) const {
     for (int32_t r = 0; r < n; ++r) qf.push_back(queries[r]->q);
     const TileF32 t{static_cast<const float*>(panels_), bias_, dim_, n_};
     detail::head_pass(&t, nullptr, blocks_, n, qf.data(), nullptr, nullptr, rows.data());
+  } else if (precision_ == HeadPrecision::Bf16) {
+    const size_t per = static_cast<size_t>(dim2_ / 2);
+    words.resize(static_cast<size_t>(n) * per);
+    qb.resize(static_cast<size_t>(n));
+    for (int32_t r = 0; r < n; ++r) {
+      uint32_t* w = words.data() + static_cast<size_t>(r) * per;
+      qb[static_cast<size_t>(r)].u = w;
+      // Not finite: an infinite bound, every item kept (as for Int8).
+      if (!to_bf16_query(queries[r]->q, dim_, dim2_, w, nullptr))
+        rows[static_cast<size_t>(r)].keep = n_;
+    }
+    const TileBf16 t{static_cast<const uint32_t*>(panels_), bias_, dim2_, n_};
+    detail::head_pass_bf16(&t, blocks_, n, qb.data(), nullptr, rows.data());
   } else {
     const size_t per = static_cast<size_t>(dim4_ / 4);
     words.resize(static_cast<size_t>(n) * per);
@@ -208,6 +320,7 @@ void PackedDotHead::select(int32_t n, const HeadQuery* const* queries) const {
 
 double PackedDotHead::error_bound(const float* q) const {
   if (precision_ == HeadPrecision::Fp32) return 0.0;
+  if (precision_ == HeadPrecision::Bf16) return error_bound_bf16(q);
   // The first pass computes a = fl(fl(sq s_i) x D + b_i) with D = sum_k (qq_k m_ik) exact
   // in int32, where m_ik are the item's int8 weights (scale s_i, |w_ik - s_i m_ik| <= e_w,
   // measured when packing: about s_i / 2) and qq_k the query's (scale sq, |q_k - sq qq_k|
@@ -235,6 +348,32 @@ double PackedDotHead::error_bound(const float* q) const {
                          ? 2.0 * kUnit * mag  // D may round when converted to float
                          : 0.0;
   return 1.01 * (max_quant_err_ * q1 + e_q * max_l1_ + rounding + big + tiny);
+}
+
+double PackedDotHead::error_bound_bf16(const float* q) const {
+  // The pass computes a = fl(A + b_i), A the float sum, in some order (vdpbf16ps' or two
+  // fmas a pair: the bound holds for any), of the exact products p_k = qb_k wb_k of the
+  // bf16 roundings qb of q and wb of w_i; the exact score is e = fl(C + b_i), C the fma
+  // chain of q_k w_ik. With S = sum q_k w_ik, Sb = sum p_k, g = n u / (1 - n u) for a
+  // float sum of n = dim2 + 2 terms (u = 2^-24):
+  //   |S - Sb| <= |sum q_k (w_k - wb_k)| + |sum (q_k - qb_k) wb_k|
+  //            <= |q|_2 |w_i - wb_i|_2 + |q - qb|_2 |wb_i|_2          (Cauchy-Schwarz)
+  //   |A - Sb| <= g sum |p_k| <= g |qb|_2 |wb_i|_2,  |C - S| <= g |q|_2 |w_i|_2
+  //   the two bias adds                               <= 2 u mag
+  // with the item norms' maxima measured when packing, plus the absolute error of
+  // products and sums flushed to zero (vdpbf16ps: at most the smallest normal float each).
+  // Summed, with 1% to spare for this computation itself.
+  std::vector<uint32_t> words(static_cast<size_t>(dim2_ / 2));
+  Bf16Query nq;
+  if (!to_bf16_query(q, dim_, dim2_, words.data(), &nq) || !std::isfinite(nq.l2))
+    return std::numeric_limits<double>::infinity();
+  const double terms = dim2_ + 2.0;
+  const double g = terms * kUnit / (1.0 - terms * kUnit);
+  const double s_exact = nq.l2 * max_l2_, s_pass = nq.rounded_l2 * max_bf_l2_;
+  const double mag = 1.01 * (std::max(s_exact, s_pass) + max_abs_bias_);
+  const double tiny = (2.0 * dim2_ + 8.0) * std::numeric_limits<float>::min();
+  return 1.01 * (nq.l2 * max_err_l2_ + nq.err_l2 * max_bf_l2_ + g * (s_exact + s_pass) +
+                 2.0 * kUnit * mag + tiny);
 }
 
 void PackedDotHead::exact(const float* q, std::span<const int32_t> items, float* out) const {

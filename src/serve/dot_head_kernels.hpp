@@ -59,6 +59,23 @@ struct TileI8 {
   int32_t n;
 };
 
+/// The bf16 pass: items and queries rounded to bfloat16 (the upper 16 bits of a float),
+/// packed two consecutive weights to a 32-bit word (k = 2g in the low half, 2g + 1 in the
+/// high half: the operand layout of AVX512-BF16's vdpbf16ps), multiplied in pairs and
+/// summed in float. Each product of two bf16 values is exact in float; the sums round
+/// (their order may differ between the vdpbf16ps tile and the others: the error bound of
+/// PackedDotHead covers any order).
+struct QueryBf16 {
+  const uint32_t* u = nullptr;  // dim2 / 2 words of 2 bf16
+};
+struct TileBf16 {
+  using Query = QueryBf16;
+  const uint32_t* panels;  // blocks x (dim2 / 2) x 16 items, a word of 2 bf16 each
+  const float* bias;
+  int32_t dim2;  // dim rounded up to even
+  int32_t n;
+};
+
 /// Writes whole score rows.
 struct StoreSink {
   float* const* out;
@@ -122,6 +139,13 @@ struct SelectSink {
 SEQREC_DISPATCH(void, head_pass,
                 (const TileF32* f32, const TileI8* i8, int32_t blocks, int32_t n,
                  const float* const* qf, const QueryI8* qi, float* const* out, RowSelect* rows));
+
+/// The bf16 pass of n queries qb (see head_pass): with vdpbf16ps where the CPU has
+/// AVX512-BF16 and the level is the highest (avx512_vnni), else the same products and sums
+/// with bf16 widened to float by a shift (AVX-512, AVX2 or portable code).
+SEQREC_DISPATCH(void, head_pass_bf16,
+                (const TileBf16* t, int32_t blocks, int32_t n, const QueryBf16* qb,
+                 float* const* out, RowSelect* rows));
 
 /// Exact scores (dot_head.hpp) of the m items ids[] for query q, from the float matrix
 /// items (n_items x dim, row-major) and item_bias (null: 0).

@@ -236,9 +236,10 @@ std::vector<ParamSpec> recommender_option_specs() {
                 "at most (1 = each alone)"),
       param_int("batch_lanes", std::to_string(d.batch_lanes), 1, 4096,
                 "GRU4Rec/SASRec: scoring passes run at once"),
-      param_choice("head_storage", "int8", {"int8", "fp32"},
+      param_choice("head_storage", "int8", {"int8", "bf16", "fp32"},
                    "GRU4Rec/SASRec: int8 (a quarter of the memory traffic, candidates rescored "
-                   "exactly) or fp32; the same results"),
+                   "exactly), bf16 (half the traffic, fewer candidates rescored exactly) or "
+                   "fp32; the same results"),
       param_string("session_store", d.session_store,
                    "where live sessions are kept: memory (this process), or "
                    "redis://HOST:PORT[/DB] (shared by replicas; survives restarts)"),
@@ -281,8 +282,17 @@ RecommenderOptions to_recommender_options(const Config& c) {
   o.shards = static_cast<int32_t>(c.get_int("session_shards"));
   o.max_batch = static_cast<int32_t>(c.get_int("max_batch"));
   o.batch_lanes = static_cast<int32_t>(c.get_int("batch_lanes"));
-  o.head_storage = c.get_string("head_storage") == "fp32" ? RecommenderOptions::HeadStorage::Fp32
-                                                          : RecommenderOptions::HeadStorage::Int8;
+  switch (serve::parse_head_precision(c.get_string("head_storage"))) {
+    case serve::HeadPrecision::Fp32:
+      o.head_storage = RecommenderOptions::HeadStorage::Fp32;
+      break;
+    case serve::HeadPrecision::Bf16:
+      o.head_storage = RecommenderOptions::HeadStorage::Bf16;
+      break;
+    case serve::HeadPrecision::Int8:
+      o.head_storage = RecommenderOptions::HeadStorage::Int8;
+      break;
+  }
   o.session_store = c.get_string("session_store");
   o.session_key_prefix = c.get_string("session_key_prefix");
   o.session_store_timeout_seconds = c.get_float("session_store_timeout");
@@ -687,11 +697,12 @@ struct Recommender::Impl {
     const DotProductHead head =
         options.dot_product_head ? b.model->dot_product_head() : DotProductHead{};
     if (head.dim > 0) {
-      s->head = std::make_unique<serve::PackedDotHead>(
-          head, n,
-          options.head_storage == RecommenderOptions::HeadStorage::Fp32
-              ? serve::HeadPrecision::Fp32
-              : serve::HeadPrecision::Int8);
+      const serve::HeadPrecision precision =
+          options.head_storage == RecommenderOptions::HeadStorage::Fp32 ? serve::HeadPrecision::Fp32
+          : options.head_storage == RecommenderOptions::HeadStorage::Bf16
+              ? serve::HeadPrecision::Bf16
+              : serve::HeadPrecision::Int8;
+      s->head = std::make_unique<serve::PackedDotHead>(head, n, precision);
       // The head must give the model's own scores (up to rounding): check on one query.
       std::vector<float> query(static_cast<size_t>(head.dim)), via_head(static_cast<size_t>(n));
       if (s->incremental) {

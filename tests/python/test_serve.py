@@ -125,6 +125,19 @@ def test_gru4rec_recommender_head_equals_exact(split):
         assert np.allclose(a["scores"][:5], b["scores"][:5], rtol=1e-3, atol=1e-4)
 
 
+def test_head_storages_give_the_same_lists(split):
+    # int8 and bf16 first passes, rescored exactly: the fp32 head's lists and scores.
+    m = seqrec.GRU4Rec(layers=[16], epochs=1, batch_size=32).fit(split.train, progress=False)
+    recs = {st: seqrec.Recommender(m, head_storage=st) for st in ("fp32", "int8", "bf16")}
+    for i, s in enumerate(split.test.sequences()[:20]):
+        got = {st: r.add_events(f"s{i}", s, k=10) for st, r in recs.items()}
+        for st in ("int8", "bf16"):
+            assert list(got[st]["items"]) == list(got["fp32"]["items"])
+            assert got[st]["scores"] == pytest.approx(got["fp32"]["scores"], rel=1e-6)
+    with pytest.raises(seqrec.InputError, match="bf16"):
+        seqrec.Recommender(m, head_storage="fp16")
+
+
 def _dssm_with_features(tmp_path):
     """A small dssm trained by the seqrec program on a generated log and a generated
     movies.dat-style feature file; returns (model file, item ids)."""

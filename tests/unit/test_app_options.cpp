@@ -101,6 +101,17 @@ TEST(AppOptions, ServeValuesReachTheOptions) {
   EXPECT_EQ(o.recommender.shards, 3);
   EXPECT_EQ(o.recommender.head_storage, RecommenderOptions::HeadStorage::Fp32);
   EXPECT_TRUE(o.http.access_log);
+  c.set("head_storage", "bf16");
+  EXPECT_EQ(to_serve_options(c, "m").recommender.head_storage,
+            RecommenderOptions::HeadStorage::Bf16);
+  try {
+    c.set("head_storage", "fp16", "flag");
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    for (const char* name : {"head_storage", "int8", "bf16", "fp32"})
+      EXPECT_NE(m.find(name), std::string::npos) << m;
+  }
   c.set("allowed_hosts", "api.example.com, *.svc");
   c.set("api_key_file", "/etc/seqrec.key");
   c.set("api_key_scope", "all");

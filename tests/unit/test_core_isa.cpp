@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <random>
 #include <string>
@@ -386,4 +387,75 @@ TEST(CoreIsa, Int8HeadPassIsExactOnEveryLevel) {
   }
   ::operator delete (raw, std::align_val_t{64});
   ::operator delete (craw, std::align_val_t{64});
+}
+
+TEST(CoreIsa, Bf16HeadPassIsWithinRoundingOfTheExactSumOnEveryLevel) {
+  // The bf16 pass: pairs of bf16 products (exact in float) summed in float, then the bias.
+  // vdpbf16ps (avx512 variant at the avx512_vnni level on a CPU with AVX512-BF16), the
+  // AVX-512 and AVX2 widening tiles and the portable loop may sum in another order: each
+  // must be within the float rounding of the summed magnitudes of the exact sum.
+  using namespace serve::detail;
+  std::mt19937 g(9);
+  const int32_t n_items = 45, dim2 = 10, groups = dim2 / 2,
+                blocks = (n_items + kLanes - 1) / kLanes;
+  const size_t words = static_cast<size_t>(blocks) * groups * kLanes;
+  void* raw = ::operator new (words * sizeof(uint32_t), std::align_val_t{64});
+  auto* pan = static_cast<uint32_t*>(raw);
+  std::fill(pan, pan + words, 0u);
+  // A bf16 value: a float's upper half (normal numbers of either sign, and some zeros).
+  std::uniform_real_distribution<float> fd(-2.0f, 2.0f);
+  auto bf = [&] {
+    const float x = g() % 9 == 0 ? 0.0f : fd(g);
+    uint32_t b;
+    std::memcpy(&b, &x, 4);
+    return static_cast<uint16_t>(b >> 16);
+  };
+  auto as_float = [](uint16_t h) {
+    const uint32_t b = static_cast<uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
+  };
+  std::vector<std::vector<uint16_t>> w(n_items, std::vector<uint16_t>(dim2));
+  AlignedFloats bias(static_cast<size_t>(blocks) * kLanes);
+  for (int32_t i = 0; i < n_items; ++i) {
+    for (int32_t k = 0; k < dim2; ++k) {
+      w[i][k] = bf();
+      pan[static_cast<size_t>(i / kLanes) * groups * kLanes + static_cast<size_t>(k / 2) * kLanes +
+          i % kLanes] |= static_cast<uint32_t>(w[i][k]) << (16 * (k % 2));
+    }
+    bias[i] = fd(g);
+  }
+  const TileBf16 tile{pan, bias.data(), dim2, n_items};
+  for (const int nq : {3, 11}) {
+    std::vector<std::vector<uint32_t>> qw(nq, std::vector<uint32_t>(groups));
+    std::vector<QueryBf16> qs(nq);
+    for (int r = 0; r < nq; ++r) {
+      for (auto& word : qw[r])
+        word = static_cast<uint32_t>(bf()) | static_cast<uint32_t>(bf()) << 16;
+      qs[r].u = qw[r].data();
+    }
+    decltype(&isa_baseline::head_pass_bf16) pass[] = SEQREC_VARIANTS(serve::detail, head_pass_bf16);
+    for (int v = 0; v <= top_variant(); ++v) {
+      std::vector<float> got(static_cast<size_t>(nq) * n_items, std::nanf(""));
+      std::vector<float*> out;
+      for (int r = 0; r < nq; ++r) out.push_back(got.data() + static_cast<size_t>(r) * n_items);
+      pass[v](&tile, blocks, nq, qs.data(), out.data(), nullptr);
+      for (int r = 0; r < nq; ++r)
+        for (int32_t i = 0; i < n_items; ++i) {
+          double exact = bias[i], mag = std::fabs(bias[i]);
+          for (int32_t k = 0; k < dim2; ++k) {
+            const uint16_t qk = static_cast<uint16_t>(qw[r][k / 2] >> (16 * (k % 2)));
+            const double p = static_cast<double>(as_float(qk)) * as_float(w[i][k]);
+            exact += p;
+            mag += std::fabs(p);
+          }
+          const double tol = 1.01 * (dim2 + 2) * std::ldexp(1.0, -24) * mag;
+          ASSERT_LE(std::fabs(got[static_cast<size_t>(r) * n_items + i] - exact), tol)
+              << "bf16 pass, variant " << v << " (level " << isa::level_name(isa::level())
+              << "), query " << r << " item " << i;
+        }
+    }
+  }
+  ::operator delete (raw, std::align_val_t{64});
 }

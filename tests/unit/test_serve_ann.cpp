@@ -211,6 +211,42 @@ TEST(ServeAnn, FiltersAndKAreHonouredExactly) {
   EXPECT_EQ(ids(ann.recommend(q)), ids(exact.recommend(q)));
 }
 
+TEST(ServeAnn, EveryHeadStorageGivesExactScores) {
+  // The index's candidates are rescored exactly, and its fallback is the head's exact top-K:
+  // with a bf16 or int8 head, exact retrieval gives the fp32 head's lists and scores, and
+  // ANN lists whose scores are the exact ones, in order.
+  const int32_t n = 4000;
+  auto make = [&](bool ann, RecommenderOptions::HeadStorage storage) {
+    RecommenderOptions o = quiet_options(ann);
+    o.ann.min_items = 1;
+    o.head_storage = storage;
+    return std::make_unique<Recommender>(dot_bundle(n, 24, 3), o);
+  };
+  const auto want = make(false, RecommenderOptions::HeadStorage::Fp32);
+  for (const bool ann : {false, true})
+    for (auto storage :
+         {RecommenderOptions::HeadStorage::Bf16, RecommenderOptions::HeadStorage::Int8}) {
+      const auto rec = make(ann, storage);
+      for (int32_t last : {0, 77, 2000, 3999})
+        for (int32_t k : {1, 20, 100}) {
+          ItemsRequest q = request_for(last, k);
+          q.options.exclude_seen = true;
+          const Recommendation got = rec->recommend(q);
+          ASSERT_EQ(got.items.size(), static_cast<size_t>(k));
+          // The fp32 head's exact top-K (among the items ANN found, for ANN).
+          if (ann) q.options.allowed_items = ids(got);
+          const Recommendation ref = want->recommend(q);
+          ASSERT_EQ(ids(got), ids(ref)) << "ann " << ann << " k " << k;
+          for (size_t i = 0; i < ref.items.size(); ++i)
+            ASSERT_EQ(got.items[i].score, ref.items[i].score);
+        }
+      // Too few eligible candidates for the index: the head's exact pass answers.
+      ItemsRequest q = request_for(9, 20);
+      for (int32_t i = 5; i < n; ++i) q.options.forbidden_items.push_back("i" + std::to_string(i));
+      EXPECT_EQ(ids(rec->recommend(q)), ids(want->recommend(q)));
+    }
+}
+
 TEST(ServeAnn, TooFewEligibleCandidatesFallBackToExact) {
   // Forbid all but 5 items: the index's candidates cannot hold K = 20 eligible ones, so the
   // request is scored exactly and returns the 5 that remain, as exact does.

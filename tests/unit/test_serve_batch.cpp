@@ -88,7 +88,8 @@ float reference(const RandomHead& rh, bool with_bias, int32_t dim, const float* 
   return acc + (with_bias ? rh.bias[static_cast<size_t>(i)] : 0.0f);
 }
 
-constexpr serve::HeadPrecision kBoth[] = {serve::HeadPrecision::Fp32, serve::HeadPrecision::Int8};
+constexpr serve::HeadPrecision kAll[] = {serve::HeadPrecision::Fp32, serve::HeadPrecision::Int8,
+                                         serve::HeadPrecision::Bf16};
 
 TEST(ServeDotHead, PassesAreExactOrWithinTheBoundIncludingTailBlocks) {
   for (auto [n, dim] : std::vector<std::pair<int32_t, int32_t>>{
@@ -101,7 +102,7 @@ TEST(ServeDotHead, PassesAreExactOrWithinTheBoundIncludingTailBlocks) {
         if (n > 3) rh.items[static_cast<size_t>(2 * dim + k)] = 0.0f;
         if (n > 4) rh.items[static_cast<size_t>(3 * dim + k)] = 1e-40f * static_cast<float>(k % 3);
       }
-      for (serve::HeadPrecision prec : kBoth) {
+      for (serve::HeadPrecision prec : kAll) {
         serve::PackedDotHead h(rh.head(dim, with_bias), n, prec);
         EXPECT_EQ(h.n_items(), n);
         EXPECT_EQ(h.dim(), dim);
@@ -144,7 +145,7 @@ TEST(ServeDotHead, PassesAreExactOrWithinTheBoundIncludingTailBlocks) {
 TEST(ServeDotHead, ARowIsBitIdenticalInAnyBatch) {
   const int32_t n = 531, dim = 100, count = 23;
   const RandomHead rh = random_head(n, dim, 3);
-  for (serve::HeadPrecision prec : kBoth) {
+  for (serve::HeadPrecision prec : kAll) {
     serve::PackedDotHead h(rh.head(dim, true), n, prec);
     const std::vector<float> q = random_queries(count, dim, 9);
     std::vector<std::vector<float>> alone;
@@ -166,10 +167,11 @@ TEST(ServeDotHead, ARowIsBitIdenticalInAnyBatch) {
   }
 }
 
-TEST(ServeDotHead, Int8TopKIsTheExactTopKWithFiltersTiesAndNearTies) {
+TEST(ServeDotHead, Int8AndBf16TopKAreTheExactTopKWithFiltersTiesAndNearTies) {
   const int32_t n = 700, dim = 40;
   RandomHead rh = random_head(n, dim, 21);
-  // Near-ties: items 100..199 are item 50 plus noise far below the int8 resolution, so
+  // Near-ties: items 100..199 are item 50 plus noise far below the int8 and bf16
+  // resolutions, so
   // their first-pass scores are indistinguishable and all of them must be rescored; exact
   // ties: items 300..309 are copies of item 300 (the same score: ordered by index).
   std::mt19937 g(4);
@@ -183,6 +185,7 @@ TEST(ServeDotHead, Int8TopKIsTheExactTopKWithFiltersTiesAndNearTies) {
     rh.bias[static_cast<size_t>(i)] = rh.bias[300];
   }
   serve::PackedDotHead h8(rh.head(dim, true), n, serve::HeadPrecision::Int8);
+  serve::PackedDotHead hb(rh.head(dim, true), n, serve::HeadPrecision::Bf16);
   serve::PackedDotHead h32(rh.head(dim, true), n, serve::HeadPrecision::Fp32);
   std::vector<float> q = random_queries(40, dim, 77);
   // Queries aimed at the tie groups, so that they are at the top.
@@ -194,7 +197,7 @@ TEST(ServeDotHead, Int8TopKIsTheExactTopKWithFiltersTiesAndNearTies) {
   const std::vector<int32_t> forbidden{0, 101, 300};
   std::vector<int32_t> allowed;
   for (int32_t i = 0; i < n; i += 3) allowed.push_back(i);
-  int64_t rescored_total = 0;
+  int64_t rescored_total[2] = {0, 0};  // int8, bf16
   for (int r = 0; r < 40; ++r) {
     const float* qr = q.data() + static_cast<size_t>(r) * dim;
     for (int32_t k : {1, 5, 20, 150, n, n + 5}) {
@@ -210,7 +213,7 @@ TEST(ServeDotHead, Int8TopKIsTheExactTopKWithFiltersTiesAndNearTies) {
         for (int32_t i = 0; i < n; ++i)
           exact_row[static_cast<size_t>(i)] = reference(rh, true, dim, qr, i);
         const auto want = serve::select_top_k(exact_row.data(), n, k, filter);
-        for (const serve::PackedDotHead* h : {&h8, &h32}) {
+        for (const serve::PackedDotHead* h : {&h8, &hb, &h32}) {
           std::vector<std::pair<int32_t, float>> got;
           int64_t rescored = 0;
           if (filter.has_allowed) {
@@ -244,9 +247,9 @@ TEST(ServeDotHead, Int8TopKIsTheExactTopKWithFiltersTiesAndNearTies) {
           }
           ASSERT_EQ(got, want) << serve::head_precision_name(h->precision()) << " query " << r
                                << " k " << k << " filter " << f;
-          if (h == &h8 && !filter.has_allowed) {
+          if (h != &h32 && !filter.has_allowed) {
             ASSERT_GE(rescored, static_cast<int64_t>(std::min<size_t>(want.size(), k)));
-            rescored_total += rescored;
+            rescored_total[h == &hb ? 1 : 0] += rescored;
           } else {
             ASSERT_EQ(rescored, 0);
           }
@@ -254,18 +257,73 @@ TEST(ServeDotHead, Int8TopKIsTheExactTopKWithFiltersTiesAndNearTies) {
       }
     }
   }
-  EXPECT_GT(rescored_total, 0);
+  EXPECT_GT(rescored_total[0], 0);
+  EXPECT_GT(rescored_total[1], 0);
+  // The bf16 bound is the tighter: fewer items rescored.
+  EXPECT_LT(rescored_total[1], rescored_total[0]);
   // A query that is not finite: every eligible item is rescored, nothing breaks.
-  std::vector<float> bad(static_cast<size_t>(dim), 1.0f);
-  bad[3] = std::numeric_limits<float>::infinity();
-  EXPECT_TRUE(std::isinf(h8.error_bound(bad.data())));
-  std::vector<std::pair<int32_t, float>> cand;
-  serve::HeadQuery hq{bad.data(), 20, 2.0 * h8.error_bound(bad.data()), &cand};
-  const serve::HeadQuery* hp = &hq;
-  h8.select(1, &hp);
-  int64_t rescored = 0;
-  h8.top_k(bad.data(), cand, hq.window, 20, {}, &rescored);
-  EXPECT_LE(rescored, n);
+  for (const serve::PackedDotHead* h : {&h8, &hb}) {
+    std::vector<float> bad(static_cast<size_t>(dim), 1.0f);
+    bad[3] = std::numeric_limits<float>::infinity();
+    EXPECT_TRUE(std::isinf(h->error_bound(bad.data())));
+    std::vector<std::pair<int32_t, float>> cand;
+    serve::HeadQuery hq{bad.data(), 20, 2.0 * h->error_bound(bad.data()), &cand};
+    const serve::HeadQuery* hp = &hq;
+    h->select(1, &hp);
+    int64_t rescored = 0;
+    h->top_k(bad.data(), cand, hq.window, 20, {}, &rescored);
+    EXPECT_LE(rescored, n);
+  }
+}
+
+TEST(ServeDotHead, Bf16HandlesExtremeWeightsAndQueries) {
+  // Weights near the float range's ends: a finite weight never becomes infinite (it is
+  // truncated instead of rounded up), denormal ones are flushed, and the exact top-K holds.
+  const int32_t n = 90, dim = 9;
+  RandomHead rh = random_head(n, dim, 12);
+  for (int32_t k = 0; k < dim; ++k) {
+    rh.items[static_cast<size_t>(5 * dim + k)] = std::numeric_limits<float>::max() / 1e3f;
+    rh.items[static_cast<size_t>(6 * dim + k)] = std::numeric_limits<float>::denorm_min() * 7;
+  }
+  rh.items[static_cast<size_t>(7 * dim)] = std::numeric_limits<float>::max();
+  serve::PackedDotHead hb(rh.head(dim, true), n, serve::HeadPrecision::Bf16);
+  std::vector<float> q = random_queries(3, dim, 2);
+  q[1] = 1e-38f;  // below bf16's normal range: flushed
+  for (int r = 0; r < 3; ++r) {
+    const float* qr = q.data() + static_cast<size_t>(r) * dim;
+    const double bound = hb.error_bound(qr);
+    ASSERT_TRUE(std::isfinite(bound));
+    std::vector<float> row(static_cast<size_t>(n)), exact_row(static_cast<size_t>(n));
+    float* op = row.data();
+    hb.score(1, &qr, &op);
+    for (int32_t i = 0; i < n; ++i) {
+      exact_row[static_cast<size_t>(i)] = reference(rh, true, dim, qr, i);
+      if (std::isfinite(exact_row[static_cast<size_t>(i)]))
+        ASSERT_LE(std::fabs(static_cast<double>(row[static_cast<size_t>(i)]) -
+                            exact_row[static_cast<size_t>(i)]),
+                  bound)
+            << "item " << i;
+    }
+  }
+  // A non-finite weight is refused, naming the item.
+  rh.items[static_cast<size_t>(8 * dim + 2)] = std::nanf("");
+  try {
+    serve::PackedDotHead bad(rh.head(dim, true), n, serve::HeadPrecision::Bf16);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("item 8"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ServeDotHead, MemoryPerItemOfEachStorage) {
+  const int32_t n = 32, dim = 100;  // two whole blocks
+  const RandomHead rh = random_head(n, dim, 2);
+  EXPECT_EQ(serve::PackedDotHead(rh.head(dim, true), n, serve::HeadPrecision::Fp32).bytes(),
+            n * (4 * dim + 4));
+  EXPECT_EQ(serve::PackedDotHead(rh.head(dim, true), n, serve::HeadPrecision::Int8).bytes(),
+            n * (dim + 12));
+  EXPECT_EQ(serve::PackedDotHead(rh.head(dim, true), n, serve::HeadPrecision::Bf16).bytes(),
+            n * (2 * dim + 4));
 }
 
 TEST(ServeDotHead, RejectsAMissingHead) {
@@ -274,7 +332,16 @@ TEST(ServeDotHead, RejectsAMissingHead) {
   EXPECT_THROW(serve::PackedDotHead(rh.head(2, true), 0, serve::HeadPrecision::Fp32), InputError);
   EXPECT_EQ(serve::parse_head_precision("int8"), serve::HeadPrecision::Int8);
   EXPECT_EQ(serve::parse_head_precision("fp32"), serve::HeadPrecision::Fp32);
-  EXPECT_THROW(serve::parse_head_precision("bf16"), InputError);
+  EXPECT_EQ(serve::parse_head_precision("bf16"), serve::HeadPrecision::Bf16);
+  for (auto p : kAll) EXPECT_EQ(serve::parse_head_precision(serve::head_precision_name(p)), p);
+  try {
+    serve::parse_head_precision("fp16");
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    for (const char* name : {"fp32", "int8", "bf16", "fp16"})
+      EXPECT_NE(m.find(name), std::string::npos) << m;
+  }
 }
 
 struct TestJob {
@@ -514,6 +581,16 @@ void check_batching(ModelBundle (*train)(const Sessions&), bool incremental) {
     expect_same(want, replay(f32, s.test, 1));
     EXPECT_EQ(f32.stats().scoring_rescored_items, 0);
   }
+  // Bf16 storage: the same results, fewer items rescored than with int8.
+  {
+    RecommenderOptions o = one;
+    o.head_storage = RecommenderOptions::HeadStorage::Bf16;
+    Recommender bf(make(s), o);
+    ASSERT_EQ(bf.model_info().scoring["head_storage"], "bf16");
+    expect_same(want, replay(bf, s.test, 1));
+    EXPECT_GE(bf.stats().scoring_rescored_items, bf.stats().scoring_batches);
+    EXPECT_LT(bf.stats().scoring_rescored_items, alone.stats().scoring_rescored_items);
+  }
 
   // The served scores are the model's own (up to rounding: another summation order).
   {
@@ -587,8 +664,8 @@ TEST(ServeBatchedModels, FiltersAndExclusionOnAHeadModelMatchAFullRanking) {
   const Model& m = *trained.model;
   const DotProductHead head = m.dot_product_head();
   const int32_t n = m.n_items(), dim = head.dim;
-  for (auto storage :
-       {RecommenderOptions::HeadStorage::Int8, RecommenderOptions::HeadStorage::Fp32}) {
+  for (auto storage : {RecommenderOptions::HeadStorage::Int8, RecommenderOptions::HeadStorage::Bf16,
+                       RecommenderOptions::HeadStorage::Fp32}) {
     RecommenderOptions o;
     o.sweep_interval_seconds = 0;
     o.head_storage = storage;
@@ -645,10 +722,10 @@ TEST(ServeBatchedModels, FiltersAndExclusionOnAHeadModelMatchAFullRanking) {
 }
 
 // The real rsc15-100k split (skipped without ../shared/data): GRU4Rec with the rsc15 preset
-// (100 units), every test prefix replayed. The int8 pass must give exactly the fp32 pass's
-// top 20; against the model's own score() (batched GEMMs, another summation order) the
-// lists may only differ at near-ties: the fraction identical is printed.
-TEST(ServeBatchedModels, Rsc15Int8EqualsFp32AndAlmostAlwaysTheModelsOwnRanking) {
+// (100 units), every test prefix replayed. The int8 and bf16 passes must give exactly the fp32
+// pass's top 20; against the model's own score() (batched GEMMs, another summation order) the lists
+// may only differ at near-ties: the fraction identical is printed.
+TEST(ServeBatchedModels, Rsc15Int8AndBf16EqualFp32AndAlmostAlwaysTheModelsOwnRanking) {
   const std::string dir = std::string(SEQREC_SHARED_DATA_DIR) + "/rsc15-100k/";
   if (!std::filesystem::exists(dir + "yoochoose-clicks-100k_train_full.txt"))
     GTEST_SKIP() << "shared data not found: " << dir;
@@ -670,12 +747,14 @@ TEST(ServeBatchedModels, Rsc15Int8EqualsFp32AndAlmostAlwaysTheModelsOwnRanking) 
   const int32_t n = m.n_items();
   ASSERT_EQ(m.dot_product_head().dim, 100);
 
-  std::vector<std::vector<std::vector<std::string>>> lists(2);  // [storage][prediction]
-  for (int st = 0; st < 2; ++st) {
+  const RecommenderOptions::HeadStorage storages[] = {RecommenderOptions::HeadStorage::Int8,
+                                                      RecommenderOptions::HeadStorage::Fp32,
+                                                      RecommenderOptions::HeadStorage::Bf16};
+  std::vector<std::vector<std::vector<std::string>>> lists(3);  // [storage][prediction]
+  for (int st = 0; st < 3; ++st) {
     RecommenderOptions o;
     o.sweep_interval_seconds = 0;
-    o.head_storage =
-        st == 0 ? RecommenderOptions::HeadStorage::Int8 : RecommenderOptions::HeadStorage::Fp32;
+    o.head_storage = storages[st];
     Recommender rec(copy_of(trained), o);
     for (size_t s = 0; s < test.size(); ++s) {
       const auto seq = test.seq(s);
@@ -692,7 +771,11 @@ TEST(ServeBatchedModels, Rsc15Int8EqualsFp32AndAlmostAlwaysTheModelsOwnRanking) 
     }
   }
   ASSERT_EQ(lists[0].size(), lists[1].size());
-  for (size_t i = 0; i < lists[0].size(); ++i) ASSERT_EQ(lists[0][i], lists[1][i]) << i;
+  ASSERT_EQ(lists[2].size(), lists[1].size());
+  for (size_t i = 0; i < lists[0].size(); ++i) {
+    ASSERT_EQ(lists[0][i], lists[1][i]) << i;
+    ASSERT_EQ(lists[2][i], lists[1][i]) << "bf16, prediction " << i;
+  }
 
   // The model's own ranking of every prefix.
   size_t same = 0, total = 0;
@@ -714,7 +797,7 @@ TEST(ServeBatchedModels, Rsc15Int8EqualsFp32AndAlmostAlwaysTheModelsOwnRanking) 
   }
   ASSERT_EQ(total, lists[0].size());
   std::printf(
-      "[ rsc15-100k ] %zu test predictions: int8 = fp32 top-20 in all; equal to the "
+      "[ rsc15-100k ] %zu test predictions: int8 = bf16 = fp32 top-20 in all; equal to the "
       "model's own score() top-20 in %zu (%.4f%%)\n",
       total, same, 100.0 * static_cast<double>(same) / static_cast<double>(total));
   EXPECT_GE(static_cast<double>(same), 0.99 * static_cast<double>(total));

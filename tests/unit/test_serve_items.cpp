@@ -438,6 +438,38 @@ TEST(ServeItems, AddedItemsEnterTheAnnIndex) {
   EXPECT_EQ(ids_of(all_after(exact, {"4"}, 10)), ids_of(r));
 }
 
+// The bf16 head (and the int8 one) over the trained and the added items, with and without
+// the ANN index: exactly the lists and scores of the fp32 head.
+TEST(ServeItems, AddedItemsGetTheFp32ResultsWithEveryHeadStorage) {
+  auto run = [](RecommenderOptions::HeadStorage storage, bool ann) {
+    RecommenderOptions o = quiet_options();
+    o.head_storage = storage;
+    o.ann.enabled = ann;
+    o.ann.min_items = 1;
+    Recommender rec(model_file(), o);
+    rec.add_item("m1", movie(title_of(5), genres_of(5)));
+    rec.add_item("m2", movie("blue river", "Drama|Western"));
+    rec.remove_item("7");
+    std::vector<Recommendation> out;
+    for (const auto& after :
+         std::vector<std::vector<std::string>>{{"4"}, {"m1", "3"}, {"m2"}, {"10", "11", "12"}})
+      for (int32_t k : {1, 5, kItems + 2}) out.push_back(all_after(rec, after, k));
+    return out;
+  };
+  const auto want = run(RecommenderOptions::HeadStorage::Fp32, false);
+  for (auto storage :
+       {RecommenderOptions::HeadStorage::Bf16, RecommenderOptions::HeadStorage::Int8})
+    for (const bool ann : {false, true}) {
+      const auto got = run(storage, ann);
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t j = 0; j < want.size(); ++j) {
+        ASSERT_EQ(ids_of(got[j]), ids_of(want[j])) << "request " << j << " ann " << ann;
+        for (size_t i = 0; i < want[j].items.size(); ++i)
+          ASSERT_EQ(got[j].items[i].score, want[j].items[i].score);
+      }
+    }
+}
+
 // Requests keep running while items are added, retired and re-added: every answer has
 // exactly K items and none of the items retired for the whole run; sessions that hold
 // items retired or re-added meanwhile never fail.

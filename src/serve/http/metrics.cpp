@@ -183,7 +183,7 @@ std::string HttpMetrics::prometheus(const RecommenderStats& s, const ServedModel
         "Requests scored in those passes (divided by the passes: the mean batch size).",
         static_cast<double>(s.scoring_batched_requests));
   gauge("seqrec_scoring_rescored_items_total", "counter",
-        "Items scored exactly after an int8 pass (--head-storage int8).",
+        "Items scored exactly after an int8 or bf16 pass (--head-storage int8|bf16).",
         static_cast<double>(s.scoring_rescored_items));
   gauge("seqrec_ann_requests_total", "counter",
         "Requests answered through the ANN index (--retrieval ann).",
