@@ -43,9 +43,8 @@ dnnl::engine& cpu_engine() {
 // layout (a transposed operand is a column-major view).
 dnnl::matmul::primitive_desc make_matmul_pd(bool ta, bool tb, float beta) {
   const dnnl::memory::dim R = DNNL_RUNTIME_DIM_VAL;
-  using tag = dnnl::memory::format_tag;
-  const dnnl::memory::desc a_md({R, R}, dt::bf16, ta ? tag::ba : tag::ab);
-  const dnnl::memory::desc b_md({R, R}, dt::bf16, tb ? tag::ba : tag::ab);
+  const dnnl::memory::desc a_md({R, R}, dt::bf16, ta ? dims{1, R} : dims{R, 1});
+  const dnnl::memory::desc b_md({R, R}, dt::bf16, tb ? dims{1, R} : dims{R, 1});
   const dnnl::memory::desc c_md({R, R}, dt::f32, dims{R, 1});
   dnnl::primitive_attr attr;
   attr.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
@@ -165,17 +164,40 @@ void sgemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, flo
   const int64_t br = trans_b ? n : k, bc = trans_b ? k : n;
   if (t.a.size() < static_cast<size_t>(ar * ac)) t.a.resize(static_cast<size_t>(ar * ac));
   if (t.b.size() < static_cast<size_t>(br * bc)) t.b.resize(static_cast<size_t>(br * bc));
+  to_bf16(ar, ac, a, lda, t.a.data(), ac);
+  to_bf16(br, bc, b, ldb, t.b.data(), bc);
+  gemm_bf16_pre(trans_a, trans_b, m, n, k, alpha, t.a.data(), ac, t.b.data(), bc, beta, c, ldc);
+}
+
+void to_bf16(int64_t rows, int64_t cols, const float* src, int64_t ld, uint16_t* dst,
+             int64_t ld_dst) {
   static const bool hw = isa::cpu().avx512_bf16 && isa::variant() == 2;
-  kernels::convert_f32_bf16(ar, ac, a, lda, t.a.data(), hw);
-  kernels::convert_f32_bf16(br, bc, b, ldb, t.b.data(), hw);
+  if (ld_dst == cols) {
+    kernels::convert_f32_bf16(rows, cols, src, ld, dst, hw);
+  } else {
+    for (int64_t r = 0; r < rows; ++r)
+      kernels::convert_f32_bf16(1, cols, src + r * ld, cols, dst + r * ld_dst, hw);
+  }
+}
+
+void gemm_bf16_pre(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                   const uint16_t* a, int64_t lda, const uint16_t* b, int64_t ldb, float beta,
+                   float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // C = beta C
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return;
+  }
+  ThreadState& t = thread_state();
   const dnnl::matmul& prim = t.get(trans_a, trans_b, beta);
   dnnl::engine& e = cpu_engine();
-  const dnnl::memory::desc a_md({m, k}, dt::bf16, trans_a ? dims{1, m} : dims{k, 1});
-  const dnnl::memory::desc b_md({k, n}, dt::bf16, trans_b ? dims{1, k} : dims{n, 1});
+  const dnnl::memory::desc a_md({m, k}, dt::bf16, trans_a ? dims{1, lda} : dims{lda, 1});
+  const dnnl::memory::desc b_md({k, n}, dt::bf16, trans_b ? dims{1, ldb} : dims{ldb, 1});
   const dnnl::memory::desc c_md({m, n}, dt::f32, dims{ldc, 1});
   const dnnl::memory::desc s_md({1}, dt::f32, dims{1});
-  dnnl::memory am(a_md, e, t.a.data()), bm(b_md, e, t.b.data()), cm(c_md, e, c),
-      sm(s_md, e, &alpha);
+  dnnl::memory am(a_md, e, const_cast<uint16_t*>(a)), bm(b_md, e, const_cast<uint16_t*>(b)),
+      cm(c_md, e, c), sm(s_md, e, &alpha);
   prim.execute(t.stream, {{DNNL_ARG_SRC, am},
                           {DNNL_ARG_WEIGHTS, bm},
                           {DNNL_ARG_DST, cm},

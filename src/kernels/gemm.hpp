@@ -23,6 +23,18 @@ void sgemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, flo
                 const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                 int64_t ldc);
 
+/// dst[r * ld_dst + c] = bf16(src[r * ld + c]) (round to nearest even) for r < rows, c < cols,
+/// with vcvtne2ps2bf16 where the CPU has it: for operands converted once and used by several
+/// gemm_bf16_pre calls.
+void to_bf16(int64_t rows, int64_t cols, const float* src, int64_t ld, uint16_t* dst,
+             int64_t ld_dst);
+
+/// C = alpha * op(A) op(B) + beta * C on operands already in bf16 (row-major, row strides
+/// lda/ldb; each row contiguous), fp32 accumulation and C. Only where bf16_gemm_available().
+void gemm_bf16_pre(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                   const uint16_t* a, int64_t lda, const uint16_t* b, int64_t ldb, float beta,
+                   float* c, int64_t ldc);
+
 /// Whether sgemm_bf16 really runs in bf16: the CPU has AVX512-BF16 or AMX-BF16, SEQREC_ISA
 /// does not cap the instruction set below the CPU's (which would cap oneDNN too), oneDNN's
 /// effective ISA has bf16 units and its bf16 matmul is not the reference implementation.

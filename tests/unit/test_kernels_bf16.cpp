@@ -123,7 +123,20 @@ TEST(KernelsBf16, GemmWithinBf16BoundOfFp32) {
           std::vector<double> absdot(m * n);
           reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, want, ldc, false, &absdot);
           reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, exact, ldc, true, nullptr);
+          std::vector<float> c0 = c;
           sgemm_bf16(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+          if (real) {
+            // the same on operands converted beforehand, kept at their row strides
+            std::vector<uint16_t> a16(a.size()), b16(b.size());
+            to_bf16((ta ? k : m), lda, a.data(), lda, a16.data(), lda);
+            to_bf16((tb ? n : k), ldb, b.data(), ldb, b16.data(), ldb);
+            gemm_bf16_pre(ta, tb, m, n, k, alpha, a16.data(), lda, b16.data(), ldb, beta, c0.data(),
+                          ldc);
+            for (int i = 0; i < m; ++i)
+              for (int j = 0; j < n; ++j)
+                ASSERT_NEAR(c0[i * ldc + j], c[i * ldc + j],
+                            1e-6 * (absdot[i * n + j] + std::fabs(want[i * ldc + j])) + 1e-7);
+          }
           for (int i = 0; i < m; ++i) {
             for (int j = 0; j < n; ++j) {
               const double acc = 1e-6 * (absdot[i * n + j] + std::fabs(want[i * ldc + j])) + 1e-7;
