@@ -45,8 +45,12 @@ emit() {  # emit JSON-FIELDS...: one line with the common fields
   python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(cpu=sys.argv[2], cpu_bf16=sys.argv[3].split(), load=sys.argv[4], threads=int(sys.argv[5])); print(json.dumps(d))' \
     "$1" "$CPU" "$FEAT" "$(load)" "$THREADS" | tee -a "$OUT"
 }
-# epoch seconds of a training log (one per line)
-epoch_secs() { grep -oE 'epoch [0-9]+/[0-9]+ .* in [0-9.]+ s' "$1" | sed -E 's/.* in ([0-9.]+) s/\1/'; }
+# seconds of each epoch of a training log, from the rate of its final progress line
+# ("gru4rec epoch 1/1 100.0% 52.5k/52.5k events 3151 events/s in 0:17"): UNITS / rate
+epoch_secs() {  # LOG UNITS
+  grep -aoE 'epoch [0-9]+/[0-9]+ +100\.0% .* [0-9.]+ [a-z]+/s in' "$1" |
+    sed -E 's/.* ([0-9.]+) [a-z]+\/s in$/\1/' | awk -v u="$2" '{printf "%.3f\n", u / $1}'
+}
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "null"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 for part in $PARTS; do
@@ -65,32 +69,40 @@ for part in $PARTS; do
     PAIRS=$(awk -F'\t' 'NR>1 {e++; s[$1]=1} END {print e-length(s)}' "$TRAIN")
     for r in $(seq "$ROUNDS"); do
       for prec in fp32 bf16; do
-        "$B" --threads "$THREADS" train "$TRAIN" -m gru4rec --preset bprmax --epochs "$EPOCHS" \
-          --precision "$prec" -o "$W/g.seqrec" > /dev/null 2> "$W/log.g.$prec.$r"
-        echo "bf16: gru4rec $prec round $r: $(epoch_secs "$W/log.g.$prec.$r" | tr '\n' ' ')s/epoch; load $(load)" >&2
+        /usr/bin/time -f "%e %U %S" -o "$W/t.g.$prec.$r" "$B" --threads "$THREADS" train "$TRAIN" \
+          -m gru4rec --preset bprmax --epochs "$EPOCHS" --precision "$prec" -o "$W/g.seqrec" \
+          > /dev/null 2> "$W/log.g.$prec.$r"
+        epoch_secs "$W/log.g.$prec.$r" "$PAIRS" > "$W/s.g.$prec.$r"
+        echo "bf16: gru4rec $prec round $r: $(tr '\n' ' ' < "$W/s.g.$prec.$r")s/epoch; wall/user/sys $(cat "$W/t.g.$prec.$r"); load $(load)" >&2
       done
     done
     for prec in fp32 bf16; do
-      med=$(cat "$W"/log.g.$prec.* | grep -oE 'epoch [0-9]+/[0-9]+ .* in [0-9.]+ s' | sed -E 's/.* in ([0-9.]+) s/\1/' | median)
-      used=$(grep -oE 'gru4rec: precision [a-z0-9]+' "$W/log.g.$prec.1" | awk '{print $3}')
-      emit "{\"part\": \"gru4rec\", \"preset\": \"bprmax\", \"data\": \"rsc15-100k\", \"precision\": \"$prec\", \"precision_used\": \"$used\", \"rounds\": $ROUNDS, \"epochs\": $EPOCHS, \"median_epoch_s\": $med, \"events_per_s\": $(python3 -c "print(round($PAIRS/$med))")}"
+      med=$(cat "$W"/s.g.$prec.* | median)
+      cpu=$(cat "$W"/t.g.$prec.* | awk '{print $2 + $3}' | median)
+      used=$(grep -aoE 'gru4rec: precision [a-z0-9]+' "$W/log.g.$prec.1" | awk '{print $3}')
+      emit "{\"part\": \"gru4rec\", \"preset\": \"bprmax\", \"data\": \"rsc15-100k\", \"precision\": \"$prec\", \"precision_used\": \"$used\", \"rounds\": $ROUNDS, \"epochs\": $EPOCHS, \"median_epoch_s\": $med, \"events_per_s\": $(python3 -c "print(round($PAIRS/$med))"), \"median_process_cpu_s\": $cpu}"
     done
     ;;
   sasrec)
     ML=$DATA/ml-1m/ml-1m.txt
     [ -f "$ML" ] || { echo "bf16: $ML absent, skipping sasrec" >&2; continue; }
     "$B" -q prepare "$ML" --protocol sequential -o "$W/ml" > /dev/null
+    # sequences trained per epoch (the progress unit): users with >= 2 events
+    USERS=$(awk -F'\t' 'NR>1 {c[$1]++} END {n=0; for (u in c) if (c[u] >= 2) n++; print n}' "$W/ml/train_full.tsv")
     for r in $(seq "$ROUNDS"); do
       for prec in fp32 bf16; do
-        "$B" --threads "$THREADS" train "$W/ml" -m sasrec --preset ml1m_plus --epochs "$EPOCHS" \
-          --precision "$prec" -o "$W/s.seqrec" > /dev/null 2> "$W/log.s.$prec.$r"
-        echo "bf16: sasrec $prec round $r: $(epoch_secs "$W/log.s.$prec.$r" | tr '\n' ' ')s/epoch; load $(load)" >&2
+        /usr/bin/time -f "%e %U %S" -o "$W/t.s.$prec.$r" "$B" --threads "$THREADS" train "$W/ml" \
+          -m sasrec --preset ml1m_plus --epochs "$EPOCHS" --precision "$prec" -o "$W/s.seqrec" \
+          > /dev/null 2> "$W/log.s.$prec.$r"
+        epoch_secs "$W/log.s.$prec.$r" "$USERS" > "$W/s.s.$prec.$r"
+        echo "bf16: sasrec $prec round $r: $(tr '\n' ' ' < "$W/s.s.$prec.$r")s/epoch; wall/user/sys $(cat "$W/t.s.$prec.$r"); load $(load)" >&2
       done
     done
     for prec in fp32 bf16; do
-      med=$(cat "$W"/log.s.$prec.* | grep -oE 'epoch [0-9]+/[0-9]+ .* in [0-9.]+ s' | sed -E 's/.* in ([0-9.]+) s/\1/' | median)
-      used=$(grep -oE 'sasrec: precision [a-z0-9]+' "$W/log.s.$prec.1" | awk '{print $3}')
-      emit "{\"part\": \"sasrec\", \"preset\": \"ml1m_plus\", \"data\": \"ml-1m\", \"precision\": \"$prec\", \"precision_used\": \"$used\", \"rounds\": $ROUNDS, \"epochs\": $EPOCHS, \"median_epoch_s\": $med}"
+      med=$(cat "$W"/s.s.$prec.* | median)
+      cpu=$(cat "$W"/t.s.$prec.* | awk '{print $2 + $3}' | median)
+      used=$(grep -aoE 'sasrec: precision [a-z0-9]+' "$W/log.s.$prec.1" | awk '{print $3}')
+      emit "{\"part\": \"sasrec\", \"preset\": \"ml1m_plus\", \"data\": \"ml-1m\", \"precision\": \"$prec\", \"precision_used\": \"$used\", \"rounds\": $ROUNDS, \"epochs\": $EPOCHS, \"median_epoch_s\": $med, \"median_process_cpu_s\": $cpu}"
     done
     ;;
   accuracy)
