@@ -58,6 +58,10 @@ class Model {
   virtual int32_t n_items() const = 0;
   /// Learns from training sequences whose items lie in [0, n_items).
   virtual void fit(const SequenceSet& train, int32_t n_items, const FitContext& ctx) = 0;
+  /// The arithmetic precision fit() used for its large GEMMs ("fp32" or "bf16"; stored in the
+  /// model file's metadata as "precision"), or "" when the model has no such choice or was
+  /// not trained in this process.
+  virtual std::string training_precision() const { return {}; }
   /// Scores every item for every query: `out` is queries.size() x n_items(), row-major.
   /// Higher is better. Must be thread-safe: the evaluator calls it from several threads.
   virtual void score(std::span<const std::span<const int32_t>> seqs,

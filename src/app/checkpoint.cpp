@@ -236,6 +236,8 @@ ModelBundle train_model_checkpointed(const std::string& type, const Config& conf
   b.meta = meta;
   b.meta["train_seconds"] = elapsed();
   b.meta["train_peak_rss_bytes"] = peak_rss_bytes();
+  if (const std::string prec = b.model->training_precision(); !prec.empty())
+    b.meta["precision"] = prec;
   if (ck) b.meta["resumed_from"] = {{"checkpoint", opt.resume}, {"epoch", ck->state.epoch}};
   if (history && !history->empty()) b.meta["validation_history"] = *history;
   // A single-pass model never calls back: its checkpoint is the trained model, so that a

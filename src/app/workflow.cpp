@@ -28,6 +28,8 @@ ModelBundle train_model(const std::string& type, const Config& config, const Tra
             {"train_seconds", secs},
             {"train_peak_rss_bytes", peak_rss_bytes()},
             {"train_stats", sequence_stats(data.train)}};
+  if (const std::string prec = b.model->training_precision(); !prec.empty())
+    b.meta["precision"] = prec;  // the precision fit() used (config has the requested one)
   return b;
 }
 

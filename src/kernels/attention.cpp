@@ -43,8 +43,9 @@ void causal_attention_forward(const AttentionShape& s, const float* q, const flo
     const float* vh = v + off + h * dh;
     // S = q_h k_h^T * scale. Rows below m/2 only need the left half of the columns.
     const int64_t top = m / 2;
-    if (top > 0) sgemm(false, true, top, top, dh, scale, qh, ld, kh, ld, 0.0f, Ah, m);
-    sgemm(false, true, m - top, m, dh, scale, qh + top * ld, ld, kh, ld, 0.0f, Ah + top * m, m);
+    if (top > 0) gemm(s.precision, false, true, top, top, dh, scale, qh, ld, kh, ld, 0.0f, Ah, m);
+    gemm(s.precision, false, true, m - top, m, dh, scale, qh + top * ld, ld, kh, ld, 0.0f,
+         Ah + top * m, m);
     for (int64_t i = 0; i < m; ++i) {
       float* row = Ah + i * m;
       const float mx = sas_max(row, i + 1);
@@ -71,7 +72,7 @@ void causal_attention_forward(const AttentionShape& s, const float* q, const flo
       P = Adh;
     }
     // out_h = A' v_h
-    sgemm(false, false, m, dh, m, 1.0f, P, m, vh, ld, 0.0f, out + off + h * dh, ld);
+    gemm(s.precision, false, false, m, dh, m, 1.0f, P, m, vh, ld, 0.0f, out + off + h * dh, ld);
   }
 }
 
@@ -97,11 +98,12 @@ void causal_attention_backward(const AttentionShape& s, const float* q, const fl
     // dA' = dout_h v_h^T (only j <= i is needed: the top half of the rows needs the left
     // half of the columns).
     const int64_t top = m / 2;
-    if (top > 0) sgemm(false, true, top, top, dh, 1.0f, doh, ld, vh, ld, 0.0f, scratch, m);
-    sgemm(false, true, m - top, m, dh, 1.0f, doh + top * ld, ld, vh, ld, 0.0f, scratch + top * m,
-          m);
+    if (top > 0)
+      gemm(s.precision, false, true, top, top, dh, 1.0f, doh, ld, vh, ld, 0.0f, scratch, m);
+    gemm(s.precision, false, true, m - top, m, dh, 1.0f, doh + top * ld, ld, vh, ld, 0.0f,
+         scratch + top * m, m);
     // dv_h = A'^T dout_h
-    sgemm(true, false, m, dh, m, 1.0f, P, m, doh, ld, 0.0f, dv + off + h * dh, ld);
+    gemm(s.precision, true, false, m, dh, m, 1.0f, P, m, doh, ld, 0.0f, dv + off + h * dh, ld);
     // dS = A * (dA - rowsum(dA * A)), dA = dA' * [A' != 0] / (1 - p)
     for (int64_t i = 0; i < m; ++i) {
       float* g = scratch + i * m;
@@ -117,8 +119,10 @@ void causal_attention_backward(const AttentionShape& s, const float* q, const fl
       std::fill(g + i + 1, g + m, 0.0f);
     }
     // dq_h = dS k_h * scale,  dk_h = dS^T q_h * scale
-    sgemm(false, false, m, dh, m, scale, scratch, m, kh, ld, 0.0f, dq + off + h * dh, ld);
-    sgemm(true, false, m, dh, m, scale, scratch, m, qh, ld, 0.0f, dk + off + h * dh, ld);
+    gemm(s.precision, false, false, m, dh, m, scale, scratch, m, kh, ld, 0.0f, dq + off + h * dh,
+         ld);
+    gemm(s.precision, true, false, m, dh, m, scale, scratch, m, qh, ld, 0.0f, dk + off + h * dh,
+         ld);
   }
 }
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "core/isa.hpp"
+#include "kernels/gemm.hpp"
 #include "kernels/sasrec_ops.hpp"
 
 namespace seqrec::kernels {
@@ -22,6 +23,8 @@ struct AttentionShape {
   int64_t d = 0;      ///< model width (all heads)
   int64_t heads = 1;  ///< d % heads == 0
   int64_t ld = 0;     ///< row stride of q, k, v, out and of the gradients (>= d)
+  /// Precision of the per-head GEMMs (QK^T, PV and their backward); softmax stays fp32.
+  Precision precision = Precision::Fp32;
   int64_t real() const { return n - pad; }
   /// Floats of one A (or A') buffer: heads * m * m.
   int64_t probs_size() const { return heads * real() * real(); }

@@ -45,18 +45,33 @@ double sasrec_bce(int64_t T, int64_t d, const float* F, const float* Eo, const i
 
 double sasrec_full_ce(int64_t T, int64_t d, int64_t n_items, const float* F, const float* Eo,
                       const int32_t* pos, float scale, float* dF, float* dEo,
-                      std::vector<float>& scratch) {
+                      std::vector<float>& scratch, Precision prec) {
   const int64_t rb =
       std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(1, n_items), 1, 512);
   if (static_cast<int64_t>(scratch.size()) < rb * n_items)
     scratch.resize(static_cast<size_t>(rb * n_items));
   float* Z = scratch.data();
+  // bf16 copies (per thread): Eo once per call, each block of F and of G = dl/dz once.
+  const bool bf = prec == Precision::Bf16 && bf16_gemm_available();
+  thread_local std::vector<uint16_t> e16, f16, z16;
+  if (bf) {
+    e16.resize(static_cast<size_t>(n_items * d));
+    f16.resize(static_cast<size_t>(rb * d));
+    z16.resize(static_cast<size_t>(rb * n_items));
+    to_bf16(n_items, d, Eo, d, e16.data(), d);
+  }
   double loss = 0;
   for (int64_t r0 = 0; r0 < T; r0 += rb) {
     const int64_t rows = std::min(rb, T - r0);
     const float* Fb = F + r0 * d;
     // Z = F_b Eo^T
-    sgemm(false, true, rows, n_items, d, 1.0f, Fb, d, Eo, d, 0.0f, Z, n_items);
+    if (bf) {
+      to_bf16(rows, d, Fb, d, f16.data(), d);
+      gemm_bf16_pre(false, true, rows, n_items, d, 1.0f, f16.data(), d, e16.data(), d, 0.0f, Z,
+                    n_items);
+    } else {
+      sgemm(false, true, rows, n_items, d, 1.0f, Fb, d, Eo, d, 0.0f, Z, n_items);
+    }
     for (int64_t i = 0; i < rows; ++i) {
       float* z = Z + i * n_items;
       const int32_t y = pos[r0 + i];
@@ -70,8 +85,16 @@ double sasrec_full_ce(int64_t T, int64_t d, int64_t n_items, const float* F, con
       z[y] -= scale;
     }
     // dF_b = G Eo, dEo += G^T F_b
-    sgemm(false, false, rows, d, n_items, 1.0f, Z, n_items, Eo, d, 0.0f, dF + r0 * d, d);
-    sgemm(true, false, n_items, d, rows, 1.0f, Z, n_items, Fb, d, 1.0f, dEo, d);
+    if (bf) {
+      to_bf16(rows, n_items, Z, n_items, z16.data(), n_items);
+      gemm_bf16_pre(false, false, rows, d, n_items, 1.0f, z16.data(), n_items, e16.data(), d, 0.0f,
+                    dF + r0 * d, d);
+      gemm_bf16_pre(true, false, n_items, d, rows, 1.0f, z16.data(), n_items, f16.data(), d, 1.0f,
+                    dEo, d);
+    } else {
+      sgemm(false, false, rows, d, n_items, 1.0f, Z, n_items, Eo, d, 0.0f, dF + r0 * d, d);
+      sgemm(true, false, n_items, d, rows, 1.0f, Z, n_items, Fb, d, 1.0f, dEo, d);
+    }
   }
   return loss;
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/isa.hpp"
+#include "kernels/gemm.hpp"
 
 namespace seqrec::kernels {
 
@@ -22,11 +23,13 @@ SEQREC_DISPATCH(double, sasrec_bce,
 /// Full softmax cross-entropy over the catalogue (SASRec+ / "CE"):
 ///   z = F_t Eo^T,  l = logsumexp(z) - z_pos,  dl/dz = softmax(z) - onehot(pos)
 /// Computed in blocks of rows so that the logits never exceed `scratch` (grown as needed;
-/// at most max(1, 4M / n_items) rows at a time, capped at 512).
+/// at most max(1, 4M / n_items) rows at a time, capped at 512). With `prec` Bf16 the three
+/// GEMMs (z = F Eo^T, dF = G Eo, dEo += G^T F, G = dl/dz) take bf16-rounded operands (Eo and
+/// each block of F and G converted once) with fp32 accumulation; the softmax is fp32.
 SEQREC_DISPATCH(double, sasrec_full_ce,
                 (int64_t T, int64_t d, int64_t n_items, const float* F, const float* Eo,
                  const int32_t* pos, float scale, float* dF, float* dEo,
-                 std::vector<float>& scratch));
+                 std::vector<float>& scratch, Precision prec));
 
 enum class SampledLoss { Softmax, GBCE };
 

@@ -78,6 +78,12 @@ const ParamTable<Gru4recParams>& gru4rec_table() {
     t.field(&P::sample_store_size,
             param_int("sample_store_size", "10000000", 1, int64_t{1} << 34,
                       "negative samples precomputed at once (the official sample_cache_max_size)"));
+    t.choice(&P::precision,
+             param_choice("precision", "fp32", {},
+                          "precision of the large GEMMs (output layer): bf16 = bf16 inputs, "
+                          "fp32 accumulation and fp32 weights, where the CPU has AVX512-BF16 "
+                          "or AMX (else fp32); auto = bf16 where available"),
+             {{"fp32", Precision::Fp32}, {"bf16", Precision::Bf16}, {"auto", Precision::Auto}});
     return t;
   }();
   return table;
@@ -309,6 +315,10 @@ void Gru4recModel::fit(const SequenceSet& train, int32_t n_items, const FitConte
   n_items_ = n_items;
   const int64_t slots = std::min(p.batch_size, S);
   net_.prepare_training(slots, K, counts, ctx.seed);
+  trained_precision_ = precision_name(net_.precision_used());
+  if (ctx.progress)
+    std::fprintf(stderr, "gru4rec: precision %s (requested %s)\n", trained_precision_.c_str(),
+                 precision_name(p.precision));
   train::SampleStore store;
   if (K > 0)
     store = train::SampleStore(train::ItemSampler(counts, p.sample_alpha), K, p.sample_store_size,

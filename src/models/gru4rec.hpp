@@ -74,11 +74,13 @@ class Gru4recModel final : public ModelBase {
     std::vector<double> epoch_loss, epoch_seconds, epoch_events_per_s, valid_score;
   };
   const FitStats& fit_stats() const { return stats_; }
+  std::string training_precision() const override { return trained_precision_; }
 
  private:
   Gru4recParams params_;
   Gru4recNet net_;
   FitStats stats_;
+  std::string trained_precision_;  // "fp32"/"bf16" once fit() ran in this process
 };
 
 }  // namespace seqrec

@@ -271,6 +271,11 @@ void Gru4recNet::prepare_training(int64_t max_rows, int64_t n_sample,
   gu_.assign(ou_.size(), 0.0f);
   dby_.assign(static_cast<size_t>(U), 0.0f);
   ru_.assign(static_cast<size_t>(max_rows * C), 0.0f);
+  prec_ = resolve_precision(p_.precision, "gru4rec");
+  const bool bf = prec_ == Precision::Bf16;
+  ou16_.assign(bf ? ou_.size() : 0, 0);
+  top16_.assign(bf ? static_cast<size_t>(max_rows * H) : 0, 0);
+  ru16_.assign(bf ? ru_.size() : 0, 0);
 
   // logQ: P0 = raw counts in float32 (spec §5.5); count 0 is read as 1 (never sampled
   // with alpha > 0, and log 0 would poison the scores).
@@ -445,6 +450,8 @@ void Gru4recNet::gather_output_rows(const StepPlan& s, StepThread& th) {
     if (u + 2 < th.c1) __builtin_prefetch(wyw + static_cast<int64_t>(uids[u + 2]) * H);
     std::memcpy(ou + u * H, wyw + static_cast<int64_t>(uids[u]) * H, static_cast<size_t>(H) * 4);
   }
+  if (prec_ == Precision::Bf16 && th.c1 > th.c0)
+    to_bf16(th.c1 - th.c0, H, ou + th.c0 * H, H, ou16_.data() + th.c0 * H, H);
 }
 
 // A2: forward of this thread's rows: input rows (Wy rows in Shared mode, Emb rows otherwise)
@@ -489,12 +496,20 @@ void Gru4recNet::forward_rows(const StepPlan& s, StepThread& th) {
     }
     uin = o_[l].data();
   }
+  if (prec_ == Precision::Bf16) {
+    const int64_t H = s.H;
+    to_bf16(m, H, o_[p_.layers.size() - 1].data() + r0 * H, H, top16_.data() + r0 * H, H);
+  }
 }
 
-// B: scores of this thread's distinct columns for every row, R_u[:, c0:c1] = top ou^T.
+// B: scores of this thread's distinct columns for every row, R_u[:, c0:c1] = top ou^T
+// (in bf16: both operands rounded to bf16, products summed in fp32).
 void Gru4recNet::score_columns(const StepPlan& s, StepThread& th) {
   const float* top = o_[p_.layers.size() - 1].data();
-  if (th.c1 > th.c0)
+  if (th.c1 > th.c0 && prec_ == Precision::Bf16)
+    gemm_bf16_pre(false, true, s.n, th.c1 - th.c0, s.H, 1.0f, top16_.data(), s.H,
+                  ou16_.data() + th.c0 * s.H, s.H, 0.0f, ru_.data() + th.c0, s.uy);
+  else if (th.c1 > th.c0)
     sgemm(false, true, s.n, th.c1 - th.c0, s.H, 1.0f, top, s.H, ou_.data() + th.c0 * s.H, s.H, 0.0f,
           ru_.data() + th.c0, s.uy);
 }
@@ -516,6 +531,7 @@ void Gru4recNet::loss_rows(const StepPlan& s, StepThread& th) {
     // dL/dRu[j][u] = sum over the columns c showing item u of dL/dR[j][c]
     std::memset(rj, 0, static_cast<size_t>(uy) * 4);
     for (int64_t c = 0; c < C; ++c) rj[cmap[c]] += row[c];
+    if (prec_ == Precision::Bf16) to_bf16(1, uy, rj, uy, ru16_.data() + j * uy, uy);
   }
 }
 
@@ -538,7 +554,11 @@ void Gru4recNet::output_column_grads(const StepPlan& s, StepThread& th) {
   }
   for (int64_t a = c0; a < c1; a += kColBlock) {
     const int64_t b = std::min(c1, a + kColBlock);
-    sgemm(true, false, b - a, H, s.n, 1.0f, ru + a, uy, top, H, 0.0f, gu + a * H, H);
+    if (prec_ == Precision::Bf16)
+      gemm_bf16_pre(true, false, b - a, H, s.n, 1.0f, ru16_.data() + a, uy, top16_.data(), H, 0.0f,
+                    gu + a * H, H);
+    else
+      sgemm(true, false, b - a, H, s.n, 1.0f, ru + a, uy, top, H, 0.0f, gu + a * H, H);
     th.lap(4);
     if (s.update) {
       int64_t cnt = 0;
@@ -563,8 +583,12 @@ void Gru4recNet::gru_backward_rows(const StepPlan& s, StepThread& th) {
   const int64_t r0 = th.r0, m = th.m, H = s.H, in0 = s.in0;
   const size_t L = p_.layers.size();
   // dL/d(top rows) = dR_u[rows] Wy[U]
-  sgemm(false, false, m, H, s.uy, 1.0f, ru_.data() + r0 * s.uy, s.uy, ou_.data(), H, 0.0f,
-        dgrad_[L - 1].data() + r0 * H, H);
+  if (prec_ == Precision::Bf16)
+    gemm_bf16_pre(false, false, m, H, s.uy, 1.0f, ru16_.data() + r0 * s.uy, s.uy, ou16_.data(), H,
+                  0.0f, dgrad_[L - 1].data() + r0 * H, H);
+  else
+    sgemm(false, false, m, H, s.uy, 1.0f, ru_.data() + r0 * s.uy, s.uy, ou_.data(), H, 0.0f,
+          dgrad_[L - 1].data() + r0 * H, H);
   th.lap(4);
   const kernels::GruEmbWeights ew = emb_weights();
   for (size_t li = L; li-- > 0;) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/gemm.hpp"
 #include "kernels/gru_cell.hpp"
 #include "kernels/sampled_losses.hpp"
 
@@ -38,6 +39,8 @@ struct Gru4recParams {
   float bpreg = 0, logq = 0, elu_param = 0;
   int64_t n_epochs = 0;  ///< the parameter "epochs"
   int64_t sample_store_size = 0;
+  /// The requested precision of the large GEMMs (the parameter "precision"; Auto allowed).
+  Precision precision = Precision::Fp32;
 
   Gru4recInput input_mode() const;
   int64_t embedding_size() const { return embedding < 0 ? layers[0] : embedding; }
@@ -110,6 +113,9 @@ class Gru4recNet {
   void output_scores(int64_t n, const float* h, float* out) const;
 
   const Gru4recParams& params() const { return p_; }
+  /// The precision the training steps use (fp32 or bf16), decided by prepare_training from
+  /// params().precision and the CPU (resolve_precision).
+  Precision precision_used() const { return prec_; }
   const Gru4recProfile& profile() const { return prof_; }
   void reset_profile() { prof_ = Gru4recProfile{}; }
   int32_t n_items() const { return n_items_; }
@@ -183,7 +189,12 @@ class Gru4recNet {
   Gru4recInput mode_ = Gru4recInput::Shared;
   int32_t n_items_ = 0;
   Gru4recParam wy_, by_, emb_, wx0_, wrz0_, wh0_, bh0_;
-  std::vector<CellLayer> cells_;  // GRUCell layers (mode GruEmbedding: layers 1..)
+  std::vector<CellLayer> cells_;      // GRUCell layers (mode GruEmbedding: layers 1..)
+  Precision prec_ = Precision::Fp32;  // of the training steps (prepare_training)
+  // bf16 copies of the output layer's GEMM operands (prec_ == Bf16 only), each converted
+  // once per step by the thread that wrote the fp32 values: Wy[U] rows, the top layer's
+  // output rows, and dL/dR_u rows.
+  std::vector<uint16_t> ou16_, top16_, ru16_;
   kernels::LossOptions loss_;
   Gru4recProfile prof_;
 

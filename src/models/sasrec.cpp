@@ -341,7 +341,8 @@ double SasrecModel::Trainer::chunk_loss(int64_t s0, int64_t s1, int tid, const f
       l = kernels::sasrec_bce(tc, d, F, Eo, tgt, pk_.neg.data() + tb, scale, df, dEo);
       break;
     case LossKind::Ce:
-      l = kernels::sasrec_full_ce(tc, d, n_items_, F, Eo, tgt, scale, df, dEo, w.loss_scratch);
+      l = kernels::sasrec_full_ce(tc, d, n_items_, F, Eo, tgt, scale, df, dEo, w.loss_scratch,
+                                  m_.net_.precision);
       break;
     case LossKind::SampledSoftmax: {
       auto& de = dEneg_[static_cast<size_t>(tid)];
@@ -512,6 +513,11 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
   lo.unit = "seqs";
   lo.validate_every = params_.eval_every;
   train::EpochLoop loop(ctx, lo);  // sets the thread count for everything below
+  net_.precision = resolve_precision(params_.precision, "sasrec");
+  trained_precision_ = precision_name(net_.precision);
+  if (ctx.progress)
+    std::fprintf(stderr, "sasrec: precision %s (requested %s)\n", trained_precision_.c_str(),
+                 precision_name(params_.precision));
   Trainer t(*this, train, n_items, ctx);
   loop.options().units_per_epoch = t.n_users();
   loop.options().steps_per_epoch = t.n_batches();
@@ -663,6 +669,13 @@ const ParamTable<SasrecParams>& sasrec_table() {
     t.field(&P::eval_every,
             param_int("eval_every", "1", 1, 1000000,
                       "validate (and check early stopping) every this many epochs"));
+    t.choice(&P::precision,
+             param_choice("precision", "fp32", {},
+                          "precision of the large GEMMs (projections, feed-forward, attention, "
+                          "full cross-entropy output): bf16 = bf16 inputs, fp32 accumulation "
+                          "and fp32 weights, where the CPU has AVX512-BF16 or AMX (else fp32); "
+                          "auto = bf16 where available"),
+             {{"fp32", Precision::Fp32}, {"bf16", Precision::Bf16}, {"auto", Precision::Auto}});
     return t;
   }();
   return table;

@@ -39,6 +39,7 @@ class SasrecModel final : public ModelBase {
   /// Training positions (target items) of every epoch of the last fit().
   int64_t positions_per_epoch() const { return positions_per_epoch_; }
   const sasrec::NetConfig& net() const { return net_; }
+  std::string training_precision() const override { return trained_precision_; }
   const std::vector<float>& weights() const { return w_; }
 
  private:
@@ -50,6 +51,7 @@ class SasrecModel final : public ModelBase {
   bool positions_from_start_ = false;
   SasrecParams params_;  ///< the configuration, typed (read through sasrec_table())
   sasrec::NetConfig net_;
+  std::string trained_precision_;  // "fp32"/"bf16" once fit() ran in this process
   sasrec::Layout layout_;
   std::vector<float> w_;
   std::vector<double> epoch_losses_, epoch_seconds_;

@@ -159,20 +159,22 @@ T* grow(std::vector<T>& v, int64_t n) {
 }
 
 // Y = X W + b (X: rows x din, W: din x dout, b: dout); beta = 1 adds to Y.
-void linear(int64_t rows, int64_t din, int64_t dout, const float* x, const float* W, const float* b,
-            float* y, float beta = 0.0f) {
-  sgemm(false, false, rows, dout, din, 1.0f, x, din, W, dout, beta, y, dout);
+void linear(Precision pr, int64_t rows, int64_t din, int64_t dout, const float* x, const float* W,
+            const float* b, float* y, float beta = 0.0f) {
+  gemm(pr, false, false, rows, dout, din, 1.0f, x, din, W, dout, beta, y, dout);
   if (b != nullptr) kernels::sas_add_bias_rows(y, b, rows, dout);
 }
 
 // Backward of Y = X W + b given dY:
 //   dL/dW += X^T dY,  dL/db += sum_rows dY,  dL/dX = dY W^T (overwritten, or added when
 //   beta_x = 1; skipped when dx is null).
-void linear_backward(int64_t rows, int64_t din, int64_t dout, const float* x, const float* W,
-                     const float* dy, float* dW, float* db, float* dx, float beta_x = 0.0f) {
-  sgemm(true, false, din, dout, rows, 1.0f, x, din, dy, dout, 1.0f, dW, dout);
+void linear_backward(Precision pr, int64_t rows, int64_t din, int64_t dout, const float* x,
+                     const float* W, const float* dy, float* dW, float* db, float* dx,
+                     float beta_x = 0.0f) {
+  gemm(pr, true, false, din, dout, rows, 1.0f, x, din, dy, dout, 1.0f, dW, dout);
   if (db != nullptr) kernels::sas_sum_rows(db, dy, rows, dout);
-  if (dx != nullptr) sgemm(false, true, rows, din, dout, 1.0f, dy, dout, W, dout, beta_x, dx, din);
+  if (dx != nullptr)
+    gemm(pr, false, true, rows, din, dout, 1.0f, dy, dout, W, dout, beta_x, dx, din);
 }
 
 // Dropout masks for the rows of each sequence, from that sequence's key and `purpose`.
@@ -200,8 +202,8 @@ const float* last_block(const NetConfig& c, const Layout& l, const float* w, con
   const float* xkv = c.norm_first ? xq : H;
   float* k = grow(a.k, Td);
   float* v = grow(a.v, Td);
-  linear(T, d, d, xkv, w + bl.wk, w + bl.bk, k);
-  linear(T, d, d, xkv, w + bl.wv, w + bl.bv, v);
+  linear(Precision::Fp32, T, d, d, xkv, w + bl.wk, w + bl.bk, k);
+  linear(Precision::Fp32, T, d, d, xkv, w + bl.wv, w + bl.bv, v);
   // Last rows: xq_last (S x d) and the residual base R1_last.
   float* xl = grow(a.xhat_a, Sd);
   float* h1 = grow(a.h1, Sd);
@@ -212,7 +214,7 @@ const float* last_block(const NetConfig& c, const Layout& l, const float* w, con
                 static_cast<size_t>(d) * sizeof(float));
   }
   float* q = grow(a.q, Sd);
-  linear(S, d, d, xl, w + bl.wq, w + bl.bq, q);
+  linear(Precision::Fp32, S, d, d, xl, w + bl.wq, w + bl.bq, q);
   float* o = grow(a.o, Sd);
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
   for (int64_t s = 0; s < S; ++s) {
@@ -221,15 +223,15 @@ const float* last_block(const NetConfig& c, const Layout& l, const float* w, con
     kernels::sas_attend_last(q + s * d, k + t0 * d, v + t0 * d, n, d, c.heads, dh, scale, p,
                              o + s * d);
   }
-  linear(S, d, d, o, w + bl.wo, w + bl.bo, h1, 1.0f);
+  linear(Precision::Fp32, S, d, d, o, w + bl.wo, w + bl.bo, h1, 1.0f);
   float* z = grow(a.z, Sd);
   kernels::layernorm_forward(S, d, h1, w + bl.ln_f_g, w + bl.ln_f_b, z, nullptr, nullptr,
                              kernels::kLayerNormEps);
   float* r = grow(a.r, Sd);
-  linear(S, d, d, z, w + bl.w1, w + bl.b1, r);
+  linear(Precision::Fp32, S, d, d, z, w + bl.w1, w + bl.b1, r);
   kernels::sas_activation(r, r, Sd, c.gelu);
   float* h2 = grow(a.h2, Sd);
-  linear(S, d, d, r, w + bl.w2, w + bl.b2, h2);
+  linear(Precision::Fp32, S, d, d, r, w + bl.w2, w + bl.b2, h2);
   kernels::sas_add(h2, c.norm_first ? h1 : z, Sd);
   float* F = grow(ws.F, Sd);
   kernels::layernorm_forward(S, d, h2, w + l.ln_last_g, w + l.ln_last_b, F, nullptr, nullptr,
@@ -255,6 +257,7 @@ const float* forward(const NetConfig& c, const Layout& l, const float* w, const 
   const int64_t d = c.d, T = ch.tokens(), Td = T * d;
   const float p = c.dropout;
   const bool drop = train && p > 0.0f;
+  const Precision lp = train ? c.precision : Precision::Fp32;  // inference stays fp32
   const float keep = drop ? 1.0f / (1.0f - p) : 1.0f;
   ws.dropped = drop;
   if (drop) {
@@ -296,9 +299,9 @@ const float* forward(const NetConfig& c, const Layout& l, const float* w, const 
     float* q = grow(a.q, Td);
     float* k = grow(a.k, Td);
     float* v = grow(a.v, Td);
-    linear(T, d, d, xq, w + bl.wq, w + bl.bq, q);
-    linear(T, d, d, xkv, w + bl.wk, w + bl.bk, k);
-    linear(T, d, d, xkv, w + bl.wv, w + bl.bv, v);
+    linear(lp, T, d, d, xq, w + bl.wq, w + bl.bq, q);
+    linear(lp, T, d, d, xkv, w + bl.wk, w + bl.bk, k);
+    linear(lp, T, d, d, xkv, w + bl.wv, w + bl.bv, v);
     // Attention probabilities of every sequence.
     a.aoff.resize(static_cast<size_t>(ch.nseq) + 1);
     a.aoff[0] = 0;
@@ -310,26 +313,27 @@ const float* forward(const NetConfig& c, const Layout& l, const float* w, const 
     float* Ad = drop ? grow(a.Ad, a.aoff.back()) : A;
     float* o = grow(a.o, Td);
     for (int64_t s = 0; s < ch.nseq; ++s) {
-      const kernels::AttentionShape sh = attention_shape(ch, s, d, c.heads);
+      kernels::AttentionShape sh = attention_shape(ch, s, d, c.heads);
       const int64_t r0 = ch.off[s] * d;
       const int64_t ao = a.aoff[static_cast<size_t>(s)];
       const uint64_t key = drop ? kernels::sas_derive_key(ws.keys[static_cast<size_t>(s)],
                                                           16 + 4 * static_cast<uint64_t>(b))
                                 : 0;
+      sh.precision = lp;
       kernels::causal_attention_forward(sh, q + r0, k + r0, v + r0, A + ao, Ad + ao, p,
                                         drop ? &key : nullptr, o + r0);
     }
     // H1 = R1 + O Wo + bo
     float* h1 = grow(a.h1, Td);
     std::memcpy(h1, R1, static_cast<size_t>(Td) * sizeof(float));
-    linear(T, d, d, o, w + bl.wo, w + bl.bo, h1, 1.0f);
+    linear(lp, T, d, d, o, w + bl.wo, w + bl.bo, h1, 1.0f);
     // Z = LN_f(H1); H2 = R2 + dropout(act(dropout(Z W1 + b1)) W2 + b2)
     float* z = grow(a.z, Td);
     kernels::layernorm_forward(T, d, h1, w + bl.ln_f_g, w + bl.ln_f_b, z, grow(a.xhat_f, Td),
                                grow(a.rstd_f, T), kernels::kLayerNormEps);
     float* f1 = grow(a.f1, Td);
     float* r = grow(a.r, Td);
-    linear(T, d, d, z, w + bl.w1, w + bl.b1, f1);
+    linear(lp, T, d, d, z, w + bl.w1, w + bl.b1, f1);
     kernels::sas_activation(r, f1, Td, c.gelu);
     float* h2 = grow(a.h2, Td);
     if (drop) {
@@ -337,7 +341,7 @@ const float* forward(const NetConfig& c, const Layout& l, const float* w, const 
       seq_masks(ch, ws, d, p, 16 + 4 * static_cast<uint64_t>(b) + 1, m1);
       kernels::sas_apply_mask_n(r, m1, Td, keep);
     }
-    linear(T, d, d, r, w + bl.w2, w + bl.b2, h2);
+    linear(lp, T, d, d, r, w + bl.w2, w + bl.b2, h2);
     if (drop) {
       uint8_t* m2 = grow(a.m2, Td);
       seq_masks(ch, ws, d, p, 16 + 4 * static_cast<uint64_t>(b) + 2, m2);
@@ -385,23 +389,27 @@ void backward(const NetConfig& c, const Layout& l, const float* w, const Chunk& 
       std::memcpy(g2, g1, static_cast<size_t>(Td) * sizeof(float));
     }
     // dW2 += r^T g2, db2 += sum g2, g3 = dL/dr = g2 W2^T
-    linear_backward(T, d, d, a.r.data(), w + bl.w2, g2, grad + bl.w2, grad + bl.b2, g3);
+    linear_backward(c.precision, T, d, d, a.r.data(), w + bl.w2, g2, grad + bl.w2, grad + bl.b2,
+                    g3);
     // dL/df1 = dL/dr * m1 / (1-p) * act'(f1)
     kernels::sas_activation_backward(g3, a.f1.data(), drop ? a.m1.data() : nullptr, keep, Td,
                                      c.gelu);
     // dW1 += Z^T g3, db1 += sum g3, g2 = dL/dZ = g3 W1^T (+ g1 when R2 = Z)
-    linear_backward(T, d, d, a.z.data(), w + bl.w1, g3, grad + bl.w1, grad + bl.b1, g2);
+    linear_backward(c.precision, T, d, d, a.z.data(), w + bl.w1, g3, grad + bl.w1, grad + bl.b1,
+                    g2);
     if (!c.norm_first) kernels::sas_add(g2, g1, Td);
     // g3 = dL/dH1 = LN_f backward (+ g1 when R2 = H1)
     kernels::layernorm_backward(T, d, g2, a.xhat_f.data(), a.rstd_f.data(), w + bl.ln_f_g, g3,
                                 grad + bl.ln_f_g, grad + bl.ln_f_b, false);
     if (c.norm_first) kernels::sas_add(g3, g1, Td);
     // --- Attention: H1 = R1 + O Wo + bo. dWo += O^T g3, dbo += sum g3, g2 = dL/dO.
-    linear_backward(T, d, d, a.o.data(), w + bl.wo, g3, grad + bl.wo, grad + bl.bo, g2);
+    linear_backward(c.precision, T, d, d, a.o.data(), w + bl.wo, g3, grad + bl.wo, grad + bl.bo,
+                    g2);
     for (int64_t s = 0; s < ch.nseq; ++s) {
-      const kernels::AttentionShape sh = attention_shape(ch, s, d, c.heads);
+      kernels::AttentionShape sh = attention_shape(ch, s, d, c.heads);
       const int64_t r0 = ch.off[s] * d;
       const int64_t ao = a.aoff[static_cast<size_t>(s)];
+      sh.precision = c.precision;
       float* scratch = grow(ws.att_scratch, sh.n * sh.n);
       kernels::causal_attention_backward(sh, a.q.data() + r0, a.k.data() + r0, a.v.data() + r0,
                                          a.A.data() + ao, drop ? a.Ad.data() + ao : nullptr, p,
@@ -409,9 +417,10 @@ void backward(const NetConfig& c, const Layout& l, const float* w, const Chunk& 
     }
     // Q = Xq Wq + bq, K = Xkv Wk + bk, V = Xkv Wv + bv:
     // g2 = dL/dXq = dq Wq^T, g4 = dL/dXkv = dk Wk^T + dv Wv^T
-    linear_backward(T, d, d, a.xq.data(), w + bl.wq, dq, grad + bl.wq, grad + bl.bq, g2);
-    linear_backward(T, d, d, xkv, w + bl.wk, dk, grad + bl.wk, grad + bl.bk, g4);
-    linear_backward(T, d, d, xkv, w + bl.wv, dv, grad + bl.wv, grad + bl.bv, g4, 1.0f);
+    linear_backward(c.precision, T, d, d, a.xq.data(), w + bl.wq, dq, grad + bl.wq, grad + bl.bq,
+                    g2);
+    linear_backward(c.precision, T, d, d, xkv, w + bl.wk, dk, grad + bl.wk, grad + bl.bk, g4);
+    linear_backward(c.precision, T, d, d, xkv, w + bl.wv, dv, grad + bl.wv, grad + bl.bv, g4, 1.0f);
     if (c.norm_first) {
       // Xq = Xkv = LN_a(H), R1 = H: dL/dH = LN_a backward(g2 + g4) + g3
       kernels::sas_add(g2, g4, Td);

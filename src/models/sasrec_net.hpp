@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/gemm.hpp"
 #include "kernels/sasrec_ops.hpp"
 
 namespace seqrec::sasrec {
@@ -33,6 +34,9 @@ struct NetConfig {
   /// feed-forward weights with Xavier-uniform attention in-projections and zero biases
   /// (the scheme of Klenitskiy & Vasilev's SASRec+, RecBole and GPT-2).
   float init_std = 0.0f;
+  /// Precision of the training GEMMs (projections, feed-forward, attention; Fp32 or Bf16):
+  /// forward(train = true) and backward() use it, inference is always fp32.
+  Precision precision = Precision::Fp32;
 };
 
 /// Offsets (in floats) of every tensor inside the flat parameter vector.

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/gemm.hpp"
 #include "seqrec/config.hpp"
 #include "seqrec/model.hpp"
 
@@ -43,6 +44,8 @@ struct SasrecParams {
   float init_std = 0;
   bool positions_from_start = false;  ///< the parameter "positions": from_end or from_start
   int64_t eval_every = 0;
+  /// Requested precision of the large GEMMs (the parameter "precision"; Auto allowed).
+  Precision precision = Precision::Fp32;
 };
 
 /// The table of the sasrec type, each entry bound to its member of SasrecParams.

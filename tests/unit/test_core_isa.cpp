@@ -231,7 +231,7 @@ TEST(CoreIsa, SasrecKernelVariantsAgree) {
           dk.data(), dv.data(), scratch.data());
     std::vector<float> dF(rows * d), dEo(n_items * d, 0.0f), ce_scratch;
     const double loss = ce[v](rows, d, n_items, y.data(), Eo.data(), pos.data(), 1.0f / rows,
-                              dF.data(), dEo.data(), ce_scratch);
+                              dF.data(), dEo.data(), ce_scratch, Precision::Fp32);
     const std::vector<std::vector<float>> res{y,   xhat, rstd, dx, dg, db, A,
                                               out, dq,   dk,   dv, dF, dEo};
     if (v == 0) {

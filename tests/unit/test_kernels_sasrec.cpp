@@ -192,11 +192,11 @@ TEST(SasrecKernels, FullCrossEntropyGradient) {
   auto f = [&]() {
     std::vector<float> a(T * d), b(I * d, 0.0f);
     return scale * kernels::sasrec_full_ce(T, d, I, F.data(), E.data(), pos.data(), scale, a.data(),
-                                           b.data(), scratch);
+                                           b.data(), scratch, Precision::Fp32);
   };
   std::vector<float> dF(T * d), dE(I * d, 0.0f);
   const double l = kernels::sasrec_full_ce(T, d, I, F.data(), E.data(), pos.data(), scale,
-                                           dF.data(), dE.data(), scratch);
+                                           dF.data(), dE.data(), scratch, Precision::Fp32);
   // Loss against a direct double computation.
   double ref = 0;
   for (int64_t t = 0; t < T; ++t) {
