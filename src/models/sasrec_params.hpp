@@ -43,6 +43,9 @@ struct SasrecParams {
   float init_std = 0;
   bool positions_from_start = false;  ///< the parameter "positions": from_end or from_start
   int64_t eval_every = 0;
+  /// With item features (--item-features): whether an item is its id embedding plus its
+  /// feature embedding (true) or its feature embedding alone (false).
+  bool id_embedding = false;
 };
 
 /// The table of the sasrec type, each entry bound to its member of SasrecParams.
