@@ -4,7 +4,7 @@
 # user's seen items excluded (the sequential default), and the evaluator's breakdown by
 # warm/cold target and by the target's training frequency. Models: pop, SASRec (full CE,
 # the ml1m_plus preset) ID-only and feature-aware (--item-features movies.dat, same width
-# and length), and DSSM with movies.dat (genres, title words, year) as item features.
+# and length; with the id embedding and without it, --id-embedding false), and DSSM with movies.dat (genres, title words, year) as item features.
 # Before them, the epoch time of feature-aware vs ID-only SASRec: TIMING_PAIRS one-epoch
 # fits of each, alternating A/B/A/B, medians and their ratio. Writes one JSON per model
 # under bench/results/ and prints a markdown summary (the rows of docs/results.md § Cold
@@ -73,6 +73,8 @@ echo "load average after the timing: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 train pop -m pop
 train sasrec -m sasrec --preset ml1m_plus --epochs "$SASREC_EPOCHS"
 train sasrec_feat -m sasrec --preset ml1m_plus --epochs "$SASREC_EPOCHS" "${FEAT[@]}"
+train sasrec_feat_noid -m sasrec --preset ml1m_plus --epochs "$SASREC_EPOCHS" "${FEAT[@]}" \
+  --id-embedding false
 train dssm -m dssm --item-features "$FEATURES" --epochs "$DSSM_EPOCHS"
 
 /usr/bin/python3 - "$RESULTS" <<'PY'
@@ -85,7 +87,7 @@ print(f"Split: {c['count']} of {c['catalogue']} items cold (seed {c['seed']}); "
 print("| model | all HR@20 / NDCG@10 | warm HR@20 / NDCG@10 | cold HR@20 / NDCG@10 "
       "| train events 1-4: HR@20 / NDCG@10 | chance (cold) HR@20 | fit s |")
 print("|---|---|---|---|---|---|---|")
-for name in ["pop", "sasrec", "sasrec_feat", "dssm"]:
+for name in ["pop", "sasrec", "sasrec_feat", "sasrec_feat_noid", "dssm"]:
     r = json.load(open(f"{base}_{name}.json"))
     g = {x["name"]: x for x in r["groups"]}
     def cell(x):

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -113,5 +114,51 @@ TEST(CliSasrecFeatures, ColdItemsAreScoredServedAndItemsAdded) {
   rec = post(s, "/v1/recommend", json{{"items", {first, "new1"}}, {"k", 5}}.dump(), &st);
   ASSERT_EQ(st, 200) << rec.dump();
   EXPECT_EQ(rec["items"].size(), 5u);
+  fs::remove_all(dir);
+}
+
+TEST(CliSasrecFeatures, CompareTrainsTheLabelsOfFeaturesForWithTheFile) {
+  const fs::path dir = seqrec_test::fresh_test_dir("seqrec_sasfeat_cmp");
+  auto p = [&](const std::string& n) { return (dir / n).string(); };
+  CmdResult r = run("generate --events 3000 --items 60 --mean-length 15 --days 100 --seed 6 -o " +
+                    p("log.tsv"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run("prepare " + p("log.tsv") +
+          " --protocol sequential --user-core 3 --item-core 3 --cold-items 0.2 --seed 3 "
+          "--cache-dir none -o " +
+          p("split"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  {
+    std::ofstream f(p("features.tsv"));
+    f << "item_id\tgenres\n";
+    for (const auto& it : column1(p("split/items.tsv")))
+      f << it << "\tg" << std::stol(it) % 5 << "|h" << std::stol(it) % 3 << "\n";
+  }
+  const std::string common = "compare " + p("split") +
+                             " --models sasrec,feat=sasrec --seeds 1 --epochs 1 --no-curves "
+                             "--set sasrec.hidden_units=8 --set feat.hidden_units=8 ";
+  // --features-for without a file, or naming a model that has no use for features: errors.
+  r = run(common + "-o " + p("bad") + " --features-for feat");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("--features-for needs --item-features"), std::string::npos) << r.out;
+  r = run(common + "-o " + p("bad2") + " --item-features " + p("features.tsv") +
+          " --features-for nope");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("'nope' is not one of the compared models"), std::string::npos) << r.out;
+  r = run(common + "-o " + p("cmp") + " --item-features " + p("features.tsv") +
+          " --features-for feat");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const json res = json::parse(slurp(p("cmp/results.json")));
+  ASSERT_TRUE(res.contains("target_groups")) << res.dump().substr(0, 2000);
+  // The id-only label cannot score cold targets; the feature-aware one can.
+  std::map<std::string, bool> cold_scorable;
+  for (const auto& m : res["target_groups"]["models"])
+    for (const auto& g : m["groups"])
+      if (g["name"] == "cold") cold_scorable[m["label"]] = g["scorable"].get<bool>();
+  ASSERT_EQ(cold_scorable.size(), 2u) << res["target_groups"].dump();
+  EXPECT_FALSE(cold_scorable["sasrec"]);
+  EXPECT_TRUE(cold_scorable["feat"]);
+  const std::string md = slurp(p("cmp/report.md"));
+  EXPECT_NE(md.find("cannot score"), std::string::npos);
   fs::remove_all(dir);
 }
