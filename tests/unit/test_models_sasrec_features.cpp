@@ -322,3 +322,28 @@ TEST(SasrecFeatures, IdEmbeddingOffNeedsFeatures) {
   auto m = create_model("sasrec", feat_config({{"id_embedding", "false"}}));
   EXPECT_THROW(m->fit(cold_walks(), kItems, quiet_ctx(nullptr)), InputError);
 }
+
+TEST(SasrecFeatures, IdDropoutKeepsColdRowsZeroAndScoresFinite) {
+  const SequenceSet data = cold_walks();
+  const SparseFeatures x = item_features();
+  for (const char* loss : {"ce", "bce"}) {
+    SCOPED_TRACE(loss);
+    auto m = create_model("sasrec", feat_config({{"loss", loss}, {"id_dropout", "0.5"}}));
+    m->fit(data, kItems, quiet_ctx(&x));
+    auto* sm = dynamic_cast<SasrecModel*>(m.get());
+    ASSERT_TRUE(sm);
+    for (int64_t k = 0; k < 16; ++k)
+      EXPECT_EQ(sm->weights()[sm->layout().item_emb + 19 * 16 + k], 0.0f);
+    const std::vector<int32_t> seq{3, 4, 5};
+    std::vector<std::span<const int32_t>> sp{seq};
+    const PrefixQuery q{0, 3};
+    std::vector<float> scores(kItems);
+    m->score(sp, std::span<const PrefixQuery>(&q, 1), scores.data());
+    for (float s : scores) EXPECT_TRUE(std::isfinite(s));
+    // Trained (warm) items keep learned id embeddings.
+    double norm = 0;
+    for (int64_t k = 0; k < 16; ++k)
+      norm += std::fabs(sm->weights()[sm->layout().item_emb + 4 * 16 + k]);
+    EXPECT_GT(norm, 0.0);
+  }
+}
