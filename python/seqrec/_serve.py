@@ -97,8 +97,8 @@ class Recommender:
         """Add an item to the live catalogue by its features, recommendable from the next
         call on (POST /v1/items). ``features``: a dict of the columns of the feature file
         the model was trained with (``{"title": "Toy Story 5 (2027)", "genres":
-        "Animation|Comedy"}``; multi-valued columns also as lists). Only a dssm model
-        trained with item features can add items; ``features=None`` brings a retired
+        "Animation|Comedy"}``; multi-valued columns also as lists). Only a dssm or sasrec
+        model trained with item features can add items; ``features=None`` brings a retired
         trained item back. Returns a dict: "id", "index", "restored", "unknown_values"
         (values the feature file never had), "live_items". Raises InputError for bad
         features, seqrec.Error when the id is live already or the bound is reached."""

@@ -24,6 +24,7 @@
 
 #include "app/checkpoint.hpp"
 #include "app/options.hpp"
+#include "app/param_flags.hpp"
 #include "app/tune.hpp"
 #include "app/workflow.hpp"
 #include "core/isa.hpp"
@@ -316,6 +317,7 @@ ResolvedData resolve_data(const CompareOptions& opt, const std::string& work) {
 struct ModelPlan {
   std::string label, type, preset, config_file;
   Config config;
+  bool features = false;  ///< trains with the --item-features file
 };
 
 std::vector<ModelPlan> plan_models(const CompareOptions& opt, const std::string& protocol) {
@@ -349,6 +351,23 @@ std::vector<ModelPlan> plan_models(const CompareOptions& opt, const std::string&
     for (const auto& p : plans) known += (known.empty() ? "" : ", ") + p.label;
     throw InputError(what + ": '" + label + "' is not one of the compared models (" + known + ")");
   };
+  const bool have_features =
+      !opt.feature_cfg.specs().empty() && !opt.feature_cfg.get_string("item_features").empty();
+  if (!opt.feature_models.empty() && !have_features)
+    throw InputError("--features-for needs --item-features FILE");
+  if (have_features) {
+    if (opt.feature_models.empty()) {
+      for (auto& p : plans) p.features = model_uses_item_features(p.type);
+    } else {
+      for (const auto& label : opt.feature_models) {
+        ModelPlan& p = find_plan(label, "--features-for");
+        if (!model_uses_item_features(p.type))
+          throw InputError("--features-for: model '" + p.label + "' (" + p.type +
+                           ") does not use item features (dssm and sasrec do)");
+        p.features = true;
+      }
+    }
+  }
   for (const auto& s : opt.presets) {
     auto [label, name] = split_assignment(s, '=', "--preset");
     find_plan(label, "--preset").preset = name == "none" ? "" : name;
@@ -590,7 +609,13 @@ json compare_identity(const CompareOptions& opt) {
           {"threads", opt.threads},
           {"input_format", opt.read_cfg.to_json()},
           {"preprocessing", opt.prepare_cfg.to_json()},
-          {"evaluation", opt.eval_cfg.to_json()}};
+          {"evaluation", opt.eval_cfg.to_json()},
+          {"item_features",
+           opt.feature_cfg.specs().empty() || opt.feature_cfg.get_string("item_features").empty()
+               ? json()
+               : json{{"file", abs(opt.feature_cfg.get_string("item_features"))},
+                      {"options", opt.feature_cfg.to_json()},
+                      {"for", opt.feature_models}}}};
 }
 
 /// Refuses an existing, non-empty OUT that does not hold a compare with these arguments
@@ -999,6 +1024,13 @@ json run_compare(const CompareOptions& opt) {
         a.insert(a.end(), {"--validation", "--monitor", "--valid-metric", valid_metric});
         if (patience > 0 && epoch_budget > 0)
           a.insert(a.end(), {"--patience", std::to_string(patience)});
+      }
+      if (p.features) {
+        for (const auto& sp : feature_option_specs()) {
+          std::string v = opt.feature_cfg.raw(sp.name);
+          if (sp.name == "item_features") v = fs::absolute(fs::path(v)).lexically_normal().string();
+          a.insert(a.end(), {"--" + cli::dashed(sp.name), v});
+        }
       }
       if (final_epochs > 0) {
         std::string flag = "--" + ep_param;

@@ -43,12 +43,17 @@ struct CompareOptions {
   /// machinery (its default space, N trials; tune_cfg holds the sampler and pruning
   /// settings) on the validation pair, and compared with the best configuration found.
   int tune_trials = 0;
-  double tune_seconds = 0;    ///< `--tune-time S`: a wall-time budget per model instead (or too)
-  Config tune_cfg;            ///< tune_option_specs() (its trials and time_budget are set here)
-  std::string metric;         ///< headline metric NAME@K ("" = protocol default)
-  Config read_cfg;            ///< read_option_specs()
-  Config prepare_cfg;         ///< prepare_option_specs() (its "protocol" is ignored)
-  Config eval_cfg;            ///< eval_option_specs() (its "protocol" is ignored)
+  double tune_seconds = 0;  ///< `--tune-time S`: a wall-time budget per model instead (or too)
+  Config tune_cfg;          ///< tune_option_specs() (its trials and time_budget are set here)
+  std::string metric;       ///< headline metric NAME@K ("" = protocol default)
+  Config read_cfg;          ///< read_option_specs()
+  Config prepare_cfg;       ///< prepare_option_specs() (its "protocol" is ignored)
+  Config eval_cfg;          ///< eval_option_specs() (its "protocol" is ignored)
+  /// feature_option_specs(): with item_features set, the feature file and its reading
+  /// options are passed to the training of every model in `feature_models`, or (that empty)
+  /// of every model whose type uses item features (dssm, sasrec).
+  Config feature_cfg;
+  std::vector<std::string> feature_models;  ///< labels (`--features-for`)
   std::string seqrec_binary;  ///< the seqrec executable that trains in child processes
   int threads = 0;            ///< for training (children) and evaluation; 0 = all
   bool quiet = false;

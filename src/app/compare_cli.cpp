@@ -63,7 +63,7 @@ struct CompareCommand::State {
   CompareOptions opt;
   bool no_curves = false;
   bool report_only = false;
-  cli::ParamFlags read_flags, prep_flags, eval_flags, stop_flags, tune_flags;
+  cli::ParamFlags read_flags, prep_flags, eval_flags, stop_flags, tune_flags, feature_flags;
 };
 
 namespace {
@@ -157,6 +157,11 @@ CompareCommand::CompareCommand(CLI::App& app) : s_(std::make_unique<State>()) {
   s_->prep_flags.add(c, without(prepare_option_specs(), "protocol"),
                      "Preprocessing (for a log file)");
   s_->read_flags.add(c, read_option_specs(), "Input format");
+  s_->feature_flags.add(c, feature_option_specs(), "Item features");
+  c->add_option("--features-for", o.feature_models,
+                "labels of the models that train with --item-features [default: every model "
+                "that uses item features: dssm, sasrec]")
+      ->delimiter(',');
 }
 
 CompareCommand::~CompareCommand() = default;
@@ -194,12 +199,12 @@ int CompareCommand::run(int threads, bool quiet) {
   o.eval_cfg = Config(compare_eval_specs());
   o.stop_cfg = Config(compare_stop_specs());
   o.tune_cfg = Config(tune_option_specs());
+  o.feature_cfg = Config(feature_option_specs());
   Config tune_flags_cfg(compare_tune_specs());
-  const std::pair<cli::ParamFlags*, Config*> tables[] = {{&s_->read_flags, &o.read_cfg},
-                                                         {&s_->prep_flags, &o.prepare_cfg},
-                                                         {&s_->eval_flags, &o.eval_cfg},
-                                                         {&s_->stop_flags, &o.stop_cfg},
-                                                         {&s_->tune_flags, &tune_flags_cfg}};
+  const std::pair<cli::ParamFlags*, Config*> tables[] = {
+      {&s_->read_flags, &o.read_cfg},     {&s_->prep_flags, &o.prepare_cfg},
+      {&s_->eval_flags, &o.eval_cfg},     {&s_->stop_flags, &o.stop_cfg},
+      {&s_->tune_flags, &tune_flags_cfg}, {&s_->feature_flags, &o.feature_cfg}};
   for (const auto& [flags, cfg] : tables)
     for (const auto& name : flags->apply(*cfg))
       throw InputError("--" + cli::dashed(name) + " does not apply here");

@@ -43,7 +43,7 @@ std::vector<ParamSpec> feature_option_specs() {
       param_string("item_features", "",
                    "item feature file: a delimited table with a header, MovieLens movies.dat, a "
                    "RecBole .item file or an item -> [attribute ids] JSON object "
-                   "(docs/file-formats.md#feature-files); used by dssm"),
+                   "(docs/file-formats.md#feature-files); used by dssm and sasrec"),
       param_string("feature_columns", d.columns,
                    "roles of the feature file's columns, NAME=ROLE,... with ROLE id, cat, "
                    "multi[:SEP], text, num, num_seq[:SEP] or skip (default: detected)"),

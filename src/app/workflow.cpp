@@ -39,6 +39,10 @@ nlohmann::json ItemFeatures::describe() const {
   return j;
 }
 
+bool model_uses_item_features(const std::string& type) {
+  return type == "dssm" || type == "sasrec";
+}
+
 ItemFeatures load_item_features(const std::string& path, const FeatureReadOptions& opt,
                                 const Vocab& items, bool quiet) {
   ItemFeatures f;

@@ -30,6 +30,10 @@ struct ItemFeatures {
   nlohmann::json describe() const;
 };
 
+/// Whether models of `type` train on item features (--item-features): dssm, and sasrec as
+/// its feature-aware option.
+bool model_uses_item_features(const std::string& type);
+
 /// Reads `path` and aligns it to `items`; prints the counts (items without features, ids
 /// of the file the data lacks) on stderr unless `quiet`. InputError when no id is shared.
 ItemFeatures load_item_features(const std::string& path, const FeatureReadOptions& opt,

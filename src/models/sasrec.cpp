@@ -41,12 +41,14 @@ constexpr int64_t kScoreTokens = 8192;
 struct Packed {
   std::vector<int64_t> off{0};
   std::vector<int32_t> items, pos, target, neg;
+  std::vector<int32_t> target_warm;  ///< targets as indices among the warm items (see Trainer)
   std::vector<uint64_t> stream;
   void clear() {
     off.assign(1, 0);
     items.clear();
     pos.clear();
     target.clear();
+    target_warm.clear();
     neg.clear();
     stream.clear();
   }
@@ -113,6 +115,20 @@ void SasrecModel::setup(int32_t n_items) {
   net_.n_items = n_items;
   layout_ = sasrec::make_layout(net_);
   w_.assign(static_cast<size_t>(layout_.total), 0.0f);
+  eff_.clear();
+}
+
+void SasrecModel::refresh_effective() {
+  if (!has_features()) return;
+  eff_ = w_;
+  std::vector<int32_t> all(static_cast<size_t>(n_items_));
+  std::iota(all.begin(), all.end(), 0);
+  const float* phi = w_.data() + layout_.feat_emb;
+  featemb::gather(fx_, phi, net_.d, all, eff_.data() + layout_.item_emb,
+                  eff_.data() + layout_.item_emb);
+  if (!net_.shared_embedding)
+    featemb::gather(fx_, phi, net_.d, all, eff_.data() + layout_.out_emb,
+                    eff_.data() + layout_.out_emb);
 }
 
 /// SASRec's part of the epoch loop (train/epoch_loop.hpp): every epoch a fresh permutation
@@ -138,6 +154,7 @@ class SasrecModel::Trainer final : public train::TrainableNet {
   bool restore_best() override {
     if (best_w_ == m_.w_) return false;
     m_.w_ = std::move(best_w_);
+    m_.refresh_effective();
     return true;
   }
   void write_state(nlohmann::json& values, TensorWriter& tw, bool with_best) const override;
@@ -147,6 +164,9 @@ class SasrecModel::Trainer final : public train::TrainableNet {
   void shuffle_users(int64_t epoch);
   void pack_batch(int64_t u0, int64_t u1, SasRng& rng);
   void draw_shared_negatives(SasRng& rng);
+  void copy_negative_rows();
+  void build_effective();
+  void feature_backward(float* g);
   double forward_loss_backward(float scale);
   double chunk_loss(int64_t s0, int64_t s1, int tid, const float* F, float* df, float* dEo,
                     float scale);
@@ -180,6 +200,27 @@ class SasrecModel::Trainer final : public train::TrainableNet {
   uint64_t step_ = 0;  ///< batches done over the whole run
   int32_t stamp_ = 0;
   std::vector<float> best_w_;
+  // Feature-aware training: which items have an id embedding (m_i), the distinct items of
+  // the current step (all of them for ce) and their marks.
+  std::vector<uint8_t> id_mask_;
+  std::vector<int32_t> involved_, all_items_, inv_mark_;
+  int32_t inv_stamp_ = 0;
+  // Warm-only training (feature-aware with items that have no training event): the cold
+  // items are left out of every softmax and negative sample, as if the training catalogue
+  // were the warm items only. Otherwise full CE would push every cold item down as a
+  // negative that is never a positive, and the model would learn to rank items scored by
+  // their features alone last (measured on ML-1M: cold HR@20 0.0000, below chance).
+  bool warm_only_ = false;
+  // id dropout (DropoutNet, Volkovs et al. 2017): each step, every involved item loses its
+  // id part with probability id_dropout, so that the network also learns to rank items
+  // represented by their features alone, as cold and added items are.
+  float id_dropout_ = 0.0f;
+  std::vector<uint8_t> dropped_;  ///< per item, for the current step
+  std::vector<int32_t> dropped_list_;
+  std::vector<int32_t> warm_;            ///< item index of the c-th warm item
+  std::vector<int32_t> warm_of_;         ///< item -> its c, -1 for a cold item
+  std::vector<float> eo_warm_;           ///< ce: the warm items' output rows, W x d
+  std::vector<std::vector<float>> dEw_;  ///< ce: per thread, dL/d(eo_warm_)
 };
 
 SasrecModel::Trainer::Trainer(SasrecModel& m, const SequenceSet& train, int32_t n_items,
@@ -202,6 +243,33 @@ SasrecModel::Trainer::Trainer(SasrecModel& m, const SequenceSet& train, int32_t 
 
   m.setup(n_items);
   sasrec::init_params(m.net_, m.layout_, m.w_.data(), ctx.seed);
+  if (m.has_features()) {
+    // m_i: an id embedding only for items with training events (and id_embedding on); the
+    // others keep zero rows, which their zeroed gradients leave at zero under Adam.
+    const std::vector<int64_t> counts = count_items(train, n_items);
+    id_mask_.resize(static_cast<size_t>(n_items));
+    for (int32_t i = 0; i < n_items; ++i) {
+      id_mask_[static_cast<size_t>(i)] = p.id_embedding && counts[static_cast<size_t>(i)] > 0;
+      if (id_mask_[static_cast<size_t>(i)]) continue;
+      std::fill_n(m.w_.begin() + m.layout_.item_emb + static_cast<int64_t>(i) * m.net_.d, m.net_.d,
+                  0.0f);
+      std::fill_n(m.w_.begin() + m.layout_.out_emb + static_cast<int64_t>(i) * m.net_.d, m.net_.d,
+                  0.0f);
+    }
+    all_items_.resize(static_cast<size_t>(n_items));
+    std::iota(all_items_.begin(), all_items_.end(), 0);
+    warm_of_.assign(static_cast<size_t>(n_items), -1);
+    for (int32_t i = 0; i < n_items; ++i)
+      if (counts[static_cast<size_t>(i)] > 0) {
+        warm_of_[static_cast<size_t>(i)] = static_cast<int32_t>(warm_.size());
+        warm_.push_back(i);
+      }
+    warm_only_ = static_cast<int32_t>(warm_.size()) < n_items;
+    id_dropout_ = p.id_embedding ? p.id_dropout : 0.0f;
+    dropped_.assign(static_cast<size_t>(n_items), 0);
+    inv_mark_.assign(static_cast<size_t>(n_items), -1);
+    m.refresh_effective();
+  }
 
   // Users that give at least one (input, target) pair; a one-event user has none and is
   // left out of training (it is still scored from its single item).
@@ -275,6 +343,7 @@ void SasrecModel::Trainer::pack_batch(int64_t u0, int64_t u1, SasRng& rng) {
     for (int64_t i = 0; i < n; ++i) {
       pk_.items.push_back(s[static_cast<size_t>(m - 1 - n + i)]);
       pk_.target.push_back(s[static_cast<size_t>(m - n + i)]);
+      if (warm_only_) pk_.target_warm.push_back(warm_of_[static_cast<size_t>(pk_.target.back())]);
       pk_.pos.push_back(static_cast<int32_t>(m_.pos_base(L_, n) + i));
     }
     pk_.off.push_back(static_cast<int64_t>(pk_.items.size()));
@@ -286,11 +355,13 @@ void SasrecModel::Trainer::pack_batch(int64_t u0, int64_t u1, SasRng& rng) {
         distinct += mark_[static_cast<size_t>(it)] != stamp_;
         mark_[static_cast<size_t>(it)] = stamp_;
       }
-      const bool exclude = distinct < n_items_;
+      const int64_t pool = warm_only_ ? static_cast<int64_t>(warm_.size()) : n_items_;
+      const bool exclude = distinct < pool;
       for (int64_t i = 0; i < n; ++i) {
         int32_t x;
         do {
-          x = static_cast<int32_t>(rng.below(static_cast<uint32_t>(n_items_)));
+          x = static_cast<int32_t>(rng.below(static_cast<uint32_t>(pool)));
+          if (warm_only_) x = warm_[static_cast<size_t>(x)];
         } while (exclude && mark_[static_cast<size_t>(x)] == stamp_);
         pk_.neg.push_back(x);
       }
@@ -309,9 +380,15 @@ void SasrecModel::Trainer::draw_shared_negatives(SasRng& rng) {
   negs_.resize(static_cast<size_t>(n_sets * K_));
   for (int64_t k = 0; k < n_sets * K_; ++k)
     negs_[static_cast<size_t>(k)] =
-        pop_sampling_ ? pop_.draw(rng)
+        pop_sampling_ ? pop_.draw(rng)  // never a cold item: its probability is 0
+        : warm_only_  ? warm_[rng.below(static_cast<uint32_t>(warm_.size()))]
                       : static_cast<int32_t>(rng.below(static_cast<uint32_t>(n_items_)));
-  const float* Eo = m_.w_.data() + m_.layout_.out_emb;
+}
+
+// The output rows of the drawn negatives into Eneg_ (after build_effective()).
+void SasrecModel::Trainer::copy_negative_rows() {
+  const int64_t n_sets = static_cast<int64_t>(negs_.size()) / std::max<int64_t>(K_, 1);
+  const float* Eo = m_.net_weights() + m_.layout_.out_emb;
   Eneg_.resize(static_cast<size_t>(n_sets * K_ * d_));
   for (int64_t k = 0; k < n_sets * K_; ++k)
     std::memcpy(Eneg_.data() + k * d_,
@@ -331,7 +408,7 @@ void SasrecModel::Trainer::draw_shared_negatives(SasRng& rng) {
 double SasrecModel::Trainer::chunk_loss(int64_t s0, int64_t s1, int tid, const float* F, float* df,
                                         float* dEo, float scale) {
   Workspace& w = ws_[static_cast<size_t>(tid)];
-  const float* Eo = m_.w_.data() + m_.layout_.out_emb;
+  const float* Eo = m_.net_weights() + m_.layout_.out_emb;
   const int64_t d = d_, K = K_;
   const int64_t tb = pk_.off[s0], tc = pk_.off[s1] - tb;
   const int32_t* tgt = pk_.target.data() + tb;
@@ -341,8 +418,15 @@ double SasrecModel::Trainer::chunk_loss(int64_t s0, int64_t s1, int tid, const f
       l = kernels::sasrec_bce(tc, d, F, Eo, tgt, pk_.neg.data() + tb, scale, df, dEo);
       break;
     case LossKind::Ce:
-      l = kernels::sasrec_full_ce(tc, d, n_items_, F, Eo, tgt, scale, df, dEo, w.loss_scratch,
-                                  m_.net_.precision);
+      if (warm_only_) {  // over the warm items only (eo_warm_), their gradient in dEw_
+        l = kernels::sasrec_full_ce(tc, d, static_cast<int64_t>(warm_.size()), F, eo_warm_.data(),
+                                    pk_.target_warm.data() + tb, scale, df,
+                                    dEw_[static_cast<size_t>(tid)].data(), w.loss_scratch,
+                                    m_.net_.precision);
+      } else {
+        l = kernels::sasrec_full_ce(tc, d, n_items_, F, Eo, tgt, scale, df, dEo, w.loss_scratch,
+                                    m_.net_.precision);
+      }
       break;
     case LossKind::SampledSoftmax: {
       auto& de = dEneg_[static_cast<size_t>(tid)];
@@ -381,11 +465,11 @@ double SasrecModel::Trainer::chunk_forward_loss_backward(int64_t s0, int64_t s1,
   const Chunk ch = pk_.chunk(s0, s1, rel_[static_cast<size_t>(tid)]);
   const int64_t tc = ch.tokens();
   const float* F =
-      sasrec::forward(m_.net_, m_.layout_, m_.w_.data(), ch, w, true, drop_seed_, step_);
+      sasrec::forward(m_.net_, m_.layout_, m_.net_weights(), ch, w, true, drop_seed_, step_);
   auto& df = dF_[static_cast<size_t>(tid)];
   if (static_cast<int64_t>(df.size()) < tc * d_) df.resize(static_cast<size_t>(tc * d_));
   const double l = chunk_loss(s0, s1, tid, F, df.data(), g + m_.layout_.out_emb, scale);
-  sasrec::backward(m_.net_, m_.layout_, m_.w_.data(), ch, w, df.data(), g);
+  sasrec::backward(m_.net_, m_.layout_, m_.net_weights(), ch, w, df.data(), g);
   return l;
 }
 
@@ -397,6 +481,11 @@ double SasrecModel::Trainer::forward_loss_backward(float scale) {
   const int64_t n_chunks = static_cast<int64_t>(cb_.size()) - 1;
   chunk_loss_.assign(static_cast<size_t>(n_chunks), 0.0);
   for (auto& g : grads_) std::fill(g.begin(), g.end(), 0.0f);
+  const bool warm_ce = warm_only_ && loss_kind_ == LossKind::Ce;
+  if (warm_ce) {
+    dEw_.resize(static_cast<size_t>(nt_));
+    for (auto& g : dEw_) g.assign(warm_.size() * static_cast<size_t>(d_), 0.0f);
+  }
   parallel_for(
       n_chunks,
       [&](int64_t c0, int64_t c1, int tid) {
@@ -405,6 +494,16 @@ double SasrecModel::Trainer::forward_loss_backward(float scale) {
               cb_[static_cast<size_t>(c)], cb_[static_cast<size_t>(c) + 1], tid, scale);
       },
       1);
+  if (warm_ce) {  // dL/dEo[warm_[c]] += dL/d(eo_warm_)[c], thread by thread
+    for (int t = 0; t < nt_; ++t) {
+      float* g = grads_[static_cast<size_t>(t)].data() + m_.layout_.out_emb;
+      const float* src = dEw_[static_cast<size_t>(t)].data();
+      for (size_t c = 0; c < warm_.size(); ++c) {
+        float* row = g + static_cast<int64_t>(warm_[c]) * d_;
+        for (int64_t k = 0; k < d_; ++k) row[k] += src[static_cast<int64_t>(c) * d_ + k];
+      }
+    }
+  }
   double batch_loss = 0;
   for (double l : chunk_loss_) batch_loss += l;
   return batch_loss;
@@ -422,6 +521,77 @@ bool SasrecModel::Trainer::sum_gradients() {
   }
   for (int64_t i = 0; i < P; ++i) bad += g[i] * 0.0f;  // NaN/inf propagate
   return bad == 0.0f;
+}
+
+// Feature-aware training, before the forward: the network's weights (eff_) are w_ with the
+// item rows of the step's distinct items (inputs, targets, negatives; every item for ce)
+// replaced by E_i = m_i Eid_i + G_i. Rows of other items are stale but never read.
+void SasrecModel::Trainer::build_effective() {
+  std::vector<float>& eff = m_.eff_;
+  const sasrec::Layout& l = m_.layout_;
+  std::copy(m_.w_.begin() + l.pos_emb, m_.w_.begin() + l.feat_emb, eff.begin() + l.pos_emb);
+  if (loss_kind_ == LossKind::Ce) {
+    involved_ = warm_only_ ? warm_ : all_items_;
+  } else {
+    involved_.clear();
+    if (++inv_stamp_ == INT32_MAX) {
+      std::fill(inv_mark_.begin(), inv_mark_.end(), -1);
+      inv_stamp_ = 0;
+    }
+    auto mark = [&](const std::vector<int32_t>& v) {
+      for (int32_t it : v)
+        if (inv_mark_[static_cast<size_t>(it)] != inv_stamp_) {
+          inv_mark_[static_cast<size_t>(it)] = inv_stamp_;
+          involved_.push_back(it);
+        }
+    };
+    mark(pk_.items);
+    mark(pk_.target);
+    mark(pk_.neg);
+    if (loss_kind_ == LossKind::SampledSoftmax || loss_kind_ == LossKind::Gbce) mark(negs_);
+    std::sort(involved_.begin(), involved_.end());  // a fixed order: deterministic scatter
+  }
+  const float* phi = m_.w_.data() + l.feat_emb;
+  featemb::gather(m_.fx_, phi, d_, involved_, m_.w_.data() + l.item_emb, eff.data() + l.item_emb);
+  if (!m_.net_.shared_embedding)
+    featemb::gather(m_.fx_, phi, d_, involved_, m_.w_.data() + l.out_emb, eff.data() + l.out_emb);
+  for (int32_t i : dropped_list_) dropped_[static_cast<size_t>(i)] = 0;
+  dropped_list_.clear();
+  if (id_dropout_ > 0.0f) {  // E_i = G_i for the dropped items of this step
+    SasRng rng(seed_, 0x1DD0, step_);
+    for (int32_t i : involved_)
+      if (rng.uniform() < id_dropout_) {
+        dropped_[static_cast<size_t>(i)] = 1;
+        dropped_list_.push_back(i);
+      }
+    featemb::gather(m_.fx_, phi, d_, dropped_list_, nullptr, eff.data() + l.item_emb);
+    if (!m_.net_.shared_embedding)
+      featemb::gather(m_.fx_, phi, d_, dropped_list_, nullptr, eff.data() + l.out_emb);
+  }
+  if (warm_only_ && loss_kind_ == LossKind::Ce) {
+    eo_warm_.resize(warm_.size() * static_cast<size_t>(d_));
+    for (size_t c = 0; c < warm_.size(); ++c)
+      std::memcpy(eo_warm_.data() + static_cast<int64_t>(c) * d_,
+                  eff.data() + l.out_emb + static_cast<int64_t>(warm_[c]) * d_,
+                  static_cast<size_t>(d_) * sizeof(float));
+  }
+}
+
+// Feature-aware training, after the gradients are summed into g (= dL/dE for the item
+// tables, the effective rows). E_i = m_i Eid_i + G_i, G_i = sum_j w_ij Phi[f_ij] (m_i = 0
+// also for an item whose id part is dropped this step):
+//   dL/dEid_i = m_i dL/dE_i;   dL/dPhi[f] += sum_i sum_{j: f_ij = f} w_ij dL/dG_i,
+//   dL/dG_i = dL/dE_i (+ dL/dEout_i with a separate output table, which adds G_i too).
+void SasrecModel::Trainer::feature_backward(float* g) {
+  const sasrec::Layout& l = m_.layout_;
+  featemb::scatter(m_.fx_, g + l.item_emb, d_, involved_, g + l.feat_emb);
+  if (!m_.net_.shared_embedding)
+    featemb::scatter(m_.fx_, g + l.out_emb, d_, involved_, g + l.feat_emb);
+  for (int32_t i : involved_) {
+    if (id_mask_[static_cast<size_t>(i)] && !dropped_[static_cast<size_t>(i)]) continue;
+    std::fill_n(g + l.item_emb + static_cast<int64_t>(i) * d_, d_, 0.0f);
+    std::fill_n(g + l.out_emb + static_cast<int64_t>(i) * d_, d_, 0.0f);
+  }
 }
 
 // The l2_emb penalty l2 ||E||^2 on the item embeddings: dL/dE += 2 l2 E into `g`; returns
@@ -448,19 +618,23 @@ train::EpochResult SasrecModel::Trainer::run_epoch(int64_t epoch, train::EpochPr
     const int64_t u0 = bi * B_, u1 = std::min(n_users(), u0 + B_);
     SasRng rng(seed_, 0xBA7C4, step_);
     pack_batch(u0, u1, rng);
-    if (loss_kind_ == LossKind::SampledSoftmax || loss_kind_ == LossKind::Gbce)
-      draw_shared_negatives(rng);
+    const bool sampled = loss_kind_ == LossKind::SampledSoftmax || loss_kind_ == LossKind::Gbce;
+    if (sampled) draw_shared_negatives(rng);
+    if (m_.has_features()) build_effective();
+    if (sampled) copy_negative_rows();
     const int64_t T = static_cast<int64_t>(pk_.items.size());
     const float scale = 1.0f / static_cast<float>(T);
     double batch_loss = forward_loss_backward(scale);
     batch_loss *= scale;
     const bool grads_finite = sum_gradients();
+    if (m_.has_features() && grads_finite) feature_backward(grads_[0].data());
     const bool finite = std::isfinite(batch_loss) && grads_finite;
     if (l2_ > 0) batch_loss += l2_ * add_l2(grads_[0].data());
     progress.step(batch_loss, u1 - u0, finite);  // throws before a NaN reaches the weights
     adam_.step(m_.w_.data(), grads_[0].data());
     epoch_loss += batch_loss * static_cast<double>(T);
   }
+  m_.refresh_effective();  // validation and scoring see this epoch's weights
   return {epoch_loss / static_cast<double>(positions_), n_users()};
 }
 
@@ -498,6 +672,7 @@ void SasrecModel::Trainer::read_state(const StateReader& r, bool with_best) {
     const auto bw = r.floats("best_weights", P);
     best_w_.assign(bw.begin(), bw.end());
   }
+  m_.refresh_effective();
 }
 
 void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContext& ctx) {
@@ -512,6 +687,29 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
   lo.lr_param = "learning_rate";
   lo.unit = "seqs";
   lo.validate_every = params_.eval_every;
+  X_ = SparseFeatures{};
+  fx_ = featemb::MeanRows{};
+  net_.n_features = 0;
+  if (ctx.item_features) {
+    if (ctx.item_features->rows() != n_items)
+      throw Error("sasrec: the item features have " + std::to_string(ctx.item_features->rows()) +
+                  " rows for " + std::to_string(n_items) + " items");
+    if (ctx.item_features->n_features < 1)
+      throw InputError("sasrec: the item feature file gives no feature at all");
+    const double size =
+        static_cast<double>(ctx.item_features->n_features) * static_cast<double>(net_.d);
+    if (size > 2e9)
+      throw InputError("sasrec: the feature embedding would have " +
+                       std::to_string(static_cast<int64_t>(size)) +
+                       " weights (features x hidden_units); use fewer text_buckets");
+    X_ = *ctx.item_features;
+    fx_ = featemb::mean_rows(X_);
+    net_.n_features = X_.n_features;
+  } else if (!params_.id_embedding) {
+    throw InputError(
+        "sasrec: id_embedding = false needs item features (--item-features FILE): "
+        "without them an item would have no embedding at all");
+  }
   train::EpochLoop loop(ctx, lo);  // sets the thread count for everything below
   net_.precision = resolve_precision(params_.precision, "sasrec");
   trained_precision_ = precision_name(net_.precision);
@@ -524,6 +722,7 @@ void SasrecModel::fit(const SequenceSet& train, int32_t n_items, const FitContex
   const train::LoopHistory& h = loop.run(t, *this);
   epoch_losses_ = h.losses;
   epoch_seconds_ = h.seconds;
+  refresh_effective();
 }
 
 void SasrecModel::score(std::span<const std::span<const int32_t>> seqs,
@@ -533,18 +732,54 @@ void SasrecModel::score(std::span<const std::span<const int32_t>> seqs,
   std::vector<float> last(static_cast<size_t>(Q * d));
   query_vectors(seqs, queries, last.data());
   // out = F_last Eo^T: one GEMM for the whole batch of queries.
-  sgemm(false, true, Q, n_items_, d, 1.0f, last.data(), d, w_.data() + layout_.out_emb, d, 0.0f,
+  sgemm(false, true, Q, n_items_, d, 1.0f, last.data(), d, net_weights() + layout_.out_emb, d, 0.0f,
         out, n_items_);
 }
 
 DotProductHead SasrecModel::dot_product_head() const {
   if (w_.empty() || n_items_ <= 0) return {};
-  return {static_cast<int32_t>(net_.d), w_.data() + layout_.out_emb, nullptr};
+  return {static_cast<int32_t>(net_.d), net_weights() + layout_.out_emb, nullptr};
+}
+
+bool SasrecModel::scores_untrained_item(int32_t item) const {
+  if (!has_features() || item < 0 || item >= fx_.rows()) return false;
+  return !fx_.empty_row(item);
+}
+
+void SasrecModel::encode_item(std::span<const int32_t> index, std::span<const float> value,
+                              float* row, float* bias) const {
+  if (!adds_items())
+    throw Error("sasrec: only a model trained with item features can encode an item");
+  if (index.size() != value.size())
+    throw InputError("sasrec: encode_item: index and value differ in length");
+  for (size_t j = 0; j < index.size(); ++j) {
+    if (index[j] < 0 || index[j] >= net_.n_features)
+      throw InputError("sasrec: feature index " + std::to_string(index[j]) +
+                       " outside the model's " + std::to_string(net_.n_features) + " features");
+    if (!std::isfinite(value[j])) throw InputError("sasrec: a feature value is not finite");
+  }
+  // G = sum_j w_j Phi[f_j], the mean weights as in training; no id embedding (m = 0).
+  featemb::MeanRows x;
+  x.n_features = static_cast<int32_t>(net_.n_features);
+  x.off = {0, static_cast<int64_t>(index.size())};
+  x.index.assign(index.begin(), index.end());
+  featemb::mean_weights(value, x.weight);
+  const int32_t item0 = 0;
+  featemb::gather(x, w_.data() + layout_.feat_emb, net_.d, std::span<const int32_t>(&item0, 1),
+                  nullptr, row);
+  if (bias) *bias = 0.0f;
 }
 
 void SasrecModel::query_vectors(std::span<const std::span<const int32_t>> seqs,
                                 std::span<const PrefixQuery> queries, float* last) const {
+  query_vectors_with(seqs, queries, nullptr, 0, last);
+}
+
+void SasrecModel::query_vectors_with(std::span<const std::span<const int32_t>> seqs,
+                                     std::span<const PrefixQuery> queries, const float* extra_rows,
+                                     int32_t n_extra, float* last) const {
   if (w_.empty()) throw Error("sasrec: the model has not been trained or loaded");
+  if (!extra_rows) n_extra = 0;
   const int64_t L = net_.maxlen, d = net_.d, Q = static_cast<int64_t>(queries.size());
   if (Q == 0) return;
   thread_local Workspace ws;
@@ -567,11 +802,16 @@ void SasrecModel::query_vectors(std::span<const std::span<const int32_t>> seqs,
       ++q1;
     }
     for (int32_t it : pk.items)
-      if (it < 0 || it >= n_items_)
+      if (it < 0 || it >= n_items_ + n_extra)
         throw Error("sasrec: item index " + std::to_string(it) + " outside the catalogue of " +
-                    std::to_string(n_items_));
-    const Chunk ch = pk.chunk(0, pk.nseq(), rel);
-    const float* F = sasrec::forward(net_, layout_, w_.data(), ch, ws, false, 0, 0, true);
+                    std::to_string(n_items_) +
+                    (n_extra > 0 ? " (+" + std::to_string(n_extra) + " added)" : std::string()));
+    Chunk ch = pk.chunk(0, pk.nseq(), rel);
+    if (n_extra > 0) {
+      ch.extra_rows = extra_rows;
+      ch.extra_base = n_items_;
+    }
+    const float* F = sasrec::forward(net_, layout_, net_weights(), ch, ws, false, 0, 0, true);
     std::memcpy(last + q0 * d, F, static_cast<size_t>(ch.nseq * d) * sizeof(float));
     q0 = q1;
   }
@@ -582,12 +822,29 @@ void SasrecModel::save(TensorWriter& w) const {
     w.add<float>(s.name,
                  std::span<const float>(w_.data() + s.offset, static_cast<size_t>(s.size())),
                  s.shape);
+  if (has_features()) {  // the catalogue's features travel with the model, as dssm's do
+    w.add<int64_t>("features.offsets", std::span<const int64_t>(X_.offsets));
+    if (!X_.index.empty()) {
+      w.add<int32_t>("features.index", std::span<const int32_t>(X_.index));
+      w.add<float>("features.value", std::span<const float>(X_.value));
+    }
+  }
 }
 
 void SasrecModel::load(const TensorReader& r) {
   const TensorEntry& e = r.entry("item_emb");
   if (e.shape.size() != 2 || e.shape[1] != net_.d || e.shape[0] < 1)
     bad_tensor(r, "item_emb", "must be n_items x hidden_units (" + std::to_string(net_.d) + ")");
+  net_.n_features = 0;
+  X_ = SparseFeatures{};
+  fx_ = featemb::MeanRows{};
+  if (r.has("feat_emb")) {
+    const TensorEntry& f = r.entry("feat_emb");
+    if (f.shape.size() != 2 || f.shape[1] != net_.d || f.shape[0] < 1)
+      bad_tensor(r, "feat_emb",
+                 "must be n_features x hidden_units (" + std::to_string(net_.d) + ")");
+    net_.n_features = f.shape[0];
+  }
   setup(static_cast<int32_t>(e.shape[0]));
   for (const auto& s : sasrec::tensor_slots(net_, layout_)) {
     const auto v = r.get<float>(s.name, s.shape);
@@ -595,6 +852,26 @@ void SasrecModel::load(const TensorReader& r) {
   }
   for (float x : w_)
     if (!std::isfinite(x)) throw Error(r.source() + ": sasrec weights contain NaN/inf");
+  if (has_features()) {
+    const auto off = read_vector<int64_t>(r, "features.offsets", int64_t{n_items_} + 1);
+    const int64_t nnz = off.back();
+    std::span<const int32_t> idx;
+    std::span<const float> val;
+    if (nnz > 0 || r.has("features.index")) {
+      idx = read_vector<int32_t>(r, "features.index", nnz);
+      val = read_vector<float>(r, "features.value", nnz);
+    }
+    check_offsets(r, "features.offsets", off, nnz);
+    check_indices(r, "features.index", idx, net_.n_features);
+    for (float x : val)
+      if (!std::isfinite(x)) bad_tensor(r, "features.value", "contains NaN/inf");
+    X_.n_features = static_cast<int32_t>(net_.n_features);
+    X_.offsets.assign(off.begin(), off.end());
+    X_.index.assign(idx.begin(), idx.end());
+    X_.value.assign(val.begin(), val.end());
+    fx_ = featemb::mean_rows(X_);
+    refresh_effective();
+  }
 }
 
 const ParamTable<SasrecParams>& sasrec_table() {
@@ -676,6 +953,17 @@ const ParamTable<SasrecParams>& sasrec_table() {
                           "and fp32 weights, where the CPU has AVX512-BF16 or AMX (else fp32); "
                           "auto = bf16 where available"),
              {{"fp32", Precision::Fp32}, {"bf16", Precision::Bf16}, {"auto", Precision::Auto}});
+    t.field(&P::id_embedding,
+            param_bool("id_embedding", "true",
+                       "with --item-features: an item is its id embedding plus the mean "
+                       "embedding of its feature tokens (false: the feature embedding alone); "
+                       "an item without training events never has an id embedding"));
+    t.field(&P::id_dropout,
+            param_float("id_dropout", "0", 0, 1,
+                        "with --item-features and id_embedding: probability that an item of a "
+                        "training step is represented by its features alone (its id part "
+                        "dropped), so that items without an id embedding (cold, added) are "
+                        "ranked on the same scale as trained ones"));
     return t;
   }();
   return table;

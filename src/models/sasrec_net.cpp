@@ -47,6 +47,7 @@ Layout make_layout(const NetConfig& c) {
   }
   l.ln_last_g = take(d);
   l.ln_last_b = take(d);
+  if (c.n_features > 0) l.feat_emb = take(c.n_features * d);
   l.total = at;
   return l;
 }
@@ -79,6 +80,7 @@ std::vector<TensorSlot> tensor_slots(const NetConfig& c, const Layout& l) {
   }
   s.push_back({"ln_last.gamma", l.ln_last_g, {d}});
   s.push_back({"ln_last.beta", l.ln_last_b, {d}});
+  if (c.n_features > 0) s.push_back({"feat_emb", l.feat_emb, {c.n_features, d}});
   return s;
 }
 
@@ -148,6 +150,9 @@ void init_params(const NetConfig& c, const Layout& l, float* w, uint64_t seed) {
   }
   fill(w + l.ln_last_g, d, 1.0f);
   fill(w + l.ln_last_b, d, 0.0f);
+  if (c.n_features > 0)
+    normal(w + l.feat_emb, c.n_features * d,
+           small ? s : std::sqrt(2.0 / static_cast<double>(c.n_items + 1 + d)));
 }
 
 namespace {
@@ -274,7 +279,20 @@ const float* forward(const NetConfig& c, const Layout& l, const float* w, const 
   const float sd = std::sqrt(static_cast<float>(d));
   const float* E = w + l.item_emb;
   const float* P = w + l.pos_emb;
-  kernels::sas_embed(x0, E, P, ch.items, ch.pos, T, d, sd);
+  if (ch.extra_rows && !train) {
+    // Added items: embedded as item 0, then their rows replaced by sqrt(d) X[x_t] + P[pos_t].
+    int32_t* it = grow(ws.items, T);
+    for (int64_t t = 0; t < T; ++t) it[t] = ch.items[t] >= ch.extra_base ? 0 : ch.items[t];
+    kernels::sas_embed(x0, E, P, it, ch.pos, T, d, sd);
+    for (int64_t t = 0; t < T; ++t) {
+      if (ch.items[t] < ch.extra_base) continue;
+      const float* x = ch.extra_rows + static_cast<int64_t>(ch.items[t] - ch.extra_base) * d;
+      const float* pr = P + static_cast<int64_t>(ch.pos[t]) * d;
+      for (int64_t k = 0; k < d; ++k) x0[t * d + k] = sd * x[k] + pr[k];
+    }
+  } else {
+    kernels::sas_embed(x0, E, P, ch.items, ch.pos, T, d, sd);
+  }
   const float* H = x0;
   if (drop) {
     uint8_t* m0 = grow(ws.m0, Td);

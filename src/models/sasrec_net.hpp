@@ -37,6 +37,10 @@ struct NetConfig {
   /// Precision of the training GEMMs (projections, feed-forward, attention; Fp32 or Bf16):
   /// forward(train = true) and backward() use it, inference is always fp32.
   Precision precision = Precision::Fp32;
+  /// Feature-aware SASRec (models/feature_embedding.hpp): the size of the feature-token
+  /// table feat_emb (n_features x d), 0 = an id-only model. The network itself reads only
+  /// the item tables; the model fills them with id + feature embedding before each use.
+  int64_t n_features = 0;
 };
 
 /// Offsets (in floats) of every tensor inside the flat parameter vector.
@@ -47,6 +51,7 @@ struct Layout {
   int64_t item_emb = 0, out_emb = 0, pos_emb = 0;  ///< out_emb == item_emb when shared
   std::vector<BlockLayout> blocks;
   int64_t ln_last_g = 0, ln_last_b = 0;
+  int64_t feat_emb = -1;  ///< the feature-token table (last), -1 without features
   int64_t total = 0;
 };
 Layout make_layout(const NetConfig& c);
@@ -66,6 +71,8 @@ std::vector<TensorSlot> tensor_slots(const NetConfig& c, const Layout& l);
 
 /// The reference initialisation (pmixer/SASRec.pytorch): Xavier-normal matrices and
 /// tables, LN gamma 1 / beta 0, attention biases 0, FFN biases U(-1/sqrt(d), 1/sqrt(d)).
+/// The feature-token table (drawn last, so an id-only model's draws are unchanged) gets
+/// the item table's distribution.
 void init_params(const NetConfig& c, const Layout& l, float* w, uint64_t seed);
 
 /// Packed sequences: sequence s has tokens [off[s], off[s+1]).
@@ -75,6 +82,10 @@ struct Chunk {
   const int32_t* items = nullptr;    ///< input item of each token
   const int32_t* pos = nullptr;      ///< position row of each token, in [0, maxlen)
   const uint64_t* stream = nullptr;  ///< dropout stream id of each sequence (training)
+  /// Inference only: an input item >= extra_base is embedded from row (item - extra_base)
+  /// of extra_rows (d floats each) instead of the item table (items added at run time).
+  const float* extra_rows = nullptr;
+  int32_t extra_base = 0;
   int64_t tokens() const { return off[nseq]; }
 };
 
@@ -95,6 +106,7 @@ struct Workspace {
   std::vector<float> g1, g2, g3, g4, dq, dk, dv, att_scratch;
   std::vector<float> loss_scratch;
   std::vector<uint64_t> keys;  ///< dropout key of each sequence of the chunk
+  std::vector<int32_t> items;  ///< input items with added ones remapped (Chunk::extra_rows)
   bool dropped = false;        ///< the last forward applied dropout
 };
 

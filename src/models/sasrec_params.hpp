@@ -46,6 +46,10 @@ struct SasrecParams {
   int64_t eval_every = 0;
   /// Requested precision of the large GEMMs (the parameter "precision"; Auto allowed).
   Precision precision = Precision::Fp32;
+  /// With item features (--item-features): whether an item is its id embedding plus its
+  /// feature embedding (true) or its feature embedding alone (false).
+  bool id_embedding = false;
+  float id_dropout = 0;  ///< with features: per step, P(an item's id part is dropped)
 };
 
 /// The table of the sasrec type, each entry bound to its member of SasrecParams.

@@ -447,7 +447,7 @@ struct Recommender::Impl {
     if (!m.adds_items()) {
       c->adds_why =
           "model type '" + m.type() +
-          "' cannot add items by their features (only dssm trained with --item-features can)";
+          "' cannot add items by their features (only dssm or sasrec trained with --item-features can)";
     } else if (!s.head) {
       c->adds_why = "adding items needs the dot-product head (dot_product_head is off)";
     } else if (!s.bundle.meta.is_object() || !s.bundle.meta.contains("item_feature_encoder")) {

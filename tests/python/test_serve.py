@@ -190,6 +190,29 @@ def test_add_and_remove_items_in_process(tmp_path):
     assert "m9001" not in rec2.recommend_items([items[0]], k=n + 1)["items"]
 
 
+def test_feature_aware_sasrec_adds_items_in_process(tmp_path):
+    """A sasrec trained with --item-features adds items by their features like dssm."""
+    log = tmp_path / "log.tsv"
+    run_cli("generate", "-o", log, "--events", "3000", "--items", "80", "--seed", "3")
+    items = sorted({line.split("\t")[1] for line in log.read_text().splitlines()[1:]})
+    genres = ["Action", "Comedy", "Drama", "Horror", "Animation"]
+    movies = tmp_path / "movies.dat"
+    movies.write_text("".join(f"{it}::movie {i % 7} night (199{i % 10})::{genres[i % 5]}\n"
+                              for i, it in enumerate(items)))
+    model = tmp_path / "sasrec.seqrec"
+    run_cli("train", log, "-m", "sasrec", "-o", model, "--item-features", movies, "--loss", "ce",
+            "--hidden-units", "16", "--maxlen", "20", "--epochs", "1")
+    rec = seqrec.Recommender(seqrec.load(model))
+    n = len(items)
+    r = rec.add_item("m9001", {"title": "night movie (1995)", "genres": "Comedy"})
+    assert r["index"] == n and not r["restored"]
+    got = rec.recommend_items([items[0]], k=n + 1)
+    assert "m9001" in got["items"]
+    assert np.all(np.isfinite(got["scores"]))
+    out = rec.add_events("s1", ["m9001", items[1]], k=5)
+    assert out["unknown_items"] == [] and len(out["items"]) == 5
+
+
 def test_items_need_a_model_with_features(split):
     m = seqrec.VSKNN().fit(split.train, progress=False)
     rec = seqrec.Recommender(m)

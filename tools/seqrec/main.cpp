@@ -283,12 +283,12 @@ struct TrainCommand : Command {
     ctx.seed = seed;
     ctx.progress = !g.quiet;
     // Item features: read, aligned to the catalogue, and copied into the model by a model
-    // that uses them (dssm), so its model file is self-contained.
+    // that uses them (dssm, feature-aware sasrec), so its model file is self-contained.
     std::optional<ItemFeatures> features;
     if (const std::string& fpath = feat_cfg.get_string("item_features"); !fpath.empty()) {
-      if (type != "dssm")
+      if (!model_uses_item_features(type))
         throw InputError("--item-features: model '" + type +
-                         "' does not use item features (dssm does)");
+                         "' does not use item features (dssm and sasrec do)");
       features.emplace(
           load_item_features(fpath, to_feature_read_options(feat_cfg), td.items, g.quiet));
       ctx.item_features = &features->rows;
