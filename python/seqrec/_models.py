@@ -117,7 +117,8 @@ class Model:
 
     # ---- training ----
     def fit(self, train, valid=None, seed=42, threads=0, patience=0, valid_metric="recall@20",
-            progress=True, callback=None, checkpoint=None, resume=None):
+            progress=True, callback=None, checkpoint=None, resume=None, item_features=None,
+            feature_columns=None, text_buckets=None, text_grams=None, title_year=None):
         """Train on ``train`` (:class:`Events`, e.g. ``split.train``; or a split folder / log
         path, read like ``seqrec train``). Returns the model.
 
@@ -131,6 +132,10 @@ class Model:
         validation metrics}; returning False stops training. ``checkpoint``/``resume``:
         checkpoint files as ``seqrec train --checkpoint/--resume``. Ctrl-C stops training
         (KeyboardInterrupt) without writing anything for the unfinished epoch.
+        ``item_features``: an item feature file (dssm; sasrec becomes feature-aware), read
+        as ``seqrec train --item-features`` with ``feature_columns``, ``text_buckets``,
+        ``text_grams``, ``title_year``; stored in the model with its encoder, so that
+        :class:`Recommender` can add items by their features.
         """
         if not isinstance(train, Events):
             from ._data import load_split, read_events
@@ -168,7 +173,12 @@ class Model:
                 integer(patience, "patience", 0, 1000000), valid_metric, bool(progress) and bar is None,
                 on_epoch if (bar is not None or callback is not None) else None,
                 "" if checkpoint is None else path_text(checkpoint, "checkpoint"),
-                "" if resume is None else path_text(resume, "resume"))
+                "" if resume is None else path_text(resume, "resume"),
+                "" if item_features is None else path_text(item_features, "item_features"),
+                {k: (str(v).lower() if isinstance(v, bool) else str(v))
+                 for k, v in (("feature_columns", feature_columns),
+                              ("text_buckets", text_buckets), ("text_grams", text_grams),
+                              ("title_year", title_year)) if v is not None})
         finally:
             if bar is not None:
                 bar.close()

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -734,7 +735,9 @@ PYBIND11_MODULE(_seqrec, m) {
           "fit",
           [](PyModel& p, const PyEvents& train, const PyEvents* valid, uint64_t seed, int threads,
              int patience, const std::string& valid_metric, bool progress, py::object on_epoch,
-             const std::string& checkpoint, const std::string& resume) {
+             const std::string& checkpoint, const std::string& resume,
+             const std::string& item_features,
+             const std::map<std::string, std::string>& feature_options) {
             const MetricAtK watched = parse_metric_at_k(valid_metric, "valid_metric");
             if (patience > 0 && !valid)
               throw InputError("patience needs validation data (valid=...)");
@@ -751,6 +754,20 @@ PYBIND11_MODULE(_seqrec, m) {
             std::optional<EpochValidation> ev;
             const TrainData& td = *train.d;
             if (td.train.size() == 0) throw InputError("the training data hold no sequences");
+            // Item features, as `seqrec train --item-features` reads them (dssm, sasrec).
+            std::optional<ItemFeatures> features;
+            if (!item_features.empty()) {
+              if (!model_uses_item_features(p.type))
+                throw InputError("item_features: model '" + p.type +
+                                 "' does not use item features (dssm and sasrec do)");
+              Config fc(feature_option_specs());
+              for (const auto& [k, v] : feature_options) fc.set(k, v, k);
+              features.emplace(load_item_features(item_features, to_feature_read_options(fc),
+                                                  td.items, !progress));
+              ctx.item_features = &features->rows;
+            } else if (!feature_options.empty()) {
+              throw InputError("feature options need item_features=FILE");
+            }
             if (valid) {
               ev.emplace(test_data_over(*valid, td.items), td, watched, threads);
               ev->attach(ctx, &history);
@@ -774,17 +791,23 @@ PYBIND11_MODULE(_seqrec, m) {
                       {"valid_metric", valid ? valid_metric : ""},
                       {"patience", patience}};
             if (valid) ck.run["valid_data"] = data_fingerprint(td.items, ev->data().test);
+            if (features) ck.run["item_features"] = features->table.describe();
             ck.threads = threads;
             ck.progress = progress;
             ModelBundle b = run_interruptible([&] {
               if (!ck.path.empty()) check_train_paths("", ck);
               return train_model_checkpointed(p.type, p.config, td, ctx, ck, &history);
             });
+            if (features) {
+              b.meta["item_features"] = features->describe();
+              b.meta["item_feature_encoder"] = FeatureEncoder(features->table).to_json();
+            }
             p.rec = item_recommender(std::move(b));
           },
           py::arg("train"), py::arg("valid"), py::arg("seed"), py::arg("threads"),
           py::arg("patience"), py::arg("valid_metric"), py::arg("progress"), py::arg("on_epoch"),
-          py::arg("checkpoint"), py::arg("resume"))
+          py::arg("checkpoint"), py::arg("resume"), py::arg("item_features"),
+          py::arg("feature_options"))
       .def("save",
            [](const PyModel& p, const std::string& path) {
              auto b = p.bundle();

@@ -211,6 +211,17 @@ def test_feature_aware_sasrec_adds_items_in_process(tmp_path):
     assert np.all(np.isfinite(got["scores"]))
     out = rec.add_events("s1", ["m9001", items[1]], k=5)
     assert out["unknown_items"] == [] and len(out["items"]) == 5
+    # The same trained in process: fit(..., item_features=...) stores the encoder too.
+    m = seqrec.SASRec(loss="ce", hidden_units=16, maxlen=20, epochs=1)
+    m.fit(str(log), item_features=str(movies), text_buckets=256, progress=False)
+    assert "item_feature_encoder" in m.meta
+    rec = seqrec.Recommender(m)
+    assert rec.add_item("m9002", {"title": "night (1996)", "genres": "Drama"})["index"] == n
+    assert "m9002" in rec.recommend_items([items[0]], k=n + 1)["items"]
+    with pytest.raises(seqrec.InputError, match="does not use item features"):
+        seqrec.Pop().fit(str(log), item_features=str(movies), progress=False)
+    with pytest.raises(seqrec.InputError, match="need item_features"):
+        seqrec.SASRec(epochs=1).fit(str(log), text_buckets=256, progress=False)
 
 
 def test_items_need_a_model_with_features(split):
