@@ -5,8 +5,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/isa_begin.hpp"
 #include "core/parallel.hpp"
+
+#include "core/isa_begin.hpp"
 
 namespace seqrec::train::SEQREC_ISA_NS {
 
