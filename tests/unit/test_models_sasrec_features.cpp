@@ -156,13 +156,13 @@ TEST(FeatureEmbedding, FeatureAwareSasrecGradientMatchesFiniteDifferences) {
       const float* F = sasrec::forward(c, l, eff.data(), ch, ws, false, 0, 0);
       std::vector<float> df(T * d), de(6 * d, 0.0f);
       return kernels::sasrec_full_ce(T, d, 6, F, eff.data() + l.out_emb, tgt.data(), 1.0f,
-                                     df.data(), de.data(), scratch);
+                                     df.data(), de.data(), scratch, Precision::Fp32);
     };
     build();
     const float* F = sasrec::forward(c, l, eff.data(), ch, ws, false, 0, 0);
     std::vector<float> grad(w.size(), 0.0f), df(T * d);
     kernels::sasrec_full_ce(T, d, 6, F, eff.data() + l.out_emb, tgt.data(), 1.0f, df.data(),
-                            grad.data() + l.out_emb, scratch);
+                            grad.data() + l.out_emb, scratch, Precision::Fp32);
     sasrec::backward(c, l, eff.data(), ch, ws, df.data(), grad.data());
     featemb::scatter(fx, grad.data() + l.item_emb, d, all, grad.data() + l.feat_emb);
     if (!shared) featemb::scatter(fx, grad.data() + l.out_emb, d, all, grad.data() + l.feat_emb);
