@@ -22,7 +22,10 @@ void row_rne(const float* s, uint16_t* d, int64_t n) {
 
 #if SEQREC_ISA_VARIANT == 2
 // vcvtne2ps2bf16: 32 floats to 32 bf16 per instruction, round to nearest even.
-__attribute__((target("avx512bf16"))) void row_hw(const float* s, uint16_t* d, int64_t n) {
+// The level's features plus BF16, spelled out: clang lets a function's own target attribute
+// replace the one pushed by isa_begin.hpp rather than add to it.
+__attribute__((target(SEQREC_ISA_TARGET ",avx512bf16"))) void row_hw(const float* s, uint16_t* d,
+                                                                     int64_t n) {
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     const __m512 lo = _mm512_loadu_ps(s + i), hi = _mm512_loadu_ps(s + i + 16);
