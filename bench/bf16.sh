@@ -47,9 +47,11 @@ emit() {  # emit JSON-FIELDS...: one line with the common fields
 }
 # seconds of each epoch of a training log, from the rate of its final progress line
 # ("gru4rec epoch 1/1 100.0% 52.5k/52.5k events 3151 events/s in 0:17"): UNITS / rate
+# (a rate of 10,000 or more is printed with a k: "20.1k events/s")
 epoch_secs() {  # LOG UNITS
-  grep -aoE 'epoch [0-9]+/[0-9]+ +100\.0% .* [0-9.]+ [a-z]+/s in' "$1" |
-    sed -E 's/.* ([0-9.]+) [a-z]+\/s in$/\1/' | awk -v u="$2" '{printf "%.3f\n", u / $1}'
+  grep -aoE 'epoch [0-9]+/[0-9]+ +100\.0% .* [0-9.]+k? [a-z]+/s in' "$1" |
+    sed -E 's/.* ([0-9.]+)(k?) [a-z]+\/s in$/\1 \2/' |
+    awk -v u="$2" '{r = $1 * ($2 == "k" ? 1000 : 1); printf "%.3f\n", u / r}'
 }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "null"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
