@@ -73,6 +73,27 @@ void check_indices(const TensorReader& r, const std::string& name, std::span<con
   }
 }
 
+SparseFeatures read_sparse_features(const TensorReader& r, std::span<const int64_t> offsets,
+                                    int32_t n_features) {
+  const int64_t nnz = offsets.back();
+  std::span<const int32_t> idx;
+  std::span<const float> val;
+  if (nnz > 0 || r.has("features.index")) {
+    idx = read_vector<int32_t>(r, "features.index", nnz);
+    val = read_vector<float>(r, "features.value", nnz);
+  }
+  check_offsets(r, "features.offsets", offsets, nnz);
+  check_indices(r, "features.index", idx, n_features);
+  for (float x : val)
+    if (!std::isfinite(x)) bad_tensor(r, "features.value", "contains NaN/inf");
+  SparseFeatures X;
+  X.n_features = n_features;
+  X.offsets.assign(offsets.begin(), offsets.end());
+  X.index.assign(idx.begin(), idx.end());
+  X.value.assign(val.begin(), val.end());
+  return X;
+}
+
 std::vector<float> popularity_tiebreak(std::span<const int64_t> counts, bool enabled) {
   std::vector<float> tb(counts.size(), 0.0f);
   if (!enabled || counts.empty()) return tb;

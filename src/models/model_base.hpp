@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "seqrec/config.hpp"
+#include "seqrec/features.hpp"
 #include "seqrec/model.hpp"
 #include "train/state.hpp"
 
@@ -57,6 +58,12 @@ void check_offsets(const TensorReader& r, const std::string& name, std::span<con
 /// Checks that every index lies in [0, n).
 void check_indices(const TensorReader& r, const std::string& name, std::span<const int32_t> idx,
                    int64_t n);
+
+/// Item features stored as the tensors "features.offsets" (read by the caller, who knows
+/// how many rows to expect), "features.index" and "features.value": checked (CSR offsets,
+/// indices in [0, n_features), finite values) and copied. Error naming the source otherwise.
+SparseFeatures read_sparse_features(const TensorReader& r, std::span<const int64_t> offsets,
+                                    int32_t n_features);
 
 /// The popularity tie-breaker added to scores: 1e-6 * count / max count (all zeros when
 /// `enabled` is false). Ties between otherwise equal scores are then broken by popularity

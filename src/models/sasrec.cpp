@@ -854,21 +854,7 @@ void SasrecModel::load(const TensorReader& r) {
     if (!std::isfinite(x)) throw Error(r.source() + ": sasrec weights contain NaN/inf");
   if (has_features()) {
     const auto off = read_vector<int64_t>(r, "features.offsets", int64_t{n_items_} + 1);
-    const int64_t nnz = off.back();
-    std::span<const int32_t> idx;
-    std::span<const float> val;
-    if (nnz > 0 || r.has("features.index")) {
-      idx = read_vector<int32_t>(r, "features.index", nnz);
-      val = read_vector<float>(r, "features.value", nnz);
-    }
-    check_offsets(r, "features.offsets", off, nnz);
-    check_indices(r, "features.index", idx, net_.n_features);
-    for (float x : val)
-      if (!std::isfinite(x)) bad_tensor(r, "features.value", "contains NaN/inf");
-    X_.n_features = static_cast<int32_t>(net_.n_features);
-    X_.offsets.assign(off.begin(), off.end());
-    X_.index.assign(idx.begin(), idx.end());
-    X_.value.assign(val.begin(), val.end());
+    X_ = read_sparse_features(r, off, static_cast<int32_t>(net_.n_features));
     fx_ = featemb::mean_rows(X_);
     refresh_effective();
   }
