@@ -445,9 +445,9 @@ struct Recommender::Impl {
     c->dim = s.head ? s.head->dim() : 0;
     const Model& m = *s.bundle.model;
     if (!m.adds_items()) {
-      c->adds_why =
-          "model type '" + m.type() +
-          "' cannot add items by their features (only dssm or sasrec trained with --item-features can)";
+      c->adds_why = "model type '" + m.type() +
+                    "' cannot add items by their features (only dssm or sasrec trained with "
+                    "--item-features can)";
     } else if (!s.head) {
       c->adds_why = "adding items needs the dot-product head (dot_product_head is off)";
     } else if (!s.bundle.meta.is_object() || !s.bundle.meta.contains("item_feature_encoder")) {

@@ -7,6 +7,7 @@
 
 #include "core/parallel.hpp"
 
+// Last: the headers above must not be compiled for this file's instruction-set level.
 #include "core/isa_begin.hpp"
 
 namespace seqrec::train::SEQREC_ISA_NS {
