@@ -1,6 +1,7 @@
 """Helpers shared by the package's modules."""
 
 import numbers
+import operator
 
 import numpy as np
 
@@ -46,8 +47,6 @@ def path_text(path, what):
 def integer(value, what, lo, hi):
     """An int in [lo, hi] from an integral value (not a bool, float or string), else
     InputError naming `what` (so that a bad argument never reaches the C++ core)."""
-    import operator
-
     if isinstance(value, (bool, np.bool_)):
         raise InputError(f"{what} must be an integer, got {value!r}")
     try:
