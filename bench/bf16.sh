@@ -55,6 +55,30 @@ epoch_secs() {  # LOG UNITS
 }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "null"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
+# ROUNDS x (fp32, bf16) trainings of MODEL's PRESET on TRAIN, alternated; one JSON line per
+# precision: median seconds per epoch (UNITS / the progress line's rate), median process
+# CPU seconds, and for gru4rec events/s (UNITS = training pairs).
+speed_runs() {  # MODEL PRESET DATA_NAME TRAIN UNITS
+  local model=$1 preset=$2 name=$3 train=$4 units=$5 r prec med cpu used rate
+  for r in $(seq "$ROUNDS"); do
+    for prec in fp32 bf16; do
+      /usr/bin/time -f "%e %U %S" -o "$W/t.$model.$prec.$r" "$B" --threads "$THREADS" train "$train" \
+        -m "$model" --preset "$preset" --epochs "$EPOCHS" --precision "$prec" -o "$W/$model.seqrec" \
+        > /dev/null 2> "$W/log.$model.$prec.$r"
+      epoch_secs "$W/log.$model.$prec.$r" "$units" > "$W/s.$model.$prec.$r"
+      echo "bf16: $model $prec round $r: $(tr '\n' ' ' < "$W/s.$model.$prec.$r")s/epoch; wall/user/sys $(cat "$W/t.$model.$prec.$r"); load $(load)" >&2
+    done
+  done
+  for prec in fp32 bf16; do
+    med=$(cat "$W"/s.$model.$prec.* | median)
+    cpu=$(cat "$W"/t.$model.$prec.* | awk '{print $2 + $3}' | median)
+    used=$(grep -aoE "$model: precision [a-z0-9]+" "$W/log.$model.$prec.1" | awk '{print $3}')
+    rate=""
+    [ "$model" = gru4rec ] && rate=", \"events_per_s\": $(python3 -c "print(round($units/$med))")"
+    emit "{\"part\": \"$model\", \"preset\": \"$preset\", \"data\": \"$name\", \"precision\": \"$prec\", \"precision_used\": \"$used\", \"rounds\": $ROUNDS, \"epochs\": $EPOCHS, \"median_epoch_s\": $med$rate, \"median_process_cpu_s\": $cpu}"
+  done
+}
+
 for part in $PARTS; do
   case $part in
   peak)
@@ -69,21 +93,7 @@ for part in $PARTS; do
     [ -f "$TRAIN" ] || { echo "bf16: $TRAIN absent, skipping gru4rec" >&2; continue; }
     # training pairs = events - sessions (every event but a session's first is a target)
     PAIRS=$(awk -F'\t' 'NR>1 {e++; s[$1]=1} END {print e-length(s)}' "$TRAIN")
-    for r in $(seq "$ROUNDS"); do
-      for prec in fp32 bf16; do
-        /usr/bin/time -f "%e %U %S" -o "$W/t.g.$prec.$r" "$B" --threads "$THREADS" train "$TRAIN" \
-          -m gru4rec --preset bprmax --epochs "$EPOCHS" --precision "$prec" -o "$W/g.seqrec" \
-          > /dev/null 2> "$W/log.g.$prec.$r"
-        epoch_secs "$W/log.g.$prec.$r" "$PAIRS" > "$W/s.g.$prec.$r"
-        echo "bf16: gru4rec $prec round $r: $(tr '\n' ' ' < "$W/s.g.$prec.$r")s/epoch; wall/user/sys $(cat "$W/t.g.$prec.$r"); load $(load)" >&2
-      done
-    done
-    for prec in fp32 bf16; do
-      med=$(cat "$W"/s.g.$prec.* | median)
-      cpu=$(cat "$W"/t.g.$prec.* | awk '{print $2 + $3}' | median)
-      used=$(grep -aoE 'gru4rec: precision [a-z0-9]+' "$W/log.g.$prec.1" | awk '{print $3}')
-      emit "{\"part\": \"gru4rec\", \"preset\": \"bprmax\", \"data\": \"rsc15-100k\", \"precision\": \"$prec\", \"precision_used\": \"$used\", \"rounds\": $ROUNDS, \"epochs\": $EPOCHS, \"median_epoch_s\": $med, \"events_per_s\": $(python3 -c "print(round($PAIRS/$med))"), \"median_process_cpu_s\": $cpu}"
-    done
+    speed_runs gru4rec bprmax rsc15-100k "$TRAIN" "$PAIRS"
     ;;
   sasrec)
     ML=$DATA/ml-1m/ml-1m.txt
@@ -91,21 +101,7 @@ for part in $PARTS; do
     "$B" -q prepare "$ML" --protocol sequential -o "$W/ml" > /dev/null
     # sequences trained per epoch (the progress unit): users with >= 2 events
     USERS=$(awk -F'\t' 'NR>1 {c[$1]++} END {n=0; for (u in c) if (c[u] >= 2) n++; print n}' "$W/ml/train_full.tsv")
-    for r in $(seq "$ROUNDS"); do
-      for prec in fp32 bf16; do
-        /usr/bin/time -f "%e %U %S" -o "$W/t.s.$prec.$r" "$B" --threads "$THREADS" train "$W/ml" \
-          -m sasrec --preset ml1m_plus --epochs "$EPOCHS" --precision "$prec" -o "$W/s.seqrec" \
-          > /dev/null 2> "$W/log.s.$prec.$r"
-        epoch_secs "$W/log.s.$prec.$r" "$USERS" > "$W/s.s.$prec.$r"
-        echo "bf16: sasrec $prec round $r: $(tr '\n' ' ' < "$W/s.s.$prec.$r")s/epoch; wall/user/sys $(cat "$W/t.s.$prec.$r"); load $(load)" >&2
-      done
-    done
-    for prec in fp32 bf16; do
-      med=$(cat "$W"/s.s.$prec.* | median)
-      cpu=$(cat "$W"/t.s.$prec.* | awk '{print $2 + $3}' | median)
-      used=$(grep -aoE 'sasrec: precision [a-z0-9]+' "$W/log.s.$prec.1" | awk '{print $3}')
-      emit "{\"part\": \"sasrec\", \"preset\": \"ml1m_plus\", \"data\": \"ml-1m\", \"precision\": \"$prec\", \"precision_used\": \"$used\", \"rounds\": $ROUNDS, \"epochs\": $EPOCHS, \"median_epoch_s\": $med, \"median_process_cpu_s\": $cpu}"
-    done
+    speed_runs sasrec ml1m_plus ml-1m "$W/ml" "$USERS"
     ;;
   accuracy)
     for preset in $PRESETS; do
