@@ -5,6 +5,7 @@
 // path is the fp32 one: the comparisons hold trivially and the parts that need the hardware
 // say they were skipped.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -297,9 +298,10 @@ TEST(Bf16Training, PrecisionOptionParsedStoredAndReloaded) {
       for (int32_t i = 0; i < I; ++i) b.items.add("i" + std::to_string(i));
       b.item_counts.assign(static_cast<size_t>(I), 1);
       b.meta["precision"] = used;
-      const std::string path = (std::filesystem::temp_directory_path() /
-                                ("seqrec_bf16_" + std::string(model) + ".seqrec"))
-                                   .string();
+      const std::string path =
+          (std::filesystem::temp_directory_path() /
+           ("seqrec_bf16_" + std::string(model) + "_" + std::to_string(::getpid()) + ".seqrec"))
+              .string();
       save_model(path, b);
       const ModelBundle r = load_model(path);
       std::filesystem::remove(path);

@@ -158,14 +158,16 @@ TEST(ServeSessionCodec, ParsesRedisUrls) {
     EXPECT_THROW(serve::parse_redis_url(bad, "session_store"), InputError) << bad;
   RecommenderOptions o = opts();
   o.session_store = "redis:/oops";
+  const fs::path model =
+      fs::temp_directory_path() / ("seqrec_url_model_" + std::to_string(::getpid()) + ".seqrec");
   try {
-    train_file((fs::temp_directory_path() / "seqrec_url_model.seqrec").string(), "pop", 1);
-    Recommender rec((fs::temp_directory_path() / "seqrec_url_model.seqrec").string(), o);
+    train_file(model.string(), "pop", 1);
+    Recommender rec(model.string(), o);
     FAIL() << "accepted a bad session store";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("session_store"), std::string::npos) << e.what();
   }
-  fs::remove(fs::temp_directory_path() / "seqrec_url_model.seqrec");
+  fs::remove(model);
 }
 
 TEST_F(StoreTmp, FingerprintsAreThoseOfTheFile) {
