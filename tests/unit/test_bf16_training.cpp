@@ -5,7 +5,6 @@
 // path is the fp32 one: the comparisons hold trivially and the parts that need the hardware
 // say they were skipped.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -24,6 +23,7 @@
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/model.hpp"
+#include "test_data_util.hpp"
 
 using namespace seqrec;
 
@@ -298,13 +298,10 @@ TEST(Bf16Training, PrecisionOptionParsedStoredAndReloaded) {
       for (int32_t i = 0; i < I; ++i) b.items.add("i" + std::to_string(i));
       b.item_counts.assign(static_cast<size_t>(I), 1);
       b.meta["precision"] = used;
-      const std::string path =
-          (std::filesystem::temp_directory_path() /
-           ("seqrec_bf16_" + std::string(model) + "_" + std::to_string(::getpid()) + ".seqrec"))
-              .string();
+      const test::TempDir dir;
+      const std::string path = dir.file(std::string(model) + ".seqrec");
       save_model(path, b);
       const ModelBundle r = load_model(path);
-      std::filesystem::remove(path);
       EXPECT_EQ(r.model->config().get_string("precision"), prec) << model;
       EXPECT_EQ(r.meta.value("precision", ""), used) << model;
     }

@@ -19,6 +19,7 @@
 #include "io/model_file.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/model.hpp"
+#include "test_data_util.hpp"
 
 using namespace seqrec;
 namespace fs = std::filesystem;
@@ -26,29 +27,7 @@ namespace mf = seqrec::model_file;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("seqrec_io_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::vector<std::string> list() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path_)) names.push_back(e.path().filename());
-    return names;
-  }
-
- private:
-  fs::path path_;
-};
+using seqrec::test::TempDir;
 
 std::vector<unsigned char> read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

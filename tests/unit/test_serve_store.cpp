@@ -16,6 +16,7 @@
 #include "seqrec/recommender.hpp"
 #include "serve/redis_store.hpp"
 #include "serve/session_codec.hpp"
+#include "test_data_util.hpp"
 
 using namespace seqrec;
 namespace fs = std::filesystem;
@@ -158,16 +159,15 @@ TEST(ServeSessionCodec, ParsesRedisUrls) {
     EXPECT_THROW(serve::parse_redis_url(bad, "session_store"), InputError) << bad;
   RecommenderOptions o = opts();
   o.session_store = "redis:/oops";
-  const fs::path model =
-      fs::temp_directory_path() / ("seqrec_url_model_" + std::to_string(::getpid()) + ".seqrec");
+  const test::TempDir dir;
+  const std::string model = dir.file("pop.seqrec");
   try {
-    train_file(model.string(), "pop", 1);
-    Recommender rec(model.string(), o);
+    train_file(model, "pop", 1);
+    Recommender rec(model, o);
     FAIL() << "accepted a bad session store";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("session_store"), std::string::npos) << e.what();
   }
-  fs::remove(model);
 }
 
 TEST_F(StoreTmp, FingerprintsAreThoseOfTheFile) {

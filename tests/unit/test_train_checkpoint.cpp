@@ -20,6 +20,7 @@
 #include "seqrec/data.hpp"
 #include "seqrec/error.hpp"
 #include "seqrec/model.hpp"
+#include "test_data_util.hpp"
 #include "train/sampler.hpp"
 
 using namespace seqrec;
@@ -30,21 +31,7 @@ namespace {
 /// Thrown from the checkpoint callback to stop training the way a kill would.
 struct Killed {};
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::path(::testing::TempDir()) /
-            ("seqrec_ckpt_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using seqrec::test::TempDir;
 
 TrainData make_data(int64_t events, int32_t items, uint64_t seed) {
   GenerateOptions o;
@@ -208,10 +195,10 @@ TEST(SampleStoreResume, RestoredStoreHandsOutTheSameRows) {
 TEST(CheckpointResume, Gru4recFourEpochsEqualTwoPlusTwo) {
   TempDir dir;
   const TrainData d = make_data(6000, 150, 3);
-  check_resume_is_exact("gru4rec", gru_cfg(), d, 2, quiet(), nullptr, dir / "g.ckpt");
+  check_resume_is_exact("gru4rec", gru_cfg(), d, 2, quiet(), nullptr, dir.file("g.ckpt"));
   // The checkpoint stopped in the middle of a sample store generation: the test covers the
   // regeneration on resume.
-  const Checkpoint ck = load_checkpoint(dir / "g.ckpt");
+  const Checkpoint ck = load_checkpoint(dir.file("g.ckpt"));
   const int64_t pos = ck.state.values.at("sample_position").get<int64_t>();
   EXPECT_GT(pos, 0);
   EXPECT_LT(pos, ck.state.values.at("sample_rows").get<int64_t>());
@@ -222,7 +209,7 @@ TEST(CheckpointResume, Gru4recCompletedShortRunExtendedEqualsLongRun) {
   TempDir dir;
   const TrainData d = make_data(6000, 150, 3);
   const Config four = gru_cfg("4");
-  check_resume_is_exact("gru4rec", gru_cfg("2"), d, 2, quiet(), &four, dir / "g.ckpt");
+  check_resume_is_exact("gru4rec", gru_cfg("2"), d, 2, quiet(), &four, dir.file("g.ckpt"));
 }
 
 TEST(CheckpointResume, Gru4recEarlyStoppingSurvivesTheKill) {
@@ -237,9 +224,9 @@ TEST(CheckpointResume, Gru4recEarlyStoppingSurvivesTheKill) {
   };
   for (int64_t kill : {1, 3, 4}) {
     SCOPED_TRACE("killed after epoch " + std::to_string(kill));
-    check_resume_is_exact("gru4rec", gru_cfg("6"), d, kill, base, nullptr, dir / "g.ckpt");
+    check_resume_is_exact("gru4rec", gru_cfg("6"), d, kill, base, nullptr, dir.file("g.ckpt"));
   }
-  const Checkpoint ck = load_checkpoint(dir / "g.ckpt");
+  const Checkpoint ck = load_checkpoint(dir.file("g.ckpt"));
   EXPECT_TRUE(ck.state.stopped_early);
   Gru4recModel m(gru_cfg("6"));
   FitContext c = base;
@@ -255,10 +242,10 @@ TEST(CheckpointResume, SasrecFourEpochsEqualTwoPlusTwo) {
   const TrainData d = make_data(5000, 80, 6);
   for (const char* loss : {"bce", "sampled_softmax", "ce"}) {
     SCOPED_TRACE(loss);
-    check_resume_is_exact("sasrec", sas_cfg(loss), d, 2, quiet(), nullptr, dir / "s.ckpt");
+    check_resume_is_exact("sasrec", sas_cfg(loss), d, 2, quiet(), nullptr, dir.file("s.ckpt"));
   }
   const Config four = sas_cfg("gbce", "4");
-  check_resume_is_exact("sasrec", sas_cfg("gbce", "2"), d, 2, quiet(), &four, dir / "s.ckpt");
+  check_resume_is_exact("sasrec", sas_cfg("gbce", "2"), d, 2, quiet(), &four, dir.file("s.ckpt"));
 }
 
 TEST(CheckpointResume, SasrecEarlyStoppingSurvivesTheKill) {
@@ -271,7 +258,8 @@ TEST(CheckpointResume, SasrecEarlyStoppingSurvivesTheKill) {
     return s[epoch - 1];
   };
   for (int64_t kill : {1, 3, 4})
-    check_resume_is_exact("sasrec", sas_cfg("bce", "6"), d, kill, base, nullptr, dir / "s.ckpt");
+    check_resume_is_exact("sasrec", sas_cfg("bce", "6"), d, kill, base, nullptr,
+                          dir.file("s.ckpt"));
 }
 
 TEST(CheckpointResume, StateThatDoesNotFitIsAnError) {
@@ -279,9 +267,9 @@ TEST(CheckpointResume, StateThatDoesNotFitIsAnError) {
   const TrainData d = make_data(3000, 80, 9);
   auto m = create_model("gru4rec", gru_cfg("2"));
   FitContext c = quiet();
-  c.checkpoint = checkpoint_to(dir / "g.ckpt", d, 0);
+  c.checkpoint = checkpoint_to(dir.file("g.ckpt"), d, 0);
   m->fit(d.train, d.items.size(), c);
-  Checkpoint ck = load_checkpoint(dir / "g.ckpt");
+  Checkpoint ck = load_checkpoint(dir.file("g.ckpt"));
   // More epochs done than the budget.
   auto one = create_model("gru4rec", gru_cfg("1"));
   FitContext r = quiet();
@@ -297,7 +285,7 @@ TEST(CheckpointResume, StateThatDoesNotFitIsAnError) {
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("is missing"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find(dir / "g.ckpt"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(dir.file("g.ckpt")), std::string::npos) << e.what();
   }
   st = ck.state;
   st.values.erase("dropout_rng");
@@ -345,7 +333,7 @@ std::string error_of(const std::function<void()>& f) {
 TEST(CheckpointApp, ResumeChecksModelDataConfigurationAndSettings) {
   TempDir dir;
   const TrainData d = make_data(3000, 80, 10);
-  const std::string ck = dir / "g.ckpt";
+  const std::string ck = dir.file("g.ckpt");
   ModelBundle b = app_train("gru4rec", gru_cfg("2"), d, ck, "");
   EXPECT_EQ(model_file_kind(ck), "checkpoint");
   const Checkpoint c = load_checkpoint(ck);
@@ -399,29 +387,29 @@ TEST(CheckpointApp, ResumeChecksModelDataConfigurationAndSettings) {
 TEST(CheckpointApp, DamagedOrWrongFilesAreClearErrors) {
   TempDir dir;
   const TrainData d = make_data(3000, 80, 11);
-  const std::string ck = dir / "g.ckpt";
+  const std::string ck = dir.file("g.ckpt");
   ModelBundle b = app_train("gru4rec", gru_cfg("1"), d, ck, "");
-  const std::string model = dir / "final.seqrec";
+  const std::string model = dir.file("final.seqrec");
   save_model(model, b);
   EXPECT_EQ(model_file_kind(model), "model");
-  EXPECT_EQ(model_file_kind(dir / "absent"), "");
+  EXPECT_EQ(model_file_kind(dir.file("absent")), "");
 
   // A final model is not a checkpoint.
   std::string e = error_of([&] { load_checkpoint(model); });
   EXPECT_NE(e.find("not a training checkpoint"), std::string::npos) << e;
   // Truncated and corrupted copies.
   const auto size = fs::file_size(ck);
-  fs::copy_file(ck, dir / "cut.ckpt");
-  fs::resize_file(dir / "cut.ckpt", size / 2);
-  e = error_of([&] { load_checkpoint(dir / "cut.ckpt"); });
+  fs::copy_file(ck, dir.file("cut.ckpt"));
+  fs::resize_file(dir.file("cut.ckpt"), size / 2);
+  e = error_of([&] { load_checkpoint(dir.file("cut.ckpt")); });
   EXPECT_NE(e.find("corrupt or truncated"), std::string::npos) << e;
-  fs::copy_file(ck, dir / "flip.ckpt");
+  fs::copy_file(ck, dir.file("flip.ckpt"));
   {
-    std::fstream f(dir / "flip.ckpt", std::ios::in | std::ios::out | std::ios::binary);
+    std::fstream f(dir.file("flip.ckpt"), std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(static_cast<std::streamoff>(size - 100));
     f.put('\x5a');
   }
-  e = error_of([&] { load_checkpoint(dir / "flip.ckpt"); });
+  e = error_of([&] { load_checkpoint(dir.file("flip.ckpt")); });
   EXPECT_NE(e.find("checksum mismatch"), std::string::npos) << e;
   // A checkpoint still loads as a model (the weights of its last epoch).
   ModelBundle as_model = load_model(ck);
@@ -436,29 +424,29 @@ TEST(CheckpointApp, DamagedOrWrongFilesAreClearErrors) {
   e = error_of([&] { check_train_paths(ck, o); });
   EXPECT_NE(e.find("is a training checkpoint"), std::string::npos) << e;
   o.path = model;
-  e = error_of([&] { check_train_paths(dir / "new.seqrec", o); });
+  e = error_of([&] { check_train_paths(dir.file("new.seqrec"), o); });
   EXPECT_NE(e.find("is a final model file"), std::string::npos) << e;
   {
-    std::ofstream f(dir / "notes.txt");
+    std::ofstream f(dir.file("notes.txt"));
     f << "precious\n";
   }
-  o.path = dir / "notes.txt";
-  e = error_of([&] { check_train_paths(dir / "new.seqrec", o); });
+  o.path = dir.file("notes.txt");
+  e = error_of([&] { check_train_paths(dir.file("new.seqrec"), o); });
   EXPECT_NE(e.find("is a text file"), std::string::npos) << e;
   EXPECT_NE(e.find("--force"), std::string::npos) << e;
   o.path = ck;
-  o.resume = dir / "new.seqrec";
-  e = error_of([&] { check_train_paths(dir / "new.seqrec", o); });
+  o.resume = dir.file("new.seqrec");
+  e = error_of([&] { check_train_paths(dir.file("new.seqrec"), o); });
   EXPECT_NE(e.find("--resume and --out"), std::string::npos) << e;
   o.resume = ck;
-  EXPECT_EQ(error_of([&] { check_train_paths(dir / "new.seqrec", o); }), "(no error)");
+  EXPECT_EQ(error_of([&] { check_train_paths(dir.file("new.seqrec"), o); }), "(no error)");
 }
 
 TEST(CheckpointApp, BaselinesCheckpointTheirFinalModel) {
   TempDir dir;
   const TrainData d = make_data(3000, 80, 12);
   for (const char* type : {"pop", "sr", "vsknn"}) {
-    const std::string ck = dir / (std::string(type) + ".ckpt");
+    const std::string ck = dir.file(std::string(type) + ".ckpt");
     ModelBundle a = app_train(type, default_config(type), d, ck, "");
     const Checkpoint c = load_checkpoint(ck);
     EXPECT_EQ(c.info.value("kind", ""), "final") << type;
@@ -467,7 +455,7 @@ TEST(CheckpointApp, BaselinesCheckpointTheirFinalModel) {
     EXPECT_EQ(b.meta["resumed_from"]["epoch"], 0);
   }
   // A single-pass checkpoint admits no change of configuration at all.
-  const std::string ck = dir / "sr.ckpt";
+  const std::string ck = dir.file("sr.ckpt");
   Config other = default_config("sr");
   other.set("steps", "3", "test");
   const std::string e = error_of([&] { app_train("sr", other, d, "", ck); });
